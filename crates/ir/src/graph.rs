@@ -1,0 +1,403 @@
+//! The arena graph with hash-consing and provenance.
+
+use std::collections::HashMap;
+
+use crate::infer::infer;
+use crate::{
+    err, BinaryOp, DType, IrError, Op, ReduceOp, Shape, SliceDim, Tensor, UnaryOp,
+};
+
+/// Index of a node in its graph's arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One operation applied to earlier nodes, with its inferred shape and dtype.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<NodeId>,
+    pub shape: Shape,
+    pub dtype: DType,
+}
+
+impl Node {
+    /// Number of elements.
+    pub fn size(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// A hash-consed DAG. Invariants: `nodes[i].inputs[j] < i`; no two nodes are equal
+/// (same op and inputs); `inputs[k]` is the node `Input(k)`.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    nodes: Vec<Node>,
+    memo: HashMap<(Op, Vec<NodeId>), NodeId>,
+    consts: Vec<Tensor>,
+    const_memo: HashMap<(DType, Shape, Vec<u64>), u32>,
+    /// The input nodes, in argument order.
+    pub inputs: Vec<NodeId>,
+    /// The user's name for each input (`x`, `W`, ...).
+    pub input_names: Vec<String>,
+    /// The results of the graph (set by whoever builds it).
+    pub outputs: Vec<NodeId>,
+    /// Source location (index into `loc_table`) of the code that created each node.
+    locs: Vec<Option<u32>>,
+    loc_table: Vec<String>,
+    current_loc: Option<u32>,
+    /// Variable names the user gave to values (from the bytecode), for printing.
+    pub names: HashMap<NodeId, String>,
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn shape(&self, id: NodeId) -> &Shape {
+        &self.nodes[id.index()].shape
+    }
+
+    pub fn dtype(&self, id: NodeId) -> DType {
+        self.nodes[id.index()].dtype
+    }
+
+    /// The literal tensors referenced by `Op::Const`.
+    pub fn consts(&self) -> &[Tensor] {
+        &self.consts
+    }
+
+    /// The tensor of a `Const` node.
+    pub fn const_value(&self, id: NodeId) -> Option<&Tensor> {
+        match self.node(id).op {
+            Op::Const(c) => Some(&self.consts[c as usize]),
+            _ => None,
+        }
+    }
+
+    /// The single value of a constant whose elements are all equal, looking through
+    /// broadcasts and reshapes.
+    pub fn uniform_const(&self, id: NodeId) -> Option<f64> {
+        let n = self.node(id);
+        match &n.op {
+            Op::Const(c) => self.consts[*c as usize].uniform_value(),
+            Op::Broadcast(_) | Op::Reshape(_) => self.uniform_const(n.inputs[0]),
+            _ => None,
+        }
+    }
+
+    /// Sets the source location given to nodes created from now on.
+    pub fn set_loc(&mut self, loc: Option<&str>) {
+        self.current_loc = loc.map(|l| match self.loc_table.iter().position(|x| x == l) {
+            Some(i) => i as u32,
+            None => {
+                self.loc_table.push(l.to_string());
+                (self.loc_table.len() - 1) as u32
+            }
+        });
+    }
+
+    /// Where the user's code created this node (`file:line`), if known.
+    pub fn loc(&self, id: NodeId) -> Option<&str> {
+        self.locs[id.index()].map(|i| self.loc_table[i as usize].as_str())
+    }
+
+    /// Adds a graph input with a name, shape and dtype.
+    pub fn add_input(&mut self, name: &str, shape: Shape, dtype: DType) -> NodeId {
+        let k = self.inputs.len() as u32;
+        let id = self.push(Op::Input(k), vec![], shape, dtype);
+        self.inputs.push(id);
+        self.input_names.push(name.to_string());
+        id
+    }
+
+    /// Adds (or finds) a literal tensor.
+    pub fn constant(&mut self, t: Tensor) -> NodeId {
+        let key = t.key();
+        let c = match self.const_memo.get(&key) {
+            Some(&c) => c,
+            None => {
+                self.consts.push(t.clone());
+                let c = (self.consts.len() - 1) as u32;
+                self.const_memo.insert(key, c);
+                c
+            }
+        };
+        self.intern(Op::Const(c), vec![], t.shape, t.dtype)
+    }
+
+    /// A 0-d constant.
+    pub fn scalar(&mut self, v: f64, dtype: DType) -> NodeId {
+        self.constant(Tensor::new(dtype, vec![], vec![v]))
+    }
+
+    /// A constant of the given shape with every element `v` (a broadcast 0-d constant).
+    pub fn full(&mut self, v: f64, shape: &[usize], dtype: DType) -> NodeId {
+        let s = self.scalar(v, dtype);
+        self.broadcast(s, shape).expect("a scalar broadcasts to any shape")
+    }
+
+    /// Zeros shaped like `id`.
+    pub fn zeros_like(&mut self, id: NodeId) -> NodeId {
+        let (shape, dtype) = (self.shape(id).clone(), self.dtype(id));
+        self.full(0.0, &shape, dtype)
+    }
+
+    /// Adds (or finds) `op(inputs)` after checking shapes and dtypes.
+    pub fn add(&mut self, op: Op, inputs: Vec<NodeId>) -> Result<NodeId, IrError> {
+        if matches!(op, Op::Input(_) | Op::Const(_)) {
+            return err("inputs and constants are added with add_input and constant");
+        }
+        for i in &inputs {
+            if i.index() >= self.nodes.len() {
+                return err(format!("operand {} does not exist", i.0));
+            }
+        }
+        let ins: Vec<(&Shape, DType)> = inputs
+            .iter()
+            .map(|i| (&self.nodes[i.index()].shape, self.nodes[i.index()].dtype))
+            .collect();
+        let (shape, dtype) = infer(&op, &ins, self.consts.len())?;
+        Ok(self.intern(op, inputs, shape, dtype))
+    }
+
+    fn intern(&mut self, op: Op, inputs: Vec<NodeId>, shape: Shape, dtype: DType) -> NodeId {
+        let key = (op, inputs);
+        if let Some(&id) = self.memo.get(&key) {
+            return id;
+        }
+        let (op, inputs) = key.clone();
+        let id = self.push(op, inputs, shape, dtype);
+        self.memo.insert(key, id);
+        id
+    }
+
+    fn push(&mut self, op: Op, inputs: Vec<NodeId>, shape: Shape, dtype: DType) -> NodeId {
+        self.nodes.push(Node {
+            op,
+            inputs,
+            shape,
+            dtype,
+        });
+        self.locs.push(self.current_loc);
+        NodeId((self.nodes.len() - 1) as u32)
+    }
+
+    // ---- builders: thin conveniences over `add`, no-ops where the op would be identity ----
+
+    pub fn unary(&mut self, op: UnaryOp, x: NodeId) -> Result<NodeId, IrError> {
+        self.add(Op::Unary(op), vec![x])
+    }
+
+    /// Elementwise binary op with NumPy broadcasting and dtype promotion made explicit.
+    pub fn binary(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> Result<NodeId, IrError> {
+        let shape = broadcast_shapes(self.shape(a), self.shape(b))?;
+        let mut dt = DType::promote(self.dtype(a), self.dtype(b));
+        if matches!(op, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor) {
+            dt = DType::Bool;
+        } else if !op.is_predicate() && dt == DType::Bool {
+            dt = DType::I64;
+        }
+        if matches!(op, BinaryOp::Div | BinaryOp::Arctan2 | BinaryOp::LogAddExp)
+            && !dt.is_float()
+        {
+            dt = DType::F64;
+        }
+        let a = self.cast(a, dt)?;
+        let b = self.cast(b, dt)?;
+        let a = self.broadcast(a, &shape)?;
+        let b = self.broadcast(b, &shape)?;
+        self.add(Op::Binary(op), vec![a, b])
+    }
+
+    pub fn add_(&mut self, a: NodeId, b: NodeId) -> Result<NodeId, IrError> {
+        self.binary(BinaryOp::Add, a, b)
+    }
+
+    pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId, IrError> {
+        self.binary(BinaryOp::Mul, a, b)
+    }
+
+    pub fn sub(&mut self, a: NodeId, b: NodeId) -> Result<NodeId, IrError> {
+        self.binary(BinaryOp::Sub, a, b)
+    }
+
+    pub fn div(&mut self, a: NodeId, b: NodeId) -> Result<NodeId, IrError> {
+        self.binary(BinaryOp::Div, a, b)
+    }
+
+    pub fn neg(&mut self, x: NodeId) -> Result<NodeId, IrError> {
+        self.unary(UnaryOp::Neg, x)
+    }
+
+    /// `x * c` for a scalar constant `c` of x's dtype.
+    pub fn scale(&mut self, x: NodeId, c: f64) -> Result<NodeId, IrError> {
+        let s = self.scalar(c, self.dtype(x));
+        self.mul(x, s)
+    }
+
+    /// Elementwise select with broadcasting of all three operands.
+    pub fn select(&mut self, c: NodeId, a: NodeId, b: NodeId) -> Result<NodeId, IrError> {
+        let shape = broadcast_shapes(self.shape(a), self.shape(b))?;
+        let shape = broadcast_shapes(&shape, self.shape(c))?;
+        let dt = DType::promote(self.dtype(a), self.dtype(b));
+        let c = self.cast(c, DType::Bool)?;
+        let (a, b) = (self.cast(a, dt)?, self.cast(b, dt)?);
+        let c = self.broadcast(c, &shape)?;
+        let a = self.broadcast(a, &shape)?;
+        let b = self.broadcast(b, &shape)?;
+        self.add(Op::Where, vec![c, a, b])
+    }
+
+    pub fn cast(&mut self, x: NodeId, dtype: DType) -> Result<NodeId, IrError> {
+        if self.dtype(x) == dtype {
+            return Ok(x);
+        }
+        if let Some(t) = self.const_value(x) {
+            let t = Tensor::new(dtype, t.shape.clone(), t.data.clone());
+            return Ok(self.constant(t));
+        }
+        self.add(Op::Cast(dtype), vec![x])
+    }
+
+    pub fn broadcast(&mut self, x: NodeId, shape: &[usize]) -> Result<NodeId, IrError> {
+        if self.shape(x).as_slice() == shape {
+            return Ok(x);
+        }
+        // Fold broadcast-of-broadcast into one.
+        let n = self.node(x);
+        if let Op::Broadcast(_) = n.op {
+            let inner = n.inputs[0];
+            return self.add(Op::Broadcast(shape.to_vec()), vec![inner]);
+        }
+        self.add(Op::Broadcast(shape.to_vec()), vec![x])
+    }
+
+    pub fn reshape(&mut self, x: NodeId, shape: &[usize]) -> Result<NodeId, IrError> {
+        if self.shape(x).as_slice() == shape {
+            return Ok(x);
+        }
+        let n = self.node(x);
+        if let Op::Reshape(_) = n.op {
+            let inner = n.inputs[0];
+            if self.shape(inner).as_slice() == shape {
+                return Ok(inner);
+            }
+            return self.add(Op::Reshape(shape.to_vec()), vec![inner]);
+        }
+        self.add(Op::Reshape(shape.to_vec()), vec![x])
+    }
+
+    pub fn transpose(&mut self, x: NodeId, perm: &[usize]) -> Result<NodeId, IrError> {
+        if perm.iter().enumerate().all(|(i, &p)| i == p) && perm.len() == self.shape(x).len() {
+            return Ok(x);
+        }
+        self.add(Op::Transpose(perm.to_vec()), vec![x])
+    }
+
+    /// Reduces over `axes` (any order, may be empty).
+    pub fn reduce(&mut self, op: ReduceOp, x: NodeId, axes: &[usize]) -> Result<NodeId, IrError> {
+        let mut axes = axes.to_vec();
+        axes.sort_unstable();
+        axes.dedup();
+        if axes.is_empty() {
+            return Ok(x);
+        }
+        self.add(Op::Reduce(op, axes), vec![x])
+    }
+
+    pub fn sum(&mut self, x: NodeId, axes: &[usize]) -> Result<NodeId, IrError> {
+        self.reduce(ReduceOp::Sum, x, axes)
+    }
+
+    /// Sums `x` down to `shape`, the inverse of a NumPy broadcast from `shape`
+    /// (the adjoint of `Broadcast`).
+    pub fn sum_to(&mut self, x: NodeId, shape: &[usize]) -> Result<NodeId, IrError> {
+        let xs = self.shape(x).clone();
+        if xs.as_slice() == shape {
+            return Ok(x);
+        }
+        let lead = xs.len() - shape.len();
+        let mut axes: Vec<usize> = (0..lead).collect();
+        for (i, &d) in shape.iter().enumerate() {
+            if d == 1 && xs[lead + i] != 1 {
+                axes.push(lead + i);
+            }
+        }
+        let s = self.sum(x, &axes)?;
+        self.reshape(s, shape)
+    }
+
+    pub fn slice(&mut self, x: NodeId, dims: Vec<SliceDim>) -> Result<NodeId, IrError> {
+        let full = dims
+            .iter()
+            .zip(self.shape(x))
+            .all(|(d, &n)| d.start == 0 && d.step == 1 && d.len == n);
+        if full {
+            return Ok(x);
+        }
+        self.add(Op::Slice(dims), vec![x])
+    }
+
+    /// `a @ b` with NumPy matmul semantics for rank 1 and 2 operands, as a `Contract`.
+    pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId, IrError> {
+        let (ra, rb) = (self.shape(a).len(), self.shape(b).len());
+        let spec = match (ra, rb) {
+            (1, 1) => "i,i->",
+            (2, 1) => "ij,j->i",
+            (1, 2) => "j,jk->k",
+            (2, 2) => "ij,jk->ik",
+            _ => return err(format!("matmul of rank {ra} and {rb} operands")),
+        };
+        self.contract(spec, a, b)
+    }
+
+    pub fn contract(&mut self, spec: &str, a: NodeId, b: NodeId) -> Result<NodeId, IrError> {
+        let spec = crate::ContractSpec::parse(spec)
+            .ok_or_else(|| IrError(format!("bad contraction spec {spec}")))?;
+        let dt = DType::promote(self.dtype(a), self.dtype(b));
+        let a = self.cast(a, dt)?;
+        let b = self.cast(b, dt)?;
+        self.add(Op::Contract(spec), vec![a, b])
+    }
+}
+
+/// NumPy's broadcast of two shapes.
+pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Shape, IrError> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return err(format!("shapes {a:?} and {b:?} do not broadcast")),
+        };
+    }
+    Ok(out)
+}

@@ -1,0 +1,1 @@
+//! S-expression text form (parse + print). See  and .
