@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 
 use crate::infer::infer;
-use crate::{
-    err, BinaryOp, DType, IrError, Op, ReduceOp, Shape, SliceDim, Tensor, UnaryOp,
-};
+use crate::{err, BinaryOp, DType, IrError, Op, ReduceOp, Shape, SliceDim, Tensor, UnaryOp};
 
 /// Index of a node in its graph's arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -157,7 +155,8 @@ impl Graph {
     /// A constant of the given shape with every element `v` (a broadcast 0-d constant).
     pub fn full(&mut self, v: f64, shape: &[usize], dtype: DType) -> NodeId {
         let s = self.scalar(v, dtype);
-        self.broadcast(s, shape).expect("a scalar broadcasts to any shape")
+        self.broadcast(s, shape)
+            .expect("a scalar broadcasts to any shape")
     }
 
     /// Zeros shaped like `id`.
@@ -221,9 +220,7 @@ impl Graph {
         } else if !op.is_predicate() && dt == DType::Bool {
             dt = DType::I64;
         }
-        if matches!(op, BinaryOp::Div | BinaryOp::Arctan2 | BinaryOp::LogAddExp)
-            && !dt.is_float()
-        {
+        if matches!(op, BinaryOp::Div | BinaryOp::Arctan2 | BinaryOp::LogAddExp) && !dt.is_float() {
             dt = DType::F64;
         }
         let a = self.cast(a, dt)?;
@@ -390,8 +387,16 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Shape, IrError> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,

@@ -103,10 +103,20 @@ pub fn infer(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape
         }
         Op::Binary(b) => {
             if s(0) != s(1) {
-                return err(format!("{}: operand shapes differ: {:?} vs {:?}", b.name(), s(0), s(1)));
+                return err(format!(
+                    "{}: operand shapes differ: {:?} vs {:?}",
+                    b.name(),
+                    s(0),
+                    s(1)
+                ));
             }
             if d(0) != d(1) {
-                return err(format!("{}: operand dtypes differ: {} vs {}", b.name(), d(0), d(1)));
+                return err(format!(
+                    "{}: operand dtypes differ: {} vs {}",
+                    b.name(),
+                    d(0),
+                    d(1)
+                ));
             }
             let dt = match b {
                 BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => {
@@ -115,9 +125,12 @@ pub fn infer(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape
                     }
                     DType::Bool
                 }
-                BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne => {
-                    DType::Bool
-                }
+                BinaryOp::Lt
+                | BinaryOp::Le
+                | BinaryOp::Gt
+                | BinaryOp::Ge
+                | BinaryOp::Eq
+                | BinaryOp::Ne => DType::Bool,
                 BinaryOp::Div | BinaryOp::Arctan2 | BinaryOp::LogAddExp => {
                     float(b.name(), d(0))?;
                     d(0)
@@ -143,7 +156,12 @@ pub fn infer(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape
                 return err("where: the condition must be bool");
             }
             if s(0) != s(1) || s(1) != s(2) {
-                return err(format!("where: shapes differ: {:?} {:?} {:?}", s(0), s(1), s(2)));
+                return err(format!(
+                    "where: shapes differ: {:?} {:?} {:?}",
+                    s(0),
+                    s(1),
+                    s(2)
+                ));
             }
             if d(1) != d(2) {
                 return err("where: branch dtypes differ");
@@ -187,12 +205,20 @@ pub fn infer(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape
         Op::Reduce(r, axes) => {
             let x = s(0);
             if axes.windows(2).any(|w| w[0] >= w[1]) {
-                return err(format!("{}: axes {axes:?} must be sorted and unique", r.name()));
+                return err(format!(
+                    "{}: axes {axes:?} must be sorted and unique",
+                    r.name()
+                ));
             }
             for &a in axes {
                 axis_ok(r.name(), a, &x)?;
             }
-            let out = x.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &n)| n).collect();
+            let out = x
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !axes.contains(i))
+                .map(|(_, &n)| n)
+                .collect();
             let dt = match (r, d(0)) {
                 (crate::ReduceOp::Sum | crate::ReduceOp::Prod, DType::Bool) => DType::I64,
                 (_, t) => t,
@@ -214,7 +240,11 @@ pub fn infer(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape
                 return err(format!("contract {spec}: operand shapes {a:?}, {b:?}"));
             }
             if d(0) != d(1) || d(0) == DType::Bool {
-                return err(format!("contract {spec}: operand dtypes {} and {}", d(0), d(1)));
+                return err(format!(
+                    "contract {spec}: operand dtypes {} and {}",
+                    d(0),
+                    d(1)
+                ));
             }
             let mut ext = std::collections::HashMap::new();
             for (labels, shape) in [(&spec.a, &a), (&spec.b, &b)] {
@@ -223,14 +253,20 @@ pub fn infer(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape
                         return err(format!("contract {spec}: label repeated in one operand"));
                     }
                     if *ext.entry(*l).or_insert(shape[i]) != shape[i] {
-                        return err(format!("contract {spec}: extents of '{}' differ", *l as char));
+                        return err(format!(
+                            "contract {spec}: extents of '{}' differ",
+                            *l as char
+                        ));
                     }
                 }
             }
             for (labels, other) in [(&spec.a, &spec.b), (&spec.b, &spec.a)] {
                 for l in labels.iter() {
                     if !other.contains(l) && !spec.out.contains(l) {
-                        return err(format!("contract {spec}: '{}' is in one operand only and not the output", *l as char));
+                        return err(format!(
+                            "contract {spec}: '{}' is in one operand only and not the output",
+                            *l as char
+                        ));
                     }
                 }
             }
@@ -256,7 +292,12 @@ pub fn infer(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape
             check_slice(dims, &x)?;
             let want: Shape = dims.iter().map(|d| d.len).collect();
             if s(1) != want || d(1) != d(0) {
-                return err(format!("set_slice: value {:?} {} for slice {want:?} {}", s(1), d(1), d(0)));
+                return err(format!(
+                    "set_slice: value {:?} {} for slice {want:?} {}",
+                    s(1),
+                    d(1),
+                    d(0)
+                ));
             }
             Ok((x, d(0)))
         }
@@ -305,7 +346,9 @@ pub fn infer(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape
                 }
                 for (k, (&a, &b)) in sh.iter().zip(&first).enumerate() {
                     if k != *axis && a != b {
-                        return err(format!("concat: shapes {sh:?} and {first:?} differ off axis {axis}"));
+                        return err(format!(
+                            "concat: shapes {sh:?} and {first:?} differ off axis {axis}"
+                        ));
                     }
                 }
                 out[*axis] += sh[*axis];
@@ -314,7 +357,11 @@ pub fn infer(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape
         }
         Op::Cumsum(axis) | Op::Cumprod(axis) => {
             axis_ok("cumulative op", *axis, &s(0))?;
-            let dt = if d(0) == DType::Bool { DType::I64 } else { d(0) };
+            let dt = if d(0) == DType::Bool {
+                DType::I64
+            } else {
+                d(0)
+            };
             Ok((s(0), dt))
         }
         Op::ArgSort(axis) => {

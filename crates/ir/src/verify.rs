@@ -25,7 +25,11 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
                 }
             }
             op => {
-                let ins: Vec<_> = n.inputs.iter().map(|x| (g.shape(*x), g.dtype(*x))).collect();
+                let ins: Vec<_> = n
+                    .inputs
+                    .iter()
+                    .map(|x| (g.shape(*x), g.dtype(*x)))
+                    .collect();
                 let (shape, dtype) = infer(op, &ins, g.consts().len())
                     .map_err(|e| crate::IrError(format!("node {i}: {e}")))?;
                 if shape != n.shape || dtype != n.dtype {

@@ -1,1 +1,117 @@
-//! stub
+//! `autodiff._core`: the bytecode capture engine and thin bindings over the core crates.
+//!
+//! Bindings only convert and delegate: `PyTrace` wraps a traced graph (`inner`) and calls
+//! the transform, simplify, print and exec crates on it.
+
+mod capture;
+mod convert;
+mod traced;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use capture::{Err as CapErr, Tracer, Val};
+use traced::{PyTrace, TraceData};
+
+/// Traces `fn(*args, **kwargs)`. `inputs` lists `(object, name)` for the leaves of `args`
+/// that become graph inputs; `flatten(result)` returns the output leaves. Returns the real
+/// result and the trace.
+#[pyfunction]
+fn trace<'py>(
+    py: Python<'py>,
+    func: Bound<'py, PyAny>,
+    args: Bound<'py, PyList>,
+    kwargs: Bound<'py, PyDict>,
+    inputs: Bound<'py, PyList>,
+    markers: Bound<'py, PyDict>,
+    flatten: Bound<'py, PyAny>,
+) -> PyResult<(Bound<'py, PyAny>, PyTrace)> {
+    let mut t = Tracer::new(py, markers)?;
+    for item in inputs.iter() {
+        let (obj, name): (Bound<PyAny>, String) = item.extract()?;
+        t.add_input(&obj, &name)?;
+    }
+    let a: Vec<Val> = args.iter().map(Val::new).collect();
+    let kw: Vec<(String, Val)> = kwargs
+        .iter()
+        .map(|(k, v)| Ok((k.extract::<String>()?, Val::new(v))))
+        .collect::<PyResult<_>>()?;
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        t.call(Val::new(func.clone()), a, kw)
+    }));
+    let out = match out {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return Err(into_pyerr(py, &t, e)),
+        Err(_) => {
+            return Err(capture::TraceError::new_err(format!(
+                "internal error (panic) while tracing at {}; please report it",
+                t.loc()
+            )))
+        }
+    };
+    let leaves = flatten.call1((out.obj(),))?;
+    let leaves = leaves.downcast::<PyList>()?;
+    let mut outputs = vec![];
+    for (i, leaf) in leaves.iter().enumerate() {
+        let n = if leaves.len() == 1 && leaf.is(out.obj()) {
+            t.sym(&out)
+        } else {
+            t.sym_obj(&leaf)
+        };
+        let n = match n {
+            Some(n) => n,
+            None => match t.const_node(&leaf) {
+                Ok(n) => n,
+                Err(_) => {
+                    return Err(capture::TraceError::new_err(format!(
+                        "output {i} of the traced function is a {}, not an array or number",
+                        capture::type_name(&leaf)
+                    )))
+                }
+            },
+        };
+        outputs.push(n);
+    }
+    let mut g = t.g;
+    g.outputs = outputs;
+    let data = TraceData {
+        graph: g,
+        guards: t
+            .guards
+            .into_iter()
+            .map(|gd| (gd.node, gd.expected, gd.why))
+            .collect(),
+        tags: t.tags,
+    };
+    Ok((out.obj().clone(), PyTrace::new(data)))
+}
+
+fn into_pyerr(py: Python<'_>, t: &Tracer<'_>, e: CapErr) -> PyErr {
+    let all = t.err_trail.clone().unwrap_or_else(|| t.where_.clone());
+    let trail: Vec<&String> = all.iter().rev().filter(|w| !w.is_empty()).collect();
+    let at = trail.first().map(|s| s.as_str()).unwrap_or("<unknown>");
+    let stack = trail
+        .iter()
+        .map(|s| format!("\n    {s}"))
+        .collect::<String>();
+    match e {
+        CapErr::Unsupported(msg) => capture::TraceError::new_err(format!(
+            "{msg}\n  at {at}\n  traced call stack (innermost first):{stack}"
+        )),
+        CapErr::Py(err) => {
+            let _ = err
+                .value(py)
+                .call_method1("add_note", (format!("(while autodiff traced {at})"),));
+            err
+        }
+    }
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(trace, m)?)?;
+    m.add_class::<PyTrace>()?;
+    m.add("TraceError", m.py().get_type::<capture::TraceError>())?;
+    let _ = PyTuple::empty(m.py());
+    Ok(())
+}

@@ -1,1 +1,161 @@
-//! stub
+//! Simplification of IR graphs: rewrites in named phases, two extraction goals.
+//!
+//! [`simplify`] (cheapest, for execution) and [`simplify_for_print`] (most readable) return a
+//! fresh, compact graph that computes the same values as the given outputs: it holds only
+//! what those outputs need, the same inputs in the same order with the same names, and its
+//! `outputs` set. The rewriter is hand-written: each pass rebuilds the graph bottom-up through
+//! a smart constructor ([`rules`]) that applies local rules, and passes repeat until the graph
+//! stops changing (a bounded number of times). Hash-consing makes equal subterms one node, so
+//! rebuilding is also common-subexpression elimination.
+//!
+//! Phases, in order:
+//! 1. **canonicalize** – constant folding, identities (`x+0`, `x*1`, `x**1`, `--x`, ...),
+//!    constants on the right and pulled together (`2*(3*x)` → `x*6`), like terms
+//!    (`x + x` → `x*2`, `a*x + b*x` → `(a+b)*x`), products of powers, multiplication by a
+//!    reciprocal as division, and broadcasts/reshapes/transposes merged and hoisted above
+//!    elementwise work;
+//! 2. **stabilize** – `log(1+x)` → `log1p(x)`, `exp(x)-1` → `expm1(x)`,
+//!    `1/(1+exp(-x))` → `sigmoid(x)`, and (for execution) `log(sum(exp(x)))` → a max-shifted
+//!    log-sum-exp and `log(sigmoid(x))` → `-logaddexp(0, -x)`;
+//! 3. **specialize** – `x + -c` → `x - c`; for execution also `x**2` → `square(x)`.
+//!
+//! Every rule keeps the value of every element (up to floating-point rounding of
+//! reassociated constants), including at infinities and NaNs: `x*0` is folded only when `x`
+//! is a constant, and `x - x` becomes `x*0`, not `0`.
+
+mod rules;
+pub mod scalar;
+
+use autodiff_ir::{Graph, NodeId, Op};
+
+/// What the extracted graph is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Goal {
+    /// Fewest and cheapest operations.
+    Execute,
+    /// Most readable when printed (`x**2` rather than `square(x)`, no log-sum-exp shift).
+    Print,
+}
+
+/// The rewrite phases, applied in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Canonicalize,
+    Stabilize,
+    Specialize,
+}
+
+/// Passes per phase at most (each pass rewrites the whole graph).
+const PHASES: [(Phase, usize); 3] = [
+    (Phase::Canonicalize, 16),
+    (Phase::Stabilize, 16),
+    (Phase::Specialize, 4),
+];
+
+/// Simplifies for execution: the cheapest equivalent graph of `outputs`.
+pub fn simplify(g: &Graph, outputs: &[NodeId]) -> (Graph, Vec<NodeId>) {
+    simplify_with(g, outputs, Goal::Execute)
+}
+
+/// Simplifies for printing: the most readable equivalent graph of `outputs`.
+pub fn simplify_for_print(g: &Graph, outputs: &[NodeId]) -> (Graph, Vec<NodeId>) {
+    simplify_with(g, outputs, Goal::Print)
+}
+
+/// Runs every phase to its fixed point for the given goal.
+pub fn simplify_with(g: &Graph, outputs: &[NodeId], goal: Goal) -> (Graph, Vec<NodeId>) {
+    let (mut g, mut outs) = rebuild(g, outputs, None, goal);
+    for (phase, passes) in PHASES {
+        for _ in 0..passes {
+            let (g1, o1) = rebuild(&g, &outs, Some(phase), goal);
+            let (g2, o2) = rebuild(&g1, &o1, None, goal);
+            let done = o2 == outs && same_graph(&g, &g2);
+            (g, outs) = (g2, o2);
+            if done {
+                break;
+            }
+        }
+    }
+    g.outputs = outs.clone();
+    debug_assert!(autodiff_ir::verify::verify(&g).is_ok());
+    (g, outs)
+}
+
+/// Number of nodes the outputs need (inputs and constants included).
+pub fn node_count(g: &Graph, outputs: &[NodeId]) -> usize {
+    reachable(g, outputs).iter().filter(|&&r| r).count()
+}
+
+/// Which nodes the outputs depend on.
+pub fn reachable(g: &Graph, outputs: &[NodeId]) -> Vec<bool> {
+    let mut seen = vec![false; g.len()];
+    for o in outputs {
+        seen[o.index()] = true;
+    }
+    for i in (0..g.len()).rev() {
+        if seen[i] {
+            for x in &g.nodes()[i].inputs {
+                seen[x.index()] = true;
+            }
+        }
+    }
+    seen
+}
+
+/// Copies what `outputs` need into a fresh graph, through the rules of `phase` (a plain
+/// compacting copy when `None`).
+fn rebuild(
+    g: &Graph,
+    outputs: &[NodeId],
+    phase: Option<Phase>,
+    goal: Goal,
+) -> (Graph, Vec<NodeId>) {
+    let reach = reachable(g, outputs);
+    let mut rw = rules::Rewriter::new(phase, goal);
+    let mut map: Vec<Option<NodeId>> = vec![None; g.len()];
+    for (k, &inp) in g.inputs.iter().enumerate() {
+        let n = g.node(inp);
+        map[inp.index()] = Some(rw.g.add_input(&g.input_names[k], n.shape.clone(), n.dtype));
+    }
+    for (i, n) in g.nodes().iter().enumerate() {
+        if !reach[i] || map[i].is_some() {
+            continue;
+        }
+        let new = match &n.op {
+            Op::Input(_) => unreachable!("inputs are mapped first"),
+            Op::Const(c) => rw.constant(g.consts()[*c as usize].clone()),
+            op => {
+                let ins = n.inputs.iter().map(|x| map[x.index()].unwrap()).collect();
+                rw.mk(op.clone(), ins)
+            }
+        };
+        map[i] = Some(new);
+    }
+    let mut g2 = rw.g;
+    let mut names: Vec<_> = g.names.iter().collect();
+    names.sort();
+    for (old, name) in names {
+        if let Some(new) = map.get(old.index()).copied().flatten() {
+            if !matches!(g2.node(new).op, Op::Input(_) | Op::Const(_)) {
+                g2.names.entry(new).or_insert_with(|| name.clone());
+            }
+        }
+    }
+    let outs = outputs.iter().map(|o| map[o.index()].unwrap()).collect();
+    (g2, outs)
+}
+
+/// Structural equality of two compact graphs (constants compared by value).
+fn same_graph(a: &Graph, b: &Graph) -> bool {
+    a.len() == b.len()
+        && a.nodes().iter().zip(b.nodes()).enumerate().all(|(i, (x, y))| {
+            x == y
+                && match x.op {
+                    Op::Const(_) => {
+                        let id = NodeId(i as u32);
+                        a.const_value(id).map(|t| t.key()) == b.const_value(id).map(|t| t.key())
+                    }
+                    _ => true,
+                }
+        })
+}

@@ -1,0 +1,349 @@
+//! Runnable NumPy source of a graph.
+//!
+//! Guarantees: the result is a self-contained Python module text (`import numpy as np`, the
+//! helpers it needs, one `def`) that needs nothing beyond NumPy and the standard library;
+//! every op maps to its exact NumPy equivalent, and generated expressions keep the graph's
+//! grouping (no reassociation), so the function computes what the graph computes. A node
+//! gets its own statement when it is used more than once, is long, or is a functional update
+//! (a `copy()` then an in-place write). Apart from `np.add.at`, `np.vectorize` (for `erf`,
+//! `gammaln`) and `np.take_along_axis`, the code stays within what numba compiles.
+
+use std::collections::{BTreeSet, HashSet};
+
+use autodiff_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceOp, UnaryOp};
+
+use crate::syntax::*;
+
+/// Expressions longer than this get their own statement.
+const LONG: usize = 72;
+
+const HELPERS: [(&str, &str); 5] = [
+    (
+        "_sigmoid",
+        "def _sigmoid(x):\n    return np.exp(-np.logaddexp(0.0, -x))\n",
+    ),
+    ("_erf", "_erf = np.vectorize(math.erf, otypes=[np.float64])\n"),
+    ("_gammaln", "_gammaln = np.vectorize(math.lgamma, otypes=[np.float64])\n"),
+    (
+        "_digamma",
+        "def _digamma(x):\n    x = np.array(x, dtype=np.float64)\n    r = np.zeros_like(x)\n    \
+         neg = x < 0.5\n    refl = np.where(neg, np.pi / np.tan(np.pi * x), 0.0)\n    \
+         x = np.where(neg, 1.0 - x, x)\n    for _ in range(6):\n        small = x < 6.0\n        \
+         r = r - np.where(small, 1.0 / x, 0.0)\n        x = np.where(small, x + 1.0, x)\n    \
+         f = 1.0 / (x * x)\n    \
+         r = r + np.log(x) - 0.5 / x - f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))))\n    \
+         return r - refl\n",
+    ),
+    (
+        "_scatter_along_add",
+        "def _scatter_along_add(x, idx, v, axis):\n    out = x.copy()\n    \
+         ix = list(np.indices(idx.shape, sparse=True))\n    ix[axis] = idx\n    \
+         np.add.at(out, tuple(ix), v)\n    return out\n",
+    ),
+];
+
+const KEYWORDS: [&str; 36] = [
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
+    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if",
+    "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try",
+    "while", "with", "yield", "np",
+];
+
+/// A Python function `def fn_name(inputs...)` computing the outputs (a tuple when several).
+pub fn to_numpy_source(g: &Graph, outputs: &[NodeId], fn_name: &str) -> String {
+    let update = |op: &Op| matches!(op, Op::SetSlice(_) | Op::Scatter(_) | Op::ScatterAdd(_));
+    let b = Bindings::new(g, outputs, &update);
+    let mut p = Py {
+        g,
+        cache: vec![None; g.len()],
+        helpers: BTreeSet::new(),
+    };
+    let mut names = Names::default();
+    let args: Vec<String> = g.input_names.iter().map(|n| names.fresh(Some(n))).collect();
+    let mut body = vec![];
+    for i in (0..g.len()).filter(|&i| b.reach[i]) {
+        let id = NodeId(i as u32);
+        let n = g.node(id);
+        if let Op::Input(k) = n.op {
+            p.cache[i] = Some(Expr::atom(args[k as usize].clone()));
+            continue;
+        }
+        let named = b.name.contains_key(&id);
+        // User variable names are kept; generated `t1`-style names are renumbered.
+        let want = b.name.get(&id).filter(|s| g.names.get(&id) == Some(*s));
+        if let Some(lines) = p.update(id) {
+            let v = names.fresh(want);
+            body.extend(lines.iter().map(|l| l.replace("{}", &v)));
+            p.cache[i] = Some(Expr::atom(v));
+            continue;
+        }
+        let e = p.node(id);
+        let is_leaf = matches!(n.op, Op::Const(_) | Op::Broadcast(_)) && e.s.len() <= LONG;
+        if (named || e.s.len() > LONG) && !is_leaf {
+            let v = names.fresh(want);
+            body.push(format!("{v} = {}", e.s));
+            p.cache[i] = Some(Expr::atom(v));
+        } else {
+            p.cache[i] = Some(e);
+        }
+    }
+    let outs: Vec<String> = outputs.iter().map(|o| p.e(*o).s.clone()).collect();
+    body.push(match outs.len() {
+        1 => format!("return {}", outs[0]),
+        _ => format!("return ({})", outs.join(", ")),
+    });
+    let mut src = String::new();
+    if p.helpers.iter().any(|h| *h == "_erf" || *h == "_gammaln") {
+        src.push_str("import math\n\n");
+    }
+    src.push_str("import numpy as np\n\n\n");
+    for (name, text) in HELPERS {
+        if p.helpers.contains(name) {
+            src.push_str(text);
+            src.push_str("\n\n");
+        }
+    }
+    let fn_name = if is_ident(fn_name) { fn_name } else { "f" };
+    src.push_str(&format!("def {fn_name}({}):\n", args.join(", ")));
+    for l in body {
+        src.push_str(&format!("    {l}\n"));
+    }
+    src
+}
+
+/// Python names in use: inputs, user variables, and temporaries `t0`, `t1`, ...
+#[derive(Default)]
+struct Names {
+    taken: HashSet<String>,
+    next: usize,
+}
+
+impl Names {
+    /// `want` when it is a free, valid name; else the next free temporary.
+    fn fresh(&mut self, want: Option<&String>) -> String {
+        let ok = |s: &&String| is_ident(s) && !s.starts_with('_') && !KEYWORDS.contains(&s.as_str());
+        let s = match want.filter(ok).filter(|s| !self.taken.contains(*s)) {
+            Some(s) => s.clone(),
+            None => loop {
+                let t = format!("t{}", self.next);
+                self.next += 1;
+                if !self.taken.contains(&t) {
+                    break t;
+                }
+            },
+        };
+        self.taken.insert(s.clone());
+        s
+    }
+}
+
+struct Py<'g> {
+    g: &'g Graph,
+    cache: Vec<Option<Expr>>,
+    helpers: BTreeSet<&'static str>,
+}
+
+fn np_dtype(dt: DType) -> &'static str {
+    match dt {
+        DType::Bool => "np.bool_",
+        DType::I64 => "np.int64",
+        DType::F32 => "np.float32",
+        DType::F64 => "np.float64",
+    }
+}
+
+impl Py<'_> {
+    fn e(&self, id: NodeId) -> &Expr {
+        self.cache[id.index()].as_ref().expect("operands render first")
+    }
+
+    fn s(&self, id: NodeId) -> String {
+        self.e(id).s.clone()
+    }
+
+    fn w(&self, id: NodeId, min: u8) -> String {
+        paren(self.e(id), min)
+    }
+
+    fn call(&self, f: &str, args: &[String]) -> Expr {
+        Expr::atom(format!("{f}({})", args.join(", ")))
+    }
+
+    fn helper(&mut self, name: &'static str, args: &[String]) -> Expr {
+        self.helpers.insert(name);
+        self.call(name, args)
+    }
+
+    fn post(&self, x: NodeId, suffix: &str) -> Expr {
+        Expr::new(format!("{}{suffix}", self.w(x, P_POST)), P_POST)
+    }
+
+    /// The statements of a functional update (`{}` stands for the result's name).
+    fn update(&self, id: NodeId) -> Option<Vec<String>> {
+        let n = self.g.node(id);
+        let a = |k: usize| self.s(n.inputs[k]);
+        let copy = format!("{{}} = {}.copy()", self.w(n.inputs[0], P_POST));
+        let write = match &n.op {
+            Op::SetSlice(dims) => {
+                format!("{{}}[{}] = {}", slice_text(dims, self.g.shape(n.inputs[0])), a(1))
+            }
+            Op::Scatter(k) => format!("{{}}[{}] = {}", axis_index(*k, &a(1)), a(2)),
+            Op::ScatterAdd(k) => {
+                let ix = match k {
+                    0 => a(1),
+                    _ => format!("({}{})", "slice(None), ".repeat(*k), a(1)),
+                };
+                format!("np.add.at({{}}, {ix}, {})", a(2))
+            }
+            _ => return None,
+        };
+        Some(vec![copy, write])
+    }
+
+    fn constant(&self, id: NodeId) -> Expr {
+        let t = self.g.const_value(id).expect("a constant");
+        let dt = t.dtype;
+        let lit = |v: f64| py_num(v, dt);
+        match (t.shape.is_empty(), t.uniform_value()) {
+            (true, _) => num_expr(lit(t.data[0])),
+            (false, Some(v)) => self.call(
+                "np.full",
+                &[shape_tuple(&t.shape), lit(v), format!("dtype={}", np_dtype(dt))],
+            ),
+            (false, None) => self.call(
+                "np.array",
+                &[nested(t, &lit, "[", ", ", "]"), format!("dtype={}", np_dtype(dt))],
+            ),
+        }
+    }
+
+    fn node(&mut self, id: NodeId) -> Expr {
+        let n = self.g.node(id);
+        let a = |k: usize| self.s(n.inputs[k]);
+        let axis = |k: &usize| format!("axis={k}");
+        match &n.op {
+            Op::Input(_) => unreachable!("inputs are named"),
+            Op::Const(_) => self.constant(id),
+            Op::Unary(u) => {
+                let xe = self.e(shown_operands(self.g, id)[0]).clone();
+                match u {
+                    UnaryOp::Neg => Expr::new(format!("-{}", paren(&xe, P_POW)), P_NEG),
+                    UnaryOp::Not => Expr::new(format!("~{}", paren(&xe, P_POW)), P_NEG),
+                    UnaryOp::Sigmoid => self.helper("_sigmoid", &[xe.s]),
+                    UnaryOp::Erf => self.helper("_erf", &[xe.s]),
+                    UnaryOp::Gammaln => self.helper("_gammaln", &[xe.s]),
+                    UnaryOp::Digamma => self.helper("_digamma", &[xe.s]),
+                    UnaryOp::Abs
+                    | UnaryOp::Sign
+                    | UnaryOp::Exp
+                    | UnaryOp::Expm1
+                    | UnaryOp::Log
+                    | UnaryOp::Log1p
+                    | UnaryOp::Log2
+                    | UnaryOp::Log10
+                    | UnaryOp::Sqrt
+                    | UnaryOp::Square
+                    | UnaryOp::Reciprocal
+                    | UnaryOp::Sin
+                    | UnaryOp::Cos
+                    | UnaryOp::Tan
+                    | UnaryOp::Arcsin
+                    | UnaryOp::Arccos
+                    | UnaryOp::Arctan
+                    | UnaryOp::Sinh
+                    | UnaryOp::Cosh
+                    | UnaryOp::Tanh
+                    | UnaryOp::Arcsinh
+                    | UnaryOp::Arccosh
+                    | UnaryOp::Arctanh
+                    | UnaryOp::Floor
+                    | UnaryOp::Ceil
+                    | UnaryOp::Round => self.call(&format!("np.{}", u.name()), &[xe.s]),
+                }
+            }
+            Op::Binary(b) => {
+                let ins = shown_operands(self.g, id);
+                self.binary(*b, &self.e(ins[0]).clone(), &self.e(ins[1]).clone())
+            }
+            Op::Where => {
+                let ins = shown_operands(self.g, id);
+                self.call("np.where", &ins.iter().map(|&i| self.s(i)).collect::<Vec<_>>())
+            }
+            Op::Cast(dt) => {
+                let x = self.w(shown_operands(self.g, id)[0], P_POST);
+                Expr::new(format!("np.asarray({x}).astype({})", np_dtype(*dt)), P_POST)
+            }
+            Op::Broadcast(to) => self.call("np.broadcast_to", &[a(0), shape_tuple(to)]),
+            Op::Reshape(to) => self.call("np.reshape", &[a(0), shape_tuple(to)]),
+            Op::Transpose(p) if p == &[1, 0] => self.post(n.inputs[0], ".T"),
+            Op::Transpose(p) => self.call("np.transpose", &[a(0), shape_tuple(p)]),
+            Op::Reduce(r, axes) => {
+                let f = match r {
+                    ReduceOp::Sum => "np.sum",
+                    ReduceOp::Prod => "np.prod",
+                    ReduceOp::Max => "np.max",
+                    ReduceOp::Min => "np.min",
+                };
+                match axes.len() == self.g.shape(n.inputs[0]).len() {
+                    true => self.call(f, &[a(0)]),
+                    false => self.call(f, &[a(0), format!("axis={}", axes_text(axes))]),
+                }
+            }
+            Op::ArgMax(k, max) => {
+                self.call(if *max { "np.argmax" } else { "np.argmin" }, &[a(0), axis(k)])
+            }
+            Op::Contract(spec) => {
+                let ops = n.inputs.clone();
+                let side = |(k, t): (usize, bool), min: u8| match t {
+                    true => self.post(ops[k], ".T").s,
+                    false => self.w(ops[k], min),
+                };
+                match contract_form(spec) {
+                    ContractForm::Dot => {
+                        Expr::new(format!("{} @ {}", side((0, false), P_MUL), side((1, false), P_MUL + 1)), P_MUL)
+                    }
+                    ContractForm::MatMul { left, right } => {
+                        Expr::new(format!("{} @ {}", side(left, P_MUL), side(right, P_MUL + 1)), P_MUL)
+                    }
+                    ContractForm::Outer(i, j) => self.call("np.outer", &[self.s(ops[i]), self.s(ops[j])]),
+                    ContractForm::Scale => self.binary(BinaryOp::Mul, &self.e(ops[0]).clone(), &self.e(ops[1]).clone()),
+                    ContractForm::Einsum => self.call("np.einsum", &[format!("\"{spec}\""), a(0), a(1)]),
+                }
+            }
+            Op::Slice(dims) => {
+                let sub = slice_text(dims, self.g.shape(n.inputs[0]));
+                self.post(n.inputs[0], &format!("[{sub}]"))
+            }
+            Op::SetSlice(_) | Op::Scatter(_) | Op::ScatterAdd(_) => {
+                unreachable!("updates are statements")
+            }
+            Op::Gather(k) => self.call("np.take", &[a(0), a(1), axis(k)]),
+            Op::TakeAlong(k) => self.call("np.take_along_axis", &[a(0), a(1), axis(k)]),
+            Op::ScatterAlongAdd(k) => {
+                self.helper("_scatter_along_add", &[a(0), a(1), a(2), k.to_string()])
+            }
+            Op::Concat(k) => {
+                let parts: Vec<String> = n.inputs.iter().map(|&i| self.s(i)).collect();
+                self.call("np.concatenate", &[format!("({},)", parts.join(", ")), axis(k)])
+            }
+            Op::Cumsum(k) => self.call("np.cumsum", &[a(0), axis(k)]),
+            Op::Cumprod(k) => self.call("np.cumprod", &[a(0), axis(k)]),
+            Op::ArgSort(k) => self.call("np.argsort", &[a(0), axis(k), "kind=\"stable\"".into()]),
+            Op::Solve | Op::TriSolve(_) => self.call("np.linalg.solve", &[a(0), a(1)]),
+            Op::Cholesky => self.call("np.linalg.cholesky", &[a(0)]),
+            Op::Inv => self.call("np.linalg.inv", &[a(0)]),
+            Op::Det => self.call("np.linalg.det", &[a(0)]),
+            Op::LogAbsDet => Expr::new(format!("np.linalg.slogdet({})[1]", a(0)), P_POST),
+        }
+    }
+
+    fn binary(&self, b: BinaryOp, x: &Expr, y: &Expr) -> Expr {
+        match infix(b) {
+            Some(op) => {
+                let (l, r) = operand_prec(b, op.prec, true);
+                Expr::new(format!("{}{}{}", paren(x, l), op.py, paren(y, r)), op.prec)
+            }
+            None => self.call(&format!("np.{}", b.name()), &[x.s.clone(), y.s.clone()]),
+        }
+    }
+}

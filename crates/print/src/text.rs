@@ -1,0 +1,490 @@
+//! Math text (ASCII or Unicode) and LaTeX, from one renderer.
+//!
+//! Guarantees: every op has a rendering in each style (the match is exhaustive);
+//! parentheses come from the shared precedence table ([`crate::syntax`]), so `2*(x + 1)`
+//! and `-x**2` read as Python reads them; broadcasts of scalars and constants are invisible,
+//! as are broadcasts inside elementwise ops that NumPy's implicit broadcasting reproduces;
+//! shared non-trivial subexpressions become `let` lines (an `aligned` block in LaTeX).
+
+use autodiff_ir::{BinaryOp, ContractSpec, Graph, NodeId, Op, ReduceOp, UnaryOp};
+
+use crate::syntax::*;
+
+/// Options of [`to_text`].
+#[derive(Clone, Debug)]
+pub struct TextOptions {
+    /// A title: `∇f(x) =` prints before the result (on its own line when there are several).
+    pub header: Option<String>,
+    /// One label per output (`∂/∂x`); without them, one output prints bare and several as
+    /// `out0 = ...`.
+    pub labels: Vec<String>,
+    /// `Σ`, `ᵀ`, `√`, `·`, `σ`, `|x|` rather than `sum`, `.T`, `sqrt`, `@`, `sigmoid`, `abs`.
+    pub unicode: bool,
+    /// Adds a line with the inputs' shapes and each line's shape as a `#` comment.
+    pub show_shapes: bool,
+}
+
+impl Default for TextOptions {
+    fn default() -> Self {
+        TextOptions {
+            header: None,
+            labels: vec![],
+            unicode: true,
+            show_shapes: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Style {
+    Ascii,
+    Unicode,
+    Latex,
+}
+
+/// The `let` lines (name, text, node) and the text of each output.
+pub(crate) struct Rendered {
+    pub lets: Vec<(String, String, NodeId)>,
+    pub outs: Vec<String>,
+}
+
+/// Renders the graph in a style: named nodes first, then the outputs.
+pub(crate) fn render(g: &Graph, outputs: &[NodeId], style: Style) -> Rendered {
+    let b = Bindings::new(g, outputs, &|_| false);
+    let mut m = Math {
+        g,
+        style,
+        cache: vec![None; g.len()],
+    };
+    let mut lets = vec![];
+    for i in (0..g.len()).filter(|&i| b.reach[i]) {
+        let id = NodeId(i as u32);
+        let e = m.node(id);
+        m.cache[i] = Some(match b.name.get(&id) {
+            Some(name) => {
+                let name = m.ident(name);
+                if !matches!(g.node(id).op, Op::Input(_)) {
+                    lets.push((name.clone(), e.s, id));
+                }
+                Expr::atom(name)
+            }
+            None => e,
+        });
+    }
+    let outs = outputs.iter().map(|o| m.e(*o).s.clone()).collect();
+    Rendered { lets, outs }
+}
+
+/// Math a person reads: `let` lines for shared subexpressions, then one line per output.
+pub fn to_text(g: &Graph, outputs: &[NodeId], opts: &TextOptions) -> String {
+    let style = if opts.unicode { Style::Unicode } else { Style::Ascii };
+    let r = render(g, outputs, style);
+    let shape = |id: NodeId| {
+        if opts.show_shapes {
+            format!("  # {}", shape_tuple(g.shape(id)))
+        } else {
+            String::new()
+        }
+    };
+    let mut lines = vec![];
+    if opts.show_shapes {
+        let ins: Vec<String> = (g.inputs.iter().zip(&g.input_names))
+            .map(|(&i, n)| format!("{n}: {}", shape_tuple(g.shape(i))))
+            .collect();
+        lines.push(format!("# {}", ins.join(", ")));
+    }
+    for (name, text, id) in &r.lets {
+        lines.push(format!("let {name} = {text}{}", shape(*id)));
+    }
+    let n_lets = lines.len();
+    for (k, (o, text)) in outputs.iter().zip(&r.outs).enumerate() {
+        let line = match opts.labels.get(k) {
+            Some(l) => format!("{l} = {text}"),
+            None if outputs.len() == 1 => text.clone(),
+            None => format!("out{k} = {text}"),
+        };
+        lines.push(line + &shape(*o));
+    }
+    match &opts.header {
+        Some(h) if lines.len() == 1 && n_lets == 0 && opts.labels.is_empty() => {
+            format!("{h} {}", lines[0])
+        }
+        Some(h) => std::iter::once(h.clone())
+            .chain(lines.iter().map(|l| format!("  {l}")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        None => lines.join("\n"),
+    }
+}
+
+/// LaTeX math (no `$` delimiters): the bare expression for one unlabeled output without
+/// shared subexpressions, else an `aligned` block with one `name &= ...` row per line.
+pub fn to_latex(g: &Graph, outputs: &[NodeId], labels: &[&str]) -> String {
+    let r = render(g, outputs, Style::Latex);
+    if r.lets.is_empty() && outputs.len() == 1 && labels.is_empty() {
+        return r.outs[0].clone();
+    }
+    let mut rows: Vec<String> = r.lets.iter().map(|(n, t, _)| format!("{n} &= {t}")).collect();
+    for (k, text) in r.outs.iter().enumerate() {
+        let label = labels.get(k).map_or(format!("\\mathrm{{out}}_{{{k}}}"), |l| l.to_string());
+        rows.push(format!("{label} &= {text}"));
+    }
+    format!("\\begin{{aligned}}\n{}\n\\end{{aligned}}", rows.join(" \\\\\n"))
+}
+
+struct Math<'g> {
+    g: &'g Graph,
+    style: Style,
+    cache: Vec<Option<Expr>>,
+}
+
+impl Math<'_> {
+    fn latex(&self) -> bool {
+        self.style == Style::Latex
+    }
+
+    fn pick(&self, ascii: &str, unicode: &str, latex: &str) -> String {
+        match self.style {
+            Style::Ascii => ascii,
+            Style::Unicode => unicode,
+            Style::Latex => latex,
+        }
+        .to_string()
+    }
+
+    fn e(&self, id: NodeId) -> &Expr {
+        self.cache[id.index()].as_ref().expect("operands render first")
+    }
+
+    fn s(&self, id: NodeId) -> String {
+        self.e(id).s.clone()
+    }
+
+    /// `(e)` when `e` binds looser than `min`.
+    fn par(&self, e: &Expr, min: u8) -> String {
+        match (e.p < min, self.latex()) {
+            (true, true) => format!("\\left({}\\right)", e.s),
+            _ => paren(e, min),
+        }
+    }
+
+    fn w(&self, id: NodeId, min: u8) -> String {
+        self.par(self.e(id), min)
+    }
+
+    /// A name as the style writes it (`W_{1}`, `\mathit{mu}` in LaTeX).
+    fn ident(&self, name: &str) -> String {
+        if !self.latex() {
+            return name.to_string();
+        }
+        let head = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        let digits = &name[head.len()..];
+        let head = match head.chars().count() {
+            1 => head.to_string(),
+            _ => format!("\\mathit{{{}}}", head.replace('_', "\\_")),
+        };
+        match digits {
+            "" => head,
+            d => format!("{head}_{{{d}}}"),
+        }
+    }
+
+    /// A function name: `\exp`, `\operatorname{erf}` in LaTeX, `σ` in Unicode.
+    fn fname(&self, f: &str) -> String {
+        match self.style {
+            Style::Ascii => f.to_string(),
+            Style::Unicode => match f {
+                "sigmoid" => "σ".into(),
+                _ => f.to_string(),
+            },
+            Style::Latex => match f {
+                "exp" | "log" | "sin" | "cos" | "tan" | "arcsin" | "arccos" | "arctan" | "sinh"
+                | "cosh" | "tanh" | "max" | "min" | "det" => format!("\\{f}"),
+                "maximum" => "\\max".into(),
+                "minimum" => "\\min".into(),
+                "log2" => "\\log_{2}".into(),
+                "log10" => "\\log_{10}".into(),
+                "sigmoid" => "\\sigma".into(),
+                "gammaln" => "\\ln\\Gamma".into(),
+                "digamma" => "\\psi".into(),
+                "sum" => "\\sum".into(),
+                "prod" => "\\prod".into(),
+                _ => format!("\\operatorname{{{}}}", f.replace('_', "\\_")),
+            },
+        }
+    }
+
+    fn call(&self, f: &str, args: &[String]) -> Expr {
+        let f = self.fname(f);
+        let args = args.join(", ");
+        Expr::atom(match self.latex() {
+            true => format!("{f}\\left({args}\\right)"),
+            false => format!("{f}({args})"),
+        })
+    }
+
+    fn kw(&self, k: &str, v: impl std::fmt::Display) -> String {
+        match self.latex() {
+            true => format!("\\text{{{k}}}={v}"),
+            false => format!("{k}={v}"),
+        }
+    }
+
+    fn post(&self, x: NodeId, suffix: &str) -> Expr {
+        Expr::new(format!("{}{suffix}", self.w(x, P_POST)), P_POST)
+    }
+
+    fn index(&self, x: NodeId, sub: &str) -> Expr {
+        self.post(x, &self.pick(&format!("[{sub}]"), &format!("[{sub}]"), &format!("\\left[{sub}\\right]")))
+    }
+
+    fn update(&self, x: NodeId, sub: &str, verb: &str, v: NodeId) -> Expr {
+        match self.latex() {
+            true => self.call(verb, &[self.index(x, sub).s, self.s(v)]),
+            false => self.post(x, &format!(".at[{sub}].{verb}({})", self.s(v))),
+        }
+    }
+
+    fn number(&self, v: f64) -> Expr {
+        let s = num(v);
+        num_expr(match self.style {
+            Style::Ascii => s,
+            Style::Unicode => s.replace("inf", "∞"),
+            Style::Latex => s.replace("inf", "\\infty"),
+        })
+    }
+
+    fn constant(&self, id: NodeId) -> Expr {
+        let t = self.g.const_value(id).expect("a constant");
+        if let Some(v) = t.uniform_value() {
+            return self.number(v);
+        }
+        let dims = t.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>();
+        if t.size() > 12 || t.shape.len() > 2 {
+            return Expr::atom(match self.latex() {
+                true => format!("\\mathrm{{const}}_{{{}}}", dims.join("\\times ")),
+                false => format!("const({})", dims.join("x")),
+            });
+        }
+        Expr::atom(match self.latex() {
+            true => {
+                let cols = *t.shape.last().expect("not 0-d");
+                let rows: Vec<String> = (t.data.chunks(cols))
+                    .map(|r| r.iter().map(|&v| num(v)).collect::<Vec<_>>().join(" & "))
+                    .collect();
+                format!("\\begin{{bmatrix}}{}\\end{{bmatrix}}", rows.join(" \\\\ "))
+            }
+            false => nested(t, &num, "[", ", ", "]"),
+        })
+    }
+
+    fn ew(&self, id: NodeId) -> Vec<NodeId> {
+        shown_operands(self.g, id)
+    }
+
+    fn node(&self, id: NodeId) -> Expr {
+        let n = self.g.node(id);
+        let a = |k: usize| n.inputs[k];
+        let axis = |k: usize| self.kw("axis", k);
+        match &n.op {
+            Op::Input(k) => Expr::atom(self.ident(&self.g.input_names[*k as usize])),
+            Op::Const(_) => self.constant(id),
+            Op::Unary(u) => self.unary(*u, self.ew(id)[0]),
+            Op::Binary(b) => {
+                let ins = self.ew(id);
+                self.binary(*b, ins[0], ins[1])
+            }
+            Op::Where => {
+                let ins = self.ew(id);
+                self.call("where", &ins.iter().map(|&i| self.s(i)).collect::<Vec<_>>())
+            }
+            Op::Cast(dt) => self.call(dt.name(), &[self.s(self.ew(id)[0])]),
+            Op::Broadcast(to) => {
+                let x = a(0);
+                if self.g.shape(x).is_empty() || self.g.uniform_const(x).is_some() {
+                    self.e(x).clone()
+                } else {
+                    self.call("broadcast", &[self.s(x), shape_tuple(to)])
+                }
+            }
+            Op::Reshape(to) => self.call("reshape", &[self.s(a(0)), shape_tuple(to)]),
+            Op::Transpose(p) if p == &[1, 0] => self.post(a(0), &self.pick(".T", "ᵀ", "^\\top")),
+            Op::Transpose(p) => self.call("transpose", &[self.s(a(0)), shape_tuple(p)]),
+            Op::Reduce(r, axes) => {
+                let x = self.s(a(0));
+                let all = axes.len() == self.g.shape(a(0)).len();
+                match (r, all, self.style) {
+                    (ReduceOp::Sum, true, Style::Unicode) => Expr::atom(format!("Σ({x})")),
+                    (_, true, _) => self.call(r.name(), &[x]),
+                    _ => self.call(r.name(), &[x, self.kw("axis", axes_text(axes))]),
+                }
+            }
+            Op::ArgMax(k, max) => {
+                self.call(if *max { "argmax" } else { "argmin" }, &[self.s(a(0)), axis(*k)])
+            }
+            Op::Contract(spec) => self.contract(spec, a(0), a(1)),
+            Op::Slice(dims) => self.index(a(0), &slice_text(dims, self.g.shape(a(0)))),
+            Op::SetSlice(dims) => {
+                self.update(a(0), &slice_text(dims, self.g.shape(a(0))), "set", a(1))
+            }
+            Op::Gather(k) => self.index(a(0), &axis_index(*k, &self.s(a(1)))),
+            Op::ScatterAdd(k) => self.update(a(0), &axis_index(*k, &self.s(a(1))), "add", a(2)),
+            Op::Scatter(k) => self.update(a(0), &axis_index(*k, &self.s(a(1))), "set", a(2)),
+            Op::TakeAlong(k) => {
+                self.call("take_along_axis", &[self.s(a(0)), self.s(a(1)), axis(*k)])
+            }
+            Op::ScatterAlongAdd(k) => self.call(
+                "scatter_along_add",
+                &[self.s(a(0)), self.s(a(1)), self.s(a(2)), axis(*k)],
+            ),
+            Op::Concat(k) => {
+                let parts: Vec<String> = n.inputs.iter().map(|&i| self.s(i)).collect();
+                let list = self.pick("[", "[", "\\left[") + &parts.join(", ")
+                    + &self.pick("]", "]", "\\right]");
+                self.call("concat", &[list, axis(*k)])
+            }
+            Op::Cumsum(k) => self.call("cumsum", &[self.s(a(0)), axis(*k)]),
+            Op::Cumprod(k) => self.call("cumprod", &[self.s(a(0)), axis(*k)]),
+            Op::ArgSort(k) => self.call("argsort", &[self.s(a(0)), axis(*k)]),
+            Op::Solve => self.call("solve", &[self.s(a(0)), self.s(a(1))]),
+            Op::TriSolve(lower) => {
+                let lower = self.kw("lower", if *lower { "True" } else { "False" });
+                self.call("solve_triangular", &[self.s(a(0)), self.s(a(1)), lower])
+            }
+            Op::Cholesky => self.call("cholesky", &[self.s(a(0))]),
+            Op::Inv => match self.style {
+                Style::Ascii => self.call("inv", &[self.s(a(0))]),
+                _ => self.post(a(0), &self.pick("", "⁻¹", "^{-1}")),
+            },
+            Op::Det => self.call("det", &[self.s(a(0))]),
+            Op::LogAbsDet => match self.style {
+                Style::Ascii => self.call("logabsdet", &[self.s(a(0))]),
+                Style::Unicode => Expr::atom(format!("log|det({})|", self.s(a(0)))),
+                Style::Latex => Expr::atom(format!("\\log\\left|\\det {}\\right|", self.w(a(0), P_ATOM))),
+            },
+        }
+    }
+
+    fn unary(&self, u: UnaryOp, x: NodeId) -> Expr {
+        let sx = self.s(x);
+        match (u, self.style) {
+            (UnaryOp::Neg, _) => Expr::new(format!("-{}", self.w(x, P_POW)), P_NEG),
+            (UnaryOp::Not, _) => {
+                let op = self.pick("~", "¬", "\\lnot ");
+                Expr::new(format!("{op}{}", self.w(x, P_POW)), P_NEG)
+            }
+            (UnaryOp::Abs, Style::Unicode) => Expr::atom(format!("|{sx}|")),
+            (UnaryOp::Abs, Style::Latex) => Expr::atom(format!("\\left|{sx}\\right|")),
+            (UnaryOp::Sqrt, Style::Unicode) => Expr::new(format!("√{}", self.w(x, P_ATOM)), P_NEG),
+            (UnaryOp::Sqrt, Style::Latex) => Expr::atom(format!("\\sqrt{{{sx}}}")),
+            (UnaryOp::Square, _) => self.power(x, Expr::atom("2")),
+            (UnaryOp::Reciprocal, Style::Latex) => Expr::atom(format!("\\frac{{1}}{{{sx}}}")),
+            (UnaryOp::Reciprocal, _) => Expr::new(format!("1/{}", self.w(x, P_MUL + 1)), P_MUL),
+            (UnaryOp::Exp, Style::Latex) => Expr::new(format!("e^{{{sx}}}"), P_POW),
+            (UnaryOp::Floor, Style::Unicode) => Expr::atom(format!("⌊{sx}⌋")),
+            (UnaryOp::Ceil, Style::Unicode) => Expr::atom(format!("⌈{sx}⌉")),
+            (UnaryOp::Floor, Style::Latex) => Expr::atom(format!("\\left\\lfloor {sx} \\right\\rfloor")),
+            (UnaryOp::Ceil, Style::Latex) => Expr::atom(format!("\\left\\lceil {sx} \\right\\rceil")),
+            (
+                UnaryOp::Abs
+                | UnaryOp::Sign
+                | UnaryOp::Exp
+                | UnaryOp::Expm1
+                | UnaryOp::Log
+                | UnaryOp::Log1p
+                | UnaryOp::Log2
+                | UnaryOp::Log10
+                | UnaryOp::Sqrt
+                | UnaryOp::Sin
+                | UnaryOp::Cos
+                | UnaryOp::Tan
+                | UnaryOp::Arcsin
+                | UnaryOp::Arccos
+                | UnaryOp::Arctan
+                | UnaryOp::Sinh
+                | UnaryOp::Cosh
+                | UnaryOp::Tanh
+                | UnaryOp::Arcsinh
+                | UnaryOp::Arccosh
+                | UnaryOp::Arctanh
+                | UnaryOp::Floor
+                | UnaryOp::Ceil
+                | UnaryOp::Round
+                | UnaryOp::Sigmoid
+                | UnaryOp::Erf
+                | UnaryOp::Gammaln
+                | UnaryOp::Digamma,
+                _,
+            ) => self.call(u.name(), &[sx]),
+        }
+    }
+
+    fn power(&self, x: NodeId, e: Expr) -> Expr {
+        match self.latex() {
+            true => Expr::new(format!("{}^{{{}}}", self.w(x, P_POW + 1), e.s), P_POW),
+            false => Expr::new(format!("{}**{}", self.w(x, P_POW + 1), self.par(&e, P_NEG)), P_POW),
+        }
+    }
+
+    fn binary(&self, b: BinaryOp, x: NodeId, y: NodeId) -> Expr {
+        let Some(op) = infix(b) else {
+            return self.call(b.name(), &[self.s(x), self.s(y)]);
+        };
+        let konst = |i: NodeId| self.g.uniform_const(i);
+        // Display only: constants first in products, `x - 2` for `x + -2`.
+        let (b, op, x, y) = match (b, konst(x), konst(y)) {
+            (BinaryOp::Mul, None, Some(_)) => (b, op, y, x),
+            (BinaryOp::Add, _, Some(c)) if c < 0.0 => {
+                let e = self.par(&self.number(-c), P_ADD + 1);
+                return Expr::new(format!("{} - {e}", self.w(x, P_ADD)), P_ADD);
+            }
+            _ => (b, op, x, y),
+        };
+        match (b, self.latex()) {
+            (BinaryOp::Div, true) => {
+                Expr::atom(format!("\\frac{{{}}}{{{}}}", self.s(x), self.s(y)))
+            }
+            (BinaryOp::Pow, _) => self.power(x, self.e(y).clone()),
+            (BinaryOp::Mul, true) if konst(x).is_some() => {
+                let (l, r) = operand_prec(b, op.prec, false);
+                Expr::new(format!("{} {}", self.w(x, l), self.w(y, r)), op.prec)
+            }
+            _ => {
+                let (l, r) = operand_prec(b, op.prec, false);
+                let sym = if self.latex() { op.latex } else { op.py };
+                Expr::new(format!("{}{sym}{}", self.w(x, l), self.w(y, r)), op.prec)
+            }
+        }
+    }
+
+    fn contract(&self, spec: &ContractSpec, a: NodeId, b: NodeId) -> Expr {
+        let ops = [a, b];
+        match contract_form(spec) {
+            ContractForm::Dot => {
+                let sym = self.pick(" @ ", " · ", " \\cdot ");
+                Expr::new(format!("{}{sym}{}", self.w(a, P_MUL), self.w(b, P_MUL + 1)), P_MUL)
+            }
+            ContractForm::MatMul { left, right } => {
+                let side = |(k, t): (usize, bool), min: u8| match t {
+                    true => self.post(ops[k], &self.pick(".T", "ᵀ", "^\\top")).s,
+                    false => self.w(ops[k], min),
+                };
+                let sym = self.pick(" @ ", " @ ", " ");
+                let s = format!("{}{sym}{}", side(left, P_MUL), side(right, P_MUL + 1));
+                Expr::new(s, P_MUL)
+            }
+            ContractForm::Outer(i, j) => match self.latex() {
+                true => Expr::new(format!("{} {}^\\top", self.w(ops[i], P_MUL), self.w(ops[j], P_POST)), P_MUL),
+                false => self.call("outer", &[self.s(ops[i]), self.s(ops[j])]),
+            },
+            ContractForm::Scale => self.binary(BinaryOp::Mul, a, b),
+            ContractForm::Einsum => {
+                let spec = match self.latex() {
+                    true => format!("\\text{{{spec}}}"),
+                    false => format!("\"{spec}\""),
+                };
+                self.call("einsum", &[spec, self.s(a), self.s(b)])
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Graph-building shorthands for the golden tests.
+#![allow(dead_code)]
+
+pub use autodiff_ir::{BinaryOp as B, DType, Graph, NodeId, Op, ReduceOp, SliceDim, Tensor, UnaryOp as U};
+pub use autodiff_print::*;
+pub use autodiff_simplify::simplify_for_print;
+
+/// A graph under construction with panicking builders.
+pub struct G(pub Graph);
+
+impl G {
+    pub fn new() -> G {
+        G(Graph::new())
+    }
+    pub fn x(&mut self, name: &str, shape: &[usize]) -> NodeId {
+        self.0.add_input(name, shape.to_vec(), DType::F64)
+    }
+    pub fn c(&mut self, v: f64) -> NodeId {
+        self.0.scalar(v, DType::F64)
+    }
+    pub fn t(&mut self, shape: &[usize], data: &[f64]) -> NodeId {
+        self.0.constant(Tensor::new(DType::F64, shape.to_vec(), data.to_vec()))
+    }
+    pub fn b(&mut self, op: B, a: NodeId, b: NodeId) -> NodeId {
+        self.0.binary(op, a, b).unwrap()
+    }
+    pub fn u(&mut self, op: U, a: NodeId) -> NodeId {
+        self.0.unary(op, a).unwrap()
+    }
+    pub fn op(&mut self, op: Op, ins: &[NodeId]) -> NodeId {
+        self.0.add(op, ins.to_vec()).unwrap()
+    }
+    pub fn contract(&mut self, spec: &str, a: NodeId, b: NodeId) -> NodeId {
+        self.0.contract(spec, a, b).unwrap()
+    }
+    /// Simplified for printing, then printed with default options.
+    pub fn pretty(&self, outs: &[NodeId]) -> String {
+        let (g, o) = simplify_for_print(&self.0, outs);
+        to_text(&g, &o, &TextOptions::default())
+    }
+    /// Printed as built (no simplification).
+    pub fn raw(&self, outs: &[NodeId]) -> String {
+        to_text(&self.0, outs, &TextOptions::default())
+    }
+    pub fn ascii(&self, outs: &[NodeId]) -> String {
+        let opts = TextOptions { unicode: false, ..TextOptions::default() };
+        to_text(&self.0, outs, &opts)
+    }
+    pub fn latex(&self, outs: &[NodeId]) -> String {
+        to_latex(&self.0, outs, &[])
+    }
+}
+
+/// The reverse-mode gradient of `sum((x + 1)**2)`, built the way reverse mode builds it.
+pub fn seed_gradient() -> (G, NodeId) {
+    let mut g = G::new();
+    let x = g.x("x", &[3]);
+    let one = g.c(1.0);
+    let two = g.c(2.0);
+    let u = g.b(B::Add, x, one);
+    let _p = g.b(B::Pow, u, two);
+    // d sum / d p = broadcast(1); d p / d u = 2 * u**(2-1)
+    let seed = g.c(1.0);
+    let gp = g.0.broadcast(seed, &[3]).unwrap();
+    let e = g.b(B::Sub, two, one);
+    let pw = g.b(B::Pow, u, e);
+    let d = g.b(B::Mul, two, pw);
+    let gu = g.b(B::Mul, gp, d);
+    (g, gu)
+}
+
+/// `sum(tanh(W @ x + b))` and its reverse-mode gradient w.r.t. W, x, b.
+pub fn tanh_gradient() -> (G, Vec<NodeId>) {
+    let mut g = G::new();
+    let w = g.x("W", &[2, 3]);
+    let x = g.x("x", &[3]);
+    let b = g.x("b", &[2]);
+    let z = g.0.matmul(w, x).unwrap();
+    let a = g.b(B::Add, z, b);
+    let t = g.u(U::Tanh, a);
+    let seed = g.c(1.0);
+    let gt = g.0.broadcast(seed, &[2]).unwrap();
+    let one = g.c(1.0);
+    let tt = g.b(B::Mul, t, t);
+    let dt = g.b(B::Sub, one, tt);
+    let ga = g.b(B::Mul, gt, dt);
+    let gw = g.contract("i,j->ij", ga, x);
+    let gx = g.contract("ij,i->j", w, ga);
+    (g, vec![gw, gx, ga])
+}

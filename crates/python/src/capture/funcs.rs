@@ -1,0 +1,1259 @@
+//! Entries of the table for NumPy functions and methods, builtins and `math`.
+//!
+//! Each entry runs the real call and mirrors it. Pure data movement (flip, roll, tile,
+//! repeat, take, diagonal, ...) is mirrored generically: the same function applied to an
+//! array of flat positions gives the positions the result reads, i.e. a `Gather`.
+
+use autodiff_ir::{BinaryOp, DType, NodeId, Op, ReduceOp, SliceDim, UnaryOp};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use super::interp::TracedGen;
+use super::table::{axes_of, Call};
+use super::{unsupported, Res, Tracer, Val};
+use crate::convert;
+
+const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+impl<'py> Tracer<'py> {
+    /// The node of an array-like argument; lists and tuples of symbolic values are stacked.
+    pub fn arr_node(&mut self, v: &Val<'py>) -> Res<NodeId> {
+        if let Some(n) = self.sym(v) {
+            return Ok(n);
+        }
+        let o = v.obj();
+        if (o.downcast::<PyList>().is_ok() || o.downcast::<PyTuple>().is_ok()) && self.deep_sym(v) {
+            let items: Vec<Val> = o
+                .try_iter()?
+                .map(|x| x.map(Val::new))
+                .collect::<PyResult<_>>()?;
+            let mut nodes = vec![];
+            for it in &items {
+                nodes.push(self.arr_node(it)?);
+            }
+            let dt = nodes
+                .iter()
+                .map(|&n| self.g.dtype(n))
+                .max()
+                .unwrap_or(DType::F64);
+            let shape = self.g.shape(nodes[0]).clone();
+            let mut parts = vec![];
+            for n in nodes {
+                let n = self.g.cast(n, dt)?;
+                let n = self.g.broadcast(n, &shape)?;
+                let mut s1 = vec![1];
+                s1.extend(&shape);
+                parts.push(self.g.reshape(n, &s1)?);
+            }
+            return Ok(self.g.add(Op::Concat(0), parts)?);
+        }
+        self.const_node(o)
+    }
+
+    fn ndim(&self, n: NodeId) -> usize {
+        self.g.shape(n).len()
+    }
+
+    fn flat(&mut self, n: NodeId) -> Res<NodeId> {
+        let size = self.g.node(n).size();
+        Ok(self.g.reshape(n, &[size])?)
+    }
+
+    fn int_of(&self, o: Option<Bound<'py, PyAny>>, default: i64) -> Res<i64> {
+        Ok(match o {
+            Some(v) => v.extract()?,
+            None => default,
+        })
+    }
+
+    fn kw_bool(&self, c: &Call<'py>, i: usize, name: &str) -> Res<bool> {
+        Ok(match c.opt(i, name) {
+            Some(v) => v.is_truthy()?,
+            None => false,
+        })
+    }
+
+    /// `np.matmul` semantics: 1-D operands promoted, batch dimensions broadcast.
+    pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Res<NodeId> {
+        let (sa, sb) = (self.g.shape(a).clone(), self.g.shape(b).clone());
+        if sa.is_empty() || sb.is_empty() {
+            return unsupported("matmul of a 0-d array");
+        }
+        if sa.len() <= 2 && sb.len() <= 2 {
+            return Ok(self.g.matmul(a, b)?);
+        }
+        let ba = &sa[..sa.len().saturating_sub(2)];
+        let bb = &sb[..sb.len().saturating_sub(2)];
+        let batch = autodiff_ir::graph::broadcast_shapes(ba, bb)?;
+        let nb = batch.len();
+        let lab: Vec<u8> = LETTERS[..nb].to_vec();
+        let (i, j, k) = (b'x', b'y', b'z');
+        let mut fa = batch.clone();
+        fa.extend(&sa[sa.len().saturating_sub(2)..]);
+        let mut fb = batch.clone();
+        fb.extend(&sb[sb.len().saturating_sub(2)..]);
+        let (a2, b2) = (
+            if sa.len() >= 2 {
+                self.g.broadcast(a, &fa)?
+            } else {
+                a
+            },
+            if sb.len() >= 2 {
+                self.g.broadcast(b, &fb)?
+            } else {
+                b
+            },
+        );
+        let mut la = if sa.len() >= 2 { lab.clone() } else { vec![] };
+        let mut lb = if sb.len() >= 2 { lab.clone() } else { vec![] };
+        let mut lo = lab.clone();
+        if sa.len() >= 2 {
+            la.extend([i, j]);
+            lo.push(i);
+        } else {
+            la.push(j);
+        }
+        if sb.len() >= 2 {
+            lb.extend([j, k]);
+            lo.push(k);
+        } else {
+            lb.push(j);
+        }
+        let spec = format!("{},{}->{}", s(&la), s(&lb), s(&lo));
+        Ok(self.g.contract(&spec, a2, b2)?)
+    }
+
+    /// A pure data-movement function mirrored as a gather of flat positions.
+    fn movement(&mut self, c: &Call<'py>, x: NodeId, res: Bound<'py, PyAny>) -> Res<Val<'py>> {
+        let np = self.r.np.clone();
+        let shape = self.g.shape(x).clone();
+        let size: usize = shape.iter().product();
+        let pos = np
+            .call_method1("arange", (size,))?
+            .call_method1("reshape", (shape,))?;
+        let mut args = vec![pos];
+        for a in &c.args[1..] {
+            args.push(a.obj().clone());
+        }
+        let kw = pyo3::types::PyDict::new(self.py);
+        for (k, v) in &c.kwargs {
+            kw.set_item(k, v.obj())?;
+        }
+        let callee = if c.method {
+            self.r
+                .ndarray
+                .getattr(c.callee.getattr("__name__")?.extract::<String>()?)?
+        } else {
+            c.callee.clone()
+        };
+        let p = callee.call(PyTuple::new(self.py, args)?, Some(&kw))?;
+        let idx = self.g.constant(convert::to_tensor(
+            &np.call_method1("asarray", (p, "int64"))?,
+        )?);
+        let fx = self.flat(x)?;
+        let out = self.g.add(Op::Gather(0), vec![fx, idx])?;
+        self.track(res, out)
+    }
+
+    fn reduce_call(&mut self, c: &Call<'py>, op: ReduceOp) -> Res<Val<'py>> {
+        for k in ["where", "initial", "out"] {
+            if c.kwargs.iter().any(|(n, v)| n == k && !v.obj().is_none()) {
+                return unsupported(format!("{}(..., {k}=...) on a traced array", c.name));
+            }
+        }
+        let res = c.real()?;
+        let x = self.arr_node(&c.args[0])?;
+        let axes = axes_of(c.opt(1, "axis").as_ref(), self.ndim(x))?;
+        let x = if op == ReduceOp::Sum || op == ReduceOp::Prod {
+            let (_, dt) = convert::shape_dtype(&res)?.unwrap();
+            self.g.cast(x, dt)?
+        } else {
+            x
+        };
+        let out = self.g.reduce(op, x, &axes)?;
+        self.track(res, out)
+    }
+
+    /// Mean over axes, in floating point.
+    fn mean_node(&mut self, x: NodeId, axes: &[usize]) -> Res<NodeId> {
+        let x = if self.g.dtype(x).is_float() {
+            x
+        } else {
+            self.g.cast(x, DType::F64)?
+        };
+        let count: usize = axes.iter().map(|&a| self.g.shape(x)[a]).product();
+        let s = self.g.sum(x, axes)?;
+        Ok(self.g.scale(s, 1.0 / count as f64)?)
+    }
+
+    fn var_node(&mut self, x: NodeId, axes: &[usize], ddof: f64) -> Res<NodeId> {
+        let x = if self.g.dtype(x).is_float() {
+            x
+        } else {
+            self.g.cast(x, DType::F64)?
+        };
+        let shape = self.g.shape(x).clone();
+        let count: usize = axes.iter().map(|&a| shape[a]).product();
+        let m = self.mean_node(x, axes)?;
+        let kept: Vec<usize> = shape
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+            .collect();
+        let m = self.g.reshape(m, &kept)?;
+        let m = self.g.broadcast(m, &shape)?;
+        let d = self.g.sub(x, m)?;
+        let d2 = self.g.unary(UnaryOp::Square, d)?;
+        let s = self.g.sum(d2, axes)?;
+        Ok(self.g.scale(s, 1.0 / (count as f64 - ddof))?)
+    }
+
+    /// Concatenation of array-likes along `axis` after reshaping each to `shape_of(item)`.
+    fn concat_items(
+        &mut self,
+        items: &Bound<'py, PyAny>,
+        axis: Option<i64>,
+        prep: &dyn Fn(&Bound<'py, PyAny>) -> PyResult<Vec<usize>>,
+    ) -> Res<NodeId> {
+        let vals: Vec<Val> = items
+            .try_iter()?
+            .map(|x| x.map(Val::new))
+            .collect::<PyResult<_>>()?;
+        let mut nodes = vec![];
+        for v in &vals {
+            let n = self.arr_node(v)?;
+            let shape = prep(v.obj())?;
+            nodes.push(self.g.reshape(n, &shape)?);
+        }
+        let dt = nodes
+            .iter()
+            .map(|&n| self.g.dtype(n))
+            .max()
+            .unwrap_or(DType::F64);
+        for n in nodes.iter_mut() {
+            *n = self.g.cast(*n, dt)?;
+        }
+        let ax = match axis {
+            None => {
+                for n in nodes.iter_mut() {
+                    *n = self.flat(*n)?;
+                }
+                0
+            }
+            Some(a) => axes_of(
+                Some(&a.into_pyobject(self.py)?.into_any()),
+                self.ndim(nodes[0]),
+            )?[0],
+        };
+        Ok(self.g.add(Op::Concat(ax), nodes)?)
+    }
+
+    /// The table entries called by canonical name.
+    pub fn call_known(&mut self, name: &str, mut c: Call<'py>) -> Res<Val<'py>> {
+        let py = self.py;
+        // Generators made by traced code: next/iter act on them; everything else consumes them.
+        if let Some(g) = c
+            .args
+            .first()
+            .and_then(|a| a.obj().downcast::<TracedGen>().ok())
+            .map(|g| g.borrow().idx)
+        {
+            match name {
+                "builtins.next" => {
+                    return match self.resume(g)? {
+                        Some(v) => Ok(v),
+                        None => match c.args.get(1) {
+                            Some(d) => Ok(d.clone()),
+                            None => Err(pyo3::exceptions::PyStopIteration::new_err(()).into()),
+                        },
+                    }
+                }
+                "builtins.iter" => return Ok(c.args[0].clone()),
+                _ => {}
+            }
+        }
+        for a in c.args.iter_mut() {
+            *a = self.materialize(a.clone())?;
+        }
+        let any_sym = c.args.iter().any(|a| self.deep_sym(a))
+            || c.kwargs.iter().any(|(_, v)| self.deep_sym(v));
+        if !any_sym && !name.starts_with("autodiff.") {
+            return Ok(Val::new(c.real()?));
+        }
+        let x = c.args.first().cloned();
+        let np = self.r.np.clone();
+        match name {
+            "autodiff.constant" | "autodiff.escape" => {
+                let copy = py.import("copy")?.getattr("deepcopy")?;
+                let o = x.ok_or_else(|| {
+                    pyo3::exceptions::PyTypeError::new_err("constant() takes one argument")
+                })?;
+                let out = if o.obj().is_instance_of::<pyo3::types::PyFloat>() {
+                    np.getattr("float64")?.call1((o.obj(),))?
+                } else {
+                    copy.call1((o.obj(),))?
+                };
+                if self.sym(&Val::new(out.clone())).is_some() {
+                    return unsupported("internal: constant() copy is still tracked");
+                }
+                Ok(Val::new(out))
+            }
+            "autodiff.tag" => {
+                let v = x.unwrap();
+                let tag: String = c
+                    .opt(1, "name")
+                    .map(|n| n.extract())
+                    .transpose()?
+                    .unwrap_or_default();
+                if let Some(n) = self.sym(&v) {
+                    self.g.names.insert(n, tag.clone());
+                    self.tags.push((tag, n));
+                }
+                Ok(v)
+            }
+            "builtins.sum" => {
+                let items = self.unpack(x.unwrap())?;
+                let mut acc = match c.opt(1, "start") {
+                    Some(s) => Val::new(s),
+                    None => Val::new(0i64.into_pyobject(py)?.into_any()),
+                };
+                for it in items {
+                    acc = self.binary_op(0, &acc, &it)?;
+                }
+                Ok(acc)
+            }
+            "builtins.abs" => {
+                let res = c.real()?;
+                let n = self.node(&c.args[0])?;
+                let out = self.g.unary(UnaryOp::Abs, n)?;
+                self.track(res, out)
+            }
+            "builtins.min" | "builtins.max" => {
+                if c.kwargs.iter().any(|(k, _)| k == "key") {
+                    return self.call_native_guarded(c);
+                }
+                let items = if c.args.len() == 1 {
+                    self.unpack(c.args[0].clone())?
+                } else {
+                    c.args.clone()
+                };
+                let real = c
+                    .callee
+                    .call1(PyTuple::new(py, items.iter().map(|v| v.obj().clone()))?)?;
+                let op = if name.ends_with("max") {
+                    BinaryOp::Maximum
+                } else {
+                    BinaryOp::Minimum
+                };
+                let mut acc = self.node(&items[0])?;
+                for it in &items[1..] {
+                    let n = self.node(it)?;
+                    acc = self.bin_nodes_pub(op, acc, n, &real)?;
+                }
+                self.track(real, acc)
+            }
+            "builtins.float" | "np.float64" | "np.float32" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                self.track(res, n)
+            }
+            "builtins.int" | "builtins.round" if c.args.len() == 1 => {
+                let res = c.real()?;
+                let n = self.node(&c.args[0])?;
+                let n = if name.ends_with("round") {
+                    self.g.unary(UnaryOp::Round, n)?
+                } else {
+                    n
+                };
+                let n = self.g.cast(n, DType::I64)?;
+                let n = self.g.reshape(n, &[])?;
+                self.guard(n, &res, &format!("{}() of a traced value", &name[9..]))?;
+                Ok(Val::new(res))
+            }
+            "builtins.bool" => {
+                let b = self.truth(x.as_ref().unwrap())?;
+                Ok(Val::new(
+                    pyo3::types::PyBool::new(py, b).to_owned().into_any(),
+                ))
+            }
+            "builtins.pow" => self.binary_op(8, &c.args[0], &c.args[1]),
+            "builtins.getattr" => {
+                let name: String = c.args[1].obj().extract()?;
+                match self.getattr(&c.args[0], &name) {
+                    Ok(v) => Ok(v),
+                    Err(e) => match c.args.get(2) {
+                        Some(d) => Ok(d.clone()),
+                        None => Err(e),
+                    },
+                }
+            }
+            "builtins.len"
+            | "builtins.isinstance"
+            | "builtins.type"
+            | "builtins.id"
+            | "builtins.print"
+            | "builtins.repr"
+            | "builtins.str"
+            | "builtins.format"
+            | "builtins.hasattr"
+            | "builtins.setattr"
+            | "builtins.callable"
+            | "builtins.dict"
+            | "builtins.issubclass" => Ok(Val::new(c.real()?)),
+            "builtins.list" | "builtins.tuple" | "builtins.zip" | "builtins.enumerate"
+            | "builtins.reversed" | "builtins.iter" | "builtins.next" => {
+                // Traced arrays iterate as traced rows.
+                for a in c.args.iter_mut() {
+                    if self.sym(a).is_some() && a.obj().is_instance(&self.r.ndarray)? {
+                        let rows = self.unpack(a.clone())?;
+                        *a = Val::new(
+                            PyList::new(py, rows.iter().map(|r| r.obj().clone()))?.into_any(),
+                        );
+                    }
+                }
+                Ok(Val::new(c.real()?))
+            }
+            "builtins.map" => {
+                let f = c.args[0].clone();
+                let mut its = vec![];
+                for a in &c.args[1..] {
+                    its.push(self.unpack(a.clone())?);
+                }
+                let n = its.iter().map(|v| v.len()).min().unwrap_or(0);
+                let out = PyList::empty(py);
+                for k in 0..n {
+                    let args = its.iter().map(|v| v[k].clone()).collect();
+                    out.append(self.call(f.clone(), args, vec![])?.obj())?;
+                }
+                Ok(Val::new(out.try_iter()?.into_any()))
+            }
+            n if n.starts_with("math.") => {
+                let res = c.real()?;
+                let short = &n[5..];
+                match short {
+                    "floor" | "ceil" => {
+                        let v = self.node(&c.args[0])?;
+                        let op = if short == "floor" {
+                            UnaryOp::Floor
+                        } else {
+                            UnaryOp::Ceil
+                        };
+                        let v = self.g.unary(op, v)?;
+                        let v = self.g.cast(v, DType::I64)?;
+                        self.guard(v, &res, &format!("math.{short}() of a traced value"))?;
+                        Ok(Val::new(res))
+                    }
+                    "pow" => self.binary_op(8, &c.args[0], &c.args[1]),
+                    "hypot" => {
+                        let (a, b) = (self.node(&c.args[0])?, self.node(&c.args[1])?);
+                        let (a2, b2) = (
+                            self.g.unary(UnaryOp::Square, a)?,
+                            self.g.unary(UnaryOp::Square, b)?,
+                        );
+                        let s = self.g.add_(a2, b2)?;
+                        let s = self.g.cast(s, DType::F64)?;
+                        let out = self.g.unary(UnaryOp::Sqrt, s)?;
+                        self.track(res, out)
+                    }
+                    _ => self.math_or_ufunc(short, &c, res),
+                }
+            }
+            "np.sum" => self.reduce_call(&c, ReduceOp::Sum),
+            "np.prod" => self.reduce_call(&c, ReduceOp::Prod),
+            "np.max" | "np.amax" => self.reduce_call(&c, ReduceOp::Max),
+            "np.min" | "np.amin" => self.reduce_call(&c, ReduceOp::Min),
+            "np.mean" | "np.average" | "np.var" | "np.std" => {
+                if name == "np.average" && c.opt(2, "weights").is_some() {
+                    let res = c.real()?;
+                    let (xn, w) = (
+                        self.arr_node(&c.args[0])?,
+                        self.arr_node(c.arg(2, "weights").unwrap())?,
+                    );
+                    let axes = axes_of(c.opt(1, "axis").as_ref(), self.ndim(xn))?;
+                    let xw = self.g.mul(xn, w)?;
+                    let w = self.g.broadcast(w, &self.g.shape(xn).clone())?;
+                    let w = self.g.cast(w, DType::F64)?;
+                    let (num, den) = (self.g.sum(xw, &axes)?, self.g.sum(w, &axes)?);
+                    let out = self.g.div(num, den)?;
+                    return self.track(res, out);
+                }
+                let res = c.real()?;
+                let xn = self.arr_node(&c.args[0])?;
+                let axes = axes_of(c.opt(1, "axis").as_ref(), self.ndim(xn))?;
+                let ddof = match c.opt(99, "ddof") {
+                    Some(d) => d.extract::<f64>()?,
+                    None => 0.0,
+                };
+                let out = match name {
+                    "np.var" => self.var_node(xn, &axes, ddof)?,
+                    "np.std" => {
+                        let v = self.var_node(xn, &axes, ddof)?;
+                        self.g.unary(UnaryOp::Sqrt, v)?
+                    }
+                    _ => self.mean_node(xn, &axes)?,
+                };
+                self.track(res, out)
+            }
+            "np.dot" | "np.vdot" | "np.inner" | "np.outer" | "np.matmul" | "np.tensordot" => {
+                let res = c.real()?;
+                let (a, b) = (self.arr_node(&c.args[0])?, self.arr_node(&c.args[1])?);
+                let out = self.products(name, a, b, &c)?;
+                self.track(res, out)
+            }
+            "np.einsum" => {
+                let res = c.real()?;
+                let spec: String = c.args[0].obj().extract()?;
+                let mut ops = vec![];
+                for a in &c.args[1..] {
+                    ops.push(self.arr_node(a)?);
+                }
+                let out = self.einsum(&spec, &ops)?;
+                self.track(res, out)
+            }
+            "np.reshape"
+            | "np.ravel"
+            | "np.squeeze"
+            | "np.expand_dims"
+            | "np.atleast_1d"
+            | "np.atleast_2d"
+            | "np.asarray"
+            | "np.array"
+            | "np.asanyarray"
+            | "np.ascontiguousarray"
+            | "np.copy"
+            | "np.astype" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                self.track(res, n)
+            }
+            "np.transpose" | "np.swapaxes" | "np.moveaxis" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                let r = self.ndim(n);
+                // The permutation is read off the same call on an array of axis numbers.
+                let probe_shape: Vec<usize> = (2..2 + r).collect();
+                let probe = np.call_method1("empty", (probe_shape.clone(),))?;
+                let mut args = vec![probe];
+                args.extend(c.args[1..].iter().map(|v| v.obj().clone()));
+                let callee = if c.method {
+                    self.r
+                        .ndarray
+                        .getattr(c.callee.getattr("__name__")?.extract::<String>()?)?
+                } else {
+                    c.callee.clone()
+                };
+                let kw = pyo3::types::PyDict::new(py);
+                for (k, v) in &c.kwargs {
+                    kw.set_item(k, v.obj())?;
+                }
+                let out_shape: Vec<usize> = callee
+                    .call(PyTuple::new(py, args)?, Some(&kw))?
+                    .getattr("shape")?
+                    .extract()?;
+                let perm: Vec<usize> = out_shape.iter().map(|d| d - 2).collect();
+                let out = self.g.transpose(n, &perm)?;
+                self.track(res, out)
+            }
+            "np.flip" | "np.fliplr" | "np.flipud" | "np.roll" | "np.tile" | "np.repeat"
+            | "np.take" | "np.diagonal" | "np.rot90" => {
+                if c.args.iter().skip(1).any(|a| self.sym(a).is_some()) {
+                    for a in c.args.clone().iter().skip(1) {
+                        self.concretize(a, &format!("an index argument of {name}"))?;
+                    }
+                }
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                self.movement(&c, n, res)
+            }
+            "np.trace" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                let diag = np.call_method1(
+                    "diagonal",
+                    (np.call_method1("arange", (self.g.node(n).size(),))?
+                        .call_method1("reshape", (self.g.shape(n).clone(),))?,),
+                )?;
+                let idx = self.g.constant(convert::to_tensor(&diag)?);
+                let fx = self.flat(n)?;
+                let d = self.g.add(Op::Gather(0), vec![fx, idx])?;
+                let last = self.ndim(d) - 1;
+                let out = self.g.sum(d, &[last])?;
+                self.track(res, out)
+            }
+            "np.diag" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                if self.ndim(n) == 2 {
+                    return self.movement(&c, n, res);
+                }
+                if c.opt(1, "k")
+                    .is_some_and(|k| k.extract::<i64>().ok() != Some(0))
+                {
+                    return unsupported("np.diag(v, k) with k != 0 on a traced vector");
+                }
+                let len = self.g.shape(n)[0];
+                let eye = np.call_method1("eye", (len,))?;
+                let e = self.g.constant(convert::to_tensor(&eye)?);
+                let row = self.g.reshape(n, &[1, len])?;
+                let out = self.g.mul(row, e)?;
+                self.track(res, out)
+            }
+            "np.triu" | "np.tril" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                let f = c.callee.clone();
+                let mut a: Vec<Bound<PyAny>> =
+                    vec![np.call_method1("ones", (self.g.shape(n).clone(), "bool"))?];
+                a.extend(c.args[1..].iter().map(|v| v.obj().clone()));
+                let mask = f.call1(PyTuple::new(py, a)?)?;
+                let m = self.g.constant(convert::to_tensor(&mask)?);
+                let z = self.g.zeros_like(n);
+                let out = self.g.select(m, n, z)?;
+                self.track(res, out)
+            }
+            "np.broadcast_to" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                let shape: Vec<usize> = res.getattr("shape")?.extract()?;
+                let out = self.g.broadcast(n, &shape)?;
+                self.track(res, out)
+            }
+            "np.concatenate" | "np.stack" | "np.hstack" | "np.vstack" | "np.column_stack" => {
+                let res = c.real()?;
+                let items = c.args[0].obj().clone();
+                let ax_arg = c.opt(1, "axis");
+                let out = match name {
+                    "np.concatenate" => {
+                        let axis = match (&ax_arg, c.arg(1, "axis")) {
+                            (None, Some(_)) => None,
+                            (Some(a), _) => Some(a.extract::<i64>()?),
+                            (None, None) => Some(0),
+                        };
+                        self.concat_items(&items, axis, &|o| {
+                            Ok(np.call_method1("shape", (o,))?.extract()?)
+                        })?
+                    }
+                    "np.stack" => {
+                        let a = self.int_of(ax_arg, 0)?;
+                        let first: Vec<usize> =
+                            np.call_method1("shape", (items.get_item(0)?,))?.extract()?;
+                        let r = first.len() as i64 + 1;
+                        let ax = if a < 0 { a + r } else { a } as usize;
+                        self.concat_items(&items, Some(ax as i64), &|o| {
+                            let mut s: Vec<usize> = np.call_method1("shape", (o,))?.extract()?;
+                            s.insert(ax.min(s.len()), 1);
+                            Ok(s)
+                        })?
+                    }
+                    "np.vstack" => self.concat_items(&items, Some(0), &|o| {
+                        Ok(np
+                            .call_method1("atleast_2d", (o,))?
+                            .getattr("shape")?
+                            .extract()?)
+                    })?,
+                    "np.hstack" => {
+                        let nd: usize =
+                            np.call_method1("ndim", (items.get_item(0)?,))?.extract()?;
+                        self.concat_items(&items, Some(if nd <= 1 { 0 } else { 1 }), &|o| {
+                            Ok(np
+                                .call_method1("atleast_1d", (o,))?
+                                .getattr("shape")?
+                                .extract()?)
+                        })?
+                    }
+                    _ => self.concat_items(&items, Some(1), &|o| {
+                        let s: Vec<usize> = np.call_method1("shape", (o,))?.extract()?;
+                        Ok(if s.len() <= 1 {
+                            vec![s.first().copied().unwrap_or(1), 1]
+                        } else {
+                            s
+                        })
+                    })?,
+                };
+                self.track(res, out)
+            }
+            "np.where" if c.args.len() == 3 => {
+                let res = c.real()?;
+                let (cn, a, b) = (
+                    self.arr_node(&c.args[0])?,
+                    self.arr_node(&c.args[1])?,
+                    self.arr_node(&c.args[2])?,
+                );
+                let out = self.g.select(cn, a, b)?;
+                self.track(res, out)
+            }
+            "np.clip" => {
+                let res = c.real()?;
+                let mut n = self.arr_node(x.as_ref().unwrap())?;
+                let dt = self.g.dtype(n);
+                if let Some(hi) = c
+                    .arg(2, "a_max")
+                    .or(c.arg(2, "max"))
+                    .filter(|v| !v.obj().is_none())
+                    .cloned()
+                {
+                    let h = self.arr_node(&hi)?;
+                    let h = self.g.cast(h, dt)?;
+                    n = self.g.binary(BinaryOp::Minimum, n, h)?;
+                }
+                if let Some(lo) = c
+                    .arg(1, "a_min")
+                    .or(c.arg(1, "min"))
+                    .filter(|v| !v.obj().is_none())
+                    .cloned()
+                {
+                    let l = self.arr_node(&lo)?;
+                    let l = self.g.cast(l, dt)?;
+                    n = self.g.binary(BinaryOp::Maximum, n, l)?;
+                }
+                self.track(res, n)
+            }
+            "np.zeros_like" | "np.ones_like" | "np.full_like" | "np.empty_like" => {
+                Ok(Val::new(c.real()?))
+            }
+            "np.cumsum" | "np.cumprod" => {
+                let res = c.real()?;
+                let mut n = self.arr_node(x.as_ref().unwrap())?;
+                let ax = match c.opt(1, "axis") {
+                    None => {
+                        n = self.flat(n)?;
+                        0
+                    }
+                    Some(a) => axes_of(Some(&a), self.ndim(n))?[0],
+                };
+                let (_, dt) = convert::shape_dtype(&res)?.unwrap();
+                let n = self.g.cast(n, dt)?;
+                let op = if name == "np.cumsum" {
+                    Op::Cumsum(ax)
+                } else {
+                    Op::Cumprod(ax)
+                };
+                let out = self.g.add(op, vec![n])?;
+                self.track(res, out)
+            }
+            "np.diff" => {
+                let res = c.real()?;
+                let mut n = self.arr_node(x.as_ref().unwrap())?;
+                let times = self.int_of(c.opt(1, "n"), 1)?;
+                let ax = axes_of(
+                    Some(
+                        &c.opt(2, "axis")
+                            .unwrap_or((-1i64).into_pyobject(py)?.into_any()),
+                    ),
+                    self.ndim(n),
+                )?[0];
+                for _ in 0..times {
+                    let shape = self.g.shape(n).clone();
+                    let len = shape[ax] - 1;
+                    let dims = |start: usize| -> Vec<SliceDim> {
+                        shape
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &d)| {
+                                if i == ax {
+                                    SliceDim {
+                                        start,
+                                        step: 1,
+                                        len,
+                                    }
+                                } else {
+                                    SliceDim {
+                                        start: 0,
+                                        step: 1,
+                                        len: d,
+                                    }
+                                }
+                            })
+                            .collect()
+                    };
+                    let hi = self.g.slice(n, dims(1))?;
+                    let lo = self.g.slice(n, dims(0))?;
+                    n = self.g.sub(hi, lo)?;
+                }
+                self.track(res, n)
+            }
+            "np.sort" | "np.argsort" | "np.argmax" | "np.argmin" => {
+                let res = c.real()?;
+                let mut n = self.arr_node(x.as_ref().unwrap())?;
+                let default_axis = if name == "np.sort" || name == "np.argsort" {
+                    Some((-1i64).into_pyobject(py)?.into_any())
+                } else {
+                    None
+                };
+                let axis = match c.arg(1, "axis") {
+                    Some(v) => (!v.obj().is_none()).then(|| v.obj().clone()),
+                    None => default_axis,
+                };
+                let ax = match axis {
+                    None => {
+                        n = self.flat(n)?;
+                        0
+                    }
+                    Some(a) => axes_of(Some(&a), self.ndim(n))?[0],
+                };
+                let out = match name {
+                    "np.argmax" => self.g.add(Op::ArgMax(ax, true), vec![n])?,
+                    "np.argmin" => self.g.add(Op::ArgMax(ax, false), vec![n])?,
+                    _ => {
+                        let idx = self.g.add(Op::ArgSort(ax), vec![n])?;
+                        if name == "np.argsort" {
+                            idx
+                        } else {
+                            self.g.add(Op::TakeAlong(ax), vec![n, idx])?
+                        }
+                    }
+                };
+                self.track(res, out)
+            }
+            "np.take_along_axis" => {
+                let res = c.real()?;
+                let (n, i) = (self.arr_node(&c.args[0])?, self.arr_node(&c.args[1])?);
+                let ax = axes_of(c.opt(2, "axis").as_ref(), self.ndim(n))?[0];
+                let i = self.g.cast(i, DType::I64)?;
+                let out = self.g.add(Op::TakeAlong(ax), vec![n, i])?;
+                self.track(res, out)
+            }
+            "np.round" | "np.around" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                let d = self.int_of(c.opt(1, "decimals"), 0)?;
+                let s = 10f64.powi(d as i32);
+                let out = if d == 0 {
+                    self.g.unary(UnaryOp::Round, n)?
+                } else {
+                    let m = self.g.scale(n, s)?;
+                    let r = self.g.unary(UnaryOp::Round, m)?;
+                    self.g.scale(r, 1.0 / s)?
+                };
+                self.track(res, out)
+            }
+            "np.logsumexp" => {
+                if c.opt(99, "b").is_some()
+                    || c.opt(99, "return_sign")
+                        .is_some_and(|v| v.is_truthy().unwrap_or(false))
+                {
+                    return unsupported(
+                        "scipy.special.logsumexp with b= or return_sign=True on traced arrays",
+                    );
+                }
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                let n = self.g.cast(n, DType::F64.max(self.g.dtype(n)))?;
+                let axes = axes_of(c.opt(1, "axis").as_ref(), self.ndim(n))?;
+                let shape = self.g.shape(n).clone();
+                let m = self.g.reduce(ReduceOp::Max, n, &axes)?;
+                let kept: Vec<usize> = shape
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+                    .collect();
+                let mk = self.g.reshape(m, &kept)?;
+                let mb = self.g.broadcast(mk, &shape)?;
+                let d = self.g.sub(n, mb)?;
+                let e = self.g.unary(UnaryOp::Exp, d)?;
+                let s = self.g.sum(e, &axes)?;
+                let l = self.g.unary(UnaryOp::Log, s)?;
+                let out = self.g.add_(m, l)?;
+                self.track(res, out)
+            }
+            "np.linalg.norm" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                let n = self.g.cast(n, DType::F64.max(self.g.dtype(n)))?;
+                let ord = c.opt(1, "ord");
+                let axes = axes_of(c.opt(2, "axis").as_ref(), self.ndim(n))?;
+                let ordv: Option<f64> = match &ord {
+                    None => None,
+                    Some(o) if o.extract::<String>().is_ok_and(|s| s == "fro") => None,
+                    Some(o) => Some(o.extract::<f64>()?),
+                };
+                if self.ndim(n) == 2 && axes.len() == 2 && ordv.is_some() {
+                    return unsupported("matrix norms other than 'fro' on traced arrays");
+                }
+                let out = match ordv {
+                    None | Some(2.0) => {
+                        let sq = self.g.unary(UnaryOp::Square, n)?;
+                        let s = self.g.sum(sq, &axes)?;
+                        self.g.unary(UnaryOp::Sqrt, s)?
+                    }
+                    Some(1.0) => {
+                        let a = self.g.unary(UnaryOp::Abs, n)?;
+                        self.g.sum(a, &axes)?
+                    }
+                    Some(p) if p.is_infinite() => {
+                        let a = self.g.unary(UnaryOp::Abs, n)?;
+                        self.g.reduce(
+                            if p > 0.0 {
+                                ReduceOp::Max
+                            } else {
+                                ReduceOp::Min
+                            },
+                            a,
+                            &axes,
+                        )?
+                    }
+                    Some(p) => {
+                        let a = self.g.unary(UnaryOp::Abs, n)?;
+                        let pc = self.g.scalar(p, self.g.dtype(a));
+                        let ap = self.g.binary(BinaryOp::Pow, a, pc)?;
+                        let s = self.g.sum(ap, &axes)?;
+                        let inv = self.g.scalar(1.0 / p, self.g.dtype(s));
+                        self.g.binary(BinaryOp::Pow, s, inv)?
+                    }
+                };
+                self.track(res, out)
+            }
+            "np.linalg.solve" | "scipy.solve_triangular" => {
+                let res = c.real()?;
+                let (a, b) = (self.arr_node(&c.args[0])?, self.arr_node(&c.args[1])?);
+                let dt = DType::F64.max(self.g.dtype(a)).max(self.g.dtype(b));
+                let (a, b) = (self.g.cast(a, dt)?, self.g.cast(b, dt)?);
+                if self.ndim(a) != 2 || self.ndim(b) > 2 {
+                    return unsupported("batched linear solves on traced arrays");
+                }
+                let vec = self.ndim(b) == 1;
+                let nrow = self.g.shape(b)[0];
+                let b2 = if vec {
+                    self.g.reshape(b, &[nrow, 1])?
+                } else {
+                    b
+                };
+                let op = if name == "np.linalg.solve" {
+                    Op::Solve
+                } else {
+                    let lower = self.kw_bool(&c, 3, "lower")?;
+                    let trans = c
+                        .opt(2, "trans")
+                        .map(|t| t.str().map(|s| s.to_string()))
+                        .transpose()?
+                        .unwrap_or_default();
+                    if trans != "0" && !trans.is_empty() && trans != "N" {
+                        return unsupported("solve_triangular(trans=...) on traced arrays");
+                    }
+                    Op::TriSolve(lower)
+                };
+                let out = self.g.add(op, vec![a, b2])?;
+                self.track(res, out)
+            }
+            "np.linalg.inv" | "np.linalg.det" | "np.linalg.cholesky" | "scipy.cholesky" => {
+                let res = c.real()?;
+                let a = self.arr_node(x.as_ref().unwrap())?;
+                let a = self.g.cast(a, DType::F64.max(self.g.dtype(a)))?;
+                if self.ndim(a) != 2 {
+                    return unsupported(format!("batched {name} on traced arrays"));
+                }
+                let out = match name {
+                    "np.linalg.inv" => self.g.add(Op::Inv, vec![a])?,
+                    "np.linalg.det" => self.g.add(Op::Det, vec![a])?,
+                    "np.linalg.cholesky" => self.g.add(Op::Cholesky, vec![a])?,
+                    _ => {
+                        let l = self.g.add(Op::Cholesky, vec![a])?;
+                        if self.kw_bool(&c, 1, "lower")? {
+                            l
+                        } else {
+                            self.g.transpose(l, &[1, 0])?
+                        }
+                    }
+                };
+                self.track(res, out)
+            }
+            "np.linalg.slogdet" => {
+                let res = c.real()?;
+                let a = self.arr_node(x.as_ref().unwrap())?;
+                let a = self.g.cast(a, DType::F64.max(self.g.dtype(a)))?;
+                let det = self.g.add(Op::Det, vec![a])?;
+                let sign = self.g.unary(UnaryOp::Sign, det)?;
+                let lad = self.g.add(Op::LogAbsDet, vec![a])?;
+                let f64t = np.getattr("float64")?;
+                let s = self.track(f64t.call1((res.get_item(0)?,))?, sign)?;
+                let l = self.track(f64t.call1((res.get_item(1)?,))?, lad)?;
+                Ok(Val::new(res.get_type().call1((s.obj(), l.obj()))?))
+            }
+            _ => self.call_native_guarded(c),
+        }
+    }
+
+    fn call_native_guarded(&mut self, c: Call<'py>) -> Res<Val<'py>> {
+        let syms: Vec<Val> = c
+            .args
+            .iter()
+            .chain(c.kwargs.iter().map(|(_, v)| v))
+            .filter(|v| self.deep_sym(v))
+            .cloned()
+            .collect();
+        for v in &syms {
+            match self.sym(v) {
+                Some(n) if !self.g.dtype(n).is_float() => self.concretize(v, &format!("the argument of {}", c.name))?,
+                _ => {
+                    return unsupported(format!(
+                        "`{}` is not supported by the tracer with a traced (differentiable) argument. \
+                         Use a supported NumPy function, write it in Python/NumPy so it can be traced, \
+                         or wrap the argument in autodiff.constant(...) to treat it as a constant",
+                        c.name
+                    ))
+                }
+            }
+        }
+        Ok(Val::new(c.real()?))
+    }
+
+    pub fn bin_nodes_pub(
+        &mut self,
+        op: BinaryOp,
+        a: NodeId,
+        b: NodeId,
+        res: &Bound<'py, PyAny>,
+    ) -> Res<NodeId> {
+        let (_, dt) = convert::shape_dtype(res)?.unwrap_or((vec![], DType::F64));
+        let (a, b) = (self.g.cast(a, dt)?, self.g.cast(b, dt)?);
+        Ok(self.g.binary(op, a, b)?)
+    }
+
+    fn math_or_ufunc(
+        &mut self,
+        short: &str,
+        c: &Call<'py>,
+        res: Bound<'py, PyAny>,
+    ) -> Res<Val<'py>> {
+        let name = match short {
+            "asin" => "arcsin",
+            "acos" => "arccos",
+            "atan" => "arctan",
+            "asinh" => "arcsinh",
+            "acosh" => "arccosh",
+            "atanh" => "arctanh",
+            "lgamma" => "gammaln",
+            "atan2" => "arctan2",
+            s => s,
+        };
+        let u = self.r.np.getattr(name).ok();
+        match (name, u) {
+            ("erf" | "gammaln", _) => {
+                let n = self.node(&c.args[0])?;
+                let n = self.g.cast(n, DType::F64)?;
+                let op = if name == "erf" {
+                    UnaryOp::Erf
+                } else {
+                    UnaryOp::Gammaln
+                };
+                let out = self.g.unary(op, n)?;
+                self.track(res, out)
+            }
+            (_, Some(u)) if c.args.len() == 2 => {
+                let (a, b) = (self.node(&c.args[0])?, self.node(&c.args[1])?);
+                let probe = u.call1((c.args[0].obj(), c.args[1].obj()))?;
+                let op = match name {
+                    "arctan2" => BinaryOp::Arctan2,
+                    _ => return unsupported(format!("math.{short} on traced values")),
+                };
+                let out = self.bin_nodes_pub(op, a, b, &probe)?;
+                self.track(res, out)
+            }
+            (_, Some(_)) => {
+                let n = self.node(&c.args[0])?;
+                let n = self.g.cast(n, DType::F64)?;
+                let op = match name {
+                    "exp" => UnaryOp::Exp,
+                    "log" if c.args.len() == 1 => UnaryOp::Log,
+                    "log1p" => UnaryOp::Log1p,
+                    "log2" => UnaryOp::Log2,
+                    "log10" => UnaryOp::Log10,
+                    "sqrt" => UnaryOp::Sqrt,
+                    "sin" => UnaryOp::Sin,
+                    "cos" => UnaryOp::Cos,
+                    "tan" => UnaryOp::Tan,
+                    "arcsin" => UnaryOp::Arcsin,
+                    "arccos" => UnaryOp::Arccos,
+                    "arctan" => UnaryOp::Arctan,
+                    "sinh" => UnaryOp::Sinh,
+                    "cosh" => UnaryOp::Cosh,
+                    "tanh" => UnaryOp::Tanh,
+                    "arcsinh" => UnaryOp::Arcsinh,
+                    "arccosh" => UnaryOp::Arccosh,
+                    "arctanh" => UnaryOp::Arctanh,
+                    "expm1" => UnaryOp::Expm1,
+                    "fabs" => UnaryOp::Abs,
+                    _ => return unsupported(format!("math.{short} on traced values")),
+                };
+                let out = self.g.unary(op, n)?;
+                self.track(res, out)
+            }
+            _ => unsupported(format!("math.{short} on traced values")),
+        }
+    }
+
+    /// dot / vdot / inner / outer / matmul / tensordot as contractions.
+    fn products(&mut self, name: &str, a: NodeId, b: NodeId, c: &Call<'py>) -> Res<NodeId> {
+        let dt = self.g.dtype(a).max(self.g.dtype(b)).max(DType::I64);
+        let (a, b) = (self.g.cast(a, dt)?, self.g.cast(b, dt)?);
+        let (ra, rb) = (self.ndim(a), self.ndim(b));
+        if ra == 0 || rb == 0 {
+            return Ok(self.g.mul(a, b)?);
+        }
+        let la: Vec<u8> = LETTERS[..ra].to_vec();
+        let lbf: Vec<u8> = LETTERS[ra..ra + rb].to_vec();
+        let spec = match name {
+            "np.matmul" => return self.matmul(a, b),
+            "np.vdot" => {
+                let (fa, fb) = (self.flat(a)?, self.flat(b)?);
+                return Ok(self.g.contract("i,i->", fa, fb)?);
+            }
+            "np.outer" => {
+                let (fa, fb) = (self.flat(a)?, self.flat(b)?);
+                return Ok(self.g.contract("i,j->ij", fa, fb)?);
+            }
+            "np.inner" => {
+                let mut lb = lbf.clone();
+                lb[rb - 1] = la[ra - 1];
+                (la.clone(), lb, [&la[..ra - 1], &lbf[..rb - 1]].concat())
+            }
+            "np.tensordot" => {
+                let axes = c.opt(2, "axes");
+                let (xa, xb): (Vec<i64>, Vec<i64>) = match axes {
+                    None => ((ra as i64 - 2..ra as i64).collect(), (0..2).collect()),
+                    Some(ax) => match ax.extract::<i64>() {
+                        Ok(n) => ((ra as i64 - n..ra as i64).collect(), (0..n).collect()),
+                        Err(_) => {
+                            let p0 = ax.get_item(0)?;
+                            let p1 = ax.get_item(1)?;
+                            let one = |p: Bound<PyAny>| -> PyResult<Vec<i64>> {
+                                p.extract::<i64>().map(|v| vec![v]).or_else(|_| p.extract())
+                            };
+                            (one(p0)?, one(p1)?)
+                        }
+                    },
+                };
+                let norm = |v: i64, r: usize| {
+                    if v < 0 {
+                        (v + r as i64) as usize
+                    } else {
+                        v as usize
+                    }
+                };
+                let mut lb = lbf.clone();
+                for (&i, &j) in xa.iter().zip(&xb) {
+                    lb[norm(j, rb)] = la[norm(i, ra)];
+                }
+                let xa_n: Vec<usize> = xa.iter().map(|&v| norm(v, ra)).collect();
+                let xb_n: Vec<usize> = xb.iter().map(|&v| norm(v, rb)).collect();
+                let mut out: Vec<u8> = (0..ra)
+                    .filter(|i| !xa_n.contains(i))
+                    .map(|i| la[i])
+                    .collect();
+                out.extend((0..rb).filter(|i| !xb_n.contains(i)).map(|i| lb[i]));
+                (la.clone(), lb, out)
+            }
+            _ => {
+                // np.dot: sum over the last axis of a and the second-to-last of b.
+                let cb = if rb == 1 { 0 } else { rb - 2 };
+                let mut lb = lbf.clone();
+                lb[cb] = la[ra - 1];
+                let mut out: Vec<u8> = la[..ra - 1].to_vec();
+                out.extend((0..rb).filter(|&i| i != cb).map(|i| lb[i]));
+                (la.clone(), lb, out)
+            }
+        };
+        let spec = format!("{},{}->{}", s(&spec.0), s(&spec.1), s(&spec.2));
+        Ok(self.g.contract(&spec, a, b)?)
+    }
+
+    /// `np.einsum` for explicit or implicit specs over any number of operands.
+    fn einsum(&mut self, spec: &str, ops: &[NodeId]) -> Res<NodeId> {
+        let spec: String = spec.chars().filter(|c| !c.is_whitespace()).collect();
+        if spec.contains("...") {
+            return unsupported("np.einsum with '...' on traced arrays");
+        }
+        let (ins, out) = match spec.split_once("->") {
+            Some((i, o)) => (i.to_string(), o.as_bytes().to_vec()),
+            None => {
+                let all: Vec<u8> = spec.bytes().filter(|c| c.is_ascii_alphabetic()).collect();
+                let mut once: Vec<u8> = all
+                    .iter()
+                    .copied()
+                    .filter(|c| all.iter().filter(|d| *d == c).count() == 1)
+                    .collect();
+                once.sort_unstable();
+                (spec.clone(), once)
+            }
+        };
+        let mut terms: Vec<(Vec<u8>, NodeId)> = vec![];
+        for (t, &n) in ins.split(',').zip(ops) {
+            let labels = t.as_bytes().to_vec();
+            terms.push(self.einsum_unary(labels, n)?);
+        }
+        if terms.len() != ops.len() {
+            return unsupported("np.einsum: operand count does not match the spec");
+        }
+        // Contract left to right, keeping labels needed later or in the output.
+        let (mut acc_l, mut acc) = terms.remove(0);
+        for k in 0..terms.len() {
+            let (bl, bn) = terms[k].clone();
+            let later: Vec<u8> = terms[k + 1..]
+                .iter()
+                .flat_map(|t| t.0.clone())
+                .chain(out.iter().copied())
+                .collect();
+            let mut keep: Vec<u8> = vec![];
+            for l in acc_l.iter().chain(bl.iter()) {
+                if later.contains(l) && !keep.contains(l) {
+                    keep.push(*l);
+                }
+            }
+            // Labels in only one operand and not kept are summed first.
+            let (al2, an2) =
+                self.sum_labels(&acc_l, acc, &|l| bl.contains(&l) || keep.contains(&l))?;
+            let (bl2, bn2) =
+                self.sum_labels(&bl, bn, &|l| al2.contains(&l) || keep.contains(&l))?;
+            let sp = format!("{},{}->{}", s(&al2), s(&bl2), s(&keep));
+            acc = self.g.contract(&sp, an2, bn2)?;
+            acc_l = keep;
+        }
+        // Final: sum labels not in the output, then permute.
+        let (l2, n2) = self.sum_labels(&acc_l, acc, &|l| out.contains(&l))?;
+        let perm: Vec<usize> = out
+            .iter()
+            .map(|o| l2.iter().position(|l| l == o).unwrap())
+            .collect();
+        Ok(self.g.transpose(n2, &perm)?)
+    }
+
+    fn sum_labels(
+        &mut self,
+        labels: &[u8],
+        n: NodeId,
+        keep: &dyn Fn(u8) -> bool,
+    ) -> Res<(Vec<u8>, NodeId)> {
+        let axes: Vec<usize> = (0..labels.len()).filter(|&i| !keep(labels[i])).collect();
+        let kept: Vec<u8> = labels.iter().copied().filter(|&l| keep(l)).collect();
+        Ok((kept, self.g.sum(n, &axes)?))
+    }
+
+    /// Removes repeated labels in one einsum operand (diagonals) with a gather.
+    fn einsum_unary(&mut self, labels: Vec<u8>, n: NodeId) -> Res<(Vec<u8>, NodeId)> {
+        let mut uniq: Vec<u8> = vec![];
+        for &l in &labels {
+            if !uniq.contains(&l) {
+                uniq.push(l);
+            }
+        }
+        if uniq.len() == labels.len() {
+            return Ok((labels, n));
+        }
+        let np = self.r.np.clone();
+        let shape = self.g.shape(n).clone();
+        let size: usize = shape.iter().product();
+        let pos = np
+            .call_method1("arange", (size,))?
+            .call_method1("reshape", (shape,))?;
+        let p = np.call_method1("einsum", (format!("{}->{}", s(&labels), s(&uniq)), pos))?;
+        let idx = self.g.constant(convert::to_tensor(
+            &np.call_method1("asarray", (p, "int64"))?,
+        )?);
+        let fx = self.flat(n)?;
+        Ok((uniq, self.g.add(Op::Gather(0), vec![fx, idx])?))
+    }
+}
+
+fn s(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).into_owned()
+}

@@ -1,0 +1,219 @@
+//! Indexing: `x[key]` and `x[key] = v` on traced arrays.
+//!
+//! Basic keys (ints, slices, None, Ellipsis) become `Slice` (+ `Reshape`) and
+//! `SetSlice`; any other key (integer arrays, lists, boolean masks) is resolved by
+//! indexing an array of flat positions with the same key, giving a `Gather` or `Scatter`
+//! whose indices are constants. Symbolic parts of a key are integers or booleans made
+//! concrete under guards; `x[mask] = scalar` with a traced mask becomes a `Where`.
+
+use autodiff_ir::{DType, NodeId, Op, Shape, SliceDim};
+use pyo3::prelude::*;
+use pyo3::types::{PyEllipsis, PyInt, PySlice, PyTuple};
+
+use super::{unsupported, Res, Tracer, Val};
+use crate::convert;
+
+impl<'py> Tracer<'py> {
+    fn is_array(&self, o: &Bound<'py, PyAny>) -> bool {
+        o.is_instance(&self.r.ndarray).unwrap_or(false)
+            || o.is_instance(&self.r.generic).unwrap_or(false)
+    }
+
+    /// Key items as a tuple (a lone key becomes a 1-tuple).
+    fn key_items(&self, k: &Bound<'py, PyAny>) -> Vec<Bound<'py, PyAny>> {
+        match k.downcast::<PyTuple>() {
+            Ok(t) => t.iter().collect(),
+            Err(_) => vec![k.clone()],
+        }
+    }
+
+    /// Makes the symbolic parts of a key concrete under guards.
+    fn concrete_key(&mut self, k: &Val<'py>) -> Res<()> {
+        if !self.deep_sym(k) {
+            return Ok(());
+        }
+        for item in self.key_items(k.obj()) {
+            let v = if item.is(k.obj()) {
+                k.clone()
+            } else {
+                Val::new(item)
+            };
+            if self.sym(&v).is_some() {
+                self.concretize(&v, "an index")?;
+            }
+        }
+        if self.sym(k).is_some() && k.obj().downcast::<PyTuple>().is_ok() {
+            self.concretize(k, "an index")?;
+        }
+        Ok(())
+    }
+
+    /// The slice of a basic key over `shape`, or `None` if the key is not basic.
+    fn basic_dims(&self, k: &Bound<'py, PyAny>, shape: &Shape) -> Res<Option<Vec<SliceDim>>> {
+        let items = self.key_items(k);
+        let consumed = items
+            .iter()
+            .filter(|i| !i.is_none() && !i.is_instance_of::<PyEllipsis>())
+            .count();
+        if consumed > shape.len() {
+            return Ok(None);
+        }
+        let mut dims = vec![];
+        let mut ax = 0;
+        for it in &items {
+            if it.is_none() {
+                continue;
+            }
+            if it.is_instance_of::<PyEllipsis>() {
+                let skip = shape.len() - consumed;
+                for _ in 0..skip {
+                    dims.push(SliceDim {
+                        start: 0,
+                        step: 1,
+                        len: shape[ax],
+                    });
+                    ax += 1;
+                }
+                continue;
+            }
+            let n = shape[ax];
+            if let Ok(s) = it.downcast::<PySlice>() {
+                let ind = s.indices(n as isize)?;
+                let (start, step, len) = (ind.start, ind.step as i64, ind.slicelength);
+                dims.push(SliceDim {
+                    start: if len == 0 { 0 } else { start as usize },
+                    step,
+                    len,
+                });
+            } else if it.is_instance_of::<PyInt>()
+                || (it.is_instance(&self.r.generic)?
+                    && it.getattr("dtype")?.getattr("kind")?.extract::<String>()? == "i")
+            {
+                let i: i64 = it.extract()?;
+                let j = if i < 0 { i + n as i64 } else { i };
+                if j < 0 || j >= n as i64 {
+                    return Ok(None); // NumPy raises the IndexError on the real call.
+                }
+                dims.push(SliceDim {
+                    start: j as usize,
+                    step: 1,
+                    len: 1,
+                });
+            } else {
+                return Ok(None);
+            }
+            ax += 1;
+        }
+        while ax < shape.len() {
+            dims.push(SliceDim {
+                start: 0,
+                step: 1,
+                len: shape[ax],
+            });
+            ax += 1;
+        }
+        Ok(Some(dims))
+    }
+
+    /// Flat positions that `x[key]` reads, as an int64 constant node.
+    fn positions(&mut self, shape: &Shape, k: &Bound<'py, PyAny>) -> Res<(NodeId, Shape)> {
+        let np = self.r.np.clone();
+        let size: usize = shape.iter().product();
+        let pos = np
+            .call_method1("arange", (size,))?
+            .call_method1("reshape", (shape.clone(),))?;
+        let p = np.call_method1("asarray", (pos.get_item(k)?, "int64"))?;
+        let pshape: Shape = p.getattr("shape")?.extract()?;
+        Ok((self.g.constant(convert::to_tensor(&p)?), pshape))
+    }
+
+    pub fn getitem(&mut self, c: &Val<'py>, k: &Val<'py>) -> Res<Val<'py>> {
+        let csym = self.sym(c).is_some();
+        if !csym && !self.deep_sym(k) {
+            return Ok(Val::new(c.obj().get_item(k.obj())?));
+        }
+        if !self.is_array(c.obj()) {
+            self.concrete_key(k)?;
+            return Ok(Val::new(c.obj().get_item(k.obj())?));
+        }
+        self.concrete_key(k)?;
+        let res = c.obj().get_item(k.obj())?;
+        let x = self.node(c)?;
+        let shape = self.g.shape(x).clone();
+        if let Some(dims) = self.basic_dims(k.obj(), &shape)? {
+            let s = self.g.slice(x, dims.clone())?;
+            let out = self.track(res.clone(), s)?;
+            if res.is_instance(&self.r.ndarray)? && !res.getattr("base")?.is_none() {
+                self.note_view(out.obj(), c.obj(), dims);
+            }
+            return Ok(out);
+        }
+        let (idx, _) = self.positions(&shape, k.obj())?;
+        let size = shape.iter().product::<usize>();
+        let fx = self.g.reshape(x, &[size])?;
+        let out = self.g.add(Op::Gather(0), vec![fx, idx])?;
+        self.track(res, out)
+    }
+
+    pub fn setitem(&mut self, c: &Val<'py>, k: &Val<'py>, v: &Val<'py>) -> Res<()> {
+        let o = c.obj();
+        if !self.is_array(o) || (self.sym(c).is_none() && !self.deep_sym(v) && !self.deep_sym(k)) {
+            self.concrete_key(k)?;
+            o.set_item(k.obj(), v.obj())?;
+            return Ok(());
+        }
+        if !o.is_instance(&self.r.ndarray)? {
+            return unsupported("item assignment on a NumPy scalar");
+        }
+        let x = self.node(c)?;
+        let shape = self.g.shape(x).clone();
+        let dt = self.g.dtype(x);
+        // x[mask] = v with a traced boolean mask of x's shape: a select, no guard needed.
+        if let Some(m) = self.sym(k) {
+            let scalarish = convert::shape_dtype(v.obj())?
+                .is_some_and(|(s, _)| s.iter().product::<usize>() == 1);
+            if self.g.dtype(m) == DType::Bool && self.g.shape(m) == &shape && scalarish {
+                let vn = self.arr_node(v)?;
+                let vn = self.g.cast(vn, dt)?;
+                let vn = self.g.reshape(vn, &[])?;
+                let new = self.g.select(m, vn, x)?;
+                o.set_item(k.obj(), v.obj())?;
+                return self.update(o, new);
+            }
+        }
+        self.concrete_key(k)?;
+        let target: Shape = self
+            .r
+            .np
+            .call_method1("shape", (o.get_item(k.obj())?,))?
+            .extract()?;
+        let vn = self.arr_node(v)?;
+        let vn = self.g.cast(vn, dt)?;
+        let vn = match self.g.broadcast(vn, &target) {
+            Ok(n) => n,
+            Err(_) => {
+                o.set_item(k.obj(), v.obj())?; // NumPy raises the real error.
+                return unsupported("internal: assignment shapes do not broadcast");
+            }
+        };
+        let new = match self.basic_dims(k.obj(), &shape)? {
+            Some(dims) => {
+                let lens: Shape = dims.iter().map(|d| d.len).collect();
+                let vr = self.g.reshape(vn, &lens)?;
+                self.g.add(Op::SetSlice(dims), vec![x, vr])?
+            }
+            None => {
+                let (idx, pshape) = self.positions(&shape, k.obj())?;
+                let n: usize = pshape.iter().product();
+                let size: usize = shape.iter().product();
+                let idx = self.g.reshape(idx, &[n])?;
+                let vflat = self.g.reshape(vn, &[n])?;
+                let fx = self.g.reshape(x, &[size])?;
+                let sc = self.g.add(Op::Scatter(0), vec![fx, idx, vflat])?;
+                self.g.reshape(sc, &shape)?
+            }
+        };
+        o.set_item(k.obj(), v.obj())?;
+        self.update(o, new)
+    }
+}

@@ -1,0 +1,537 @@
+//! The capture stage: a CPython bytecode interpreter that shadow-executes a function.
+//!
+//! Every instruction runs on the real Python objects (CPython and NumPy decide all
+//! semantics); when an operand is symbolic, the engine adds the mirroring IR node.
+//! Guarantees:
+//! - symbolic-ness is tracked per object identity for objects that are never shared
+//!   singletons (arrays, NumPy scalars, floats), with every tracked object kept alive until
+//!   the trace ends, and per stack/local slot for the rest (bools);
+//! - every decision a symbolic value makes (a branch, `int(x)`, an index) becomes a guard;
+//! - a callee the table does not know that receives a continuous symbolic value is an error
+//!   naming it and the user's file:line, never a silent constant;
+//! - in-place updates are functionalized (the object's node is replaced by an update node);
+//!   writes through basic-slice views update the base; other aliasing is refused.
+
+pub mod code;
+mod funcs;
+mod index;
+mod interp;
+mod table;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use autodiff_ir::{DType, Graph, NodeId, Shape, SliceDim, Tensor};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFloat, PyList, PyTuple};
+
+use crate::convert;
+use code::Code;
+
+pyo3::create_exception!(_core, TraceError, pyo3::exceptions::PyException);
+
+/// A value on the interpreter's stack or in a local slot. `obj == None` is CPython's NULL.
+#[derive(Clone)]
+pub struct Val<'py> {
+    pub obj: Option<Bound<'py, PyAny>>,
+    /// The node of a symbolic value that is not tracked by identity (bools).
+    pub node: Option<NodeId>,
+}
+
+impl<'py> Val<'py> {
+    pub fn new(obj: Bound<'py, PyAny>) -> Val<'py> {
+        Val {
+            obj: Some(obj),
+            node: None,
+        }
+    }
+    pub fn null() -> Val<'py> {
+        Val {
+            obj: None,
+            node: None,
+        }
+    }
+    pub fn obj(&self) -> &Bound<'py, PyAny> {
+        self.obj.as_ref().expect("NULL used as a value")
+    }
+}
+
+/// Errors while tracing: a Python exception raised by the user's code (which user code may
+/// catch) or an unsupported construct (which it may not).
+pub enum Err {
+    Py(PyErr),
+    Unsupported(String),
+}
+
+impl From<PyErr> for Err {
+    fn from(e: PyErr) -> Err {
+        Err::Py(e)
+    }
+}
+
+impl From<std::convert::Infallible> for Err {
+    fn from(e: std::convert::Infallible) -> Err {
+        match e {}
+    }
+}
+
+impl From<autodiff_ir::IrError> for Err {
+    fn from(e: autodiff_ir::IrError) -> Err {
+        Err::Unsupported(format!("internal graph error: {e}"))
+    }
+}
+
+pub type Res<T> = Result<T, Err>;
+
+pub fn unsupported<T>(msg: impl Into<String>) -> Res<T> {
+    Err(Err::Unsupported(msg.into()))
+}
+
+/// A value whose node is checked on every call: the trace is valid while it holds.
+pub struct Guard {
+    pub node: NodeId,
+    pub expected: Tensor,
+    pub why: String,
+}
+
+/// How a tracked array relates to its base, for writes through views.
+struct ViewOf<'py> {
+    base: Bound<'py, PyAny>,
+    dims: Vec<SliceDim>,
+}
+
+/// Cached Python objects the engine compares against.
+pub struct Refs<'py> {
+    pub np: Bound<'py, PyModule>,
+    pub ndarray: Bound<'py, PyAny>,
+    pub generic: Bound<'py, PyAny>,
+    pub np_bool: Bound<'py, PyAny>,
+    pub ufunc: Bound<'py, PyAny>,
+    pub function_type: Bound<'py, PyAny>,
+    pub method_type: Bound<'py, PyAny>,
+    pub cell_type: Bound<'py, PyAny>,
+    pub builtin_method_type: Bound<'py, PyAny>,
+    pub builtins: Bound<'py, PyModule>,
+    pub operator: Bound<'py, PyModule>,
+    pub binops: Vec<Bound<'py, PyAny>>,
+    pub markers: Bound<'py, PyDict>,
+}
+
+/// The state of one trace.
+pub struct Tracer<'py> {
+    pub py: Python<'py>,
+    pub g: Graph,
+    ids: HashMap<usize, NodeId>,
+    keep: Vec<Bound<'py, PyAny>>,
+    views: HashMap<usize, ViewOf<'py>>,
+    pub guards: Vec<Guard>,
+    pub r: Refs<'py>,
+    codes: HashMap<usize, Rc<Code<'py>>>,
+    table: table::Table,
+    pub depth: usize,
+    /// Where the engine is in the user's code: `file:line (function)` per frame.
+    pub where_: Vec<String>,
+    pub generators: Vec<Option<interp::Frame<'py>>>,
+    /// Values named with `autodiff.tag(x, name)`.
+    pub tags: Vec<(String, NodeId)>,
+    /// The call stack when the first uncaught error happened.
+    pub err_trail: Option<Vec<String>>,
+}
+
+/// Is this object safe to track by identity (never a shared singleton)?
+fn identity_safe(r: &Refs<'_>, obj: &Bound<'_, PyAny>) -> bool {
+    if obj.is_instance(&r.ndarray).unwrap_or(false) {
+        return true;
+    }
+    if obj.is_instance(&r.np_bool).unwrap_or(false) {
+        return false;
+    }
+    obj.is_instance(&r.generic).unwrap_or(false) || obj.is_instance_of::<PyFloat>()
+}
+
+impl<'py> Tracer<'py> {
+    pub fn new(py: Python<'py>, markers: Bound<'py, PyDict>) -> PyResult<Tracer<'py>> {
+        let np = py.import("numpy")?;
+        let types = py.import("types")?;
+        let operator = py.import("operator")?;
+        let names = [
+            "add",
+            "and_",
+            "floordiv",
+            "lshift",
+            "matmul",
+            "mul",
+            "mod",
+            "or_",
+            "pow",
+            "rshift",
+            "sub",
+            "truediv",
+            "xor",
+            "iadd",
+            "iand",
+            "ifloordiv",
+            "ilshift",
+            "imatmul",
+            "imul",
+            "imod",
+            "ior",
+            "ipow",
+            "irshift",
+            "isub",
+            "itruediv",
+            "ixor",
+        ];
+        let binops = names
+            .iter()
+            .map(|n| operator.getattr(*n))
+            .collect::<PyResult<_>>()?;
+        let r = Refs {
+            ndarray: np.getattr("ndarray")?,
+            generic: np.getattr("generic")?,
+            np_bool: np.getattr("bool_")?,
+            ufunc: np.getattr("ufunc")?,
+            function_type: types.getattr("FunctionType")?,
+            method_type: types.getattr("MethodType")?,
+            cell_type: types.getattr("CellType")?,
+            builtin_method_type: types.getattr("BuiltinMethodType")?,
+            builtins: py.import("builtins")?,
+            operator,
+            binops,
+            markers,
+            np,
+        };
+        let table = table::Table::new(&r)?;
+        Ok(Tracer {
+            py,
+            g: Graph::new(),
+            ids: HashMap::new(),
+            keep: vec![],
+            views: HashMap::new(),
+            guards: vec![],
+            r,
+            codes: HashMap::new(),
+            table,
+            depth: 0,
+            where_: vec![],
+            generators: vec![],
+            tags: vec![],
+            err_trail: None,
+        })
+    }
+
+    /// The user's current location, `file:line`.
+    pub fn loc(&self) -> String {
+        self.where_
+            .last()
+            .cloned()
+            .unwrap_or_else(|| "<unknown>".into())
+    }
+
+    /// Registers `obj` as the graph input `name`.
+    pub fn add_input(&mut self, obj: &Bound<'py, PyAny>, name: &str) -> PyResult<NodeId> {
+        let (shape, dtype) = convert::shape_dtype(obj)?.ok_or_else(|| {
+            pyo3::exceptions::PyTypeError::new_err(format!("argument {name} is not an array"))
+        })?;
+        let id = self.g.add_input(name, shape, dtype);
+        self.ids.insert(obj.as_ptr() as usize, id);
+        self.keep.push(obj.clone());
+        Ok(id)
+    }
+
+    /// The node of a symbolic value, if it is symbolic.
+    pub fn sym(&self, v: &Val<'py>) -> Option<NodeId> {
+        let obj = v.obj.as_ref()?;
+        self.ids.get(&(obj.as_ptr() as usize)).copied().or(v.node)
+    }
+
+    pub fn sym_obj(&self, o: &Bound<'py, PyAny>) -> Option<NodeId> {
+        self.ids.get(&(o.as_ptr() as usize)).copied()
+    }
+
+    /// Does this value, or anything inside it (lists, tuples, dicts), carry a symbolic value?
+    pub fn deep_sym(&self, v: &Val<'py>) -> bool {
+        self.sym(v).is_some() || v.obj.as_ref().is_some_and(|o| self.deep_sym_obj(o, 0))
+    }
+
+    fn deep_sym_obj(&self, o: &Bound<'py, PyAny>, depth: usize) -> bool {
+        if self.sym_obj(o).is_some() {
+            return true;
+        }
+        if depth > 4 {
+            return false;
+        }
+        if let Ok(t) = o.downcast::<PyTuple>() {
+            return t.iter().any(|x| self.deep_sym_obj(&x, depth + 1));
+        }
+        if let Ok(l) = o.downcast::<PyList>() {
+            return l.iter().any(|x| self.deep_sym_obj(&x, depth + 1));
+        }
+        if let Ok(d) = o.downcast::<PyDict>() {
+            return d.values().iter().any(|x| self.deep_sym_obj(&x, depth + 1));
+        }
+        false
+    }
+
+    /// The node of `v`: its symbolic node, or a constant holding its current value.
+    pub fn node(&mut self, v: &Val<'py>) -> Res<NodeId> {
+        if let Some(n) = self.sym(v) {
+            return Ok(n);
+        }
+        self.const_node(v.obj())
+    }
+
+    pub fn const_node(&mut self, o: &Bound<'py, PyAny>) -> Res<NodeId> {
+        if let Some(n) = self.sym_obj(o) {
+            return Ok(n);
+        }
+        match convert::to_tensor(o) {
+            Ok(t) => Ok(self.g.constant(t)),
+            Err(_) => unsupported(format!(
+                "cannot use a value of type {} in a traced computation",
+                type_name(o)
+            )),
+        }
+    }
+
+    /// Marks `obj` as the value of `node` and returns it as a stack value. The node is cast
+    /// and checked against the real result's dtype and shape.
+    pub fn track(&mut self, obj: Bound<'py, PyAny>, node: NodeId) -> Res<Val<'py>> {
+        let Some((shape, dtype)) = convert::shape_dtype(&obj)? else {
+            return unsupported(format!(
+                "a symbolic computation produced a {}, which cannot be traced",
+                type_name(&obj)
+            ));
+        };
+        let node = self.fit(node, &shape, dtype)?;
+        if identity_safe(&self.r, &obj) {
+            let key = obj.as_ptr() as usize;
+            if let Some(&old) = self.ids.get(&key) {
+                if old != node {
+                    // The callee returned an object that already stands for another node
+                    // (e.g. `max(a, b)` returning `a`): give the new value its own object.
+                    let fresh = fresh_copy(&self.r, &obj)?;
+                    return self.track(fresh, node);
+                }
+                return Ok(Val::new(obj));
+            }
+            self.ids.insert(key, node);
+            self.keep.push(obj.clone());
+            Ok(Val::new(obj))
+        } else {
+            Ok(Val {
+                obj: Some(obj),
+                node: Some(node),
+            })
+        }
+    }
+
+    /// Replaces the node of an existing object (functionalized in-place update), keeping
+    /// basic-slice views and their bases consistent.
+    pub fn update(&mut self, obj: &Bound<'py, PyAny>, node: NodeId) -> Res<()> {
+        let (shape, dtype) = convert::shape_dtype(obj)?.expect("updated objects are arrays");
+        let node = self.fit(node, &shape, dtype)?;
+        let key = obj.as_ptr() as usize;
+        let fresh = !self.ids.contains_key(&key);
+        self.ids.insert(key, node);
+        if fresh {
+            self.keep.push(obj.clone());
+        }
+        // Propagate into the base of a view, then refresh the other views of that base.
+        let mut root = obj.clone();
+        let mut root_node = node;
+        while let Some(v) = self.views.get(&(root.as_ptr() as usize)) {
+            let (base, dims) = (v.base.clone(), v.dims.clone());
+            let bnode = self.const_node(&base)?;
+            let lens: Shape = dims.iter().map(|d| d.len).collect();
+            let val = self.g.reshape(root_node, &lens)?;
+            let val = self.g.cast(val, self.g.dtype(bnode))?;
+            root_node = self
+                .g
+                .add(autodiff_ir::Op::SetSlice(dims), vec![bnode, val])?;
+            self.ids.insert(base.as_ptr() as usize, root_node);
+            root = base;
+        }
+        self.refresh_views(&root, obj)?;
+        // Any other tracked array sharing memory with the root is now stale.
+        let shares = self.r.np.getattr("shares_memory")?;
+        for k in &self.keep {
+            if k.is(&root) || k.is(obj) || !k.is_instance(&self.r.ndarray)? {
+                continue;
+            }
+            if self.views.contains_key(&(k.as_ptr() as usize)) {
+                continue;
+            }
+            if shares.call1((k, &root))?.is_truthy()? {
+                return unsupported(
+                    "an in-place update writes to memory that another traced array views \
+                     (made by reshape, transpose or similar); call .copy() on one of them",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn refresh_views(&mut self, root: &Bound<'py, PyAny>, skip: &Bound<'py, PyAny>) -> Res<()> {
+        let children: Vec<(Bound<'py, PyAny>, Vec<SliceDim>)> = self
+            .views
+            .values()
+            .filter(|v| v.base.is(root))
+            .map(|v| (v.base.clone(), v.dims.clone()))
+            .collect();
+        let keys: Vec<usize> = self
+            .views
+            .iter()
+            .filter(|(_, v)| v.base.is(root))
+            .map(|(k, _)| *k)
+            .collect();
+        let rnode = self.const_node(root)?;
+        for (key, (_, dims)) in keys.into_iter().zip(children) {
+            if key == skip.as_ptr() as usize {
+                continue;
+            }
+            let Some(obj) = self
+                .keep
+                .iter()
+                .find(|k| k.as_ptr() as usize == key)
+                .cloned()
+            else {
+                continue;
+            };
+            let s = self.g.add(autodiff_ir::Op::Slice(dims), vec![rnode])?;
+            let shape: Shape = obj.getattr("shape")?.extract()?;
+            let s = self.g.reshape(s, &shape)?;
+            self.ids.insert(key, s);
+            self.refresh_views(&obj, skip)?;
+        }
+        Ok(())
+    }
+
+    /// Remembers that `view` is the basic slice `dims` of `base` (both tracked).
+    pub fn note_view(
+        &mut self,
+        view: &Bound<'py, PyAny>,
+        base: &Bound<'py, PyAny>,
+        dims: Vec<SliceDim>,
+    ) {
+        if self.sym_obj(base).is_none() {
+            return;
+        }
+        self.views.insert(
+            view.as_ptr() as usize,
+            ViewOf {
+                base: base.clone(),
+                dims,
+            },
+        );
+    }
+
+    /// Casts `node` to `dtype` and checks its shape.
+    fn fit(&mut self, node: NodeId, shape: &Shape, dtype: DType) -> Res<NodeId> {
+        if self.g.shape(node) != shape {
+            if self.g.shape(node).iter().product::<usize>() == shape.iter().product::<usize>() {
+                let n = self.g.reshape(node, shape)?;
+                return Ok(self.g.cast(n, dtype)?);
+            }
+            return unsupported(format!(
+                "internal: traced shape {:?} differs from the real shape {:?}",
+                self.g.shape(node),
+                shape
+            ));
+        }
+        Ok(self.g.cast(node, dtype)?)
+    }
+
+    /// Records that the value of `node` must equal `expected` for this trace to hold.
+    pub fn guard(&mut self, node: NodeId, expected: &Bound<'py, PyAny>, why: &str) -> Res<()> {
+        let t = convert::to_tensor(expected)?;
+        let node = if self.g.dtype(node) != t.dtype {
+            self.g.cast(node, t.dtype)?
+        } else {
+            node
+        };
+        if self.g.const_value(node).is_some() {
+            return Ok(());
+        }
+        let why = format!("{why} at {}", self.loc());
+        if !self
+            .guards
+            .iter()
+            .any(|gd| gd.node == node && gd.expected == t)
+        {
+            self.guards.push(Guard {
+                node,
+                expected: t,
+                why,
+            });
+        }
+        Ok(())
+    }
+
+    /// The truth value of `v`, guarded when symbolic.
+    pub fn truth(&mut self, v: &Val<'py>) -> Res<bool> {
+        let b = v.obj().is_truthy()?;
+        if let Some(n) = self.sym(v) {
+            let nb = self.g.cast(n, DType::Bool)?;
+            let nb = if self.g.shape(nb).is_empty() {
+                nb
+            } else {
+                self.g.reshape(nb, &[])?
+            };
+            let exp = pyo3::types::PyBool::new(self.py, b).to_owned().into_any();
+            self.guard(nb, &exp, "a branch on a traced value")?;
+        }
+        Ok(b)
+    }
+
+    /// Makes a symbolic discrete value (int or bool array/scalar) concrete under a guard;
+    /// continuous values are refused with `what` in the message.
+    pub fn concretize(&mut self, v: &Val<'py>, what: &str) -> Res<()> {
+        let Some(n) = self.sym(v) else { return Ok(()) };
+        if self.g.dtype(n).is_float() {
+            return unsupported(format!(
+                "{what} needs a concrete value, but it depends on a differentiated input; \
+                 wrap it in autodiff.constant(...) if it should not be differentiated"
+            ));
+        }
+        self.guard(n, v.obj(), what)
+    }
+
+    pub fn code(&mut self, code: &Bound<'py, PyAny>) -> Res<Rc<Code<'py>>> {
+        let key = code.as_ptr() as usize;
+        if let Some(c) = self.codes.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = Code::decode(self.py, code)?;
+        c.check_layout()?;
+        let c = Rc::new(c);
+        self.codes.insert(key, c.clone());
+        self.keep.push(code.clone());
+        Ok(c)
+    }
+}
+
+/// `type(o).__name__`.
+pub fn type_name(o: &Bound<'_, PyAny>) -> String {
+    o.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// A new object equal to `o` (arrays copied, scalars re-boxed).
+fn fresh_copy<'py>(r: &Refs<'py>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if o.is_instance(&r.ndarray)? {
+        return o.call_method0("copy");
+    }
+    if o.is_instance(&r.generic)? {
+        return o.get_type().call1((o,)).and_then(|x| {
+            if x.is(o) {
+                r.np.getattr("float64")?.call1((o,))
+            } else {
+                Ok(x)
+            }
+        });
+    }
+    r.np.getattr("float64")?.call1((o,))
+}

@@ -1,0 +1,838 @@
+//! The one table that maps Python and NumPy callables, operators and attributes to IR.
+//!
+//! Every entry runs the real call (NumPy decides the value) and builds the mirroring node;
+//! `Tracer::track` then checks the node's shape against the real result. Calls the table
+//! does not know run natively when no argument is symbolic, concretize discrete symbolic
+//! arguments under guards, and otherwise raise an error naming the callee.
+
+use std::collections::HashMap;
+
+use autodiff_ir::{BinaryOp, DType, NodeId, Op, ReduceOp, Shape, UnaryOp};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFloat, PyTuple};
+
+use super::interp::TracedGen;
+use super::{type_name, unsupported, Res, Tracer, Val};
+use crate::convert;
+
+pub enum Unary {
+    Neg,
+    Pos,
+    Invert,
+}
+
+/// Callables recognised by identity, with the canonical name their handler matches on.
+pub struct Table {
+    by_id: HashMap<usize, &'static str>,
+    _keep: Vec<Py<PyAny>>,
+}
+
+const NP_FUNCS: &[&str] = &[
+    "sum",
+    "mean",
+    "prod",
+    "max",
+    "amax",
+    "min",
+    "amin",
+    "std",
+    "var",
+    "dot",
+    "matmul",
+    "tensordot",
+    "einsum",
+    "outer",
+    "inner",
+    "vdot",
+    "reshape",
+    "ravel",
+    "transpose",
+    "swapaxes",
+    "moveaxis",
+    "expand_dims",
+    "squeeze",
+    "concatenate",
+    "stack",
+    "hstack",
+    "vstack",
+    "column_stack",
+    "where",
+    "clip",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "empty_like",
+    "asarray",
+    "array",
+    "asanyarray",
+    "ascontiguousarray",
+    "copy",
+    "cumsum",
+    "cumprod",
+    "diff",
+    "sort",
+    "argsort",
+    "argmax",
+    "argmin",
+    "repeat",
+    "tile",
+    "trace",
+    "diag",
+    "diagonal",
+    "take",
+    "take_along_axis",
+    "broadcast_to",
+    "flip",
+    "fliplr",
+    "flipud",
+    "triu",
+    "tril",
+    "atleast_1d",
+    "atleast_2d",
+    "round",
+    "around",
+    "float64",
+    "float32",
+    "average",
+    "rot90",
+    "roll",
+    "linalg.norm",
+    "linalg.solve",
+    "linalg.inv",
+    "linalg.det",
+    "linalg.slogdet",
+    "linalg.cholesky",
+];
+
+const BUILTINS: &[&str] = &[
+    "sum",
+    "abs",
+    "min",
+    "max",
+    "float",
+    "int",
+    "bool",
+    "round",
+    "pow",
+    "len",
+    "range",
+    "zip",
+    "enumerate",
+    "isinstance",
+    "list",
+    "tuple",
+    "dict",
+    "reversed",
+    "iter",
+    "next",
+    "print",
+    "type",
+    "repr",
+    "str",
+    "format",
+    "hasattr",
+    "getattr",
+    "setattr",
+    "id",
+    "callable",
+    "map",
+    "any",
+    "all",
+    "sorted",
+    "divmod",
+    "issubclass",
+];
+
+const MATH: &[&str] = &[
+    "exp", "log", "log1p", "log2", "log10", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan",
+    "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "expm1", "erf", "lgamma", "fabs", "atan2",
+    "pow", "floor", "ceil", "hypot",
+];
+
+pub fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+impl Table {
+    pub fn new(r: &super::Refs<'_>) -> PyResult<Table> {
+        let py = r.np.py();
+        let mut t = Table {
+            by_id: HashMap::new(),
+            _keep: vec![],
+        };
+        let mut add = |o: Bound<'_, PyAny>, name: &'static str| {
+            t.by_id.entry(o.as_ptr() as usize).or_insert(name);
+            t._keep.push(o.unbind());
+        };
+        for n in NP_FUNCS {
+            let mut o = r.np.clone().into_any();
+            for part in n.split('.') {
+                match o.getattr(part) {
+                    Ok(x) => o = x,
+                    Err(_) => continue,
+                }
+            }
+            if !o.is(&r.np) {
+                add(o, leak(format!("np.{n}")));
+            }
+        }
+        for n in BUILTINS {
+            add(r.builtins.getattr(*n)?, leak(format!("builtins.{n}")));
+        }
+        let math = py.import("math")?;
+        for n in MATH {
+            add(math.getattr(*n)?, leak(format!("math.{n}")));
+        }
+        if let Ok(sp) = py.import("scipy.special") {
+            if let Ok(f) = sp.getattr("logsumexp") {
+                add(f, "np.logsumexp");
+            }
+        }
+        if let Ok(sl) = py.import("scipy.linalg") {
+            for (n, k) in [
+                ("solve_triangular", "scipy.solve_triangular"),
+                ("cholesky", "scipy.cholesky"),
+            ] {
+                if let Ok(f) = sl.getattr(n) {
+                    add(f, k);
+                }
+            }
+        }
+        for (k, v) in r.markers.iter() {
+            let name: String = k.extract()?;
+            if !name.starts_with('_') {
+                add(v, leak(format!("autodiff.{name}")));
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// A call with its arguments (for methods, `args[0]` is the array).
+pub struct Call<'py> {
+    pub callee: Bound<'py, PyAny>,
+    pub args: Vec<Val<'py>>,
+    pub kwargs: Vec<(String, Val<'py>)>,
+    pub method: bool,
+    pub name: String,
+}
+
+impl<'py> Call<'py> {
+    /// Positional argument `i` or keyword `name`.
+    pub fn arg(&self, i: usize, name: &str) -> Option<&Val<'py>> {
+        self.kwargs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .or_else(|| self.args.get(i))
+    }
+
+    /// A Python-level argument value that is not None.
+    pub fn opt(&self, i: usize, name: &str) -> Option<Bound<'py, PyAny>> {
+        self.arg(i, name)
+            .map(|v| v.obj().clone())
+            .filter(|o| !o.is_none())
+    }
+
+    /// Runs the call for real.
+    pub fn real(&self) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.callee.py();
+        let skip = usize::from(self.method);
+        let args = PyTuple::new(py, self.args[skip..].iter().map(|v| v.obj().clone()))?;
+        let kw = PyDict::new(py);
+        for (k, v) in &self.kwargs {
+            kw.set_item(k, v.obj())?;
+        }
+        self.callee.call(args, Some(&kw))
+    }
+}
+
+/// NumPy axis normalisation: `None` → all axes, int or tuple → sorted non-negative axes.
+pub fn axes_of(axis: Option<&Bound<'_, PyAny>>, ndim: usize) -> PyResult<Vec<usize>> {
+    let norm = |a: i64| -> PyResult<usize> {
+        let r = if a < 0 { a + ndim as i64 } else { a };
+        if r < 0 || r >= ndim.max(1) as i64 {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "axis {a} is out of bounds for array of dimension {ndim}"
+            )));
+        }
+        Ok(r as usize)
+    };
+    match axis {
+        None => Ok((0..ndim).collect()),
+        Some(a) => {
+            if let Ok(i) = a.extract::<i64>() {
+                Ok(vec![norm(i)?])
+            } else {
+                let v: Vec<i64> = a.extract()?;
+                let mut out = v.into_iter().map(norm).collect::<PyResult<Vec<_>>>()?;
+                out.sort_unstable();
+                Ok(out)
+            }
+        }
+    }
+}
+
+fn ufunc_op(name: &str) -> Option<Result<UnaryOp, BinaryOp>> {
+    use BinaryOp as B;
+    use UnaryOp as U;
+    Some(match name {
+        "negative" => Ok(U::Neg),
+        "absolute" | "fabs" | "abs" => Ok(U::Abs),
+        "sign" => Ok(U::Sign),
+        "exp" => Ok(U::Exp),
+        "expm1" => Ok(U::Expm1),
+        "log" => Ok(U::Log),
+        "log1p" => Ok(U::Log1p),
+        "log2" => Ok(U::Log2),
+        "log10" => Ok(U::Log10),
+        "sqrt" => Ok(U::Sqrt),
+        "square" => Ok(U::Square),
+        "reciprocal" => Ok(U::Reciprocal),
+        "sin" => Ok(U::Sin),
+        "cos" => Ok(U::Cos),
+        "tan" => Ok(U::Tan),
+        "arcsin" | "asin" => Ok(U::Arcsin),
+        "arccos" | "acos" => Ok(U::Arccos),
+        "arctan" | "atan" => Ok(U::Arctan),
+        "sinh" => Ok(U::Sinh),
+        "cosh" => Ok(U::Cosh),
+        "tanh" => Ok(U::Tanh),
+        "arcsinh" | "asinh" => Ok(U::Arcsinh),
+        "arccosh" | "acosh" => Ok(U::Arccosh),
+        "arctanh" | "atanh" => Ok(U::Arctanh),
+        "floor" => Ok(U::Floor),
+        "ceil" => Ok(U::Ceil),
+        "rint" => Ok(U::Round),
+        "expit" => Ok(U::Sigmoid),
+        "erf" => Ok(U::Erf),
+        "gammaln" | "lgamma" => Ok(U::Gammaln),
+        "psi" | "digamma" => Ok(U::Digamma),
+        "logical_not" => Ok(U::Not),
+        "add" => Err(B::Add),
+        "subtract" => Err(B::Sub),
+        "multiply" => Err(B::Mul),
+        "divide" | "true_divide" => Err(B::Div),
+        "floor_divide" => Err(B::FloorDiv),
+        "remainder" | "mod" => Err(B::Mod),
+        "power" | "pow" | "float_power" => Err(B::Pow),
+        "maximum" | "fmax" => Err(B::Maximum),
+        "minimum" | "fmin" => Err(B::Minimum),
+        "arctan2" | "atan2" => Err(B::Arctan2),
+        "logaddexp" => Err(B::LogAddExp),
+        "less" => Err(B::Lt),
+        "less_equal" => Err(B::Le),
+        "greater" => Err(B::Gt),
+        "greater_equal" => Err(B::Ge),
+        "equal" => Err(B::Eq),
+        "not_equal" => Err(B::Ne),
+        "logical_and" => Err(B::And),
+        "logical_or" => Err(B::Or),
+        "logical_xor" => Err(B::Xor),
+        _ => return None,
+    })
+}
+
+/// BINARY_OP's operator index → IR op (None: not differentiable arithmetic).
+fn binop_of(arg: usize) -> Option<BinaryOp> {
+    Some(match arg % 13 {
+        0 => BinaryOp::Add,
+        2 => BinaryOp::FloorDiv,
+        5 => BinaryOp::Mul,
+        6 => BinaryOp::Mod,
+        8 => BinaryOp::Pow,
+        10 => BinaryOp::Sub,
+        11 => BinaryOp::Div,
+        _ => return None,
+    })
+}
+
+impl<'py> Tracer<'py> {
+    fn val(&self, o: Bound<'py, PyAny>) -> Val<'py> {
+        Val::new(o)
+    }
+
+    fn shape_of(&self, n: NodeId) -> Shape {
+        self.g.shape(n).clone()
+    }
+
+    /// Elementwise unary node of `x` computed in the result's dtype.
+    fn ew_unary(&mut self, op: UnaryOp, x: &Val<'py>, res: Bound<'py, PyAny>) -> Res<Val<'py>> {
+        let n = self.node(x)?;
+        let (_, dt) = convert::shape_dtype(&res)?.unwrap_or((vec![], DType::F64));
+        let n = if op == UnaryOp::Not {
+            self.g.cast(n, DType::Bool)?
+        } else {
+            self.g.cast(n, dt)?
+        };
+        let out = self.g.unary(op, n)?;
+        self.track(res, out)
+    }
+
+    /// Elementwise binary node; arithmetic is computed in the result's dtype.
+    fn ew_binary(
+        &mut self,
+        op: BinaryOp,
+        a: &Val<'py>,
+        b: &Val<'py>,
+        res: Bound<'py, PyAny>,
+    ) -> Res<Val<'py>> {
+        let (na, nb) = (self.node(a)?, self.node(b)?);
+        let out = self.bin_nodes(op, na, nb, &res)?;
+        self.track(res, out)
+    }
+
+    fn bin_nodes(
+        &mut self,
+        op: BinaryOp,
+        na: NodeId,
+        nb: NodeId,
+        res: &Bound<'py, PyAny>,
+    ) -> Res<NodeId> {
+        let (_, dt) = convert::shape_dtype(res)?.unwrap_or((vec![], DType::F64));
+        let (na, nb) = if op.is_predicate() {
+            (na, nb)
+        } else {
+            (self.g.cast(na, dt)?, self.g.cast(nb, dt)?)
+        };
+        Ok(self.g.binary(op, na, nb)?)
+    }
+
+    /// `a <op> b` for BINARY_OP (in-place variants functionalize arrays).
+    pub fn binary_op(&mut self, arg: usize, a: &Val<'py>, b: &Val<'py>) -> Res<Val<'py>> {
+        let f = self.r.binops[arg].clone();
+        let (sa, sb) = (self.sym(a).is_some(), self.sym(b).is_some());
+        if !sa && !sb {
+            if let Some(v) = self.user_dunder(arg, a, b)? {
+                return Ok(v);
+            }
+            return Ok(self.val(f.call1((a.obj(), b.obj()))?));
+        }
+        let inplace = arg >= 13 && a.obj().is_instance(&self.r.ndarray)?;
+        if inplace {
+            // Compute out of place first so the node sees the old value.
+            let res = self.r.binops[arg - 13].call1((a.obj(), b.obj()))?;
+            let v = self.binary_value(arg - 13, a, b, res)?;
+            let node = self.node(&v)?;
+            f.call1((a.obj(), b.obj()))?;
+            self.update(a.obj(), node)?;
+            return Ok(a.clone());
+        }
+        let res = f.call1((a.obj(), b.obj()))?;
+        self.binary_value(arg % 13, a, b, res)
+    }
+
+    fn binary_value(
+        &mut self,
+        arg: usize,
+        a: &Val<'py>,
+        b: &Val<'py>,
+        res: Bound<'py, PyAny>,
+    ) -> Res<Val<'py>> {
+        if arg == 4 {
+            let (na, nb) = (self.node(a)?, self.node(b)?);
+            let out = self.matmul(na, nb)?;
+            return self.track(res, out);
+        }
+        if let Some(op) = binop_of(arg) {
+            return self.ew_binary(op, a, b, res);
+        }
+        let bools = |t: &Self, v: &Val<'py>| t.sym(v).map_or(true, |n| t.g.dtype(n) == DType::Bool);
+        if matches!(arg, 1 | 7 | 12) && bools(self, a) && bools(self, b) {
+            let op = [BinaryOp::And, BinaryOp::Or, BinaryOp::Xor]
+                [[1, 7, 12].iter().position(|&x| x == arg).unwrap()];
+            return self.ew_binary(op, a, b, res);
+        }
+        self.concretize(a, "a bitwise operator")?;
+        self.concretize(b, "a bitwise operator")?;
+        Ok(self.val(res))
+    }
+
+    /// Interprets a Python-level operator method of a user class (`__add__`, `__radd__`).
+    fn user_dunder(&mut self, arg: usize, a: &Val<'py>, b: &Val<'py>) -> Res<Option<Val<'py>>> {
+        const NAMES: [&str; 13] = [
+            "add", "and", "floordiv", "lshift", "matmul", "mul", "mod", "or", "pow", "rshift",
+            "sub", "truediv", "xor",
+        ];
+        if !self.deep_sym(a) && !self.deep_sym(b) {
+            return Ok(None);
+        }
+        let name = NAMES[arg % 13];
+        let tries = [
+            (a, b, format!("__{name}__")),
+            (b, a, format!("__r{name}__")),
+        ];
+        for (x, y, dunder) in tries {
+            if let Ok(m) = x.obj().get_type().getattr(dunder.as_str()) {
+                if m.is_instance(&self.r.function_type)? {
+                    let out = self.call_function(&m, vec![x.clone(), y.clone()], vec![])?;
+                    if !out.obj().is(&self.py.NotImplemented()) {
+                        return Ok(Some(out));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn unary(&mut self, u: Unary, v: &Val<'py>) -> Res<Val<'py>> {
+        let (name, op) = match u {
+            Unary::Neg => ("neg", Some(UnaryOp::Neg)),
+            Unary::Pos => ("pos", None),
+            Unary::Invert => ("invert", Some(UnaryOp::Not)),
+        };
+        let res = self.r.operator.getattr(name)?.call1((v.obj(),))?;
+        let Some(n) = self.sym(v) else {
+            return Ok(self.val(res));
+        };
+        match op {
+            None => self.track(res, n),
+            Some(UnaryOp::Not) if self.g.dtype(n) != DType::Bool => {
+                self.concretize(v, "the ~ operator")?;
+                Ok(self.val(res))
+            }
+            Some(op) => self.ew_unary(op, v, res),
+        }
+    }
+
+    pub fn compare(&mut self, op: &str, a: &Val<'py>, b: &Val<'py>) -> Res<Val<'py>> {
+        let (bop, pyop) = match op {
+            "<" => (BinaryOp::Lt, "lt"),
+            "<=" => (BinaryOp::Le, "le"),
+            ">" => (BinaryOp::Gt, "gt"),
+            ">=" => (BinaryOp::Ge, "ge"),
+            "==" => (BinaryOp::Eq, "eq"),
+            _ => (BinaryOp::Ne, "ne"),
+        };
+        let res = self.r.operator.getattr(pyop)?.call1((a.obj(), b.obj()))?;
+        if self.sym(a).is_none() && self.sym(b).is_none() {
+            return Ok(self.val(res));
+        }
+        if convert::shape_dtype(a.obj())?.is_none() || convert::shape_dtype(b.obj())?.is_none() {
+            // e.g. `x == None`: Python decides without looking at the values.
+            return Ok(self.val(res));
+        }
+        self.ew_binary(bop, a, b, res)
+    }
+
+    /// Attribute access; array attributes that compute (`.T`) are traced, properties
+    /// written in Python are interpreted.
+    pub fn getattr(&mut self, o: &Val<'py>, name: &str) -> Res<Val<'py>> {
+        if let Some(n) = self.sym(o) {
+            match name {
+                "T" | "mT" => {
+                    let r = self.shape_of(n).len();
+                    let perm: Vec<usize> = if name == "T" {
+                        (0..r).rev().collect()
+                    } else {
+                        let mut p: Vec<usize> = (0..r).collect();
+                        if r >= 2 {
+                            p.swap(r - 1, r - 2);
+                        }
+                        p
+                    };
+                    let res = o.obj().getattr(name)?;
+                    let t = self.g.transpose(n, &perm)?;
+                    return self.track(res, t);
+                }
+                "real" => {
+                    let res = o.obj().getattr(name)?;
+                    return self.track(res, n);
+                }
+                "imag" | "flat" => {
+                    return unsupported(format!(
+                        "the array attribute .{name} is not supported on traced arrays"
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let obj = o.obj();
+        if !obj.is_instance_of::<PyModule>() && !obj.is_instance(&self.r.ndarray)? {
+            if let Ok(ca) = obj.get_type().getattr(name) {
+                let prop = self.py.import("builtins")?.getattr("property")?;
+                if ca.is_instance(&prop)? {
+                    let fget = ca.getattr("fget")?;
+                    if fget.is_instance(&self.r.function_type)? {
+                        return self.call_function(&fget, vec![o.clone()], vec![]);
+                    }
+                }
+            }
+        }
+        Ok(self.val(obj.getattr(name)?))
+    }
+
+    /// Calls any callable: user code is interpreted, known callables go through the table.
+    pub fn call(
+        &mut self,
+        callee: Val<'py>,
+        args: Vec<Val<'py>>,
+        kwargs: Vec<(String, Val<'py>)>,
+    ) -> Res<Val<'py>> {
+        let c = callee.obj().clone();
+        if c.is_instance(&self.r.function_type)? {
+            return self.call_function(&c, args, kwargs);
+        }
+        if c.is_instance(&self.r.method_type)? {
+            let func = c.getattr("__func__")?;
+            let mut a = vec![self.val(c.getattr("__self__")?)];
+            a.extend(args);
+            return self.call(self.val(func), a, kwargs);
+        }
+        if let Some(&name) = self.table.by_id.get(&(c.as_ptr() as usize)) {
+            let call = Call {
+                callee: c,
+                args,
+                kwargs,
+                method: false,
+                name: name.to_string(),
+            };
+            return self.call_known(name, call);
+        }
+        if c.is_instance(&self.r.ufunc)? {
+            let name: String = c.getattr("__name__")?.extract()?;
+            let call = Call {
+                callee: c,
+                args,
+                kwargs,
+                method: false,
+                name: format!("np.{name}"),
+            };
+            return self.call_ufunc(&name, call);
+        }
+        if c.is_instance(&self.r.builtin_method_type)? {
+            if let Ok(slf) = c.getattr("__self__") {
+                if slf.is_instance(&self.r.ndarray)? || slf.is_instance(&self.r.generic)? {
+                    let name: String = c.getattr("__name__")?.extract()?;
+                    let mut a = vec![self.val(slf)];
+                    a.extend(args);
+                    let call = Call {
+                        callee: c,
+                        args: a,
+                        kwargs,
+                        method: true,
+                        name: format!("ndarray.{name}"),
+                    };
+                    return self.call_method(&name, call);
+                }
+                if let Ok(g) = slf.downcast::<TracedGen>() {
+                    let _ = g;
+                    return unsupported("methods of traced generators are not supported");
+                }
+            }
+        }
+        if let Ok(partial) = self
+            .py
+            .import("functools")
+            .and_then(|f| f.getattr("partial"))
+        {
+            if c.is_instance(&partial)? {
+                let mut a: Vec<Val> = c
+                    .getattr("args")?
+                    .try_iter()?
+                    .map(|x| x.map(Val::new))
+                    .collect::<PyResult<_>>()?;
+                a.extend(args);
+                let mut kw: Vec<(String, Val)> = vec![];
+                for (k, v) in c
+                    .getattr("keywords")?
+                    .downcast::<PyDict>()
+                    .map_err(PyErr::from)?
+                    .iter()
+                {
+                    kw.push((k.extract()?, Val::new(v)));
+                }
+                kw.extend(kwargs);
+                return self.call(self.val(c.getattr("func")?), a, kw);
+            }
+        }
+        let any_sym =
+            args.iter().any(|a| self.deep_sym(a)) || kwargs.iter().any(|(_, v)| self.deep_sym(v));
+        let is_type = c.is_instance_of::<pyo3::types::PyType>();
+        if is_type && any_sym {
+            // A user class: run __init__ through the engine so it is traced.
+            let init = c.getattr("__init__")?;
+            if init.is_instance(&self.r.function_type)? {
+                let obj = c.call_method1("__new__", (&c,))?;
+                let mut a = vec![self.val(obj.clone())];
+                a.extend(args);
+                self.call_function(&init, a, kwargs)?;
+                return Ok(self.val(obj));
+            }
+        }
+        if !is_type && any_sym {
+            if let Ok(m) = c.get_type().getattr("__call__") {
+                if m.is_instance(&self.r.function_type)? {
+                    let mut a = vec![callee.clone()];
+                    a.extend(args);
+                    return self.call_function(&m, a, kwargs);
+                }
+            }
+        }
+        let name = callee_name(&c);
+        let call = Call {
+            callee: c,
+            args,
+            kwargs,
+            method: false,
+            name,
+        };
+        self.call_native(call)
+    }
+
+    /// A callable the table does not know.
+    fn call_native(&mut self, mut c: Call<'py>) -> Res<Val<'py>> {
+        for a in c.args.iter_mut() {
+            *a = self.materialize(a.clone())?;
+        }
+        let syms: Vec<Val> = c
+            .args
+            .iter()
+            .chain(c.kwargs.iter().map(|(_, v)| v))
+            .filter(|v| self.deep_sym(v))
+            .cloned()
+            .collect();
+        for v in &syms {
+            match self.sym(v) {
+                Some(n) if !self.g.dtype(n).is_float() => self.concretize(v, &format!("the argument of {}", c.name))?,
+                _ => {
+                    return unsupported(format!(
+                        "`{}` is not supported by the tracer with a traced (differentiable) argument. \
+                         Use a NumPy function from the supported list, write it in Python/NumPy so it can \
+                         be traced, or wrap the argument in autodiff.constant(...) to treat it as a constant",
+                        c.name
+                    ))
+                }
+            }
+        }
+        Ok(self.val(c.real()?))
+    }
+
+    fn call_ufunc(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        let any_sym = c.args.iter().any(|a| self.sym(a).is_some());
+        if !any_sym {
+            return self.call_native(c);
+        }
+        for k in ["out", "where"] {
+            if c.kwargs.iter().any(|(n, _)| n == k) {
+                return unsupported(format!(
+                    "np.{name}(..., {k}=...) is not supported on traced arrays"
+                ));
+            }
+        }
+        let res = c.real()?;
+        match name {
+            "positive" => {
+                let n = self.node(&c.args[0])?;
+                return self.track(res, n);
+            }
+            "exp2" | "deg2rad" | "radians" | "rad2deg" | "degrees" | "hypot" | "cbrt" | "isnan" => {
+                let x = self.node(&c.args[0])?;
+                let x = self.g.cast(x, DType::F64.max(self.g.dtype(x)))?;
+                let out = match name {
+                    "exp2" => {
+                        let two = self.g.scalar(2.0, self.g.dtype(x));
+                        self.g.binary(BinaryOp::Pow, two, x)?
+                    }
+                    "deg2rad" | "radians" => self.g.scale(x, std::f64::consts::PI / 180.0)?,
+                    "rad2deg" | "degrees" => self.g.scale(x, 180.0 / std::f64::consts::PI)?,
+                    "isnan" => self.g.binary(BinaryOp::Ne, x, x)?,
+                    "cbrt" => {
+                        let (s, a) = (
+                            self.g.unary(UnaryOp::Sign, x)?,
+                            self.g.unary(UnaryOp::Abs, x)?,
+                        );
+                        let third = self.g.scalar(1.0 / 3.0, self.g.dtype(x));
+                        let p = self.g.binary(BinaryOp::Pow, a, third)?;
+                        self.g.mul(s, p)?
+                    }
+                    _ => {
+                        let y = self.node(&c.args[1])?;
+                        let (x2, y2) = (
+                            self.g.unary(UnaryOp::Square, x)?,
+                            self.g.unary(UnaryOp::Square, y)?,
+                        );
+                        let s = self.g.binary(BinaryOp::Add, x2, y2)?;
+                        self.g.unary(UnaryOp::Sqrt, s)?
+                    }
+                };
+                return self.track(res, out);
+            }
+            _ => {}
+        }
+        match ufunc_op(name) {
+            Some(Ok(u)) => self.ew_unary(u, &c.args[0], res),
+            Some(Err(b)) if c.args.len() >= 2 => self.ew_binary(b, &c.args[0], &c.args[1], res),
+            _ => unsupported(format!(
+                "the ufunc np.{name} is not supported on traced arrays"
+            )),
+        }
+    }
+
+    /// `x.method(...)` on a NumPy array or scalar.
+    fn call_method(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        if self.sym(&c.args[0]).is_none() && !c.args.iter().skip(1).any(|a| self.deep_sym(a)) {
+            return Ok(self.val(c.real()?));
+        }
+        match name {
+            "sort" => {
+                let x = c.args[0].clone();
+                let n = self.node(&x)?;
+                let ax = axes_of(
+                    c.opt(1, "axis")
+                        .as_ref()
+                        .or(Some(&(-1i64).into_pyobject(self.py)?.into_any())),
+                    self.g.shape(n).len(),
+                )?[0];
+                let idx = self.g.add(Op::ArgSort(ax), vec![n])?;
+                let s = self.g.add(Op::TakeAlong(ax), vec![n, idx])?;
+                c.real()?;
+                self.update(x.obj(), s)?;
+                Ok(self.val(self.py.None().into_bound(self.py)))
+            }
+            "fill" | "resize" | "put" | "itemset" | "setfield" => {
+                unsupported(format!("ndarray.{name} on a traced array is not supported"))
+            }
+            "item" => {
+                let res = c.real()?;
+                let n = self.node(&c.args[0])?;
+                if c.args.len() > 1 || self.g.shape(n).iter().product::<usize>() != 1 {
+                    return unsupported("x.item(index) on a traced array; use indexing");
+                }
+                let n = self.g.reshape(n, &[])?;
+                if res.is_instance_of::<PyFloat>() {
+                    let f = self.r.np.getattr("float64")?.call1((&res,))?;
+                    return self.track(f, n);
+                }
+                self.concretize(&c.args[0], "x.item()")?;
+                Ok(self.val(res))
+            }
+            "astype" => {
+                let res = c.real()?;
+                let n = self.node(&c.args[0])?;
+                self.track(res, n)
+            }
+            "flatten" => self.call_known("np.ravel", c),
+            "__array__" | "view" | "tolist" | "tobytes" => {
+                unsupported(format!("ndarray.{name} on a traced array is not supported"))
+            }
+            _ => {
+                let canon: &'static str = leak(format!("np.{name}"));
+                self.call_known(canon, c)
+            }
+        }
+    }
+}
+
+/// `module.qualname` of a callable, for messages.
+pub fn callee_name(c: &Bound<'_, PyAny>) -> String {
+    let q = c
+        .getattr("__qualname__")
+        .or_else(|_| c.getattr("__name__"))
+        .and_then(|n| n.extract::<String>())
+        .unwrap_or_else(|_| type_name(c));
+    match c.getattr("__module__").and_then(|m| m.extract::<String>()) {
+        Ok(m) if m != "builtins" => format!("{m}.{q}"),
+        _ => q,
+    }
+}

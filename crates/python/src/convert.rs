@@ -1,0 +1,83 @@
+//! NumPy arrays ⇄ IR tensors (row-major f64 storage with a dtype tag).
+
+use autodiff_ir::{DType, Shape, Tensor};
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+
+/// The IR dtype of a NumPy dtype, or `None` for dtypes the IR does not hold.
+pub fn dtype_of(dt: &Bound<'_, PyAny>) -> PyResult<Option<DType>> {
+    let kind: String = dt.getattr("kind")?.extract()?;
+    let size: usize = dt.getattr("itemsize")?.extract()?;
+    Ok(match (kind.as_str(), size) {
+        ("f", 4) => Some(DType::F32),
+        ("f", _) => Some(DType::F64),
+        ("i" | "u", _) => Some(DType::I64),
+        ("b", _) => Some(DType::Bool),
+        _ => None,
+    })
+}
+
+/// Shape and dtype of an array-like leaf (ndarray, NumPy scalar, Python number).
+pub fn shape_dtype(obj: &Bound<'_, PyAny>) -> PyResult<Option<(Shape, DType)>> {
+    let py = obj.py();
+    let np = py.import("numpy")?;
+    if obj.is_instance_of::<pyo3::types::PyBool>() {
+        return Ok(Some((vec![], DType::Bool)));
+    }
+    if obj.is_instance_of::<pyo3::types::PyInt>() {
+        return Ok(Some((vec![], DType::I64)));
+    }
+    if obj.is_instance_of::<pyo3::types::PyFloat>() {
+        // np.float64 is a float subclass; Python floats are float64 too.
+        return Ok(Some((vec![], DType::F64)));
+    }
+    let is_arr =
+        obj.is_instance(&np.getattr("ndarray")?)? || obj.is_instance(&np.getattr("generic")?)?;
+    if !is_arr {
+        return Ok(None);
+    }
+    let Some(dt) = dtype_of(&obj.getattr("dtype")?)? else {
+        return Ok(None);
+    };
+    Ok(Some((obj.getattr("shape")?.extract()?, dt)))
+}
+
+/// Copies an array-like into a tensor. Errors name the offending type.
+pub fn to_tensor(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    let py = obj.py();
+    let np = py.import("numpy")?;
+    let a = np.call_method1("asarray", (obj,))?;
+    let Some(dt) = dtype_of(&a.getattr("dtype")?)? else {
+        return Err(PyTypeError::new_err(format!(
+            "arrays of dtype {} are not supported (use float64, float32, int or bool)",
+            a.getattr("dtype")?.str()?
+        )));
+    };
+    let shape: Shape = a.getattr("shape")?.extract()?;
+    let f = np
+        .call_method1("ascontiguousarray", (a, np.getattr("float64")?))?
+        .call_method1("reshape", (-1,))?;
+    let buf = PyBuffer::<f64>::get(&f)?;
+    let data = buf.to_vec(py)?;
+    Ok(Tensor {
+        dtype: dt,
+        shape,
+        data,
+    })
+}
+
+/// A new NumPy array holding the tensor (0-d tensors become 0-d arrays).
+pub fn to_numpy<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
+    let np = py.import("numpy")?;
+    let flat = np.call_method1("empty", (t.data.len(), np.getattr("float64")?))?;
+    let buf = PyBuffer::<f64>::get(&flat)?;
+    buf.copy_from_slice(py, &t.data)?;
+    buf.release(py);
+    let out = flat.call_method1("reshape", (t.shape.clone(),))?;
+    if t.dtype == DType::F64 {
+        Ok(out)
+    } else {
+        out.call_method1("astype", (t.dtype.name(),))
+    }
+}

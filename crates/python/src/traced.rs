@@ -1,0 +1,333 @@
+//! `PyTrace`: a traced graph with its guards, as a Python object. Thin: each method
+//! converts arguments, calls a core crate and converts back.
+
+use autodiff_ir::{Graph, NodeId, Tensor};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::convert;
+
+/// The Rust side of a trace: graph (with `outputs`), guards and tagged values.
+#[derive(Clone)]
+pub struct TraceData {
+    pub graph: Graph,
+    /// (node, expected value, why it was recorded)
+    pub guards: Vec<(NodeId, Tensor, String)>,
+    pub tags: Vec<(String, NodeId)>,
+}
+
+#[pyclass(name = "Trace", module = "autodiff._core", frozen)]
+pub struct PyTrace {
+    inner: TraceData,
+}
+
+fn ir_err(e: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+impl PyTrace {
+    pub fn new(inner: TraceData) -> PyTrace {
+        PyTrace { inner }
+    }
+
+    fn tensors(&self, inputs: &Bound<'_, PyList>) -> PyResult<Vec<Tensor>> {
+        let g = &self.inner.graph;
+        if inputs.len() != g.inputs.len() {
+            return Err(PyTypeError::new_err(format!(
+                "expected {} array arguments, got {}",
+                g.inputs.len(),
+                inputs.len()
+            )));
+        }
+        let mut out = vec![];
+        for (k, obj) in inputs.iter().enumerate() {
+            let t = convert::to_tensor(&obj)?;
+            let want = g.shape(g.inputs[k]);
+            if &t.shape != want {
+                return Err(PyValueError::new_err(format!(
+                    "argument '{}' has shape {:?}, but the trace expects {:?}",
+                    g.input_names[k], t.shape, want
+                )));
+            }
+            let dt = g.dtype(g.inputs[k]);
+            out.push(if t.dtype == dt {
+                t
+            } else {
+                Tensor::new(dt, t.shape, t.data)
+            });
+        }
+        Ok(out)
+    }
+
+    fn derived(&self, graph: Graph) -> PyTrace {
+        PyTrace {
+            inner: TraceData {
+                graph,
+                guards: self.inner.guards.clone(),
+                tags: self.inner.tags.clone(),
+            },
+        }
+    }
+
+    /// Nodes named by `wrt`: ints are input positions, strings are input names or tags.
+    fn wrt_nodes(&self, wrt: &Bound<'_, PyList>) -> PyResult<Vec<NodeId>> {
+        let g = &self.inner.graph;
+        let mut out = vec![];
+        for w in wrt.iter() {
+            if let Ok(i) = w.extract::<usize>() {
+                out.push(
+                    *g.inputs
+                        .get(i)
+                        .ok_or_else(|| PyValueError::new_err(format!("no input {i}")))?,
+                );
+            } else {
+                let name: String = w.extract()?;
+                if let Some(k) = g.input_names.iter().position(|n| *n == name) {
+                    out.push(g.inputs[k]);
+                } else if let Some((_, n)) = self.inner.tags.iter().rev().find(|(t, _)| *t == name)
+                {
+                    out.push(*n);
+                } else {
+                    return Err(PyValueError::new_err(format!(
+                        "'{name}' is neither an argument nor a tag of the function"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The graph of the outputs, simplified, with guards dropped (for printing).
+    fn for_print(&self) -> (Graph, Vec<NodeId>) {
+        let g = &self.inner.graph;
+        autodiff_simplify::simplify_for_print(g, &g.outputs)
+    }
+}
+
+#[pymethods]
+impl PyTrace {
+    #[getter]
+    fn n_inputs(&self) -> usize {
+        self.inner.graph.inputs.len()
+    }
+
+    #[getter]
+    fn n_outputs(&self) -> usize {
+        self.inner.graph.outputs.len()
+    }
+
+    #[getter]
+    fn input_names(&self) -> Vec<String> {
+        self.inner.graph.input_names.clone()
+    }
+
+    #[getter]
+    fn tags(&self) -> Vec<String> {
+        self.inner.tags.iter().map(|(t, _)| t.clone()).collect()
+    }
+
+    /// Why each guard exists (`"a branch on a traced value at f.py:3 in f"`).
+    #[getter]
+    fn guards(&self) -> Vec<String> {
+        self.inner.guards.iter().map(|g| g.2.clone()).collect()
+    }
+
+    /// Nodes the outputs need.
+    fn node_count(&self) -> usize {
+        let g = &self.inner.graph;
+        autodiff_simplify::node_count(g, &g.outputs)
+    }
+
+    /// Output shapes.
+    fn output_shapes(&self) -> Vec<Vec<usize>> {
+        let g = &self.inner.graph;
+        g.outputs.iter().map(|o| g.shape(*o).clone()).collect()
+    }
+
+    fn output_dtypes(&self) -> Vec<String> {
+        let g = &self.inner.graph;
+        g.outputs
+            .iter()
+            .map(|o| g.dtype(*o).name().to_string())
+            .collect()
+    }
+
+    fn input_dtypes(&self) -> Vec<String> {
+        let g = &self.inner.graph;
+        g.inputs
+            .iter()
+            .map(|o| g.dtype(*o).name().to_string())
+            .collect()
+    }
+
+    /// Evaluates the outputs; `None` if a guard fails (then the index of the first failing
+    /// guard is returned as the second element).
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: Bound<'py, PyList>,
+    ) -> PyResult<(Option<Vec<Bound<'py, PyAny>>>, Option<usize>)> {
+        let ins = self.tensors(&inputs)?;
+        let g = &self.inner.graph;
+        let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
+        want.extend(&g.outputs);
+        let vals = py
+            .allow_threads(|| autodiff_exec::eval(g, &ins, &want))
+            .map_err(|e| PyValueError::new_err(format!("evaluation failed: {e}")))?;
+        for (k, gd) in self.inner.guards.iter().enumerate() {
+            if vals[k].data != gd.1.data {
+                return Ok((None, Some(k)));
+            }
+        }
+        let outs = vals[self.inner.guards.len()..]
+            .iter()
+            .map(|t| convert::to_numpy(py, t))
+            .collect::<PyResult<_>>()?;
+        Ok((Some(outs), None))
+    }
+
+    /// A trace whose outputs are the gradients of output `output` w.r.t. `wrt`
+    /// (prefixed by the value itself when `with_value`).
+    #[pyo3(signature = (wrt, output=0, with_value=false))]
+    fn grad(&self, wrt: Bound<'_, PyList>, output: usize, with_value: bool) -> PyResult<PyTrace> {
+        let wrt = self.wrt_nodes(&wrt)?;
+        let mut g = self.inner.graph.clone();
+        let out = *g
+            .outputs
+            .get(output)
+            .ok_or_else(|| PyValueError::new_err("no such output"))?;
+        let grads = autodiff_transform::grad(&mut g, out, &wrt).map_err(ir_err)?;
+        g.outputs = if with_value {
+            std::iter::once(out).chain(grads).collect()
+        } else {
+            grads
+        };
+        Ok(self.derived(g))
+    }
+
+    /// Vector-Jacobian product: new inputs (one cotangent per output) are appended.
+    fn vjp(&self, wrt: Bound<'_, PyList>) -> PyResult<PyTrace> {
+        let wrt = self.wrt_nodes(&wrt)?;
+        let mut g = self.inner.graph.clone();
+        let outs = g.outputs.clone();
+        let mut cots = vec![];
+        for (k, &o) in outs.iter().enumerate() {
+            let (s, d) = (g.shape(o).clone(), g.dtype(o));
+            cots.push(g.add_input(&format!("ct{k}"), s, d));
+        }
+        let r = autodiff_transform::vjp(&mut g, &outs, &cots, &wrt).map_err(ir_err)?;
+        g.outputs = r;
+        Ok(self.derived(g))
+    }
+
+    /// Forward mode: one tangent input per `wrt` is appended; outputs become
+    /// (outputs..., tangents of outputs...).
+    fn jvp(&self, wrt: Bound<'_, PyList>) -> PyResult<PyTrace> {
+        let wrt = self.wrt_nodes(&wrt)?;
+        let mut g = self.inner.graph.clone();
+        let mut tans = vec![];
+        for &w in &wrt {
+            let (s, d) = (g.shape(w).clone(), g.dtype(w));
+            let name = format!(
+                "d{}",
+                g.input_names.get(tans.len()).cloned().unwrap_or_default()
+            );
+            tans.push(g.add_input(&name, s, d));
+        }
+        let outs = g.outputs.clone();
+        let t = autodiff_transform::jvp(&mut g, &outs, &wrt, &tans).map_err(ir_err)?;
+        g.outputs = outs.into_iter().chain(t).collect();
+        Ok(self.derived(g))
+    }
+
+    /// Hessian-vector product of output 0: one vector input per `wrt` is appended.
+    fn hvp(&self, wrt: Bound<'_, PyList>) -> PyResult<PyTrace> {
+        let wrt = self.wrt_nodes(&wrt)?;
+        let mut g = self.inner.graph.clone();
+        let mut vs = vec![];
+        for (k, &w) in wrt.iter().enumerate() {
+            let (s, d) = (g.shape(w).clone(), g.dtype(w));
+            vs.push(g.add_input(&format!("v{k}"), s, d));
+        }
+        let out = g.outputs[0];
+        let r = autodiff_transform::hvp(&mut g, out, &wrt, &vs).map_err(ir_err)?;
+        g.outputs = r;
+        Ok(self.derived(g))
+    }
+
+    /// The same computation after simplification (guards kept).
+    fn simplified(&self) -> PyTrace {
+        let g = &self.inner.graph;
+        let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
+        let ng = want.len();
+        want.extend(&g.outputs);
+        let tags: Vec<NodeId> = self.inner.tags.iter().map(|t| t.1).collect();
+        want.extend(&tags);
+        let (mut sg, outs) = autodiff_simplify::simplify(g, &want);
+        sg.outputs = outs[ng..ng + g.outputs.len()].to_vec();
+        let guards = self
+            .inner
+            .guards
+            .iter()
+            .zip(&outs[..ng])
+            .map(|(gd, &n)| (n, gd.1.clone(), gd.2.clone()))
+            .collect();
+        let tags = self
+            .inner
+            .tags
+            .iter()
+            .zip(&outs[ng + g.outputs.len()..])
+            .map(|(t, &n)| (t.0.clone(), n))
+            .collect();
+        PyTrace {
+            inner: TraceData {
+                graph: sg,
+                guards,
+                tags,
+            },
+        }
+    }
+
+    /// Readable math of the outputs, one line per output (labels name them).
+    #[pyo3(signature = (labels=None, title=None))]
+    fn to_text(&self, labels: Option<Vec<String>>, title: Option<String>) -> String {
+        let (g, outs) = self.for_print();
+        let opts = autodiff_print::TextOptions {
+            labels: labels.unwrap_or_default(),
+            header: title,
+            ..Default::default()
+        };
+        autodiff_print::to_text(&g, &outs, &opts)
+    }
+
+    #[pyo3(signature = (labels=None))]
+    fn to_latex(&self, labels: Option<Vec<String>>) -> String {
+        let (g, outs) = self.for_print();
+        let labels = labels.unwrap_or_default();
+        let refs: Vec<&str> = labels.iter().map(|s| s.as_str()).collect();
+        autodiff_print::to_latex(&g, &outs, &refs)
+    }
+
+    #[pyo3(signature = (name="f"))]
+    fn to_source(&self, name: &str) -> String {
+        let g = &self.inner.graph;
+        let (sg, outs) = autodiff_simplify::simplify(g, &g.outputs);
+        autodiff_print::to_numpy_source(&sg, &outs, name)
+    }
+
+    fn to_dot(&self) -> String {
+        let (g, outs) = self.for_print();
+        autodiff_print::to_dot(&g, &outs)
+    }
+
+    fn to_sympy(&self) -> PyResult<String> {
+        let (g, outs) = self.for_print();
+        autodiff_print::to_sympy(&g, &outs).map_err(PyValueError::new_err)
+    }
+
+    /// The graph in the s-expression text form.
+    fn sexpr(&self) -> String {
+        autodiff_ir::sexpr::print_graph(&self.inner.graph)
+    }
+}

@@ -1,0 +1,27 @@
+"""pyautodiff: automatic differentiation of plain Python + NumPy code.
+
+    >>> import autodiff, numpy as np
+    >>> autodiff.fmin_l_bfgs_b(lambda x: (x + 1) ** 2, [np.zeros(())])
+    [array(-1.)]
+"""
+
+from .api import Function, Gradient, HessianVector, constant, escape, grad, tag, value_and_grad
+from .errors import AutodiffError, NotScalarError, TraceError, WrtError
+from .optim import fmin_l_bfgs_b
+
+__all__ = [
+    "Function",
+    "Gradient",
+    "HessianVector",
+    "grad",
+    "value_and_grad",
+    "constant",
+    "escape",
+    "tag",
+    "fmin_l_bfgs_b",
+    "TraceError",
+    "AutodiffError",
+    "NotScalarError",
+    "WrtError",
+]
+__version__ = "0.1.0"

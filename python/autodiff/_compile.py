@@ -1,0 +1,191 @@
+"""Specialization: trace per signature, check guards on every call, re-trace on failure.
+
+A *signature* is the structure of the arguments, the shape and dtype of every array leaf
+and the value of every static (non-array) argument. Each signature holds the traces made
+for it (one per guard outcome seen); a call tries them, most recent first, and traces
+anew when every one of them has a failing guard. The cache is bounded (LRU).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from . import _core, _tree
+from .errors import TraceError
+
+MAX_SIGNATURES = 64
+MAX_TRACES_PER_SIGNATURE = 16
+
+
+def _markers():
+    from . import api
+
+    return {
+        "constant": api.constant,
+        "escape": api.escape,
+        "tag": api.tag,
+        "_sentinel": object(),
+    }
+
+
+def self_check_enabled() -> bool:
+    return os.environ.get("AUTODIFF_SELF_CHECK", "1") != "0"
+
+
+def arg_names(fn, nargs):
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names = []
+    for i in range(nargs):
+        if i < len(params) and params[i].kind in (params[i].POSITIONAL_ONLY, params[i].POSITIONAL_OR_KEYWORD):
+            names.append(params[i].name)
+        elif params and params[-1].kind == params[-1].VAR_POSITIONAL or i >= len(params):
+            names.append(f"arg{i}")
+        else:
+            names.append(params[i].name)
+    return names
+
+
+def _fresh(leaf, promote):
+    """A private copy of an input leaf (the caller's arrays are never mutated)."""
+    if promote and np.asarray(leaf).dtype.kind in "iu":
+        leaf = np.asarray(leaf, dtype=np.float64)
+    if isinstance(leaf, np.ndarray):
+        return leaf.copy()
+    if isinstance(leaf, np.generic):
+        return leaf.dtype.type(leaf)
+    return np.float64(leaf)
+
+
+class Signature:
+    """The static description of one call: structure, shapes/dtypes, static values."""
+
+    __slots__ = ("key", "treedef", "names", "shapes")
+
+    def __init__(self, args, kwargs, names, promote=()):
+        leaves, lnames, treedef = _tree.flatten((tuple(args), dict(kwargs)), "args")
+        self.treedef = treedef
+        self.names = [_pretty(n, names) for n in lnames]
+        self.shapes = []
+        for i, leaf in enumerate(leaves):
+            a = np.asarray(leaf)
+            dt = a.dtype
+            if i in promote and dt.kind in "iu":
+                dt = np.dtype(np.float64)
+            self.shapes.append((a.shape, dt.str))
+        self.key = (_tree.static_key(treedef), tuple(self.shapes))
+
+
+def _pretty(path, names):
+    # args[(0, ...)] paths: "args[0][0]" → the parameter name.
+    if path.startswith("args[0]["):
+        rest = path[len("args[0]["):]
+        idx, _, tail = rest.partition("]")
+        if idx.isdigit() and int(idx) < len(names):
+            return names[int(idx)] + tail
+    if path.startswith("args[1]["):
+        rest = path[len("args[1]["):]
+        key, _, tail = rest.partition("]")
+        return key.strip("'\"") + tail
+    return path
+
+
+def trace(fn, args, kwargs, promote=()):
+    """Traces `fn(*args, **kwargs)`; returns (result, Trace, Signature)."""
+    names = arg_names(fn, len(args))
+    sig = Signature(args, kwargs, names, promote)
+    leaves, _, treedef = _tree.flatten((tuple(args), dict(kwargs)), "args")
+    fresh = [_fresh(leaf, i in promote) for i, leaf in enumerate(leaves)]
+    cargs, ckwargs = _tree.unflatten(treedef, fresh)
+    inputs = list(zip(fresh, sig.names))
+    values = [np.array(f) for f in fresh]
+    result, tr = _core.trace(fn, list(cargs), dict(ckwargs), inputs, _markers(), _tree.leaves_of)
+    if self_check_enabled():
+        _self_check(fn, tr, values, result)
+    return result, tr, sig
+
+
+def _self_check(fn, tr, values, result):
+    got, failed = tr.run(values)
+    if got is None:
+        raise TraceError(f"internal: a guard of the fresh trace of {getattr(fn, '__qualname__', fn)} fails at the traced inputs")
+    want = _tree.leaves_of(result)
+    for k, (g, w) in enumerate(zip(got, want)):
+        w = np.asarray(w)
+        if g.shape != w.shape or not np.allclose(g, w, rtol=1e-7, atol=1e-10, equal_nan=True):
+            raise TraceError(
+                f"internal: the traced graph of {getattr(fn, '__qualname__', fn)} does not reproduce "
+                f"its result (output {k}: traced {g!r} vs real {w!r}). Please report this; set "
+                "AUTODIFF_SELF_CHECK=0 to skip the check."
+            )
+
+
+class Specializer:
+    """Caches compiled traces of `fn` (after `transform`) by signature and guard outcome."""
+
+    def __init__(self, fn, transform=None, promote_all=False, promote=()):
+        self.fn = fn
+        self.transform = transform or (lambda tr, sig: tr)
+        self.promote_all = promote_all
+        self.promote = promote
+        self.cache: OrderedDict = OrderedDict()
+        self.log: list[str] = []
+        self.traces = 0
+
+    def _promote_set(self, args):
+        if not self.promote_all and not self.promote:
+            return frozenset()
+        leaves, _, _ = _tree.flatten((tuple(args), {}), "args")
+        return frozenset(range(len(leaves))) if self.promote_all else frozenset(self.promote(args))
+
+    def lookup(self, args, kwargs):
+        """Returns (outputs, (signature, output structure), compiled trace)."""
+        promote = self._promote_set(args)
+        names = arg_names(self.fn, len(args))
+        sig = Signature(args, kwargs, names, promote)
+        entries = self.cache.get(sig.key)
+        leaves, _, _ = _tree.flatten((tuple(args), dict(kwargs)), "args")
+        values = [np.asarray(v, dtype=np.float64) if i in promote and np.asarray(v).dtype.kind in "iu" else v for i, v in enumerate(leaves)]
+        if entries is None:
+            reason = "first call" if not self.cache else f"new signature {_describe(sig)}"
+        else:
+            self.cache.move_to_end(sig.key)
+            failed = []
+            for entry in reversed(entries):
+                outs, bad = entry[0].run(values)
+                if outs is not None:
+                    return outs, entry[1], entry[0]
+                failed.append(entry[0].guards[bad])
+            reason = f"guard failed: {failed[0]}"
+        result, tr, tsig = trace(self.fn, args, kwargs, promote)
+        self.traces += 1
+        self.log.append(f"trace {self.traces} of {_fname(self.fn)}: {reason}")
+        compiled = self.transform(tr, tsig)
+        entries = self.cache.setdefault(sig.key, [])
+        entries.append((compiled, (tsig, _tree.out_structure(result))))
+        del entries[:-MAX_TRACES_PER_SIGNATURE]
+        while len(self.cache) > MAX_SIGNATURES:
+            self.cache.popitem(last=False)
+        outs, bad = compiled.run(values)
+        if outs is None:
+            raise TraceError(f"internal: guard {compiled.guards[bad]} fails right after tracing")
+        return outs, entries[-1][1], compiled
+
+    def explain(self) -> str:
+        """Why each trace happened (`first call`, `new signature ...`, `guard failed: ...`)."""
+        return "\n".join(self.log) if self.log else "not traced yet"
+
+
+def _describe(sig):
+    parts = [f"{n}: {s}{dt}" for n, (s, dt) in zip(sig.names, sig.shapes)]
+    return "(" + ", ".join(parts) + ")"
+
+
+def _fname(fn):
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)

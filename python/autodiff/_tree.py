@@ -1,0 +1,113 @@
+"""Flattening of nested arguments and results (lists, tuples, dicts) into array leaves."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_CONTAINERS = (list, tuple, dict)
+
+
+def is_leaf(x) -> bool:
+    """Array-like leaves: ndarrays, NumPy scalars and Python floats (ints and bools are
+    static values unless promoted)."""
+    return isinstance(x, (np.ndarray, np.generic, float)) and not isinstance(x, bool)
+
+
+def flatten(tree, prefix="arg"):
+    """Returns (leaves, names, treedef); `treedef` rebuilds the structure with `unflatten`."""
+    leaves, names = [], []
+
+    def walk(x, name):
+        if isinstance(x, tuple) and hasattr(x, "_fields"):
+            return ("namedtuple", type(x), [walk(v, f"{name}.{k}") for k, v in zip(x._fields, x)])
+        if isinstance(x, (list, tuple)):
+            return (type(x), [walk(v, f"{name}[{i}]") for i, v in enumerate(x)])
+        if isinstance(x, dict):
+            keys = list(x.keys())
+            return (dict, keys, [walk(x[k], f"{name}[{k!r}]") for k in keys])
+        if is_leaf(x):
+            leaves.append(x)
+            names.append(name)
+            return None
+        return ("static", x)
+
+    treedef = walk(tree, prefix)
+    return leaves, names, treedef
+
+
+def unflatten(treedef, leaves):
+    it = iter(leaves)
+
+    def build(t):
+        if t is None:
+            return next(it)
+        if t[0] == "static":
+            return t[1]
+        if t[0] == "namedtuple":
+            return t[1](*[build(c) for c in t[2]])
+        if t[0] is dict:
+            return {k: build(c) for k, c in zip(t[1], t[2])}
+        return t[0](build(c) for c in t[1])
+
+    return build(treedef)
+
+
+def static_key(treedef):
+    """A hashable key for the static part of a tree (structure and non-array values)."""
+
+    def key(t):
+        if t is None:
+            return None
+        if t[0] == "static":
+            v = t[1]
+            try:
+                hash(v)
+                return ("s", type(v), v)
+            except TypeError:
+                return ("id", id(v))
+        if t[0] == "namedtuple":
+            return ("nt", t[1], tuple(key(c) for c in t[2]))
+        if t[0] is dict:
+            return ("d", tuple(map(repr, t[1])), tuple(key(c) for c in t[2]))
+        return (t[0], tuple(key(c) for c in t[1]))
+
+    return key(treedef)
+
+
+def leaves_of(result):
+    """Output leaves of a traced function's result (for the engine)."""
+    leaves, _, _ = flatten(result, "out")
+    if not leaves and not isinstance(result, _CONTAINERS):
+        return [result]
+    return leaves
+
+
+def out_structure(result):
+    """How to rebuild a traced function's result from its output arrays."""
+    leaves, _, treedef = flatten(result, "out")
+    if not leaves and not isinstance(result, _CONTAINERS):
+        return ("single", _kind(result))
+    return ("tree", treedef, [_kind(x) for x in leaves])
+
+
+def _kind(x):
+    if isinstance(x, np.ndarray):
+        return None
+    if isinstance(x, np.generic):
+        return x.dtype.type
+    return type(x) if isinstance(x, (float, int, bool)) else None
+
+
+def _restore(a, kind):
+    if kind is None:
+        return a
+    if isinstance(kind, type) and issubclass(kind, np.generic):
+        return kind(a)
+    return kind(a.item()) if kind is not float else np.float64(a)
+
+
+def rebuild(structure, outs):
+    """Inverse of `out_structure`: the result from the evaluated output arrays."""
+    if structure[0] == "single":
+        return _restore(outs[0], structure[1])
+    return unflatten(structure[1], [_restore(a, k) for a, k in zip(outs, structure[2])])
