@@ -181,6 +181,9 @@ impl Py<'_> {
     /// The statements of a functional update (`{}` stands for the result's name).
     fn update(&self, id: NodeId) -> Option<Vec<String>> {
         let n = self.g.node(id);
+        if !matches!(n.op, Op::SetSlice(_) | Op::Scatter(_) | Op::ScatterAdd(_)) {
+            return None;
+        }
         let a = |k: usize| self.s(n.inputs[k]);
         let copy = format!("{{}} = {}.copy()", self.w(n.inputs[0], P_POST));
         let write = match &n.op {
@@ -263,7 +266,8 @@ impl Py<'_> {
             }
             Op::Binary(b) => {
                 let ins = shown_operands(self.g, id);
-                self.binary(*b, &self.e(ins[0]).clone(), &self.e(ins[1]).clone())
+                let (x, y) = display_order(self.g, *b, ins[0], ins[1]);
+                self.binary(*b, &self.e(x).clone(), &self.e(y).clone())
             }
             Op::Where => {
                 let ins = shown_operands(self.g, id);

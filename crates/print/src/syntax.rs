@@ -94,9 +94,14 @@ pub fn operand_prec(op: BinaryOp, prec: u8, exact: bool) -> (u8, u8) {
     }
 }
 
-/// Whether a binary op commutes exactly (so printers may put a constant first: `2*x`).
-pub fn commutes(op: BinaryOp) -> bool {
-    matches!(op, BinaryOp::Add | BinaryOp::Mul)
+/// The operands of a binary op in the order to print them: a product puts a uniform
+/// constant first (`2*x`), which is exact since IEEE multiplication commutes.
+pub fn display_order(g: &Graph, op: BinaryOp, x: NodeId, y: NodeId) -> (NodeId, NodeId) {
+    let k = |i: NodeId| g.uniform_const(i).is_some();
+    match op == BinaryOp::Mul && k(y) && !k(x) {
+        true => (y, x),
+        false => (x, y),
+    }
 }
 
 /// A number as a person writes it: `2`, `0.5`, `-1`, `1e-10`, `inf`, `nan`.

@@ -431,15 +431,12 @@ impl Math<'_> {
             return self.call(b.name(), &[self.s(x), self.s(y)]);
         };
         let konst = |i: NodeId| self.g.uniform_const(i);
-        // Display only: constants first in products, `x - 2` for `x + -2`.
-        let (b, op, x, y) = match (b, konst(x), konst(y)) {
-            (BinaryOp::Mul, None, Some(_)) => (b, op, y, x),
-            (BinaryOp::Add, _, Some(c)) if c < 0.0 => {
-                let e = self.par(&self.number(-c), P_ADD + 1);
-                return Expr::new(format!("{} - {e}", self.w(x, P_ADD)), P_ADD);
-            }
-            _ => (b, op, x, y),
-        };
+        // Display only: `x - 2` for `x + -2`, constants first in products.
+        if let (BinaryOp::Add, Some(c)) = (b, konst(y).filter(|c| *c < 0.0)) {
+            let e = self.par(&self.number(-c), P_ADD + 1);
+            return Expr::new(format!("{} - {e}", self.w(x, P_ADD)), P_ADD);
+        }
+        let (x, y) = display_order(self.g, b, x, y);
         match (b, self.latex()) {
             (BinaryOp::Div, true) => {
                 Expr::atom(format!("\\frac{{{}}}{{{}}}", self.s(x), self.s(y)))

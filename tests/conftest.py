@@ -1,0 +1,29 @@
+import numpy as np
+import pytest
+
+
+def numeric_grad(f, args, i, eps=1e-6):
+    """Central finite differences of scalar f w.r.t. argument i."""
+    x = np.array(args[i], dtype=np.float64)
+    g = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += eps
+        xm[idx] -= eps
+        ap, am = list(args), list(args)
+        ap[i], am[i] = xp, xm
+        g[idx] = (float(f(*ap)) - float(f(*am))) / (2 * eps)
+    return g
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+try:  # JAX is optional: where installed, gradients are compared against it too.
+    import jax  # noqa: F401
+
+    HAVE_JAX = True
+except Exception:  # pragma: no cover
+    HAVE_JAX = False
