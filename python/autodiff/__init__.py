@@ -5,7 +5,27 @@
     [array(-1.)]
 """
 
-from .api import Function, Gradient, HessianVector, constant, escape, grad, tag, value_and_grad
+from .api import (
+    Function,
+    Gradient,
+    HessianVector,
+    constant,
+    escape,
+    function,
+    grad,
+    gradient,
+    hessian,
+    hessian_vector,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    tag,
+    value_and_grad,
+    vjp,
+    vmap,
+)
 from .errors import AutodiffError, NotScalarError, TraceError, WrtError
 from .optim import fmin_l_bfgs_b
 
@@ -14,6 +34,17 @@ __all__ = [
     "Gradient",
     "HessianVector",
     "grad",
+    "jacobian",
+    "jacfwd",
+    "jacrev",
+    "hessian",
+    "jvp",
+    "vjp",
+    "hvp",
+    "vmap",
+    "function",
+    "gradient",
+    "hessian_vector",
     "value_and_grad",
     "constant",
     "escape",

@@ -129,8 +129,9 @@ def _self_check(fn, tr, values, result):
 class Specializer:
     """Caches compiled traces of `fn` (after `transform`) by signature and guard outcome."""
 
-    def __init__(self, fn, transform=None, promote_all=False, promote=()):
+    def __init__(self, fn, transform=None, promote_all=False, promote=(), elementwise=False):
         self.fn = fn
+        self.elementwise = elementwise
         self.transform = transform or (lambda tr, sig: tr)
         self.promote_all = promote_all
         self.promote = promote
@@ -144,7 +145,7 @@ class Specializer:
         leaves, _, _ = _tree.flatten((tuple(args), {}), "args")
         return frozenset(range(len(leaves))) if self.promote_all else frozenset(self.promote(args))
 
-    def lookup(self, args, kwargs):
+    def lookup(self, args, kwargs, extra=()):
         """Returns (outputs, (signature, output structure), compiled trace)."""
         promote = self._promote_set(args)
         names = arg_names(self.fn, len(args))
@@ -152,6 +153,11 @@ class Specializer:
         entries = self.cache.get(sig.key)
         leaves, _, _ = _tree.flatten((tuple(args), dict(kwargs)), "args")
         values = [np.asarray(v, dtype=np.float64) if i in promote and np.asarray(v).dtype.kind in "iu" else v for i, v in enumerate(leaves)]
+        values += list(extra)
+        if entries is None and self.elementwise:
+            hit = self._rebatch(sig, values, extra)
+            if hit is not None:
+                return hit
         if entries is None:
             reason = "first call" if not self.cache else f"new signature {_describe(sig)}"
         else:
@@ -176,6 +182,26 @@ class Specializer:
         if outs is None:
             raise TraceError(f"internal: guard {compiled.guards[bad]} fails right after tracing")
         return outs, entries[-1][1], compiled
+
+    def _rebatch(self, sig, values, extra):
+        """A trace made on 0-d inputs whose graph is elementwise applies elementwise to
+        arrays of any (broadcastable) shapes, without re-tracing."""
+        for key, entries in self.cache.items():
+            if key[0] != sig.key[0] or len(key[1]) != len(sig.shapes):
+                continue
+            if extra or any(s != () or dt != ndt for (s, dt), (_, ndt) in zip(key[1], sig.shapes)):
+                continue
+            tr, info = entries[-1]
+            batched = tr.rebatch([list(s) for s, _ in sig.shapes])
+            if batched is None:
+                return None
+            outs, bad = batched.run(values)
+            if outs is None:
+                return None
+            self.cache[sig.key] = [(batched, (sig, info[1]))]
+            self.log.append(f"elementwise reuse of the 0-d trace for {_describe(sig)}")
+            return outs, (sig, info[1]), batched
+        return None
 
     def explain(self) -> str:
         """Why each trace happened (`first call`, `new signature ...`, `guard failed: ...`)."""

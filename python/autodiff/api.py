@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from . import _tree
@@ -58,6 +60,10 @@ class _Traced:
 
     def __repr__(self):
         return f"<autodiff.{type(self).__name__} of {_fname(self._fn)}>"
+
+    def __get__(self, obj, objtype=None):
+        # Used as a method: bind the instance as the first (static) argument.
+        return self if obj is None else types.MethodType(self, obj)
 
     def latex(self) -> str:
         tr, sig = self._latest()
@@ -173,7 +179,8 @@ class Gradient(_Traced):
         if example_args is not None and wrt is not None:
             self._pos, self._tags = _resolve_wrt(fn, wrt, list(example_args))
             self._wrt = self._pos + self._tags
-        self._spec = Specializer(fn, self._transform, promote=self._promote)
+        self._spec = Specializer(fn, self._transform, promote=self._promote, elementwise=True)
+        self.__autodiff__ = ("grad", fn, None, with_value, "list")
         if example_args is not None:
             self(*example_args)
 
@@ -281,16 +288,9 @@ class HessianVector(_Traced):
         vleaves = []
         for v in vs:
             vleaves.extend(np.asarray(x, dtype=np.float64) for x in _tree.flatten(v)[0])
-        spec = self._spec
-        # The vectors are extra inputs appended by the transform: evaluate with them.
-        outs, (sig, _), tr = spec.lookup(args, {})
-        del outs
-        leaves, _, _ = _tree.flatten((tuple(args), {}), "args")
-        values = [np.asarray(x, dtype=np.float64) if np.asarray(x).dtype.kind in "iu" else x for x in leaves]
-        res, bad = tr.run(values + vleaves)
-        if res is None:
-            raise RuntimeError("internal: guard failed after lookup")
-        return list(res)
+        # The vectors are extra inputs appended by the transform.
+        outs, _, _ = self._spec.lookup(args, {}, vleaves)
+        return list(outs)
 
     def _text_labels(self, tr, sig):
         return None, "H·v ="
@@ -306,6 +306,7 @@ def grad(fn, argnums=0):
         return out[0] if isinstance(argnums, int) else tuple(out)
 
     grad_fn.gradient = g
+    grad_fn.__autodiff__ = ("grad", fn, _argnums_list(argnums), False, "single" if isinstance(argnums, int) else "tuple")
     return grad_fn
 
 
@@ -318,6 +319,7 @@ def value_and_grad(fn, argnums=0):
         return value, (out[0] if isinstance(argnums, int) else tuple(out))
 
     vg.gradient = g
+    vg.__autodiff__ = ("grad", fn, _argnums_list(argnums), True, "single" if isinstance(argnums, int) else "tuple")
     return vg
 
 
@@ -328,3 +330,133 @@ def _fname(fn):
 def _ident(fn):
     n = getattr(fn, "__name__", "f")
     return n if n.isidentifier() else "f"
+
+
+def _argnums_list(argnums):
+    return [argnums] if isinstance(argnums, int) else list(argnums)
+
+
+def _leaf_indices(args, argnums):
+    ranges = _leaf_ranges(args)
+    return [k for p in argnums for k in ranges[p]]
+
+
+class _Derivative(_Traced):
+    """A transform of `fn` (jacobian, hessian) compiled per signature."""
+
+    def __init__(self, fn, argnums, kind, mode="auto"):
+        self._fn, self._argnums, self._kind, self._mode = fn, argnums, kind, mode
+        self._spec = Specializer(fn, self._transform, promote=lambda a: _leaf_indices(a, _argnums_list(argnums)))
+        self.__autodiff__ = (kind, fn, _argnums_list(argnums), False, "single" if isinstance(argnums, int) else "tuple")
+
+    def _transform(self, tr, sig):
+        args = _placeholders(sig)
+        wrt = [int(i) for p in _argnums_list(self._argnums) for i in _tree.flatten(args[p])[0]]
+        if self._kind == "hessian":
+            shapes = tr.output_shapes()
+            if len(shapes) != 1 or shapes[0] != []:
+                raise NotScalarError(f"hessian needs a function returning one scalar; {_fname(self._fn)} returns shapes {shapes}")
+            return tr.grad(wrt).jacobian(wrt, self._mode)
+        return tr.jacobian(wrt, self._mode)
+
+    def __call__(self, *args):
+        args = _promote_ints(args, _argnums_list(self._argnums))
+        outs, (sig, structure), _ = self._spec.lookup(args, {})
+        nw = len(_argnums_list(self._argnums))
+        rows = [tuple(outs[i : i + nw]) for i in range(0, len(outs), nw)]
+        rows = [r[0] if isinstance(self._argnums, int) else r for r in rows]
+        return rows[0] if len(rows) == 1 else tuple(rows)
+
+
+def jacobian(fn, argnums=0, mode="auto"):
+    """`jacobian(f)(x)`: d f / d x shaped `f(x).shape + x.shape`. `mode` is "fwd"
+    (one forward sweep per input element), "rev" (one reverse sweep per output element)
+    or "auto" (the fewer)."""
+    return _Derivative(fn, argnums, "jacobian", mode)
+
+
+def jacfwd(fn, argnums=0):
+    return jacobian(fn, argnums, "fwd")
+
+
+def jacrev(fn, argnums=0):
+    return jacobian(fn, argnums, "rev")
+
+
+def hessian(fn, argnums=0):
+    """`hessian(f)(x)` of scalar `f`, shaped `x.shape + x.shape` (forward over reverse)."""
+    return _Derivative(fn, argnums, "hessian", "fwd")
+
+
+def jvp(fn, primals, tangents):
+    """Forward mode: returns `(f(*primals), J·tangents)`."""
+    primals = tuple(primals)
+    spec = Specializer(fn, lambda tr, sig: tr.jvp(list(range(tr.n_inputs))), promote_all=True)
+    tleaves = [np.asarray(x, dtype=np.float64) for x in _tree.flatten(tuple(tangents))[0]]
+    res, (sig, structure), _ = spec.lookup(primals, {}, tleaves)
+    n = len(res) // 2
+    return _tree.rebuild(structure, res[:n]), _tree.rebuild(structure, res[n:])
+
+
+def vjp(fn, *primals):
+    """Reverse mode: returns `(f(*primals), vjp_fn)` with `vjp_fn(cotangent)` giving one
+    gradient per primal."""
+    spec = Specializer(fn, lambda tr, sig: tr, promote_all=True)
+    outs, (sig, structure), tr = spec.lookup(primals, {})
+    back = tr.vjp(list(range(tr.n_inputs)))
+    leaves = [np.asarray(x, dtype=np.float64) for x in _tree.flatten((primals, {}))[0]]
+    ranges = _leaf_ranges(primals)
+
+    def vjp_fn(cotangent):
+        cts = [np.asarray(c, dtype=np.float64) for c in _tree.flatten(cotangent)[0]]
+        res, bad = back.run(leaves + cts)
+        return tuple(_tree.unflatten(_tree.flatten(primals[p])[2], [res[k] for k in ranges[p]]) for p in range(len(primals)))
+
+    return _tree.rebuild(structure, outs), vjp_fn
+
+
+def hvp(fn, argnums=0):
+    """`hvp(f)(x, v)`: Hessian-vector product of scalar `f` at `x` along `v`."""
+    hv = HessianVector(fn, wrt=argnums)
+
+    def hvp_fn(*args):
+        *a, v = args
+        out = hv(*a, vectors=v)
+        return out[0] if isinstance(argnums, int) else tuple(out)
+
+    return hvp_fn
+
+
+def vmap(fn, in_axes=0):
+    """`vmap(f)(X)` maps `f` over the leading axis of its array arguments (those with
+    `in_axes` 0; None leaves an argument unmapped), compiled as one traced loop."""
+
+    def batched(*args):
+        axes = in_axes if isinstance(in_axes, (list, tuple)) else [in_axes] * len(args)
+        n = min(len(a) for a, ax in zip(args, axes) if ax is not None)
+        outs = [fn(*[a[k] if ax is not None else a for a, ax in zip(args, axes)]) for k in range(n)]
+        if isinstance(outs[0], tuple):
+            return tuple(np.stack([o[j] for o in outs]) for j in range(len(outs[0])))
+        return np.stack(outs)
+
+    batched.__name__ = f"vmap_{getattr(fn, '__name__', 'f')}"
+    return Function(batched)
+
+
+def _decorator(cls):
+    def deco(fn=None, **kw):
+        if fn is None:
+            return lambda f: deco(f, **kw)
+        if isinstance(fn, staticmethod):
+            return staticmethod(cls(fn.__func__, **kw))
+        if isinstance(fn, classmethod):
+            return classmethod(cls(fn.__func__, **kw))
+        return cls(fn, **kw)
+
+    deco.__doc__ = f"Decorator form of autodiff.{cls.__name__}; works on functions, methods, static and class methods."
+    return deco
+
+
+function = _decorator(Function)
+gradient = _decorator(Gradient)
+hessian_vector = _decorator(HessianVector)

@@ -43,10 +43,10 @@ const HELPERS: [(&str, &str); 5] = [
 ];
 
 const KEYWORDS: [&str; 36] = [
-    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
-    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if",
-    "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try",
-    "while", "with", "yield", "np",
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
+    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
+    "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
+    "with", "yield", "np",
 ];
 
 /// A Python function `def fn_name(inputs...)` computing the outputs (a tuple when several).
@@ -121,7 +121,8 @@ struct Names {
 impl Names {
     /// `want` when it is a free, valid name; else the next free temporary.
     fn fresh(&mut self, want: Option<&String>) -> String {
-        let ok = |s: &&String| is_ident(s) && !s.starts_with('_') && !KEYWORDS.contains(&s.as_str());
+        let ok =
+            |s: &&String| is_ident(s) && !s.starts_with('_') && !KEYWORDS.contains(&s.as_str());
         let s = match want.filter(ok).filter(|s| !self.taken.contains(*s)) {
             Some(s) => s.clone(),
             None => loop {
@@ -154,7 +155,9 @@ fn np_dtype(dt: DType) -> &'static str {
 
 impl Py<'_> {
     fn e(&self, id: NodeId) -> &Expr {
-        self.cache[id.index()].as_ref().expect("operands render first")
+        self.cache[id.index()]
+            .as_ref()
+            .expect("operands render first")
     }
 
     fn s(&self, id: NodeId) -> String {
@@ -188,7 +191,11 @@ impl Py<'_> {
         let copy = format!("{{}} = {}.copy()", self.w(n.inputs[0], P_POST));
         let write = match &n.op {
             Op::SetSlice(dims) => {
-                format!("{{}}[{}] = {}", slice_text(dims, self.g.shape(n.inputs[0])), a(1))
+                format!(
+                    "{{}}[{}] = {}",
+                    slice_text(dims, self.g.shape(n.inputs[0])),
+                    a(1)
+                )
             }
             Op::Scatter(k) => format!("{{}}[{}] = {}", axis_index(*k, &a(1)), a(2)),
             Op::ScatterAdd(k) => {
@@ -211,11 +218,18 @@ impl Py<'_> {
             (true, _) => num_expr(lit(t.data[0])),
             (false, Some(v)) => self.call(
                 "np.full",
-                &[shape_tuple(&t.shape), lit(v), format!("dtype={}", np_dtype(dt))],
+                &[
+                    shape_tuple(&t.shape),
+                    lit(v),
+                    format!("dtype={}", np_dtype(dt)),
+                ],
             ),
             (false, None) => self.call(
                 "np.array",
-                &[nested(t, &lit, "[", ", ", "]"), format!("dtype={}", np_dtype(dt))],
+                &[
+                    nested(t, &lit, "[", ", ", "]"),
+                    format!("dtype={}", np_dtype(dt)),
+                ],
             ),
         }
     }
@@ -271,7 +285,10 @@ impl Py<'_> {
             }
             Op::Where => {
                 let ins = shown_operands(self.g, id);
-                self.call("np.where", &ins.iter().map(|&i| self.s(i)).collect::<Vec<_>>())
+                self.call(
+                    "np.where",
+                    &ins.iter().map(|&i| self.s(i)).collect::<Vec<_>>(),
+                )
             }
             Op::Cast(dt) => {
                 let x = self.w(shown_operands(self.g, id)[0], P_POST);
@@ -293,9 +310,10 @@ impl Py<'_> {
                     false => self.call(f, &[a(0), format!("axis={}", axes_text(axes))]),
                 }
             }
-            Op::ArgMax(k, max) => {
-                self.call(if *max { "np.argmax" } else { "np.argmin" }, &[a(0), axis(k)])
-            }
+            Op::ArgMax(k, max) => self.call(
+                if *max { "np.argmax" } else { "np.argmin" },
+                &[a(0), axis(k)],
+            ),
             Op::Contract(spec) => {
                 let ops = n.inputs.clone();
                 let side = |(k, t): (usize, bool), min: u8| match t {
@@ -303,15 +321,29 @@ impl Py<'_> {
                     false => self.w(ops[k], min),
                 };
                 match contract_form(spec) {
-                    ContractForm::Dot => {
-                        Expr::new(format!("{} @ {}", side((0, false), P_MUL), side((1, false), P_MUL + 1)), P_MUL)
+                    ContractForm::Dot => Expr::new(
+                        format!(
+                            "{} @ {}",
+                            side((0, false), P_MUL),
+                            side((1, false), P_MUL + 1)
+                        ),
+                        P_MUL,
+                    ),
+                    ContractForm::MatMul { left, right } => Expr::new(
+                        format!("{} @ {}", side(left, P_MUL), side(right, P_MUL + 1)),
+                        P_MUL,
+                    ),
+                    ContractForm::Outer(i, j) => {
+                        self.call("np.outer", &[self.s(ops[i]), self.s(ops[j])])
                     }
-                    ContractForm::MatMul { left, right } => {
-                        Expr::new(format!("{} @ {}", side(left, P_MUL), side(right, P_MUL + 1)), P_MUL)
+                    ContractForm::Scale => self.binary(
+                        BinaryOp::Mul,
+                        &self.e(ops[0]).clone(),
+                        &self.e(ops[1]).clone(),
+                    ),
+                    ContractForm::Einsum => {
+                        self.call("np.einsum", &[format!("\"{spec}\""), a(0), a(1)])
                     }
-                    ContractForm::Outer(i, j) => self.call("np.outer", &[self.s(ops[i]), self.s(ops[j])]),
-                    ContractForm::Scale => self.binary(BinaryOp::Mul, &self.e(ops[0]).clone(), &self.e(ops[1]).clone()),
-                    ContractForm::Einsum => self.call("np.einsum", &[format!("\"{spec}\""), a(0), a(1)]),
                 }
             }
             Op::Slice(dims) => {
@@ -328,7 +360,10 @@ impl Py<'_> {
             }
             Op::Concat(k) => {
                 let parts: Vec<String> = n.inputs.iter().map(|&i| self.s(i)).collect();
-                self.call("np.concatenate", &[format!("({},)", parts.join(", ")), axis(k)])
+                self.call(
+                    "np.concatenate",
+                    &[format!("({},)", parts.join(", ")), axis(k)],
+                )
             }
             Op::Cumsum(k) => self.call("np.cumsum", &[a(0), axis(k)]),
             Op::Cumprod(k) => self.call("np.cumprod", &[a(0), axis(k)]),

@@ -171,7 +171,10 @@ pub fn shape_tuple(s: &[usize]) -> String {
         [n] => format!("({n},)"),
         _ => format!(
             "({})",
-            s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            s.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -204,7 +207,11 @@ pub fn slice_dim(d: &SliceDim, n: usize) -> String {
     } else {
         (last + d.step.signum()).to_string()
     };
-    let step = if d.step == 1 { String::new() } else { format!(":{}", d.step) };
+    let step = if d.step == 1 {
+        String::new()
+    } else {
+        format!(":{}", d.step)
+    };
     format!("{start}:{stop}{step}")
 }
 
@@ -213,7 +220,11 @@ pub fn slice_text(dims: &[SliceDim], shape: &[usize]) -> String {
     if dims.is_empty() {
         return "()".into();
     }
-    let parts: Vec<String> = dims.iter().zip(shape).map(|(d, &n)| slice_dim(d, n)).collect();
+    let parts: Vec<String> = dims
+        .iter()
+        .zip(shape)
+        .map(|(d, &n)| slice_dim(d, n))
+        .collect();
     parts.join(", ")
 }
 
@@ -247,11 +258,17 @@ pub enum ContractForm {
 pub fn contract_form(spec: &ContractSpec) -> ContractForm {
     let (a, b, out) = (&spec.a, &spec.b, &spec.out);
     let ops = [a, b];
-    let summed: Vec<u8> = a.iter().copied().filter(|l| b.contains(l) && !out.contains(l)).collect();
+    let summed: Vec<u8> = a
+        .iter()
+        .copied()
+        .filter(|l| b.contains(l) && !out.contains(l))
+        .collect();
     let has = |i: usize, l: u8| ops[i].contains(&l);
     match (a.len(), b.len(), out.len(), summed.len()) {
         (1, 1, 0, 1) => ContractForm::Dot,
-        (1, 1, 2, 0) => ContractForm::Outer(usize::from(!has(0, out[0])), usize::from(has(0, out[0]))),
+        (1, 1, 2, 0) => {
+            ContractForm::Outer(usize::from(!has(0, out[0])), usize::from(has(0, out[0])))
+        }
         (2, 2, 2, 1) => {
             let (k, p, q) = (summed[0], out[0], out[1]);
             let l = usize::from(!has(0, p));
@@ -314,7 +331,11 @@ impl Bindings {
                 continue;
             }
             let node = &g.nodes()[i];
-            let weight = if matches!(node.op, Op::Broadcast(_)) { uses[i] } else { 1 };
+            let weight = if matches!(node.op, Op::Broadcast(_)) {
+                uses[i]
+            } else {
+                1
+            };
             for x in &node.inputs {
                 reach[x.index()] = true;
                 uses[x.index()] += weight;
@@ -335,7 +356,10 @@ impl Bindings {
             {
                 continue;
             }
-            let user = g.names.get(&id).filter(|s| is_ident(s) && !taken.contains(*s));
+            let user = g
+                .names
+                .get(&id)
+                .filter(|s| is_ident(s) && !taken.contains(*s));
             let s = match user {
                 Some(s) => s.clone(),
                 None => loop {
@@ -357,7 +381,8 @@ impl Bindings {
 /// A Python identifier of ASCII letters, digits and underscores.
 pub fn is_ident(s: &str) -> bool {
     let mut c = s.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
         && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 }
 

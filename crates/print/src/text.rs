@@ -77,7 +77,11 @@ pub(crate) fn render(g: &Graph, outputs: &[NodeId], style: Style) -> Rendered {
 
 /// Math a person reads: `let` lines for shared subexpressions, then one line per output.
 pub fn to_text(g: &Graph, outputs: &[NodeId], opts: &TextOptions) -> String {
-    let style = if opts.unicode { Style::Unicode } else { Style::Ascii };
+    let style = if opts.unicode {
+        Style::Unicode
+    } else {
+        Style::Ascii
+    };
     let r = render(g, outputs, style);
     let shape = |id: NodeId| {
         if opts.show_shapes {
@@ -124,12 +128,21 @@ pub fn to_latex(g: &Graph, outputs: &[NodeId], labels: &[&str]) -> String {
     if r.lets.is_empty() && outputs.len() == 1 && labels.is_empty() {
         return r.outs[0].clone();
     }
-    let mut rows: Vec<String> = r.lets.iter().map(|(n, t, _)| format!("{n} &= {t}")).collect();
+    let mut rows: Vec<String> = r
+        .lets
+        .iter()
+        .map(|(n, t, _)| format!("{n} &= {t}"))
+        .collect();
     for (k, text) in r.outs.iter().enumerate() {
-        let label = labels.get(k).map_or(format!("\\mathrm{{out}}_{{{k}}}"), |l| l.to_string());
+        let label = labels
+            .get(k)
+            .map_or(format!("\\mathrm{{out}}_{{{k}}}"), |l| l.to_string());
         rows.push(format!("{label} &= {text}"));
     }
-    format!("\\begin{{aligned}}\n{}\n\\end{{aligned}}", rows.join(" \\\\\n"))
+    format!(
+        "\\begin{{aligned}}\n{}\n\\end{{aligned}}",
+        rows.join(" \\\\\n")
+    )
 }
 
 struct Math<'g> {
@@ -153,7 +166,9 @@ impl Math<'_> {
     }
 
     fn e(&self, id: NodeId) -> &Expr {
-        self.cache[id.index()].as_ref().expect("operands render first")
+        self.cache[id.index()]
+            .as_ref()
+            .expect("operands render first")
     }
 
     fn s(&self, id: NodeId) -> String {
@@ -235,7 +250,14 @@ impl Math<'_> {
     }
 
     fn index(&self, x: NodeId, sub: &str) -> Expr {
-        self.post(x, &self.pick(&format!("[{sub}]"), &format!("[{sub}]"), &format!("\\left[{sub}\\right]")))
+        self.post(
+            x,
+            &self.pick(
+                &format!("[{sub}]"),
+                &format!("[{sub}]"),
+                &format!("\\left[{sub}\\right]"),
+            ),
+        )
     }
 
     fn update(&self, x: NodeId, sub: &str, verb: &str, v: NodeId) -> Expr {
@@ -319,9 +341,10 @@ impl Math<'_> {
                     _ => self.call(r.name(), &[x, self.kw("axis", axes_text(axes))]),
                 }
             }
-            Op::ArgMax(k, max) => {
-                self.call(if *max { "argmax" } else { "argmin" }, &[self.s(a(0)), axis(*k)])
-            }
+            Op::ArgMax(k, max) => self.call(
+                if *max { "argmax" } else { "argmin" },
+                &[self.s(a(0)), axis(*k)],
+            ),
             Op::Contract(spec) => self.contract(spec, a(0), a(1)),
             Op::Slice(dims) => self.index(a(0), &slice_text(dims, self.g.shape(a(0)))),
             Op::SetSlice(dims) => {
@@ -339,7 +362,8 @@ impl Math<'_> {
             ),
             Op::Concat(k) => {
                 let parts: Vec<String> = n.inputs.iter().map(|&i| self.s(i)).collect();
-                let list = self.pick("[", "[", "\\left[") + &parts.join(", ")
+                let list = self.pick("[", "[", "\\left[")
+                    + &parts.join(", ")
                     + &self.pick("]", "]", "\\right]");
                 self.call("concat", &[list, axis(*k)])
             }
@@ -360,7 +384,10 @@ impl Math<'_> {
             Op::LogAbsDet => match self.style {
                 Style::Ascii => self.call("logabsdet", &[self.s(a(0))]),
                 Style::Unicode => Expr::atom(format!("log|det({})|", self.s(a(0)))),
-                Style::Latex => Expr::atom(format!("\\log\\left|\\det {}\\right|", self.w(a(0), P_ATOM))),
+                Style::Latex => Expr::atom(format!(
+                    "\\log\\left|\\det {}\\right|",
+                    self.w(a(0), P_ATOM)
+                )),
             },
         }
     }
@@ -383,8 +410,12 @@ impl Math<'_> {
             (UnaryOp::Exp, Style::Latex) => Expr::new(format!("e^{{{sx}}}"), P_POW),
             (UnaryOp::Floor, Style::Unicode) => Expr::atom(format!("⌊{sx}⌋")),
             (UnaryOp::Ceil, Style::Unicode) => Expr::atom(format!("⌈{sx}⌉")),
-            (UnaryOp::Floor, Style::Latex) => Expr::atom(format!("\\left\\lfloor {sx} \\right\\rfloor")),
-            (UnaryOp::Ceil, Style::Latex) => Expr::atom(format!("\\left\\lceil {sx} \\right\\rceil")),
+            (UnaryOp::Floor, Style::Latex) => {
+                Expr::atom(format!("\\left\\lfloor {sx} \\right\\rfloor"))
+            }
+            (UnaryOp::Ceil, Style::Latex) => {
+                Expr::atom(format!("\\left\\lceil {sx} \\right\\rceil"))
+            }
             (
                 UnaryOp::Abs
                 | UnaryOp::Sign
@@ -422,7 +453,10 @@ impl Math<'_> {
     fn power(&self, x: NodeId, e: Expr) -> Expr {
         match self.latex() {
             true => Expr::new(format!("{}^{{{}}}", self.w(x, P_POW + 1), e.s), P_POW),
-            false => Expr::new(format!("{}**{}", self.w(x, P_POW + 1), self.par(&e, P_NEG)), P_POW),
+            false => Expr::new(
+                format!("{}**{}", self.w(x, P_POW + 1), self.par(&e, P_NEG)),
+                P_POW,
+            ),
         }
     }
 
@@ -459,7 +493,10 @@ impl Math<'_> {
         match contract_form(spec) {
             ContractForm::Dot => {
                 let sym = self.pick(" @ ", " · ", " \\cdot ");
-                Expr::new(format!("{}{sym}{}", self.w(a, P_MUL), self.w(b, P_MUL + 1)), P_MUL)
+                Expr::new(
+                    format!("{}{sym}{}", self.w(a, P_MUL), self.w(b, P_MUL + 1)),
+                    P_MUL,
+                )
             }
             ContractForm::MatMul { left, right } => {
                 let side = |(k, t): (usize, bool), min: u8| match t {
@@ -471,7 +508,10 @@ impl Math<'_> {
                 Expr::new(s, P_MUL)
             }
             ContractForm::Outer(i, j) => match self.latex() {
-                true => Expr::new(format!("{} {}^\\top", self.w(ops[i], P_MUL), self.w(ops[j], P_POST)), P_MUL),
+                true => Expr::new(
+                    format!("{} {}^\\top", self.w(ops[i], P_MUL), self.w(ops[j], P_POST)),
+                    P_MUL,
+                ),
                 false => self.call("outer", &[self.s(ops[i]), self.s(ops[j])]),
             },
             ContractForm::Scale => self.binary(BinaryOp::Mul, a, b),

@@ -8,15 +8,25 @@ use std::process::Command;
 
 fn python() -> Option<String> {
     let py = std::env::var("AUTODIFF_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py).args(["-c", "import numpy"]).output().ok()?.status.success();
+    let ok = Command::new(&py)
+        .args(["-c", "import numpy"])
+        .output()
+        .ok()?
+        .status
+        .success();
     ok.then_some(py)
 }
 
 fn literal(t: &Tensor) -> String {
     let data: Vec<String> = t.data.iter().map(|v| format!("{v:?}")).collect();
-    format!("np.array([{}], dtype=np.{}).reshape({:?})", data.join(", "), t.dtype.name(), t.shape)
-        .replace("[]", "()")
-        .replace("np.bool", "np.bool_")
+    format!(
+        "np.array([{}], dtype=np.{}).reshape({:?})",
+        data.join(", "),
+        t.dtype.name(),
+        t.shape
+    )
+    .replace("[]", "()")
+    .replace("np.bool", "np.bool_")
 }
 
 /// Runs the generated function in Python and compares every output with `autodiff_exec`.
@@ -33,11 +43,18 @@ fn check_runs(g: &Graph, outs: &[NodeId], inputs: &[Tensor]) {
         args.join(", ")
     );
     let r = Command::new(py).args(["-c", &script]).output().unwrap();
-    assert!(r.status.success(), "{script}\n{}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        r.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     let text = String::from_utf8(r.stdout).unwrap();
     let want = autodiff_exec::eval(g, inputs, outs).unwrap();
     for (line, w) in text.lines().zip(&want) {
-        let got: Vec<f64> = line.split_whitespace().map(|v| v.parse().unwrap()).collect();
+        let got: Vec<f64> = line
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
         assert_eq!(got.len(), w.data.len(), "{src}");
         for (p, q) in got.iter().zip(&w.data) {
             let close = (p.is_nan() && q.is_nan()) || (p - q).abs() <= 1e-9 * (1.0 + q.abs());
@@ -57,7 +74,10 @@ fn seed_gradient_source() {
     let (g, gu) = seed_gradient();
     let (s, o) = autodiff_simplify::simplify(&g.0, &[gu]);
     let src = to_numpy_source(&s, &o, "grad_f");
-    assert_eq!(src, "import numpy as np\n\n\ndef grad_f(x):\n    return 2.0*(x + 1.0)\n");
+    assert_eq!(
+        src,
+        "import numpy as np\n\n\ndef grad_f(x):\n    return 2.0*(x + 1.0)\n"
+    );
     check_runs(&s, &o, &[t(&[3], |i| i as f64)]);
 }
 
@@ -70,7 +90,11 @@ fn tanh_gradient_source() {
         "import numpy as np\n\n\ndef grad(W, x, b):\n    t0 = 1.0 - np.square(np.tanh(W @ x + b))\n    \
          return (np.outer(t0, x), t0 @ W, t0)\n"
     );
-    let ins = [t(&[2, 3], |i| 0.1 * i as f64), t(&[3], |i| 1.0 - i as f64), t(&[2], |i| i as f64)];
+    let ins = [
+        t(&[2, 3], |i| 0.1 * i as f64),
+        t(&[3], |i| 1.0 - i as f64),
+        t(&[2], |i| i as f64),
+    ];
     check_runs(&s, &o, &ins);
 }
 
@@ -83,7 +107,17 @@ fn every_op_family_runs() {
     let i = g.0.add_input("i", vec![2], DType::I64);
     let j = g.0.add_input("j", vec![2, 3], DType::I64);
     let mut outs = vec![];
-    for u in [U::Exp, U::Sin, U::Tanh, U::Sigmoid, U::Erf, U::Gammaln, U::Digamma, U::Abs, U::Round] {
+    for u in [
+        U::Exp,
+        U::Sin,
+        U::Tanh,
+        U::Sigmoid,
+        U::Erf,
+        U::Gammaln,
+        U::Digamma,
+        U::Abs,
+        U::Round,
+    ] {
         outs.push(g.u(u, x));
     }
     let two = g.c(2.0);
@@ -105,7 +139,11 @@ fn every_op_family_runs() {
     outs.push(g.op(Op::ArgMax(1, true), &[m]));
     let r = g.0.reshape(m, &[3, 2]).unwrap();
     outs.push(g.0.broadcast(r, &[2, 3, 2]).unwrap());
-    let sl = SliceDim { start: 3, step: -2, len: 2 };
+    let sl = SliceDim {
+        start: 3,
+        step: -2,
+        len: 2,
+    };
     outs.push(g.op(Op::Slice(vec![sl]), &[x]));
     let v = g.x("v", &[2]);
     outs.push(g.op(Op::SetSlice(vec![sl]), &[x, v]));
@@ -142,7 +180,14 @@ fn every_op_family_runs() {
     ];
     check_runs(&g.0, &outs, &ins);
     let src = to_numpy_source(&g.0, &outs, "f");
-    for needle in ["def _digamma", "import math", "np.add.at(t", ".copy()", "kind=\"stable\"", "np.linalg.slogdet("] {
+    for needle in [
+        "def _digamma",
+        "import math",
+        "np.add.at(t",
+        ".copy()",
+        "kind=\"stable\"",
+        "np.linalg.slogdet(",
+    ] {
         assert!(src.contains(needle), "{needle} missing in\n{src}");
     }
 }

@@ -256,6 +256,109 @@ impl PyTrace {
         Ok(self.derived(g))
     }
 
+    /// Jacobians of every output w.r.t. each of `wrt` (output-major order), each shaped
+    /// `output.shape + wrt.shape`. `mode` is "fwd", "rev" or "auto" (fewer sweeps).
+    #[pyo3(signature = (wrt, mode="auto"))]
+    fn jacobian(&self, wrt: Bound<'_, PyList>, mode: &str) -> PyResult<PyTrace> {
+        let wrt = self.wrt_nodes(&wrt)?;
+        let mut g = self.inner.graph.clone();
+        let mut outs = vec![];
+        for o in g.outputs.clone() {
+            for &w in &wrt {
+                let forward = match mode {
+                    "fwd" => true,
+                    "rev" => false,
+                    _ => g.node(w).size() < g.node(o).size(),
+                };
+                outs.push(autodiff_transform::jacobian(&mut g, o, w, forward).map_err(ir_err)?);
+            }
+        }
+        g.outputs = outs;
+        Ok(self.derived(g))
+    }
+
+    /// For a trace whose every value is 0-d and every op elementwise: the same trace with
+    /// inputs of the given shapes (broadcast together). `None` when the graph is not
+    /// elementwise. Guards are checked on every element.
+    fn rebatch(&self, shapes: Vec<Vec<usize>>) -> PyResult<Option<PyTrace>> {
+        use autodiff_ir::Op;
+        let g = &self.inner.graph;
+        if shapes.len() != g.inputs.len() || g.nodes().iter().any(|n| !n.shape.is_empty()) {
+            return Ok(None);
+        }
+        let mut ng = Graph::new();
+        let mut map: Vec<NodeId> = Vec::with_capacity(g.len());
+        for n in g.nodes() {
+            let m = |k: usize| map[n.inputs[k].index()];
+            let new = match &n.op {
+                Op::Input(k) => ng.add_input(
+                    &g.input_names[*k as usize],
+                    shapes[*k as usize].clone(),
+                    n.dtype,
+                ),
+                Op::Const(c) => ng.constant(g.consts()[*c as usize].clone()),
+                Op::Unary(u) => ng.unary(*u, m(0)).map_err(ir_err)?,
+                Op::Binary(b) => ng.binary(*b, m(0), m(1)).map_err(ir_err)?,
+                Op::Where => ng.select(m(0), m(1), m(2)).map_err(ir_err)?,
+                Op::Cast(d) => ng.cast(m(0), *d).map_err(ir_err)?,
+                Op::Broadcast(_) | Op::Reshape(_) | Op::Transpose(_) => m(0),
+                Op::Reduce(..)
+                | Op::ArgMax(..)
+                | Op::Contract(_)
+                | Op::Slice(_)
+                | Op::SetSlice(_)
+                | Op::Gather(_)
+                | Op::ScatterAdd(_)
+                | Op::Scatter(_)
+                | Op::TakeAlong(_)
+                | Op::ScatterAlongAdd(_)
+                | Op::Concat(_)
+                | Op::Cumsum(_)
+                | Op::Cumprod(_)
+                | Op::ArgSort(_)
+                | Op::Solve
+                | Op::TriSolve(_)
+                | Op::Cholesky
+                | Op::Inv
+                | Op::Det
+                | Op::LogAbsDet => return Ok(None),
+            };
+            map.push(new);
+        }
+        // Every output and guard takes the common broadcast shape.
+        let mut shape: Vec<usize> = vec![];
+        for s in &shapes {
+            shape = autodiff_ir::graph::broadcast_shapes(&shape, s).map_err(ir_err)?;
+        }
+        let mut outs = vec![];
+        for o in &g.outputs {
+            outs.push(ng.broadcast(map[o.index()], &shape).map_err(ir_err)?);
+        }
+        ng.outputs = outs;
+        let mut guards = vec![];
+        for (n, t, why) in &self.inner.guards {
+            let gn = ng.broadcast(map[n.index()], &shape).map_err(ir_err)?;
+            guards.push((
+                gn,
+                Tensor::full(t.dtype, shape.clone(), t.data[0]),
+                why.clone(),
+            ));
+        }
+        let tags = self
+            .inner
+            .tags
+            .iter()
+            .map(|(t, n)| (t.clone(), map[n.index()]))
+            .collect();
+        Ok(Some(PyTrace {
+            inner: TraceData {
+                graph: ng,
+                guards,
+                tags,
+            },
+        }))
+    }
+
     /// The same computation after simplification (guards kept).
     fn simplified(&self) -> PyTrace {
         let g = &self.inner.graph;

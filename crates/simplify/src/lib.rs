@@ -148,14 +148,18 @@ fn rebuild(
 /// Structural equality of two compact graphs (constants compared by value).
 fn same_graph(a: &Graph, b: &Graph) -> bool {
     a.len() == b.len()
-        && a.nodes().iter().zip(b.nodes()).enumerate().all(|(i, (x, y))| {
-            x == y
-                && match x.op {
-                    Op::Const(_) => {
-                        let id = NodeId(i as u32);
-                        a.const_value(id).map(|t| t.key()) == b.const_value(id).map(|t| t.key())
+        && a.nodes()
+            .iter()
+            .zip(b.nodes())
+            .enumerate()
+            .all(|(i, (x, y))| {
+                x == y
+                    && match x.op {
+                        Op::Const(_) => {
+                            let id = NodeId(i as u32);
+                            a.const_value(id).map(|t| t.key()) == b.const_value(id).map(|t| t.key())
+                        }
+                        _ => true,
                     }
-                    _ => true,
-                }
-        })
+            })
 }

@@ -9,8 +9,7 @@
 //! `square(x)` is `x**2` and `reciprocal(x)` is `1/x` until then.
 
 use autodiff_ir::{
-    BinaryOp as B, DType, Graph, Node, NodeId, Op, ReduceOp, Shape, SliceDim, Tensor,
-    UnaryOp as U,
+    BinaryOp as B, DType, Graph, Node, NodeId, Op, ReduceOp, Shape, SliceDim, Tensor, UnaryOp as U,
 };
 
 use crate::{scalar, Goal, Phase};
@@ -143,15 +142,16 @@ impl Rewriter {
 
     fn canonical(&mut self, op: &Op, ins: &[NodeId]) -> Option<NodeId> {
         match op {
-            Op::Unary(u) => self.fold_unary(*u, ins[0]).or_else(|| {
-                self.hoist(op, ins)
-                    .or_else(|| self.unary(*u, ins[0]))
-            }),
+            Op::Unary(u) => self
+                .fold_unary(*u, ins[0])
+                .or_else(|| self.hoist(op, ins).or_else(|| self.unary(*u, ins[0]))),
             Op::Binary(b) => self.fold_binary(*b, ins[0], ins[1]).or_else(|| {
                 self.hoist(op, ins)
                     .or_else(|| self.binary(*b, ins[0], ins[1]))
             }),
-            Op::Where => self.select(ins[0], ins[1], ins[2]).or_else(|| self.hoist(op, ins)),
+            Op::Where => self
+                .select(ins[0], ins[1], ins[2])
+                .or_else(|| self.hoist(op, ins)),
             Op::Cast(dt) => self.cast(*dt, ins[0]).or_else(|| self.hoist(op, ins)),
             Op::Broadcast(s) => self.broadcast(s, ins[0]),
             Op::Reshape(s) => self.reshape(s, ins[0]),
@@ -182,7 +182,11 @@ impl Rewriter {
     }
 
     fn fold_unary(&mut self, u: U, x: NodeId) -> Option<NodeId> {
-        let dt = if u == U::Not { DType::Bool } else { self.node(x).dtype };
+        let dt = if u == U::Not {
+            DType::Bool
+        } else {
+            self.node(x).dtype
+        };
         let shape = self.node(x).shape.clone();
         if let Some(v) = self.uc(x) {
             let r = scalar::unary(u, v)?;
@@ -278,12 +282,11 @@ impl Rewriter {
                 Some(self.b(B::Div, one, x))
             }
             U::Log if stab => {
-                if let Some((y, c)) = self.with_const(x, B::Add).filter(|&(_, c)| self.is(c, 1.0)) {
-                    let _ = c;
+                // log(y + 1) = log1p(y);  log(1 - y) = log1p(-y)
+                if let Some((y, _)) = self.bin_of(x, B::Add).filter(|&(_, c)| self.is(c, 1.0)) {
                     return Some(self.u(U::Log1p, y));
                 }
-                if let Some((c, y)) = self.bin_of(x, B::Sub).filter(|&(c, _)| self.is(c, 1.0)) {
-                    let _ = c;
+                if let Some((_, y)) = self.bin_of(x, B::Sub).filter(|&(c, _)| self.is(c, 1.0)) {
                     let ny = self.u(U::Neg, y);
                     return Some(self.u(U::Log1p, ny));
                 }
@@ -334,7 +337,9 @@ impl Rewriter {
     /// over the axes (0 where that max is infinite, so all `-inf` rows give `-inf`).
     fn logsumexp(&mut self, x: NodeId) -> Option<NodeId> {
         let n = self.node(x);
-        let Op::Reduce(ReduceOp::Sum, axes) = n.op.clone() else { return None };
+        let Op::Reduce(ReduceOp::Sum, axes) = n.op.clone() else {
+            return None;
+        };
         let z = self.un_of(n.inputs[0], U::Exp)?;
         if let Some((_, m)) = self.bin_of(z, B::Sub) {
             let mut m = m;
@@ -371,8 +376,16 @@ impl Rewriter {
     fn binary(&mut self, op: B, a: NodeId, b: NodeId) -> Option<NodeId> {
         let commutes = matches!(
             op,
-            B::Add | B::Mul | B::Maximum | B::Minimum | B::LogAddExp | B::Eq | B::Ne | B::And
-                | B::Or | B::Xor
+            B::Add
+                | B::Mul
+                | B::Maximum
+                | B::Minimum
+                | B::LogAddExp
+                | B::Eq
+                | B::Ne
+                | B::And
+                | B::Or
+                | B::Xor
         );
         if commutes && self.konst(a) && !self.konst(b) {
             return Some(self.b(op, b, a));
@@ -570,8 +583,7 @@ impl Rewriter {
             return Some(self.b(B::Mul, t, c));
         }
         for (p, q) in [(a, b), (b, a)] {
-            if let Some((one, y)) = self.bin_of(q, B::Div).filter(|&(o, _)| self.is(o, 1.0)) {
-                let _ = one;
+            if let Some((_, y)) = self.bin_of(q, B::Div).filter(|&(o, _)| self.is(o, 1.0)) {
                 return Some(self.b(B::Div, p, y));
             }
         }
@@ -658,7 +670,12 @@ impl Rewriter {
         if let Some(v) = self.uc(x).filter(|_| !n.shape.is_empty()) {
             return Some(self.full(v, to, n.dtype));
         }
-        let strip = |s: &[usize]| s.iter().skip_while(|&&d| d == 1).copied().collect::<Vec<_>>();
+        let strip = |s: &[usize]| {
+            s.iter()
+                .skip_while(|&&d| d == 1)
+                .copied()
+                .collect::<Vec<_>>()
+        };
         match n.op {
             Op::Broadcast(_) => Some(self.bcast(n.inputs[0], to)),
             Op::Reshape(_) if strip(&n.shape) == strip(self.g.shape(n.inputs[0])) => {
@@ -741,7 +758,7 @@ impl Rewriter {
                 let kept: Vec<usize> = (0..self.g.shape(n.inputs[0]).len())
                     .filter(|i| !inner.contains(i))
                     .collect();
-                let mut all: Vec<usize> = inner.iter().copied().collect();
+                let mut all = inner.to_vec();
                 all.extend(axes.iter().map(|&a| kept[a]));
                 all.sort_unstable();
                 Some(self.mk(Op::Reduce(r, all), vec![n.inputs[0]]))

@@ -2,7 +2,10 @@
 //! `simplify_for_print` keep every value (checked with the reference evaluator), keep the
 //! inputs, and never grow the graph much.
 
-use autodiff_ir::{graph::broadcast_shapes, BinaryOp as B, DType, Graph, NodeId, Op, ReduceOp, Shape, Tensor, UnaryOp as U};
+use autodiff_ir::{
+    graph::broadcast_shapes, BinaryOp as B, DType, Graph, NodeId, Op, ReduceOp, Shape, Tensor,
+    UnaryOp as U,
+};
 use autodiff_simplify::{node_count, simplify, simplify_for_print};
 
 /// xorshift64*: small, seeded, good enough for test data.
@@ -27,10 +30,31 @@ impl Rng {
 }
 
 const UNARY: [U; 14] = [
-    U::Neg, U::Abs, U::Exp, U::Sin, U::Cos, U::Tanh, U::Square, U::Sigmoid, U::Log, U::Sqrt,
-    U::Reciprocal, U::Expm1, U::Log1p, U::Floor,
+    U::Neg,
+    U::Abs,
+    U::Exp,
+    U::Sin,
+    U::Cos,
+    U::Tanh,
+    U::Square,
+    U::Sigmoid,
+    U::Log,
+    U::Sqrt,
+    U::Reciprocal,
+    U::Expm1,
+    U::Log1p,
+    U::Floor,
 ];
-const BINARY: [B; 8] = [B::Add, B::Sub, B::Mul, B::Div, B::Maximum, B::Minimum, B::Pow, B::LogAddExp];
+const BINARY: [B; 8] = [
+    B::Add,
+    B::Sub,
+    B::Mul,
+    B::Div,
+    B::Maximum,
+    B::Minimum,
+    B::Pow,
+    B::LogAddExp,
+];
 const CONSTS: [f64; 8] = [0.0, 1.0, -1.0, 2.0, 0.5, 3.0, -2.0, 1.5];
 
 /// A random graph of float64 ops over inputs of shapes `()`, `(3,)`, `(2, 3)`.
@@ -53,7 +77,11 @@ fn random_graph(rng: &mut Rng, size: usize) -> (Graph, Vec<NodeId>) {
             2 | 3 if fits => g.binary(rng.pick(&BINARY), a, b),
             4 => {
                 let op = rng.pick(&BINARY[..4]);
-                if rng.below(2) == 0 { g.binary(op, a, c) } else { g.binary(op, c, a) }
+                if rng.below(2) == 0 {
+                    g.binary(op, a, c)
+                } else {
+                    g.binary(op, c, a)
+                }
             }
             5 if !sa.is_empty() => {
                 let axes: Vec<usize> = (0..sa.len()).filter(|_| rng.below(2) == 0).collect();
@@ -62,7 +90,11 @@ fn random_graph(rng: &mut Rng, size: usize) -> (Graph, Vec<NodeId>) {
             }
             6 => {
                 let to: Shape = rng.pick(&[&[3][..], &[2, 3], &[4, 2, 3]]).to_vec();
-                if broadcast_shapes(&sa, &to).ok() == Some(to.clone()) { g.broadcast(a, &to) } else { continue }
+                if broadcast_shapes(&sa, &to).ok() == Some(to.clone()) {
+                    g.broadcast(a, &to)
+                } else {
+                    continue;
+                }
             }
             7 if sa.len() == 2 => {
                 let t = g.transpose(a, &[1, 0]).unwrap();
@@ -102,7 +134,11 @@ fn random_graph(rng: &mut Rng, size: usize) -> (Graph, Vec<NodeId>) {
             }
             _ => {
                 let n = g.unary(U::Neg, a).unwrap();
-                if fits { g.binary(B::Mul, n, b) } else { g.binary(B::Add, n, a) }
+                if fits {
+                    g.binary(B::Mul, n, b)
+                } else {
+                    g.binary(B::Add, n, a)
+                }
             }
         };
         if let Ok(n) = new {
@@ -139,15 +175,24 @@ fn simplify_keeps_values_on_random_graphs() {
     for case in 0..1000 {
         let (g, outs) = random_graph(&mut rng, 6 + case % 14);
         let inputs = random_inputs(&mut rng, &g);
-        let Ok(want) = autodiff_exec::eval(&g, &inputs, &outs) else { continue };
-        for (which, (s, so)) in [("simplify", simplify(&g, &outs)), ("print", simplify_for_print(&g, &outs))] {
+        let Ok(want) = autodiff_exec::eval(&g, &inputs, &outs) else {
+            continue;
+        };
+        for (which, (s, so)) in [
+            ("simplify", simplify(&g, &outs)),
+            ("print", simplify_for_print(&g, &outs)),
+        ] {
             assert_eq!(s.input_names, g.input_names);
             assert_eq!(s.outputs, so);
             autodiff_ir::verify::verify(&s).unwrap();
             let got = autodiff_exec::eval(&s, &inputs, &so)
                 .unwrap_or_else(|e| panic!("case {case} ({which}): simplified graph fails: {e}"));
             for (k, (w, r)) in want.iter().zip(&got).enumerate() {
-                assert_eq!((&w.shape, w.dtype), (&r.shape, r.dtype), "case {case} output {k}");
+                assert_eq!(
+                    (&w.shape, w.dtype),
+                    (&r.shape, r.dtype),
+                    "case {case} output {k}"
+                );
                 for (i, (&p, &q)) in w.data.iter().zip(&r.data).enumerate() {
                     assert!(
                         close(p, q),
@@ -164,7 +209,10 @@ fn simplify_keeps_values_on_random_graphs() {
     }
     assert!(checked > 700, "only {checked} graphs evaluated");
     eprintln!("nodes: {before} -> {after}, {checked} graphs");
-    assert!(after < before, "simplify did not shrink graphs: {before} -> {after}");
+    assert!(
+        after < before,
+        "simplify did not shrink graphs: {before} -> {after}"
+    );
 }
 
 #[test]
@@ -200,14 +248,20 @@ fn logsumexp_is_shifted_by_its_max() {
     let s = g.sum(e, &[0]).unwrap();
     let l = g.unary(U::Log, s).unwrap();
     let (sg, so) = simplify(&g, &[l]);
-    assert!(sg.nodes().iter().any(|n| n.op == Op::Reduce(ReduceOp::Max, vec![0])));
+    assert!(sg
+        .nodes()
+        .iter()
+        .any(|n| n.op == Op::Reduce(ReduceOp::Max, vec![0])));
     let big = Tensor::new(DType::F64, vec![4], vec![1000.0, 999.0, -5.0, 1000.0]);
-    let r = autodiff_exec::eval(&sg, &[big.clone()], &so).unwrap();
+    let r = autodiff_exec::eval(&sg, std::slice::from_ref(&big), &so).unwrap();
     let want = 1000.0 + (2.0 + (-1f64).exp() + (-1005f64).exp()).ln();
     assert!((r[0].data[0] - want).abs() < 1e-9, "{}", r[0].data[0]);
     assert!(autodiff_exec::eval(&g, &[big], &[l]).unwrap()[0].data[0].is_infinite());
     let ninf = Tensor::new(DType::F64, vec![4], vec![f64::NEG_INFINITY; 4]);
-    assert_eq!(autodiff_exec::eval(&sg, &[ninf], &so).unwrap()[0].data[0], f64::NEG_INFINITY);
+    assert_eq!(
+        autodiff_exec::eval(&sg, &[ninf], &so).unwrap()[0].data[0],
+        f64::NEG_INFINITY
+    );
 }
 
 #[test]

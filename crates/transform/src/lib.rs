@@ -87,3 +87,48 @@ pub fn hvp(
     let gs = grad(g, output, wrt)?;
     jvp(g, &gs, wrt, vectors)
 }
+
+/// The Jacobian of `output` with respect to `wrt`, shaped `output.shape + wrt.shape`.
+/// Reverse mode (`forward == false`) builds one vjp per output element; forward mode one
+/// jvp per element of `wrt` (pick the smaller count). Both share the primal subgraph.
+pub fn jacobian(
+    g: &mut Graph,
+    output: NodeId,
+    wrt: NodeId,
+    forward: bool,
+) -> Result<NodeId, IrError> {
+    let (so, sw) = (g.shape(output).clone(), g.shape(wrt).clone());
+    let (m, n) = (g.node(output).size(), g.node(wrt).size());
+    let (dto, dtw) = (g.dtype(output), g.dtype(wrt));
+    if !dto.is_float() || !dtw.is_float() {
+        return err("jacobian needs float outputs and inputs");
+    }
+    let one_hot = |g: &mut Graph, shape: &[usize], size: usize, i: usize, dt| {
+        let mut data = vec![0.0; size];
+        data[i] = 1.0;
+        g.constant(autodiff_ir::Tensor::new(dt, shape.to_vec(), data))
+    };
+    let mut full: Vec<usize> = so.clone();
+    full.extend(&sw);
+    if m == 0 || n == 0 {
+        return Ok(g.full(0.0, &full, dtw));
+    }
+    let mut parts = vec![];
+    if forward {
+        for j in 0..n {
+            let t = one_hot(g, &sw, n, j, dtw);
+            let d = jvp(g, &[output], &[wrt], &[t])?[0];
+            parts.push(g.reshape(d, &[m, 1])?);
+        }
+        let cat = g.add(autodiff_ir::Op::Concat(1), parts)?;
+        g.reshape(cat, &full)
+    } else {
+        for i in 0..m {
+            let c = one_hot(g, &so, m, i, dto);
+            let d = vjp(g, &[output], &[c], &[wrt])?[0];
+            parts.push(g.reshape(d, &[1, n])?);
+        }
+        let cat = g.add(autodiff_ir::Op::Concat(0), parts)?;
+        g.reshape(cat, &full)
+    }
+}

@@ -297,3 +297,36 @@ fn float32_rules_keep_their_dtype() {
         g.add(Op::TriSolve(true), vec![a, x]).unwrap()
     });
 }
+
+#[test]
+fn jacobian_forward_equals_reverse_and_matches_analytic() {
+    use autodiff_ir::{DType, Graph, Tensor, UnaryOp};
+    // f(x) = sin(x) * x[::-1]-free elementwise + W @ x: J = diag(cos x) + W
+    let mut g = Graph::new();
+    let x = g.add_input("x", vec![3], DType::F64);
+    let w = g.constant(Tensor::new(
+        DType::F64,
+        vec![2, 3],
+        vec![1., 2., 3., 4., 5., 6.],
+    ));
+    let s = g.unary(UnaryOp::Sin, x).unwrap();
+    let wx = g.matmul(w, s).unwrap();
+    let jr = autodiff_transform::jacobian(&mut g, wx, x, false).unwrap();
+    let jf = autodiff_transform::jacobian(&mut g, wx, x, true).unwrap();
+    assert_eq!(g.shape(jr), &vec![2, 3]);
+    let xv = [0.3, -1.2, 2.0];
+    let out = autodiff_exec::eval(
+        &g,
+        &[Tensor::new(DType::F64, vec![3], xv.to_vec())],
+        &[jr, jf],
+    )
+    .unwrap();
+    let wv = [1., 2., 3., 4., 5., 6.];
+    for i in 0..2 {
+        for j in 0..3 {
+            let want = wv[i * 3 + j] * f64::cos(xv[j]);
+            assert!((out[0].data[i * 3 + j] - want).abs() < 1e-12);
+            assert!((out[1].data[i * 3 + j] - want).abs() < 1e-12);
+        }
+    }
+}

@@ -1,7 +1,9 @@
 //! Graph-building shorthands for the golden tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-pub use autodiff_ir::{BinaryOp as B, DType, Graph, NodeId, Op, ReduceOp, SliceDim, Tensor, UnaryOp as U};
+pub use autodiff_ir::{
+    BinaryOp as B, DType, Graph, NodeId, Op, ReduceOp, SliceDim, Tensor, UnaryOp as U,
+};
 pub use autodiff_print::*;
 pub use autodiff_simplify::simplify_for_print;
 
@@ -19,7 +21,8 @@ impl G {
         self.0.scalar(v, DType::F64)
     }
     pub fn t(&mut self, shape: &[usize], data: &[f64]) -> NodeId {
-        self.0.constant(Tensor::new(DType::F64, shape.to_vec(), data.to_vec()))
+        self.0
+            .constant(Tensor::new(DType::F64, shape.to_vec(), data.to_vec()))
     }
     pub fn b(&mut self, op: B, a: NodeId, b: NodeId) -> NodeId {
         self.0.binary(op, a, b).unwrap()
@@ -43,7 +46,10 @@ impl G {
         to_text(&self.0, outs, &TextOptions::default())
     }
     pub fn ascii(&self, outs: &[NodeId]) -> String {
-        let opts = TextOptions { unicode: false, ..TextOptions::default() };
+        let opts = TextOptions {
+            unicode: false,
+            ..TextOptions::default()
+        };
         to_text(&self.0, outs, &opts)
     }
     pub fn latex(&self, outs: &[NodeId]) -> String {

@@ -16,6 +16,7 @@ pub mod code;
 mod funcs;
 mod index;
 mod interp;
+mod nested;
 mod table;
 
 use std::collections::HashMap;

@@ -570,14 +570,10 @@ impl<'py> Tracer<'py> {
         kwargs: Vec<(String, Val<'py>)>,
     ) -> Res<Val<'py>> {
         let c = callee.obj().clone();
-        if c.is_instance(&self.r.function_type)? {
-            return self.call_function(&c, args, kwargs);
-        }
-        if c.is_instance(&self.r.method_type)? {
-            let func = c.getattr("__func__")?;
-            let mut a = vec![self.val(c.getattr("__self__")?)];
-            a.extend(args);
-            return self.call(self.val(func), a, kwargs);
+        if let Ok(spec) = c.getattr("__autodiff__") {
+            if spec.downcast::<PyTuple>().is_ok() {
+                return self.call_transformed(&c, &spec, args, kwargs);
+            }
         }
         if let Some(&name) = self.table.by_id.get(&(c.as_ptr() as usize)) {
             let call = Call {
@@ -588,6 +584,15 @@ impl<'py> Tracer<'py> {
                 name: name.to_string(),
             };
             return self.call_known(name, call);
+        }
+        if c.is_instance(&self.r.function_type)? {
+            return self.call_function(&c, args, kwargs);
+        }
+        if c.is_instance(&self.r.method_type)? {
+            let func = c.getattr("__func__")?;
+            let mut a = vec![self.val(c.getattr("__self__")?)];
+            a.extend(args);
+            return self.call(self.val(func), a, kwargs);
         }
         if c.is_instance(&self.r.ufunc)? {
             let name: String = c.getattr("__name__")?.extract()?;

@@ -1,0 +1,200 @@
+"""Every derivative, composable: jvp, vjp, hvp, hessian, jacobian, grad of grad."""
+
+import numpy as np
+import pytest
+
+import autodiff
+from conftest import numeric_grad
+
+SMOOTH = {
+    "rosenbrock": lambda x: np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2),
+    "logsumexp": lambda x: np.log(np.sum(np.exp(x))),
+    "tanh_quad": lambda x: np.sum(np.tanh(x) * x**2),
+    "softplus_dot": lambda x: np.sum(np.logaddexp(0.0, x * np.arange(1.0, x.size + 1))),
+    "quartic": lambda x: np.sum(x**4) - np.prod(np.cos(x)),
+}
+
+
+def fd_hessian(f, x, eps=1e-5):
+    g = autodiff.grad(f)
+    n = x.size
+    H = np.zeros((n, n))
+    for j in range(n):
+        e = np.zeros(n)
+        e[j] = eps
+        H[:, j] = (g(x + e) - g(x - e)) / (2 * eps)
+    return H
+
+
+@pytest.mark.parametrize("name", sorted(SMOOTH))
+def test_hvp_equals_hessian_times_v_and_finite_differences(name, rng):
+    f = SMOOTH[name]
+    x0 = rng.normal(size=4) * 0.5
+    x, v = rng.normal(size=4) * 0.5, rng.normal(size=4)
+    H = autodiff.hessian(f)(x)
+    hv = autodiff.hvp(f)(x, v)
+    hv2 = autodiff.HessianVector(f, [x0], vectors=v)(x, vectors=v)[0]
+    np.testing.assert_allclose(hv, H @ v, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(hv2, H @ v, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(H, fd_hessian(f, x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(H, H.T, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(SMOOTH))
+def test_jacfwd_equals_jacrev(name, rng):
+    g = autodiff.grad(SMOOTH[name])
+    x = rng.normal(size=4) * 0.5
+    np.testing.assert_allclose(autodiff.jacfwd(g)(x), autodiff.jacrev(g)(x), rtol=1e-10, atol=1e-10)
+
+
+def test_jacobian_of_vector_function(rng):
+    W = rng.normal(size=(3, 4))
+
+    def f(x):
+        return np.tanh(W @ x) * 2.0
+
+    x = rng.normal(size=4)
+    J = autodiff.jacobian(f)(x)
+    assert J.shape == (3, 4)
+    np.testing.assert_allclose(J, (2 * (1 - np.tanh(W @ x) ** 2))[:, None] * W, rtol=1e-12)
+    for i in range(3):
+        np.testing.assert_allclose(J[i], numeric_grad(lambda z: f(z)[i], [x], 0), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "f, d2",
+    [
+        (lambda x: np.sin(x) * x, lambda x: 2 * np.cos(x) - x * np.sin(x)),
+        (lambda x: np.exp(2 * x), lambda x: 4 * np.exp(2 * x)),
+        (lambda x: np.log1p(x**2), lambda x: (2 - 2 * x**2) / (1 + x**2) ** 2),
+        (lambda x: np.tanh(x), lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
+        (lambda x: x**3 / (1 + x), lambda x: (2 * x**3 + 6 * x**2 + 6 * x) / (1 + x) ** 3),
+    ],
+)
+def test_grad_of_grad_matches_analytic_second_derivative(f, d2):
+    g2 = autodiff.grad(autodiff.grad(f))
+    for x in (0.3, 1.1, 2.5):
+        assert g2(x) == pytest.approx(d2(x), rel=1e-10)
+
+
+def test_gradient_of_a_function_that_calls_grad():
+    def loss(w):
+        g = autodiff.grad(lambda v: np.sum(np.sin(v) * v))(w)
+        return np.sum(g**2)
+
+    w = np.array([0.3, -0.8, 1.4])
+    np.testing.assert_allclose(autodiff.grad(loss)(w), numeric_grad(loss, [w], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_seed_hessian_vector_cases():
+    f = lambda x: np.dot(x, x).sum()  # noqa: E731
+    hv = autodiff.HessianVector(f)
+    np.testing.assert_allclose(hv(np.ones((3, 3)), vectors=np.ones((3, 3)))[0], np.full((3, 3), 6.0))
+    np.testing.assert_allclose(hv(np.ones(3), vectors=np.ones(3))[0], np.full(3, 2.0))
+
+
+def test_wrt_by_name_index_object_and_errors():
+    def f(x, y):
+        return x * y
+
+    a, b = 3.0, 5.0
+    assert autodiff.Gradient(f, [a, b], wrt="x")(a, b)[0] == pytest.approx(5.0)
+    gy, gx = autodiff.Gradient(f, [a, b], wrt=("y", "x"))(a, b)
+    assert (float(gy), float(gx)) == (3.0, 5.0)
+    assert float(autodiff.Gradient(f, [a, b], wrt=1)(a, b)[0]) == 3.0
+    assert float(autodiff.Gradient(f, [a, b], wrt=b)(a, b)[0]) == 3.0
+    with pytest.raises(ValueError):
+        autodiff.Gradient(f, [a, b], wrt=np.float64(7.0))
+    with pytest.raises(ValueError):
+        autodiff.Gradient(f, [a, b], wrt="nope")
+
+
+def test_wrt_tag():
+    def f(x):
+        h = autodiff.tag(x * 2.0, "h")
+        return np.sum(h**2)
+
+    g = autodiff.Gradient(f, [np.ones(2)], wrt="h")
+    np.testing.assert_allclose(g(np.array([1.0, 3.0]))[0], [4.0, 12.0])
+
+
+def test_elementwise_scalar_gradient_applies_to_arrays():
+    g = autodiff.Gradient(lambda x: (x + 1) ** 2, [np.zeros(())])
+    np.testing.assert_allclose(g(np.arange(3.0))[0], [2.0, 4.0, 6.0])
+    assert "elementwise" in g.explain()
+
+
+def test_integer_inputs_are_promoted_bools_refused():
+    g = autodiff.Gradient(lambda x: ((x + 1) ** 2).sum(), [np.zeros(3)])
+    np.testing.assert_allclose(g(np.arange(3))[0], [2.0, 4.0, 6.0])
+    assert float(autodiff.grad(lambda x: x * x)(3)) == 6.0
+    with pytest.raises(TypeError, match="bool"):
+        autodiff.Gradient(lambda x: x.sum(), [np.array([True, False])])
+
+
+def test_non_scalar_gradient_points_to_jacobian():
+    with pytest.raises(autodiff.NotScalarError, match="jacobian"):
+        autodiff.Gradient(lambda x: x**2, [np.zeros(3)])
+
+
+def test_jvp_and_vjp(rng):
+    def f(x, y):
+        return np.sin(x) * y, np.sum(x * y)
+
+    x, y = rng.normal(size=3), rng.normal(size=3)
+    tx, ty = rng.normal(size=3), rng.normal(size=3)
+    (o1, o2), (t1, t2) = autodiff.jvp(f, (x, y), (tx, ty))
+    np.testing.assert_allclose(o1, np.sin(x) * y)
+    np.testing.assert_allclose(t1, np.cos(x) * y * tx + np.sin(x) * ty, rtol=1e-12)
+    assert float(t2) == pytest.approx(float(tx @ y + x @ ty))
+    out, back = autodiff.vjp(lambda x: np.sin(x) * 3.0, x)
+    (gx,) = back(np.ones(3))
+    np.testing.assert_allclose(gx, 3 * np.cos(x))
+
+
+def test_vmap_equals_python_loop(rng):
+    def f(x, W):
+        return np.tanh(W @ x).sum()
+
+    X, W = rng.normal(size=(5, 3)), rng.normal(size=(2, 3))
+    out = autodiff.vmap(f, in_axes=(0, None))(X, W)
+    np.testing.assert_allclose(out, [f(x, W) for x in X])
+
+
+def test_decorators_on_methods_static_and_class_methods():
+    class Model:
+        scale = 3.0
+
+        def __init__(self):
+            self.w = np.array([1.0, 2.0])
+
+        @autodiff.gradient
+        def loss(self, x):
+            return np.sum(self.w * x**2)
+
+        @autodiff.gradient
+        @staticmethod
+        def sq(x):
+            return np.sum(x**2)
+
+        @autodiff.gradient
+        @classmethod
+        def scaled(cls, x):
+            return cls.scale * np.sum(x**2)
+
+        @autodiff.function
+        def value(self, x):
+            return np.sum(self.w * x)
+
+    m = Model()
+    x = np.array([1.0, -1.0])
+    np.testing.assert_allclose(m.loss(x)[0], 2 * m.w * x)
+    np.testing.assert_allclose(Model.sq(x)[0], 2 * x)
+    np.testing.assert_allclose(m.scaled(x)[0], 6 * x)
+    assert float(m.value(x)) == -1.0
+
+    @autodiff.hessian_vector
+    def quad(x):
+        return np.sum(x**2) * 0.5
+
+    np.testing.assert_allclose(quad(x, vectors=np.array([1.0, 2.0]))[0], [1.0, 2.0])
