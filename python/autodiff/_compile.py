@@ -138,6 +138,15 @@ class Specializer:
         self.cache: OrderedDict = OrderedDict()
         self.log: list[str] = []
         self.traces = 0
+        self.fast: dict = {}
+        self._key_of: dict = {}
+        self._arg_names: dict = {}
+
+    def _names(self, n):
+        names = self._arg_names.get(n)
+        if names is None:
+            names = self._arg_names[n] = arg_names(self.fn, n)
+        return names
 
     def _promote_set(self, args):
         if not self.promote_all and not self.promote:
@@ -147,8 +156,30 @@ class Specializer:
 
     def lookup(self, args, kwargs, extra=()):
         """Returns (outputs, (signature, output structure), compiled trace)."""
+        # Fast path: positional ndarray arguments only, a signature seen before.
+        fast = None
+        if not kwargs and all(type(a) is np.ndarray for a in args):
+            fast = tuple([(a.shape, a.dtype.char) for a in args])
+            hit = self.fast.get(fast)
+            if hit is not None:
+                entries = self.cache.get(hit[0])
+                if entries:
+                    promote = hit[1]
+                    values = [a.astype(np.float64) if i in promote else a for i, a in enumerate(args)] if promote else list(args)
+                    values += extra
+                    for entry in reversed(entries):
+                        outs, bad = entry[0].run(values)
+                        if outs is not None:
+                            return outs, entry[1], entry[0]
+        out = self._lookup(args, kwargs, extra)
+        if fast is not None:
+            sig = out[1][0]
+            self.fast[fast] = (self._key_of[id(sig)], frozenset(i for i, (a, (_, dt)) in enumerate(zip(args, sig.shapes)) if a.dtype.str != dt))
+        return out
+
+    def _lookup(self, args, kwargs, extra):
         promote = self._promote_set(args)
-        names = arg_names(self.fn, len(args))
+        names = self._names(len(args))
         sig = Signature(args, kwargs, names, promote)
         entries = self.cache.get(sig.key)
         leaves, _, _ = _tree.flatten((tuple(args), dict(kwargs)), "args")
@@ -166,6 +197,7 @@ class Specializer:
             for entry in reversed(entries):
                 outs, bad = entry[0].run(values)
                 if outs is not None:
+                    self._key_of[id(entry[1][0])] = sig.key
                     return outs, entry[1], entry[0]
                 failed.append(entry[0].guards[bad])
             reason = f"guard failed: {failed[0]}"
@@ -181,6 +213,7 @@ class Specializer:
         outs, bad = compiled.run(values)
         if outs is None:
             raise TraceError(f"internal: guard {compiled.guards[bad]} fails right after tracing")
+        self._key_of[id(tsig)] = sig.key
         return outs, entries[-1][1], compiled
 
     def _rebatch(self, sig, values, extra):
@@ -199,6 +232,7 @@ class Specializer:
             if outs is None:
                 return None
             self.cache[sig.key] = [(batched, (sig, info[1]))]
+            self._key_of[id(sig)] = sig.key
             self.log.append(f"elementwise reuse of the 0-d trace for {_describe(sig)}")
             return outs, (sig, info[1]), batched
         return None

@@ -176,6 +176,7 @@ class Gradient(_Traced):
         self._fn = fn
         self._wrt = wrt
         self._with_value = with_value
+        self._targets_cache: dict = {}
         if example_args is not None and wrt is not None:
             self._pos, self._tags = _resolve_wrt(fn, wrt, list(example_args))
             self._wrt = self._pos + self._tags
@@ -185,6 +186,12 @@ class Gradient(_Traced):
             self(*example_args)
 
     def _targets(self, args):
+        if isinstance(self._wrt, (list, tuple)) and all(isinstance(w, (int, str)) for w in self._wrt) or isinstance(self._wrt, (int, str)) or self._wrt is None:
+            key = (len(args), self._wrt is None and tuple(type(a) is np.ndarray or isinstance(a, (float, np.generic)) for a in args))
+            hit = self._targets_cache.get(key)
+            if hit is None:
+                hit = self._targets_cache[key] = _resolve_wrt(self._fn, self._wrt, list(args))
+            return hit
         return _resolve_wrt(self._fn, self._wrt, list(args))
 
     def _promote(self, args):
@@ -223,10 +230,13 @@ class Gradient(_Traced):
 
     def __call__(self, *args, **kwargs):
         pos, _ = self._targets(args)
-        args = _promote_ints(args, pos)
+        if not all(type(a) is np.ndarray for a in args):
+            args = _promote_ints(args, pos)
         outs, (sig, _), tr = self._spec.lookup(args, kwargs)
         if self._with_value:
             value, outs = outs[0], outs[1:]
+        if len(outs) == len(pos) and all(type(args[p]) is np.ndarray for p in pos):
+            return (value, outs) if self._with_value else outs
         grads, k = [], 0
         for p in pos:
             idx, _, tdef = _tree.flatten(args[p])

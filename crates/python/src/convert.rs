@@ -43,8 +43,34 @@ pub fn shape_dtype(obj: &Bound<'_, PyAny>) -> PyResult<Option<(Shape, DType)>> {
     Ok(Some((obj.getattr("shape")?.extract()?, dt)))
 }
 
+/// NumPy callables used on every call, looked up once.
+struct Np {
+    empty: Py<PyAny>,
+    float64: Py<PyAny>,
+}
+
+static NP: pyo3::sync::GILOnceCell<Np> = pyo3::sync::GILOnceCell::new();
+
+fn np(py: Python<'_>) -> PyResult<&Np> {
+    NP.get_or_try_init(py, || {
+        let m = py.import("numpy")?;
+        Ok(Np { empty: m.getattr("empty")?.unbind(), float64: m.getattr("float64")?.unbind() })
+    })
+}
+
 /// Copies an array-like into a tensor. Errors name the offending type.
 pub fn to_tensor(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    // Fast path: a C-contiguous float64 ndarray of rank >= 1, read through its buffer.
+    if let Ok(buf) = PyBuffer::<f64>::get(obj) {
+        if buf.is_c_contiguous() && buf.dimensions() > 0 {
+            let data = buf.to_vec(obj.py())?;
+            return Ok(Tensor { dtype: DType::F64, shape: buf.shape().to_vec(), data });
+        }
+    }
+    to_tensor_slow(obj)
+}
+
+fn to_tensor_slow(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     let py = obj.py();
     let np = py.import("numpy")?;
     let a = np.call_method1("asarray", (obj,))?;
@@ -69,12 +95,12 @@ pub fn to_tensor(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
 
 /// A new NumPy array holding the tensor (0-d tensors become 0-d arrays).
 pub fn to_numpy<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
-    let np = py.import("numpy")?;
-    let flat = np.call_method1("empty", (t.data.len(), np.getattr("float64")?))?;
+    let np = np(py)?;
+    let flat = np.empty.bind(py).call1((t.data.len(), np.float64.bind(py)))?;
     let buf = PyBuffer::<f64>::get(&flat)?;
     buf.copy_from_slice(py, &t.data)?;
     buf.release(py);
-    let out = flat.call_method1("reshape", (t.shape.clone(),))?;
+    let out = if t.shape.len() == 1 { flat } else { flat.call_method1("reshape", (t.shape.clone(),))? };
     if t.dtype == DType::F64 {
         Ok(out)
     } else {
