@@ -268,6 +268,13 @@ impl Math<'_> {
     }
 
     fn number(&self, v: f64) -> Expr {
+        if let Some((n, d)) = small_fraction(v) {
+            let e = match self.style {
+                Style::Latex => format!("\\frac{{{n}}}{{{d}}}"),
+                _ => format!("{n}/{d}"),
+            };
+            return Expr::new(e, if n < 0 { P_NEG } else { P_MUL });
+        }
         let s = num(v);
         num_expr(match self.style {
             Style::Ascii => s,
@@ -524,4 +531,16 @@ impl Math<'_> {
             }
         }
     }
+}
+
+/// `n/d` with a small denominator when it is exactly `v` and shorter than its decimals
+/// (`0.3333333333333333` → `1/3`; `0.5` stays `0.5`).
+fn small_fraction(v: f64) -> Option<(i64, i64)> {
+    if !v.is_finite() || v == v.trunc() || format!("{v}").len() <= 6 {
+        return None;
+    }
+    (2..=12i64).find_map(|d| {
+        let n = (v * d as f64).round();
+        (n.abs() < 1e6 && n / d as f64 == v).then_some((n as i64, d))
+    })
 }

@@ -158,10 +158,10 @@ impl Rewriter {
             Op::Transpose(p) => self.transpose(p, ins[0]),
             Op::Reduce(r, axes) => self.reduce(*r, axes, ins[0]),
             Op::Slice(dims) => self.slice(dims, ins[0]),
+            Op::Contract(spec) => self.contract(spec, ins[0], ins[1]),
             Op::Input(_)
             | Op::Const(_)
             | Op::ArgMax(..)
-            | Op::Contract(_)
             | Op::SetSlice(_)
             | Op::Gather(_)
             | Op::ScatterAdd(_)
@@ -595,9 +595,52 @@ impl Rewriter {
         None
     }
 
+    /// A contraction with a uniform constant operand `c` is a scaled sum of the other:
+    /// einsum(c, x) = c · Π(extents summed from c alone) · Σ(x over its summed labels),
+    /// broadcast to the output.
+    fn contract(&mut self, spec: &autodiff_ir::ContractSpec, a: NodeId, b: NodeId) -> Option<NodeId> {
+        let (c, x, lc, lx) = if self.uc(a).is_some() {
+            (a, b, &spec.a, &spec.b)
+        } else if self.uc(b).is_some() {
+            (b, a, &spec.b, &spec.a)
+        } else {
+            return None;
+        };
+        let v = self.uc(c)?;
+        let (cs, xs) = (self.node(c).shape.clone(), self.node(x).shape.clone());
+        let dt = self.node(x).dtype;
+        let axes: Vec<usize> = (0..lx.len()).filter(|&i| !spec.out.contains(&lx[i])).collect();
+        let summed = if axes.is_empty() { x } else { self.mk(Op::Reduce(ReduceOp::Sum, axes), vec![x]) };
+        let kept: Vec<u8> = lx.iter().copied().filter(|l| spec.out.contains(l)).collect();
+        let ext = |l: u8| -> usize {
+            lx.iter().position(|&m| m == l).map(|i| xs[i]).or_else(|| lc.iter().position(|&m| m == l).map(|i| cs[i])).unwrap_or(1)
+        };
+        let scale: f64 = lc.iter().filter(|l| !lx.contains(l) && !spec.out.contains(l)).map(|&l| ext(l) as f64).product::<f64>() * v;
+        let order: Vec<u8> = spec.out.iter().copied().filter(|l| kept.contains(l)).collect();
+        let perm: Vec<usize> = order.iter().map(|l| kept.iter().position(|k| k == l).unwrap()).collect();
+        let t = if perm.iter().enumerate().all(|(i, &p)| i == p) { summed } else { self.mk(Op::Transpose(perm), vec![summed]) };
+        let with_ones: Shape = spec.out.iter().map(|&l| if kept.contains(&l) { ext(l) } else { 1 }).collect();
+        let full: Shape = spec.out.iter().map(|&l| ext(l)).collect();
+        let r = if self.node(t).shape == with_ones { t } else { self.mk(Op::Reshape(with_ones.clone()), vec![t]) };
+        let r = if with_ones == full { r } else { self.mk(Op::Broadcast(full.clone()), vec![r]) };
+        if scale == 1.0 {
+            return Some(r);
+        }
+        let k = self.full(scale, &full, dt);
+        Some(self.b(B::Mul, r, k))
+    }
+
     fn div(&mut self, a: NodeId, b: NodeId) -> Option<NodeId> {
         if self.is(b, 1.0) {
             return Some(a);
+        }
+        // c1 / (y * c2) = (c1 / c2) / y
+        if let (Some(c1), Some((y, c2))) = (self.uc(a), self.with_const(b, B::Mul)) {
+            if let Some(c2) = self.uc(c2) {
+                let shape = self.node(a).shape.clone();
+                let k = self.full(c1 / c2, &shape, self.node(a).dtype);
+                return Some(self.b(B::Div, k, y));
+            }
         }
         if self.is(b, -1.0) {
             return Some(self.u(U::Neg, a));
