@@ -198,3 +198,24 @@ def test_decorators_on_methods_static_and_class_methods():
         return np.sum(x**2) * 0.5
 
     np.testing.assert_allclose(quad(x, vectors=np.array([1.0, 2.0]))[0], [1.0, 2.0])
+
+
+def test_arrays_held_by_objects_are_read_afresh_never_stale():
+    class Model:
+        def __init__(self):
+            self.w = np.array([1.0, 2.0])
+
+        @autodiff.gradient
+        def loss(self, x):
+            return np.sum(self.w * x**2)
+
+    m, x = Model(), np.array([1.0, -1.0])
+    np.testing.assert_allclose(m.loss(x)[0], [2.0, -4.0])
+    m.w = np.array([10.0, 20.0])  # replaced
+    np.testing.assert_allclose(m.loss(x)[0], [20.0, -40.0])
+    m.w[0] = 100.0  # mutated in place
+    np.testing.assert_allclose(m.loss(x)[0], [200.0, -40.0])
+    # and the model's arrays can be differentiated by naming the object
+    g = autodiff.Gradient(lambda model, x: np.sum(model.w * x), wrt=0)
+    (gm,) = g(m, x)
+    np.testing.assert_allclose(gm.w, x)

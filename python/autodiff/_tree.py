@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import types
+
 import numpy as np
 
 _CONTAINERS = (list, tuple, dict)
@@ -17,7 +20,7 @@ def flatten(tree, prefix="arg"):
     """Returns (leaves, names, treedef); `treedef` rebuilds the structure with `unflatten`."""
     leaves, names = [], []
 
-    def walk(x, name):
+    def walk(x, name, depth=0):
         if isinstance(x, tuple) and hasattr(x, "_fields"):
             return ("namedtuple", type(x), [walk(v, f"{name}.{k}") for k, v in zip(x._fields, x)])
         if isinstance(x, (list, tuple)):
@@ -29,10 +32,37 @@ def flatten(tree, prefix="arg"):
             leaves.append(x)
             names.append(name)
             return None
+        attrs = _array_attrs(x) if depth < 3 else None
+        if attrs:
+            keys = sorted(attrs)
+            return ("object", x, keys, [walk(attrs[k], f"{name}.{k}", depth + 1) for k in keys])
         return ("static", x)
 
     treedef = walk(tree, prefix)
     return leaves, names, treedef
+
+
+def _array_attrs(x):
+    """The attributes of a plain object that hold arrays (directly or in containers): such
+    objects (models, parameter holders) are flattened so their arrays are inputs, read
+    afresh on every call, never baked in as constants."""
+    if isinstance(x, (type, types.ModuleType, types.FunctionType, types.MethodType, str, bytes, int, bool)) or x is None:
+        return None
+    d = getattr(x, "__dict__", None)
+    if not isinstance(d, dict):
+        return None
+    out = {k: v for k, v in d.items() if not k.startswith("__") and _holds_arrays(v)}
+    return out or None
+
+
+def _holds_arrays(v, depth=0):
+    if is_leaf(v):
+        return True
+    if depth < 2 and isinstance(v, (list, tuple)):
+        return any(_holds_arrays(e, depth + 1) for e in v)
+    if depth < 2 and isinstance(v, dict):
+        return any(_holds_arrays(e, depth + 1) for e in v.values())
+    return False
 
 
 def unflatten(treedef, leaves):
@@ -43,6 +73,11 @@ def unflatten(treedef, leaves):
             return next(it)
         if t[0] == "static":
             return t[1]
+        if t[0] == "object":
+            obj = copy.copy(t[1])
+            for k, c in zip(t[2], t[3]):
+                object.__setattr__(obj, k, build(c))
+            return obj
         if t[0] == "namedtuple":
             return t[1](*[build(c) for c in t[2]])
         if t[0] is dict:
@@ -67,6 +102,8 @@ def static_key(treedef):
                 return ("id", id(v))
         if t[0] == "namedtuple":
             return ("nt", t[1], tuple(key(c) for c in t[2]))
+        if t[0] == "object":
+            return ("o", id(t[1]), tuple(t[2]), tuple(key(c) for c in t[3]))
         if t[0] is dict:
             return ("d", tuple(map(repr, t[1])), tuple(key(c) for c in t[2]))
         return (t[0], tuple(key(c) for c in t[1]))

@@ -126,7 +126,13 @@ def _resolve_wrt(fn, wrt, args):
     """Positions of the arguments to differentiate, and tag names."""
     names = arg_names(fn, len(args))
     if wrt is None:
-        pos = [i for i, a in enumerate(args) if _tree.flatten(a)[0] or isinstance(a, int) and not isinstance(a, bool)]
+        # Arrays, numbers and containers of arrays; objects holding arrays (a model passed
+        # as `self`) are inputs but are differentiated only when named in `wrt`.
+        pos = [
+            i
+            for i, a in enumerate(args)
+            if (isinstance(a, (list, tuple, dict)) and _tree.flatten(a)[0]) or _tree.is_leaf(a) or (isinstance(a, int) and not isinstance(a, bool))
+        ]
         return pos, []
     items = list(wrt) if isinstance(wrt, (tuple, list)) else [wrt]
     pos, tags = [], []
