@@ -27,7 +27,7 @@ from .api import (
     vmap,
 )
 from .errors import AutodiffError, NotScalarError, TraceError, WrtError
-from .optim import fmin_l_bfgs_b
+from .optim import fmin_cg, fmin_l_bfgs_b, fmin_ncg, minimize
 
 __all__ = [
     "Function",
@@ -50,6 +50,9 @@ __all__ = [
     "escape",
     "tag",
     "fmin_l_bfgs_b",
+    "fmin_cg",
+    "fmin_ncg",
+    "minimize",
     "TraceError",
     "AutodiffError",
     "NotScalarError",
