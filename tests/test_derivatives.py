@@ -152,13 +152,25 @@ def test_jvp_and_vjp(rng):
     np.testing.assert_allclose(gx, 3 * np.cos(x))
 
 
-def test_vmap_equals_python_loop(rng):
-    def f(x, W):
-        return np.tanh(W @ x).sum()
+VMAP_CASES = {
+    "mlp": (lambda x, W: np.tanh(W @ x).sum(), (0, None)),
+    "both_mapped": (lambda x, y: np.sum(x * y) + np.max(x), (0, 0)),
+    "slices_concat": (lambda x, W: np.concatenate([x[1:], x[:1] * 2]) @ W.T, (0, None)),
+    "cumsum_sort": (lambda x, W: np.sum(np.cumsum(np.sort(x)) * W[0]), (0, None)),
+    "outer_einsum": (lambda x, W: np.einsum("i,j->ij", x, x).sum(axis=0) @ W.T, (0, None)),
+    "solve": (lambda x, W: np.linalg.solve(np.eye(3) * 2 + np.outer(x, x), x).sum() + W.sum(), (0, None)),
+    "branch": (lambda x, W: x.sum() if x[0] > 0 else -x.sum(), (0, None)),
+}
 
+
+@pytest.mark.parametrize("name", sorted(VMAP_CASES))
+def test_vmap_equals_python_loop(name, rng):
+    f, axes = VMAP_CASES[name]
     X, W = rng.normal(size=(5, 3)), rng.normal(size=(2, 3))
-    out = autodiff.vmap(f, in_axes=(0, None))(X, W)
-    np.testing.assert_allclose(out, [f(x, W) for x in X])
+    Y = W if axes[1] is None else rng.normal(size=(5, 3))
+    out = autodiff.vmap(f, in_axes=axes)(X, Y)
+    want = [f(x, Y if axes[1] is None else Y[k]) for k, x in enumerate(X)]
+    np.testing.assert_allclose(out, np.array(want), rtol=1e-12, atol=1e-12)
 
 
 def test_decorators_on_methods_static_and_class_methods():

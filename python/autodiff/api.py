@@ -443,20 +443,64 @@ def hvp(fn, argnums=0):
     return hvp_fn
 
 
-def vmap(fn, in_axes=0):
-    """`vmap(f)(X)` maps `f` over the leading axis of its array arguments (those with
-    `in_axes` 0; None leaves an argument unmapped), compiled as one traced loop."""
+class _VMap(_Traced):
+    """`vmap(f)(X, ...)`: `f` mapped over the leading axis of its mapped arguments.
 
-    def batched(*args):
-        axes = in_axes if isinstance(in_axes, (list, tuple)) else [in_axes] * len(args)
+    The trace of `f` on one example is batched op by op (a batching rule per op), so the
+    whole batch runs as one graph; when an op has no batching rule, or a guard differs
+    between examples, the map is compiled as an unrolled loop instead (still one graph,
+    still correct)."""
+
+    def __init__(self, fn, in_axes=0):
+        self._fn, self._in_axes = fn, in_axes
+        self._spec = Specializer(fn)
+        self._cache: dict = {}
+        self._loop = Function(self._unrolled)
+
+    def _axes(self, args):
+        axes = list(self._in_axes) if isinstance(self._in_axes, (list, tuple)) else [self._in_axes] * len(args)
+        if len(axes) != len(args) or any(a not in (0, None) for a in axes):
+            raise ValueError("vmap supports in_axes of 0 or None, one per argument")
+        return axes
+
+    def _unrolled(self, *args):
+        axes = self._axes(args)
         n = min(len(a) for a, ax in zip(args, axes) if ax is not None)
-        outs = [fn(*[a[k] if ax is not None else a for a, ax in zip(args, axes)]) for k in range(n)]
+        outs = [self._fn(*[a[k] if ax is not None else a for a, ax in zip(args, axes)]) for k in range(n)]
         if isinstance(outs[0], tuple):
             return tuple(np.stack([o[j] for o in outs]) for j in range(len(outs[0])))
         return np.stack(outs)
 
-    batched.__name__ = f"vmap_{getattr(fn, '__name__', 'f')}"
-    return Function(batched)
+    def __call__(self, *args):
+        axes = self._axes(args)
+        arrs = [np.asarray(a) if ax is not None else a for a, ax in zip(args, axes)]
+        sizes = {a.shape[0] for a, ax in zip(arrs, axes) if ax is not None}
+        if len(sizes) != 1:
+            raise ValueError(f"vmap: mapped arguments need one common leading size, got {sorted(sizes)}")
+        (n,) = sizes
+        key = tuple((np.shape(a), np.asarray(a).dtype.str, ax) for a, ax in zip(arrs, axes))
+        batched = self._cache.get(key)
+        if batched is None:
+            example = [a[0] if ax is not None else a for a, ax in zip(arrs, axes)]
+            _, (sig, structure), tr = self._spec.lookup(tuple(example), {})
+            flags = []
+            for a, ax in zip(example, axes):
+                flags += [ax is not None] * len(_tree.flatten(a)[0])
+            bt = tr.vmap(flags, n)
+            batched = self._cache[key] = (bt, structure) if bt is not None else (None, None)
+        bt, structure = batched
+        if bt is not None:
+            leaves = _tree.flatten((tuple(arrs), {}), "args")[0]
+            outs, bad = bt.run(leaves)
+            if outs is not None:
+                return _tree.rebuild(structure, outs)
+        return self._loop(*args)
+
+
+def vmap(fn, in_axes=0):
+    """`vmap(f, in_axes=0)(X, ...)`: maps `f` over the leading axis of the arguments whose
+    `in_axes` entry is 0 (None leaves an argument unmapped). See `_VMap`."""
+    return _VMap(fn, in_axes)
 
 
 def _decorator(cls):

@@ -359,6 +359,44 @@ impl PyTrace {
         }))
     }
 
+    /// The computation mapped over a new leading axis of size `size` of the inputs flagged
+    /// in `batched`; every output gains that axis. `None` when an op has no batching rule.
+    fn vmap(&self, batched: Vec<bool>, size: usize) -> PyResult<Option<PyTrace>> {
+        let g = &self.inner.graph;
+        if batched.len() != g.inputs.len() {
+            return Err(PyValueError::new_err("vmap: one flag per input"));
+        }
+        let Ok((mut ng, map)) = autodiff_transform::vmap(g, &batched, size) else {
+            return Ok(None);
+        };
+        let lift = |ng: &mut Graph, (n, b): (NodeId, bool)| -> PyResult<NodeId> {
+            if b {
+                return Ok(n);
+            }
+            let mut s = vec![size];
+            s.extend(ng.shape(n).iter().copied());
+            let mut one = vec![1];
+            one.extend(ng.shape(n).iter().copied());
+            let r = ng.reshape(n, &one).map_err(ir_err)?;
+            ng.broadcast(r, &s).map_err(ir_err)
+        };
+        let mut outs = vec![];
+        for o in &g.outputs {
+            outs.push(lift(&mut ng, map[o.index()])?);
+        }
+        ng.outputs = outs;
+        let mut guards = vec![];
+        for (n, t, why) in &self.inner.guards {
+            let gn = lift(&mut ng, map[n.index()])?;
+            let mut shape = vec![size];
+            shape.extend(&t.shape);
+            let data = t.data.iter().cycle().take(t.data.len() * size).copied().collect();
+            guards.push((gn, Tensor { dtype: t.dtype, shape, data }, why.clone()));
+        }
+        let tags = self.inner.tags.iter().map(|(t, n)| (t.clone(), map[n.index()].0)).collect();
+        Ok(Some(PyTrace { inner: TraceData { graph: ng, guards, tags } }))
+    }
+
     /// The same computation after simplification (guards kept).
     fn simplified(&self) -> PyTrace {
         let g = &self.inner.graph;

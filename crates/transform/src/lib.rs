@@ -26,11 +26,14 @@
 //!   in its read triangle only. `digamma` (the derivative of `gammaln`) has no derivative
 //!   here: that is an error (polygamma is not in the IR).
 
+mod batch;
 mod build;
 mod rules;
 mod sweep;
 
 use autodiff_ir::{err, Graph, IrError, NodeId};
+
+pub use batch::vmap;
 
 /// Reverse mode: nodes computing the vector-Jacobian product
 /// `Σ_i <cot_i, ∂out_i/∂wrt_j>` for each `j`. Each cotangent has its output's shape and

@@ -1,0 +1,500 @@
+//! Fused elementwise kernels: a tree (or DAG) of `Unary`/`Binary`/`Where`/`Cast` nodes
+//! over strided leaves (inputs, constants, broadcasts, transposes, slices) compiled to a
+//! register bytecode and evaluated over chunks of [`CHUNK`] elements ("vectorized
+//! interpreter": each instruction runs over the whole chunk), so the group makes one pass
+//! over memory and no intermediate is materialized. The result is stored, or folded by a
+//! trailing reduction over a contiguous block of axes ([`Reducer`]).
+//!
+//! Order of operations: each element is computed with the same f64 operations and the same
+//! per-node dtype rounding as the reference; reductions fold in the reference's order
+//! (innermost reduced axis first, each fold from the op's identity) unless the kernel is
+//! split across threads, where partial folds are combined at the end.
+
+use autodiff_exec::special;
+use autodiff_ir::{BinaryOp, DType, ReduceOp, UnaryOp};
+
+use crate::view::{gather_strided, Loc};
+use crate::Env;
+
+/// Elements per chunk (each register holds one chunk).
+pub(crate) const CHUNK: usize = 256;
+
+/// Minimum elements before a kernel is split across threads.
+pub(crate) const PAR_MIN: usize = 1 << 15;
+
+/// What an instruction computes into its destination register.
+#[derive(Clone, Debug)]
+pub(crate) enum InsKind {
+    /// Leaf `l` (strided view) at the chunk's positions.
+    Load(u16),
+    /// A constant.
+    Imm(f64),
+    /// A copy of a register (a `Cast`; the rounding does the conversion).
+    Mov(u16),
+    Unary(UnaryOp, u16),
+    /// `int_pow`: an int64 `pow`, whose exponents must be non-negative.
+    Binary(BinaryOp, u16, u16, bool),
+    Where(u16, u16, u16),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Ins {
+    pub dst: u16,
+    pub kind: InsKind,
+    /// Rounded to this dtype after computing (no-op for float64).
+    pub round: DType,
+}
+
+/// A strided leaf read by `Load`.
+#[derive(Clone, Debug)]
+pub(crate) struct Leaf {
+    pub loc: Loc,
+    pub offset: isize,
+    /// Collapsed shape/strides of the view in the group's shape.
+    pub shape: Vec<usize>,
+    pub strides: Vec<isize>,
+}
+
+/// A reduction of a contiguous block of axes: the group's elements are `(P, dims.., Q)`
+/// row-major; the result `(P, Q)`.
+#[derive(Clone, Debug)]
+pub(crate) struct ReduceSpec {
+    pub op: ReduceOp,
+    pub p: usize,
+    pub dims: Vec<usize>,
+    pub q: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Sink {
+    Store,
+    Reduce(ReduceSpec),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Fused {
+    /// Elements of the group's shape.
+    pub n: usize,
+    pub code: Vec<Ins>,
+    pub leaves: Vec<Leaf>,
+    pub n_regs: usize,
+    /// The register holding the group's value.
+    pub result: u16,
+    pub sink: Sink,
+    /// Destination (a slot).
+    pub out: Loc,
+    /// Dtype rounding of a reduction's result.
+    pub out_round: DType,
+    /// The graph nodes fused here (for stats and errors).
+    pub nodes: Vec<usize>,
+}
+
+pub(crate) fn reduce_init(op: ReduceOp) -> f64 {
+    match op {
+        // Rust's float `Sum` starts from -0.0 (so that sum([-0.0]) == -0.0)
+        ReduceOp::Sum => -0.0,
+        ReduceOp::Prod => 1.0,
+        ReduceOp::Max => f64::NEG_INFINITY,
+        ReduceOp::Min => f64::INFINITY,
+    }
+}
+
+#[inline(always)]
+fn fold_into(op: ReduceOp, acc: &mut [f64], xs: &[f64]) {
+    match op {
+        ReduceOp::Sum => acc.iter_mut().zip(xs).for_each(|(a, &x)| *a += x),
+        ReduceOp::Prod => acc.iter_mut().zip(xs).for_each(|(a, &x)| *a *= x),
+        ReduceOp::Max => acc
+            .iter_mut()
+            .zip(xs)
+            .for_each(|(a, &x)| *a = special::maximum(*a, x)),
+        ReduceOp::Min => acc
+            .iter_mut()
+            .zip(xs)
+            .for_each(|(a, &x)| *a = special::minimum(*a, x)),
+    }
+}
+
+#[inline(always)]
+fn fold_scalar(op: ReduceOp, mut acc: f64, xs: &[f64]) -> f64 {
+    match op {
+        ReduceOp::Sum => {
+            for &x in xs {
+                acc += x;
+            }
+        }
+        ReduceOp::Prod => {
+            for &x in xs {
+                acc *= x;
+            }
+        }
+        ReduceOp::Max => {
+            for &x in xs {
+                acc = special::maximum(acc, x);
+            }
+        }
+        ReduceOp::Min => {
+            for &x in xs {
+                acc = special::minimum(acc, x);
+            }
+        }
+    }
+    acc
+}
+
+/// Folds a stream of elements `(P', dims.., Q)` (row-major, pushed in order) into
+/// `out[(P', Q)]` with the reference's nesting: the innermost reduced axis is folded first;
+/// each level's fold starts from the identity.
+pub(crate) struct Reducer<'a> {
+    op: ReduceOp,
+    dims: &'a [usize],
+    q: usize,
+    cnt: Vec<usize>,
+    /// `dims.len()` accumulators of width q.
+    acc: Vec<f64>,
+    qpos: usize,
+    out: *mut f64,
+    p: usize,
+}
+
+impl<'a> Reducer<'a> {
+    /// # Safety
+    /// `out` must have room for every output block that will be completed.
+    pub unsafe fn new(op: ReduceOp, dims: &'a [usize], q: usize, out: *mut f64) -> Reducer<'a> {
+        Reducer {
+            op,
+            dims,
+            q,
+            cnt: vec![0; dims.len()],
+            acc: vec![reduce_init(op); dims.len() * q],
+            qpos: 0,
+            out,
+            p: 0,
+        }
+    }
+
+    pub fn push(&mut self, mut xs: &[f64]) {
+        let d = self.dims.len();
+        let q = self.q;
+        let last = d - 1;
+        while !xs.is_empty() {
+            if q == 1 {
+                // lane mode: a run of the innermost reduced axis folds into one scalar
+                let take = (self.dims[last] - self.cnt[last]).min(xs.len());
+                let a = &mut self.acc[last];
+                *a = fold_scalar(self.op, *a, &xs[..take]);
+                xs = &xs[take..];
+                self.cnt[last] += take;
+                if self.cnt[last] == self.dims[last] {
+                    self.carry(last);
+                }
+            } else {
+                let take = (q - self.qpos).min(xs.len());
+                let base = last * q + self.qpos;
+                fold_into(self.op, &mut self.acc[base..base + take], &xs[..take]);
+                xs = &xs[take..];
+                self.qpos += take;
+                if self.qpos == q {
+                    self.qpos = 0;
+                    self.cnt[last] += 1;
+                    if self.cnt[last] == self.dims[last] {
+                        self.carry(last);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Level `j` is complete: fold it into level `j - 1` (or emit it).
+    fn carry(&mut self, mut j: usize) {
+        let q = self.q;
+        let init = reduce_init(self.op);
+        loop {
+            self.cnt[j] = 0;
+            if j == 0 {
+                // SAFETY: the caller of `new` guarantees room for each completed block.
+                let dst = unsafe { std::slice::from_raw_parts_mut(self.out.add(self.p * q), q) };
+                dst.copy_from_slice(&self.acc[..q]);
+                self.acc[..q].fill(init);
+                self.p += 1;
+                return;
+            }
+            let (lo, hi) = self.acc.split_at_mut(j * q);
+            fold_into(self.op, &mut lo[(j - 1) * q..], &hi[..q]);
+            hi[..q].fill(init);
+            self.cnt[j - 1] += 1;
+            if self.cnt[j - 1] < self.dims[j - 1] {
+                return;
+            }
+            j -= 1;
+        }
+    }
+}
+
+/// A raw pointer that may cross to worker threads (each thread touches disjoint ranges).
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub *mut f64);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl Fused {
+    /// Computes the group's values at positions `[start, start + len)` (len ≤ CHUNK) into
+    /// the registers; returns the result register's slice.
+    ///
+    /// # Safety
+    /// `env` resolves every leaf to a live buffer that covers the leaf's view.
+    unsafe fn eval_chunk<'r>(
+        &self,
+        env: &Env,
+        start: usize,
+        len: usize,
+        regs: &'r mut [f64],
+    ) -> Result<&'r [f64], String> {
+        let base = regs.as_mut_ptr();
+        let reg = |r: u16| std::slice::from_raw_parts(base.add(r as usize * CHUNK), len);
+        for ins in &self.code {
+            let d = std::slice::from_raw_parts_mut(base.add(ins.dst as usize * CHUNK), len);
+            match ins.kind {
+                InsKind::Load(l) => {
+                    let leaf = &self.leaves[l as usize];
+                    gather_strided(
+                        env.ptr(leaf.loc),
+                        leaf.offset,
+                        &leaf.shape,
+                        &leaf.strides,
+                        start,
+                        d,
+                    );
+                }
+                InsKind::Imm(v) => d.fill(v),
+                InsKind::Mov(a) => d.copy_from_slice(reg(a)),
+                InsKind::Unary(u, a) => unary(u, d, reg(a)),
+                InsKind::Binary(b, x, y, int_pow) => {
+                    let y = reg(y);
+                    if int_pow && y.iter().any(|&e| e < 0.0) {
+                        return Err("integers to negative integer powers are not allowed".into());
+                    }
+                    binary(b, d, reg(x), y)
+                }
+                InsKind::Where(c, x, y) => {
+                    let (c, x, y) = (reg(c), reg(x), reg(y));
+                    for i in 0..len {
+                        d[i] = if c[i] != 0.0 { x[i] } else { y[i] };
+                    }
+                }
+            }
+            if ins.round != DType::F64 {
+                let t = ins.round;
+                d.iter_mut().for_each(|v| *v = t.round(*v));
+            }
+        }
+        Ok(reg(self.result))
+    }
+
+    /// Evaluates flat positions `[lo, hi)` feeding each chunk to `sink`.
+    unsafe fn sweep(
+        &self,
+        env: &Env,
+        lo: usize,
+        hi: usize,
+        mut sink: impl FnMut(usize, &[f64]),
+    ) -> Result<(), String> {
+        let mut regs = vec![0.0; self.n_regs.max(1) * CHUNK];
+        let mut s = lo;
+        while s < hi {
+            let len = (hi - s).min(CHUNK);
+            let v = self.eval_chunk(env, s, len, &mut regs)?;
+            sink(s, v);
+            s += len;
+        }
+        Ok(())
+    }
+
+    /// Runs the kernel (split across threads when large).
+    ///
+    /// # Safety
+    /// `env` resolves every location to a live buffer; the output slot does not alias any
+    /// leaf except with identical contiguous positions (in-place elementwise).
+    pub unsafe fn run(&self, env: &Env) -> Result<(), String> {
+        let out = SendPtr(env.mut_ptr(self.out));
+        let threads = rayon::current_num_threads();
+        let par = threads > 1 && self.n >= PAR_MIN;
+        match &self.sink {
+            Sink::Store => {
+                let store = |s: usize, v: &[f64]| {
+                    let o = out;
+                    std::ptr::copy_nonoverlapping(v.as_ptr(), o.0.add(s), v.len());
+                };
+                if !par {
+                    return self.sweep(env, 0, self.n, store);
+                }
+                let per = self.n.div_ceil(threads).div_ceil(CHUNK) * CHUNK;
+                let ranges: Vec<(usize, usize)> = (0..threads)
+                    .map(|t| ((t * per).min(self.n), ((t + 1) * per).min(self.n)))
+                    .collect();
+                let res: Vec<Result<(), String>> = par_map(&ranges, |&(lo, hi)| {
+                    self.sweep(env, lo, hi, |s: usize, v: &[f64]| store(s, v))
+                });
+                res.into_iter().collect()
+            }
+            Sink::Reduce(spec) => self.run_reduce(env, spec, out, threads, par),
+        }
+    }
+
+    unsafe fn run_reduce(
+        &self,
+        env: &Env,
+        spec: &ReduceSpec,
+        out: SendPtr,
+        threads: usize,
+        par: bool,
+    ) -> Result<(), String> {
+        let (p, q) = (spec.p, spec.q);
+        let r: usize = spec.dims.iter().product();
+        let round = |o: *mut f64, n: usize| {
+            if self.out_round != DType::F64 {
+                let s = std::slice::from_raw_parts_mut(o, n);
+                s.iter_mut().for_each(|v| *v = self.out_round.round(*v));
+            }
+        };
+        if r == 0 || self.n == 0 {
+            std::slice::from_raw_parts_mut(out.0, p * q).fill(reduce_init(spec.op));
+            round(out.0, p * q);
+            return Ok(());
+        }
+        let block = r * q;
+        if par && p >= threads {
+            // split the kept outer axes: every output is folded by one thread, in order
+            let per = p.div_ceil(threads);
+            let ranges: Vec<(usize, usize)> = (0..threads)
+                .map(|t| ((t * per).min(p), ((t + 1) * per).min(p)))
+                .filter(|(a, b)| a < b)
+                .collect();
+            let res: Vec<Result<(), String>> = par_map(&ranges, |&(a, b)| {
+                let o = out;
+                let mut red = Reducer::new(spec.op, &spec.dims, q, o.0.add(a * q));
+                self.sweep(env, a * block, b * block, |_, v| red.push(v))
+            });
+            res.into_iter().collect::<Result<(), String>>()?;
+        } else if par && p == 1 && spec.dims[0] >= threads {
+            // split the outermost reduced axis; combine the partial folds in order
+            let d0 = spec.dims[0];
+            let inner = block / d0;
+            let per = d0.div_ceil(threads);
+            let ranges: Vec<(usize, usize)> = (0..threads)
+                .map(|t| ((t * per).min(d0), ((t + 1) * per).min(d0)))
+                .filter(|(a, b)| a < b)
+                .collect();
+            let res: Vec<Result<Vec<f64>, String>> = par_map(&ranges, |&(a, b)| {
+                let mut dims = spec.dims.clone();
+                dims[0] = b - a;
+                let mut part = vec![0.0; q];
+                let mut red = Reducer::new(spec.op, &dims, q, part.as_mut_ptr());
+                self.sweep(env, a * inner, b * inner, |_, v| red.push(v))?;
+                drop(red);
+                Ok(part)
+            });
+            let o = std::slice::from_raw_parts_mut(out.0, q);
+            o.fill(reduce_init(spec.op));
+            for part in res {
+                fold_into(spec.op, o, &part?);
+            }
+        } else {
+            let mut red = Reducer::new(spec.op, &spec.dims, q, out.0);
+            self.sweep(env, 0, self.n, |_, v| red.push(v))?;
+        }
+        round(out.0, p * q);
+        Ok(())
+    }
+}
+
+/// Runs `f` over the items on the rayon pool, results in order.
+pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use rayon::prelude::*;
+    items.par_iter().map(f).collect()
+}
+
+macro_rules! map1 {
+    ($d:expr, $a:expr, $f:expr) => {{
+        let f = $f;
+        for (o, &x) in $d.iter_mut().zip($a.iter()) {
+            *o = f(x);
+        }
+    }};
+}
+
+macro_rules! map2 {
+    ($d:expr, $a:expr, $b:expr, $f:expr) => {{
+        let f = $f;
+        for ((o, &x), &y) in $d.iter_mut().zip($a.iter()).zip($b.iter()) {
+            *o = f(x, y);
+        }
+    }};
+}
+
+/// `d = u(a)` elementwise, with the reference's definitions.
+pub(crate) fn unary(u: UnaryOp, d: &mut [f64], a: &[f64]) {
+    match u {
+        UnaryOp::Neg => map1!(d, a, |x: f64| -x),
+        UnaryOp::Abs => map1!(d, a, f64::abs),
+        UnaryOp::Sign => map1!(d, a, special::sign),
+        UnaryOp::Exp => map1!(d, a, f64::exp),
+        UnaryOp::Expm1 => map1!(d, a, f64::exp_m1),
+        UnaryOp::Log => map1!(d, a, f64::ln),
+        UnaryOp::Log1p => map1!(d, a, f64::ln_1p),
+        UnaryOp::Log2 => map1!(d, a, f64::log2),
+        UnaryOp::Log10 => map1!(d, a, f64::log10),
+        UnaryOp::Sqrt => map1!(d, a, f64::sqrt),
+        UnaryOp::Square => map1!(d, a, |x: f64| x * x),
+        UnaryOp::Reciprocal => map1!(d, a, |x: f64| 1.0 / x),
+        UnaryOp::Sin => map1!(d, a, f64::sin),
+        UnaryOp::Cos => map1!(d, a, f64::cos),
+        UnaryOp::Tan => map1!(d, a, f64::tan),
+        UnaryOp::Arcsin => map1!(d, a, f64::asin),
+        UnaryOp::Arccos => map1!(d, a, f64::acos),
+        UnaryOp::Arctan => map1!(d, a, f64::atan),
+        UnaryOp::Sinh => map1!(d, a, f64::sinh),
+        UnaryOp::Cosh => map1!(d, a, f64::cosh),
+        UnaryOp::Tanh => map1!(d, a, f64::tanh),
+        UnaryOp::Arcsinh => map1!(d, a, f64::asinh),
+        UnaryOp::Arccosh => map1!(d, a, f64::acosh),
+        UnaryOp::Arctanh => map1!(d, a, f64::atanh),
+        UnaryOp::Floor => map1!(d, a, f64::floor),
+        UnaryOp::Ceil => map1!(d, a, f64::ceil),
+        UnaryOp::Round => map1!(d, a, f64::round_ties_even),
+        UnaryOp::Sigmoid => map1!(d, a, special::sigmoid),
+        UnaryOp::Erf => map1!(d, a, special::erf),
+        UnaryOp::Gammaln => map1!(d, a, special::gammaln),
+        UnaryOp::Digamma => map1!(d, a, special::digamma),
+        UnaryOp::Not => map1!(d, a, |x: f64| (x == 0.0) as u8 as f64),
+    }
+}
+
+/// `d = b(x, y)` elementwise, with the reference's definitions.
+pub(crate) fn binary(b: BinaryOp, d: &mut [f64], x: &[f64], y: &[f64]) {
+    match b {
+        BinaryOp::Add => map2!(d, x, y, |p: f64, q: f64| p + q),
+        BinaryOp::Sub => map2!(d, x, y, |p: f64, q: f64| p - q),
+        BinaryOp::Mul => map2!(d, x, y, |p: f64, q: f64| p * q),
+        BinaryOp::Div => map2!(d, x, y, |p: f64, q: f64| p / q),
+        BinaryOp::FloorDiv => map2!(d, x, y, |p, q| special::divmod(p, q).0),
+        BinaryOp::Mod => map2!(d, x, y, |p, q| special::divmod(p, q).1),
+        BinaryOp::Pow => map2!(d, x, y, f64::powf),
+        BinaryOp::Maximum => map2!(d, x, y, special::maximum),
+        BinaryOp::Minimum => map2!(d, x, y, special::minimum),
+        BinaryOp::Arctan2 => map2!(d, x, y, f64::atan2),
+        BinaryOp::LogAddExp => map2!(d, x, y, special::logaddexp),
+        BinaryOp::Lt => map2!(d, x, y, |p: f64, q: f64| (p < q) as u8 as f64),
+        BinaryOp::Le => map2!(d, x, y, |p: f64, q: f64| (p <= q) as u8 as f64),
+        BinaryOp::Gt => map2!(d, x, y, |p: f64, q: f64| (p > q) as u8 as f64),
+        BinaryOp::Ge => map2!(d, x, y, |p: f64, q: f64| (p >= q) as u8 as f64),
+        BinaryOp::Eq => map2!(d, x, y, |p: f64, q: f64| (p == q) as u8 as f64),
+        BinaryOp::Ne => map2!(d, x, y, |p: f64, q: f64| (p != q) as u8 as f64),
+        BinaryOp::And => map2!(d, x, y, |p: f64, q: f64| ((p != 0.0) && (q != 0.0)) as u8
+            as f64),
+        BinaryOp::Or => map2!(d, x, y, |p: f64, q: f64| ((p != 0.0) || (q != 0.0)) as u8
+            as f64),
+        BinaryOp::Xor => map2!(d, x, y, |p: f64, q: f64| ((p != 0.0) != (q != 0.0)) as u8
+            as f64),
+    }
+}
