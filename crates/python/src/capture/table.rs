@@ -358,7 +358,7 @@ impl<'py> Tracer<'py> {
 
     /// Elementwise unary node of `x` computed in the result's dtype.
     fn ew_unary(&mut self, op: UnaryOp, x: &Val<'py>, res: Bound<'py, PyAny>) -> Res<Val<'py>> {
-        let n = self.node(x)?;
+        let n = self.arr_node(x)?;
         let (_, dt) = convert::shape_dtype(&res)?.unwrap_or((vec![], DType::F64));
         let n = if op == UnaryOp::Not {
             self.g.cast(n, DType::Bool)?
@@ -377,7 +377,7 @@ impl<'py> Tracer<'py> {
         b: &Val<'py>,
         res: Bound<'py, PyAny>,
     ) -> Res<Val<'py>> {
-        let (na, nb) = (self.node(a)?, self.node(b)?);
+        let (na, nb) = (self.arr_node(a)?, self.arr_node(b)?);
         let out = self.bin_nodes(op, na, nb, &res)?;
         self.track(res, out)
     }
@@ -570,15 +570,8 @@ impl<'py> Tracer<'py> {
         kwargs: Vec<(String, Val<'py>)>,
     ) -> Res<Val<'py>> {
         let c = callee.obj().clone();
-        if c.is_instance(&self.r.function_type)? {
-            return self.call_function(&c, args, kwargs);
-        }
-        if c.is_instance(&self.r.method_type)? {
-            let func = c.getattr("__func__")?;
-            let mut a = vec![self.val(c.getattr("__self__")?)];
-            a.extend(args);
-            return self.call(self.val(func), a, kwargs);
-        }
+        // The table comes first: many NumPy/SciPy entries are Python functions
+        // (np.mean, np.linalg.solve, scipy.special.logsumexp) that must not be inlined.
         if let Some(&name) = self.table.by_id.get(&(c.as_ptr() as usize)) {
             let call = Call {
                 callee: c,
@@ -588,6 +581,15 @@ impl<'py> Tracer<'py> {
                 name: name.to_string(),
             };
             return self.call_known(name, call);
+        }
+        if c.is_instance(&self.r.function_type)? {
+            return self.call_function(&c, args, kwargs);
+        }
+        if c.is_instance(&self.r.method_type)? {
+            let func = c.getattr("__func__")?;
+            let mut a = vec![self.val(c.getattr("__self__")?)];
+            a.extend(args);
+            return self.call(self.val(func), a, kwargs);
         }
         if c.is_instance(&self.r.ufunc)? {
             let name: String = c.getattr("__name__")?.extract()?;
@@ -709,7 +711,7 @@ impl<'py> Tracer<'py> {
     }
 
     fn call_ufunc(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
-        let any_sym = c.args.iter().any(|a| self.sym(a).is_some());
+        let any_sym = c.args.iter().any(|a| self.deep_sym(a));
         if !any_sym {
             return self.call_native(c);
         }
@@ -723,11 +725,12 @@ impl<'py> Tracer<'py> {
         let res = c.real()?;
         match name {
             "positive" => {
-                let n = self.node(&c.args[0])?;
+                let n = self.arr_node(&c.args[0])?;
                 return self.track(res, n);
             }
-            "exp2" | "deg2rad" | "radians" | "rad2deg" | "degrees" | "hypot" | "cbrt" | "isnan" => {
-                let x = self.node(&c.args[0])?;
+            "exp2" | "deg2rad" | "radians" | "rad2deg" | "degrees" | "hypot" | "cbrt" | "isnan"
+            | "isinf" | "isfinite" => {
+                let x = self.arr_node(&c.args[0])?;
                 let x = self.g.cast(x, DType::F64.max(self.g.dtype(x)))?;
                 let out = match name {
                     "exp2" => {
@@ -737,6 +740,16 @@ impl<'py> Tracer<'py> {
                     "deg2rad" | "radians" => self.g.scale(x, std::f64::consts::PI / 180.0)?,
                     "rad2deg" | "degrees" => self.g.scale(x, 180.0 / std::f64::consts::PI)?,
                     "isnan" => self.g.binary(BinaryOp::Ne, x, x)?,
+                    "isinf" | "isfinite" => {
+                        let a = self.g.unary(UnaryOp::Abs, x)?;
+                        let inf = self.g.scalar(f64::INFINITY, self.g.dtype(x));
+                        let op = if name == "isinf" {
+                            BinaryOp::Eq
+                        } else {
+                            BinaryOp::Lt
+                        };
+                        self.g.binary(op, a, inf)?
+                    }
                     "cbrt" => {
                         let (s, a) = (
                             self.g.unary(UnaryOp::Sign, x)?,
@@ -747,7 +760,7 @@ impl<'py> Tracer<'py> {
                         self.g.mul(s, p)?
                     }
                     _ => {
-                        let y = self.node(&c.args[1])?;
+                        let y = self.arr_node(&c.args[1])?;
                         let (x2, y2) = (
                             self.g.unary(UnaryOp::Square, x)?,
                             self.g.unary(UnaryOp::Square, y)?,
