@@ -868,7 +868,17 @@ impl<'py> Tracer<'py> {
                 let mut closure = py.None().into_bound(py);
                 let mut kwdefaults = py.None().into_bound(py);
                 let mut defaults = py.None().into_bound(py);
-                if !v13 {
+                if v13 {
+                    // 3.13 sets the closure afterwards (SET_FUNCTION_ATTRIBUTE 8), but a
+                    // function of a code with free variables needs one now: empty cells.
+                    let nfree = c.obj().getattr("co_freevars")?.len()?;
+                    if nfree > 0 {
+                        let cells = (0..nfree)
+                            .map(|_| self.r.cell_type.call0())
+                            .collect::<PyResult<Vec<_>>>()?;
+                        closure = PyTuple::new(py, cells)?.into_any();
+                    }
+                } else {
                     if arg & 8 != 0 {
                         closure = Self::pop(f)?.obj().clone();
                     }
