@@ -403,6 +403,7 @@ impl<'py> Tracer<'py> {
         let f = self.r.binops[arg].clone();
         let (sa, sb) = (self.sym(a).is_some(), self.sym(b).is_some());
         if !sa && !sb {
+            self.check_vals_not_stale([a, b])?;
             if let Some(v) = self.user_dunder(arg, a, b)? {
                 return Ok(v);
             }
@@ -483,6 +484,7 @@ impl<'py> Tracer<'py> {
         };
         let res = self.r.operator.getattr(name)?.call1((v.obj(),))?;
         let Some(n) = self.sym(v) else {
+            self.check_not_stale(v.obj())?;
             return Ok(self.val(res));
         };
         match op {
@@ -506,6 +508,7 @@ impl<'py> Tracer<'py> {
         };
         let res = self.r.operator.getattr(pyop)?.call1((a.obj(), b.obj()))?;
         if self.sym(a).is_none() && self.sym(b).is_none() {
+            self.check_vals_not_stale([a, b])?;
             return Ok(self.val(res));
         }
         if convert::shape_dtype(a.obj())?.is_none() || convert::shape_dtype(b.obj())?.is_none() {
@@ -570,6 +573,10 @@ impl<'py> Tracer<'py> {
         kwargs: Vec<(String, Val<'py>)>,
     ) -> Res<Val<'py>> {
         let c = callee.obj().clone();
+        self.check_vals_not_stale(args.iter().chain(kwargs.iter().map(|(_, v)| v)))?;
+        if let Ok(slf) = c.getattr("__self__") {
+            self.check_not_stale(&slf)?;
+        }
         // The table comes first: many NumPy/SciPy entries are Python functions
         // (np.mean, np.linalg.solve, scipy.special.logsumexp) that must not be inlined.
         if let Some(&name) = self.table.by_id.get(&(c.as_ptr() as usize)) {
@@ -803,7 +810,19 @@ impl<'py> Tracer<'py> {
                 self.update(x.obj(), s)?;
                 Ok(self.val(self.py.None().into_bound(self.py)))
             }
-            "fill" | "resize" | "put" | "itemset" | "setfield" => {
+            "fill" => {
+                let x = c.args[0].clone();
+                let n = self.node(&x)?;
+                let (shape, dt) = (self.shape_of(n), self.g.dtype(n));
+                let v = self.arr_node(&c.args[1])?;
+                let v = self.g.cast(v, dt)?;
+                let v = self.g.reshape(v, &[])?;
+                let v = self.g.broadcast(v, &shape)?;
+                c.real()?;
+                self.update(x.obj(), v)?;
+                Ok(self.val(self.py.None().into_bound(self.py)))
+            }
+            "resize" | "put" | "itemset" | "setfield" => {
                 unsupported(format!("ndarray.{name} on a traced array is not supported"))
             }
             "item" => {
