@@ -238,6 +238,11 @@ unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 impl Fused {
+    /// Scratch (registers) the kernel needs on one thread.
+    pub fn regs_len(&self) -> usize {
+        self.n_regs.max(1) * CHUNK
+    }
+
     /// Computes the group's values at positions `[start, start + len)` (len ≤ CHUNK) into
     /// the registers; returns the result register's slice.
     ///
@@ -297,13 +302,21 @@ impl Fused {
         env: &Env,
         lo: usize,
         hi: usize,
+        regs: Option<&mut [f64]>,
         mut sink: impl FnMut(usize, &[f64]),
     ) -> Result<(), String> {
-        let mut regs = vec![0.0; self.n_regs.max(1) * CHUNK];
+        let mut own;
+        let regs = match regs {
+            Some(r) => r,
+            None => {
+                own = vec![0.0; self.regs_len()];
+                &mut own[..]
+            }
+        };
         let mut s = lo;
         while s < hi {
             let len = (hi - s).min(CHUNK);
-            let v = self.eval_chunk(env, s, len, &mut regs)?;
+            let v = self.eval_chunk(env, s, len, regs)?;
             sink(s, v);
             s += len;
         }
@@ -326,14 +339,14 @@ impl Fused {
                     std::ptr::copy_nonoverlapping(v.as_ptr(), o.0.add(s), v.len());
                 };
                 if !par {
-                    return self.sweep(env, 0, self.n, store);
+                    return self.sweep(env, 0, self.n, Some(env.scratch(self.regs_len())), store);
                 }
                 let per = self.n.div_ceil(threads).div_ceil(CHUNK) * CHUNK;
                 let ranges: Vec<(usize, usize)> = (0..threads)
                     .map(|t| ((t * per).min(self.n), ((t + 1) * per).min(self.n)))
                     .collect();
                 let res: Vec<Result<(), String>> = par_map(&ranges, |&(lo, hi)| {
-                    self.sweep(env, lo, hi, |s: usize, v: &[f64]| store(s, v))
+                    self.sweep(env, lo, hi, None, |s: usize, v: &[f64]| store(s, v))
                 });
                 res.into_iter().collect()
             }
@@ -373,7 +386,7 @@ impl Fused {
             let res: Vec<Result<(), String>> = par_map(&ranges, |&(a, b)| {
                 let o = out;
                 let mut red = Reducer::new(spec.op, &spec.dims, q, o.0.add(a * q));
-                self.sweep(env, a * block, b * block, |_, v| red.push(v))
+                self.sweep(env, a * block, b * block, None, |_, v| red.push(v))
             });
             res.into_iter().collect::<Result<(), String>>()?;
         } else if par && p == 1 && spec.dims[0] >= threads {
@@ -390,7 +403,7 @@ impl Fused {
                 dims[0] = b - a;
                 let mut part = vec![0.0; q];
                 let mut red = Reducer::new(spec.op, &dims, q, part.as_mut_ptr());
-                self.sweep(env, a * inner, b * inner, |_, v| red.push(v))?;
+                self.sweep(env, a * inner, b * inner, None, |_, v| red.push(v))?;
                 drop(red);
                 Ok(part)
             });
@@ -401,7 +414,8 @@ impl Fused {
             }
         } else {
             let mut red = Reducer::new(spec.op, &spec.dims, q, out.0);
-            self.sweep(env, 0, self.n, |_, v| red.push(v))?;
+            let regs = env.scratch(self.regs_len());
+            self.sweep(env, 0, self.n, Some(regs), |_, v| red.push(v))?;
         }
         round(out.0, p * q);
         Ok(())

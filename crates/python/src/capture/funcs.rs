@@ -813,7 +813,7 @@ impl<'py> Tracer<'py> {
                 let out = self.g.add(Op::TakeAlong(ax), vec![n, i])?;
                 self.track(res, out)
             }
-            "np.round" | "np.around" => {
+            "np.round" | "np.around" | "builtins.round" => {
                 let res = c.real()?;
                 let n = self.arr_node(x.as_ref().unwrap())?;
                 let d = self.int_of(c.opt(1, "decimals"), 0)?;

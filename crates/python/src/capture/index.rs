@@ -130,6 +130,7 @@ impl<'py> Tracer<'py> {
     pub fn getitem(&mut self, c: &Val<'py>, k: &Val<'py>) -> Res<Val<'py>> {
         let csym = self.sym(c).is_some();
         if !csym && !self.deep_sym(k) {
+            self.check_not_stale(c.obj())?;
             return Ok(Val::new(c.obj().get_item(k.obj())?));
         }
         if !self.is_array(c.obj()) {
@@ -159,7 +160,7 @@ impl<'py> Tracer<'py> {
         let o = c.obj();
         if !self.is_array(o) || (self.sym(c).is_none() && !self.deep_sym(v) && !self.deep_sym(k)) {
             self.concrete_key(k)?;
-            o.set_item(k.obj(), v.obj())?;
+            o.set_item(k.obj(), self.escape(v)?)?;
             return Ok(());
         }
         if !o.is_instance(&self.r.ndarray)? {

@@ -148,7 +148,7 @@ impl<'py> Tracer<'py> {
         }
         let mut slot = n + kwonly;
         if code.flags & CO_VARARGS != 0 {
-            let t = PyTuple::new(self.py, extra.iter().map(|v| v.obj().clone()))?;
+            let t = PyTuple::new(self.py, self.escape_all(&extra)?)?;
             locals[slot] = Some(Val::new(t.into_any()));
             slot += 1;
         } else if !extra.is_empty() {
@@ -172,7 +172,7 @@ impl<'py> Tracer<'py> {
                 }
                 Some(p) => locals[p + code.posonly] = Some(v),
                 None => match &varkw {
-                    Some(d) => d.set_item(&k, v.obj())?,
+                    Some(d) => d.set_item(&k, self.escape(&v)?)?,
                     None => {
                         return Err(PyTypeError::new_err(format!(
                             "{fname}() got an unexpected keyword argument '{k}'"
@@ -396,7 +396,7 @@ impl<'py> Tracer<'py> {
             Opc::StoreGlobal => {
                 let name: String = ins.argval.extract()?;
                 let v = Self::pop(f)?;
-                f.globals.set_item(name, v.obj())?;
+                f.globals.set_item(name, self.escape(&v)?)?;
             }
             Opc::LoadDeref => {
                 let cell = Self::local(f, code, arg)?;
@@ -415,12 +415,15 @@ impl<'py> Tracer<'py> {
                 let v = Self::pop(f)?;
                 Self::local(f, code, arg)?
                     .obj()
-                    .setattr("cell_contents", v.obj())?;
+                    .setattr("cell_contents", self.escape(&v)?)?;
             }
             Opc::LoadClosure => f.stack.push(Self::local(f, code, arg)?),
             Opc::MakeCell => {
-                let cell = match &f.locals[arg] {
-                    Some(v) => self.r.cell_type.call1((v.obj(),))?,
+                let cell = match f.locals[arg].clone() {
+                    Some(v) => {
+                        let contents = self.escape(&v)?;
+                        self.r.cell_type.call1((contents,))?
+                    }
                     None => self.r.cell_type.call0()?,
                 };
                 f.locals[arg] = Some(self.obj(cell));
@@ -460,7 +463,7 @@ impl<'py> Tracer<'py> {
                 let name: String = ins.argval.extract()?;
                 let o = Self::pop(f)?;
                 let v = Self::pop(f)?;
-                o.obj().setattr(name, v.obj())?;
+                o.obj().setattr(name, self.escape(&v)?)?;
             }
             Opc::DeleteAttr => {
                 let name: String = ins.argval.extract()?;
@@ -660,7 +663,7 @@ impl<'py> Tracer<'py> {
             }
             Opc::BuildTuple | Opc::BuildList | Opc::BuildSet => {
                 let items = Self::popn(f, arg)?;
-                let objs = items.iter().map(|v| v.obj().clone());
+                let objs = self.escape_all(&items)?.into_iter();
                 let o = match ins.op {
                     Opc::BuildTuple => PyTuple::new(py, objs)?.into_any(),
                     Opc::BuildList => PyList::new(py, objs)?.into_any(),
@@ -672,7 +675,7 @@ impl<'py> Tracer<'py> {
                 let items = Self::popn(f, 2 * arg)?;
                 let d = PyDict::new(py);
                 for kv in items.chunks(2) {
-                    d.set_item(kv[0].obj(), kv[1].obj())?;
+                    d.set_item(kv[0].obj(), self.escape(&kv[1])?)?;
                 }
                 f.stack.push(self.obj(d.into_any()));
             }
@@ -681,7 +684,7 @@ impl<'py> Tracer<'py> {
                 let vals = Self::popn(f, arg)?;
                 let d = PyDict::new(py);
                 for (k, v) in keys.obj().try_iter()?.zip(vals) {
-                    d.set_item(k?, v.obj())?;
+                    d.set_item(k?, self.escape(&v)?)?;
                 }
                 f.stack.push(self.obj(d.into_any()));
             }
@@ -747,7 +750,7 @@ impl<'py> Tracer<'py> {
                 } else {
                     "add"
                 };
-                target.call_method1(m, (v.obj(),))?;
+                target.call_method1(m, (self.escape(&v)?,))?;
             }
             Opc::ListExtend | Opc::SetUpdate | Opc::DictUpdate | Opc::DictMerge => {
                 let v = Self::pop(f)?;
@@ -769,7 +772,7 @@ impl<'py> Tracer<'py> {
                 let k = Self::pop(f)?;
                 f.stack[f.stack.len() - arg]
                     .obj()
-                    .set_item(k.obj(), v.obj())?;
+                    .set_item(k.obj(), self.escape(&v)?)?;
             }
             Opc::UnpackSequence => {
                 let seq = Self::pop(f)?;
@@ -834,6 +837,7 @@ impl<'py> Tracer<'py> {
                     let l = PyList::new(py, rows.iter().map(|r| r.obj().clone()))?;
                     self.obj(l.try_iter()?.into_any())
                 } else {
+                    self.check_not_stale(v.obj())?;
                     self.obj(v.obj().try_iter()?.into_any())
                 };
                 f.stack.push(it);
@@ -868,7 +872,17 @@ impl<'py> Tracer<'py> {
                 let mut closure = py.None().into_bound(py);
                 let mut kwdefaults = py.None().into_bound(py);
                 let mut defaults = py.None().into_bound(py);
-                if !v13 {
+                if v13 {
+                    // 3.13 sets the closure afterwards (SET_FUNCTION_ATTRIBUTE 8), but a
+                    // function of a code with free variables needs one now: empty cells.
+                    let nfree = c.obj().getattr("co_freevars")?.len()?;
+                    if nfree > 0 {
+                        let cells = (0..nfree)
+                            .map(|_| self.r.cell_type.call0())
+                            .collect::<PyResult<Vec<_>>>()?;
+                        closure = PyTuple::new(py, cells)?.into_any();
+                    }
+                } else {
                     if arg & 8 != 0 {
                         closure = Self::pop(f)?.obj().clone();
                     }
@@ -936,6 +950,10 @@ impl<'py> Tracer<'py> {
                 let name: String = ins.argval.extract()?;
                 let m = f.stack.last().unwrap().obj().getattr(name)?;
                 f.stack.push(self.obj(m));
+            }
+            Opc::LoadBuildClass => {
+                f.stack
+                    .push(self.obj(self.r.builtins.getattr("__build_class__")?));
             }
             Opc::LoadAssertionError => {
                 f.stack

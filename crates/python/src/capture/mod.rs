@@ -125,6 +125,9 @@ pub struct Tracer<'py> {
     ids: HashMap<usize, NodeId>,
     keep: Vec<Bound<'py, PyAny>>,
     views: HashMap<usize, ViewOf<'py>>,
+    /// Memory roots (outermost `.base`) of arrays updated in place: an untracked array on
+    /// one of them may hold stale values and is refused as a constant.
+    written_roots: std::collections::HashSet<usize>,
     pub guards: Vec<Guard>,
     pub r: Refs<'py>,
     codes: HashMap<usize, Rc<Code<'py>>>,
@@ -209,6 +212,7 @@ impl<'py> Tracer<'py> {
             ids: HashMap::new(),
             keep: vec![],
             views: HashMap::new(),
+            written_roots: Default::default(),
             guards: vec![],
             r,
             codes: HashMap::new(),
@@ -286,6 +290,7 @@ impl<'py> Tracer<'py> {
         if let Some(n) = self.sym_obj(o) {
             return Ok(n);
         }
+        self.check_not_stale(o)?;
         match convert::to_tensor(o) {
             Ok(t) => Ok(self.g.constant(t)),
             Err(_) => unsupported(format!(
@@ -293,6 +298,43 @@ impl<'py> Tracer<'py> {
                 type_name(o)
             )),
         }
+    }
+
+    /// Refuses an untracked array that shares memory with an array updated in place: its
+    /// real contents were written by traced values, so using it as a constant (or running
+    /// NumPy on it) would bake those values into the trace.
+    pub fn check_not_stale(&self, o: &Bound<'py, PyAny>) -> Res<()> {
+        if self.written_roots.is_empty()
+            || self.sym_obj(o).is_some()
+            || !o.is_instance(&self.r.ndarray)?
+        {
+            return Ok(());
+        }
+        let root = mem_root(o)?;
+        if self.written_roots.contains(&(root.as_ptr() as usize)) {
+            return unsupported(
+                "an array that shares memory with an array updated in place is used after the \
+                 update (a view made before the array was traced, or a write through a view of \
+                 an untraced array); call .copy() when making the view",
+            );
+        }
+        Ok(())
+    }
+
+    /// [`Tracer::check_not_stale`] for the objects of values.
+    pub fn check_vals_not_stale<'a>(&self, vs: impl IntoIterator<Item = &'a Val<'py>>) -> Res<()>
+    where
+        'py: 'a,
+    {
+        if self.written_roots.is_empty() {
+            return Ok(());
+        }
+        for v in vs {
+            if let Some(o) = &v.obj {
+                self.check_not_stale(o)?;
+            }
+        }
+        Ok(())
     }
 
     /// Marks `obj` as the value of `node` and returns it as a stack value. The node is cast
@@ -327,6 +369,25 @@ impl<'py> Tracer<'py> {
         }
     }
 
+    /// The object to store for `v` when it leaves the stack and the locals (into a
+    /// container, an attribute, a cell, a global, `*args`). A value whose node lives in its
+    /// slot (a NumPy bool or a Python int, which are shared objects) would lose the node
+    /// there, so it is stored as a fresh 0-d array tracked by identity instead.
+    pub fn escape(&mut self, v: &Val<'py>) -> Res<Bound<'py, PyAny>> {
+        match (v.node, &v.obj) {
+            (Some(n), Some(o)) if self.sym_obj(o).is_none() => {
+                let boxed = self.r.np.call_method1("array", (o,))?;
+                Ok(self.track(boxed, n)?.obj().clone())
+            }
+            _ => Ok(v.obj().clone()),
+        }
+    }
+
+    /// [`Tracer::escape`] for each value.
+    pub fn escape_all(&mut self, vs: &[Val<'py>]) -> Res<Vec<Bound<'py, PyAny>>> {
+        vs.iter().map(|v| self.escape(v)).collect()
+    }
+
     /// Replaces the node of an existing object (functionalized in-place update), keeping
     /// basic-slice views and their bases consistent.
     pub fn update(&mut self, obj: &Bound<'py, PyAny>, node: NodeId) -> Res<()> {
@@ -338,6 +399,9 @@ impl<'py> Tracer<'py> {
         if fresh {
             self.keep.push(obj.clone());
         }
+        let mroot = mem_root(obj)?;
+        self.written_roots.insert(mroot.as_ptr() as usize);
+        self.keep.push(mroot);
         // Propagate into the base of a view, then refresh the other views of that base.
         let mut root = obj.clone();
         let mut root_node = node;
@@ -518,6 +582,18 @@ pub fn type_name(o: &Bound<'_, PyAny>) -> String {
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "?".into())
+}
+
+/// The array that owns the memory of `o` (the end of its `.base` chain).
+fn mem_root<'py>(o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let mut root = o.clone();
+    loop {
+        let b = root.getattr("base")?;
+        if b.is_none() || !b.hasattr("base")? {
+            return Ok(root);
+        }
+        root = b;
+    }
 }
 
 /// A new object equal to `o` (arrays copied, scalars re-boxed).

@@ -358,7 +358,7 @@ impl<'py> Tracer<'py> {
 
     /// Elementwise unary node of `x` computed in the result's dtype.
     fn ew_unary(&mut self, op: UnaryOp, x: &Val<'py>, res: Bound<'py, PyAny>) -> Res<Val<'py>> {
-        let n = self.node(x)?;
+        let n = self.arr_node(x)?;
         let (_, dt) = convert::shape_dtype(&res)?.unwrap_or((vec![], DType::F64));
         let n = if op == UnaryOp::Not {
             self.g.cast(n, DType::Bool)?
@@ -377,7 +377,7 @@ impl<'py> Tracer<'py> {
         b: &Val<'py>,
         res: Bound<'py, PyAny>,
     ) -> Res<Val<'py>> {
-        let (na, nb) = (self.node(a)?, self.node(b)?);
+        let (na, nb) = (self.arr_node(a)?, self.arr_node(b)?);
         let out = self.bin_nodes(op, na, nb, &res)?;
         self.track(res, out)
     }
@@ -403,6 +403,7 @@ impl<'py> Tracer<'py> {
         let f = self.r.binops[arg].clone();
         let (sa, sb) = (self.sym(a).is_some(), self.sym(b).is_some());
         if !sa && !sb {
+            self.check_vals_not_stale([a, b])?;
             if let Some(v) = self.user_dunder(arg, a, b)? {
                 return Ok(v);
             }
@@ -483,6 +484,7 @@ impl<'py> Tracer<'py> {
         };
         let res = self.r.operator.getattr(name)?.call1((v.obj(),))?;
         let Some(n) = self.sym(v) else {
+            self.check_not_stale(v.obj())?;
             return Ok(self.val(res));
         };
         match op {
@@ -506,6 +508,7 @@ impl<'py> Tracer<'py> {
         };
         let res = self.r.operator.getattr(pyop)?.call1((a.obj(), b.obj()))?;
         if self.sym(a).is_none() && self.sym(b).is_none() {
+            self.check_vals_not_stale([a, b])?;
             return Ok(self.val(res));
         }
         if convert::shape_dtype(a.obj())?.is_none() || convert::shape_dtype(b.obj())?.is_none() {
@@ -570,11 +573,17 @@ impl<'py> Tracer<'py> {
         kwargs: Vec<(String, Val<'py>)>,
     ) -> Res<Val<'py>> {
         let c = callee.obj().clone();
+        self.check_vals_not_stale(args.iter().chain(kwargs.iter().map(|(_, v)| v)))?;
+        if let Ok(slf) = c.getattr("__self__") {
+            self.check_not_stale(&slf)?;
+        }
         if let Ok(spec) = c.getattr("__autodiff__") {
             if spec.downcast::<PyTuple>().is_ok() {
                 return self.call_transformed(&c, &spec, args, kwargs);
             }
         }
+        // The table comes first: many NumPy/SciPy entries are Python functions
+        // (np.mean, np.linalg.solve, scipy.special.logsumexp) that must not be inlined.
         if let Some(&name) = self.table.by_id.get(&(c.as_ptr() as usize)) {
             let call = Call {
                 callee: c,
@@ -714,7 +723,7 @@ impl<'py> Tracer<'py> {
     }
 
     fn call_ufunc(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
-        let any_sym = c.args.iter().any(|a| self.sym(a).is_some());
+        let any_sym = c.args.iter().any(|a| self.deep_sym(a));
         if !any_sym {
             return self.call_native(c);
         }
@@ -728,11 +737,12 @@ impl<'py> Tracer<'py> {
         let res = c.real()?;
         match name {
             "positive" => {
-                let n = self.node(&c.args[0])?;
+                let n = self.arr_node(&c.args[0])?;
                 return self.track(res, n);
             }
-            "exp2" | "deg2rad" | "radians" | "rad2deg" | "degrees" | "hypot" | "cbrt" | "isnan" => {
-                let x = self.node(&c.args[0])?;
+            "exp2" | "deg2rad" | "radians" | "rad2deg" | "degrees" | "hypot" | "cbrt" | "isnan"
+            | "isinf" | "isfinite" => {
+                let x = self.arr_node(&c.args[0])?;
                 let x = self.g.cast(x, DType::F64.max(self.g.dtype(x)))?;
                 let out = match name {
                     "exp2" => {
@@ -742,6 +752,16 @@ impl<'py> Tracer<'py> {
                     "deg2rad" | "radians" => self.g.scale(x, std::f64::consts::PI / 180.0)?,
                     "rad2deg" | "degrees" => self.g.scale(x, 180.0 / std::f64::consts::PI)?,
                     "isnan" => self.g.binary(BinaryOp::Ne, x, x)?,
+                    "isinf" | "isfinite" => {
+                        let a = self.g.unary(UnaryOp::Abs, x)?;
+                        let inf = self.g.scalar(f64::INFINITY, self.g.dtype(x));
+                        let op = if name == "isinf" {
+                            BinaryOp::Eq
+                        } else {
+                            BinaryOp::Lt
+                        };
+                        self.g.binary(op, a, inf)?
+                    }
                     "cbrt" => {
                         let (s, a) = (
                             self.g.unary(UnaryOp::Sign, x)?,
@@ -752,7 +772,7 @@ impl<'py> Tracer<'py> {
                         self.g.mul(s, p)?
                     }
                     _ => {
-                        let y = self.node(&c.args[1])?;
+                        let y = self.arr_node(&c.args[1])?;
                         let (x2, y2) = (
                             self.g.unary(UnaryOp::Square, x)?,
                             self.g.unary(UnaryOp::Square, y)?,
@@ -795,7 +815,19 @@ impl<'py> Tracer<'py> {
                 self.update(x.obj(), s)?;
                 Ok(self.val(self.py.None().into_bound(self.py)))
             }
-            "fill" | "resize" | "put" | "itemset" | "setfield" => {
+            "fill" => {
+                let x = c.args[0].clone();
+                let n = self.node(&x)?;
+                let (shape, dt) = (self.shape_of(n), self.g.dtype(n));
+                let v = self.arr_node(&c.args[1])?;
+                let v = self.g.cast(v, dt)?;
+                let v = self.g.reshape(v, &[])?;
+                let v = self.g.broadcast(v, &shape)?;
+                c.real()?;
+                self.update(x.obj(), v)?;
+                Ok(self.val(self.py.None().into_bound(self.py)))
+            }
+            "resize" | "put" | "itemset" | "setfield" => {
                 unsupported(format!("ndarray.{name} on a traced array is not supported"))
             }
             "item" => {
