@@ -12,7 +12,11 @@ use autodiff_ir::{err, ContractSpec, Graph, IrError, NodeId, Op, SliceDim};
 /// Rebuilds `g` with `batched[k]` inputs gaining a leading axis of size `size`. Returns the
 /// new graph (same input order and names) and the map from old nodes to new ones, with a
 /// flag telling which new nodes are batched. Outputs are not set.
-pub fn vmap(g: &Graph, batched: &[bool], size: usize) -> Result<(Graph, Vec<(NodeId, bool)>), IrError> {
+pub fn vmap(
+    g: &Graph,
+    batched: &[bool],
+    size: usize,
+) -> Result<(Graph, Vec<(NodeId, bool)>), IrError> {
     let mut ng = Graph::new();
     let mut map: Vec<(NodeId, bool)> = Vec::with_capacity(g.len());
     for n in g.nodes() {
@@ -32,7 +36,11 @@ pub fn vmap(g: &Graph, batched: &[bool], size: usize) -> Result<(Graph, Vec<(Nod
         };
         let plain: Vec<NodeId> = ins.iter().map(|x| x.0).collect();
         let shift = |a: usize| a + 1;
-        let full_dim = |len: usize| SliceDim { start: 0, step: 1, len };
+        let full_dim = |len: usize| SliceDim {
+            start: 0,
+            step: 1,
+            len,
+        };
         let new = if !any {
             // Nothing batched flows in: copy the node.
             match &n.op {
@@ -41,7 +49,10 @@ pub fn vmap(g: &Graph, batched: &[bool], size: usize) -> Result<(Graph, Vec<(Nod
                     s.extend(&n.shape);
                     (ng.add_input(&g.input_names[*k as usize], s, n.dtype), true)
                 }
-                Op::Input(k) => (ng.add_input(&g.input_names[*k as usize], n.shape.clone(), n.dtype), false),
+                Op::Input(k) => (
+                    ng.add_input(&g.input_names[*k as usize], n.shape.clone(), n.dtype),
+                    false,
+                ),
                 Op::Const(c) => (ng.constant(g.consts()[*c as usize].clone()), false),
                 op => (ng.add(op.clone(), plain)?, false),
             }
@@ -57,7 +68,7 @@ pub fn vmap(g: &Graph, batched: &[bool], size: usize) -> Result<(Graph, Vec<(Nod
                     // right-align the operand under the batch axis, then broadcast
                     let xs = ng.shape(plain[0]).clone();
                     let mut aligned = vec![size];
-                    aligned.extend(std::iter::repeat(1).take(to.len() + 1 - xs.len()));
+                    aligned.extend(std::iter::repeat_n(1, to.len() + 1 - xs.len()));
                     aligned.extend(&xs[1..]);
                     let r = ng.reshape(plain[0], &aligned)?;
                     let mut t = vec![size];
@@ -74,17 +85,35 @@ pub fn vmap(g: &Graph, batched: &[bool], size: usize) -> Result<(Graph, Vec<(Nod
                     q.extend(p.iter().map(|&a| shift(a)));
                     ng.transpose(plain[0], &q)?
                 }
-                Op::Reduce(r, axes) => ng.reduce(*r, plain[0], &axes.iter().map(|&a| shift(a)).collect::<Vec<_>>())?,
+                Op::Reduce(r, axes) => ng.reduce(
+                    *r,
+                    plain[0],
+                    &axes.iter().map(|&a| shift(a)).collect::<Vec<_>>(),
+                )?,
                 Op::ArgMax(a, m) => ng.add(Op::ArgMax(shift(*a), *m), plain)?,
                 Op::Cumsum(a) => ng.add(Op::Cumsum(shift(*a)), plain)?,
                 Op::Cumprod(a) => ng.add(Op::Cumprod(shift(*a)), plain)?,
                 Op::ArgSort(a) => ng.add(Op::ArgSort(shift(*a)), plain)?,
                 Op::Contract(spec) => {
                     // a fresh label for the batch axis
-                    let z = (b'A'..=b'Z').chain(b'a'..=b'z').find(|c| !spec.a.contains(c) && !spec.b.contains(c) && !spec.out.contains(c));
-                    let Some(z) = z else { return err("vmap: no free einsum label") };
-                    let with = |l: &Vec<u8>, on: bool| if on { std::iter::once(z).chain(l.iter().copied()).collect() } else { l.clone() };
-                    let s = ContractSpec { a: with(&spec.a, ins[0].1), b: with(&spec.b, ins[1].1), out: with(&spec.out, true) };
+                    let z = (b'A'..=b'Z').chain(b'a'..=b'z').find(|c| {
+                        !spec.a.contains(c) && !spec.b.contains(c) && !spec.out.contains(c)
+                    });
+                    let Some(z) = z else {
+                        return err("vmap: no free einsum label");
+                    };
+                    let with = |l: &Vec<u8>, on: bool| {
+                        if on {
+                            std::iter::once(z).chain(l.iter().copied()).collect()
+                        } else {
+                            l.clone()
+                        }
+                    };
+                    let s = ContractSpec {
+                        a: with(&spec.a, ins[0].1),
+                        b: with(&spec.b, ins[1].1),
+                        out: with(&spec.out, true),
+                    };
                     ng.add(Op::Contract(s), plain)?
                 }
                 Op::Slice(dims) => {
@@ -101,7 +130,11 @@ pub fn vmap(g: &Graph, batched: &[bool], size: usize) -> Result<(Graph, Vec<(Nod
                 Op::Gather(a) if !ins[1].1 => ng.add(Op::Gather(shift(*a)), plain)?,
                 Op::ScatterAdd(a) | Op::Scatter(a) if !ins[1].1 => {
                     let (x, v) = (lift(&mut ng, ins[0])?, lift(&mut ng, ins[2])?);
-                    let op = if matches!(n.op, Op::ScatterAdd(_)) { Op::ScatterAdd(shift(*a)) } else { Op::Scatter(shift(*a)) };
+                    let op = if matches!(n.op, Op::ScatterAdd(_)) {
+                        Op::ScatterAdd(shift(*a))
+                    } else {
+                        Op::Scatter(shift(*a))
+                    };
                     ng.add(op, vec![x, plain[1], v])?
                 }
                 Op::TakeAlong(a) => {
@@ -109,11 +142,17 @@ pub fn vmap(g: &Graph, batched: &[bool], size: usize) -> Result<(Graph, Vec<(Nod
                     ng.add(Op::TakeAlong(shift(*a)), vec![x, i])?
                 }
                 Op::ScatterAlongAdd(a) => {
-                    let lifted = ins.iter().map(|&x| lift(&mut ng, x)).collect::<Result<Vec<_>, _>>()?;
+                    let lifted = ins
+                        .iter()
+                        .map(|&x| lift(&mut ng, x))
+                        .collect::<Result<Vec<_>, _>>()?;
                     ng.add(Op::ScatterAlongAdd(shift(*a)), lifted)?
                 }
                 Op::Concat(a) => {
-                    let lifted = ins.iter().map(|&x| lift(&mut ng, x)).collect::<Result<Vec<_>, _>>()?;
+                    let lifted = ins
+                        .iter()
+                        .map(|&x| lift(&mut ng, x))
+                        .collect::<Result<Vec<_>, _>>()?;
                     ng.add(Op::Concat(shift(*a)), lifted)?
                 }
                 Op::Gather(_)
@@ -124,7 +163,12 @@ pub fn vmap(g: &Graph, batched: &[bool], size: usize) -> Result<(Graph, Vec<(Nod
                 | Op::Cholesky
                 | Op::Inv
                 | Op::Det
-                | Op::LogAbsDet => return err(format!("vmap: no batching rule for {:?} with batched operands", n.op)),
+                | Op::LogAbsDet => {
+                    return err(format!(
+                        "vmap: no batching rule for {:?} with batched operands",
+                        n.op
+                    ))
+                }
             };
             (id, true)
         };

@@ -330,3 +330,50 @@ fn jacobian_forward_equals_reverse_and_matches_analytic() {
         }
     }
 }
+
+#[test]
+fn vmap_equals_a_loop_over_examples() {
+    use autodiff_ir::{BinaryOp, DType, Graph, Tensor, UnaryOp};
+    // f(x, W) = sum(tanh(W @ x) * x[:2]) with x batched, W not.
+    let mut g = Graph::new();
+    let x = g.add_input("x", vec![3], DType::F64);
+    let w = g.add_input("W", vec![2, 3], DType::F64);
+    let wx = g.matmul(w, x).unwrap();
+    let t = g.unary(UnaryOp::Tanh, wx).unwrap();
+    let head = g
+        .slice(
+            x,
+            vec![autodiff_ir::SliceDim {
+                start: 0,
+                step: 1,
+                len: 2,
+            }],
+        )
+        .unwrap();
+    let p = g.binary(BinaryOp::Mul, t, head).unwrap();
+    let out = g.sum(p, &[0]).unwrap();
+    let (bg, map) = autodiff_transform::vmap(&g, &[true, false], 4).unwrap();
+    let bout = map[out.index()];
+    assert!(bout.1, "the output depends on the batched input");
+    let xs: Vec<f64> = (0..12).map(|i| (i as f64 * 0.37).sin()).collect();
+    let ws: Vec<f64> = (0..6).map(|i| (i as f64 * 0.11).cos()).collect();
+    let wt = Tensor::new(DType::F64, vec![2, 3], ws);
+    let batched = autodiff_exec::eval(
+        &bg,
+        &[Tensor::new(DType::F64, vec![4, 3], xs.clone()), wt.clone()],
+        &[bout.0],
+    )
+    .unwrap();
+    for k in 0..4 {
+        let one = autodiff_exec::eval(
+            &g,
+            &[
+                Tensor::new(DType::F64, vec![3], xs[3 * k..3 * k + 3].to_vec()),
+                wt.clone(),
+            ],
+            &[out],
+        )
+        .unwrap();
+        assert!((batched[0].data[k] - one[0].data[0]).abs() < 1e-14);
+    }
+}
