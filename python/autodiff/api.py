@@ -52,11 +52,16 @@ class _Traced:
         return None, None
 
     def __str__(self):
+        return self.math()
+
+    def math(self, shapes=False, locs=False) -> str:
+        """The compiled computation as math; `shapes` and `locs` annotate each line with
+        its shape and the file:line of the user's code that produced it."""
         tr, sig = self._latest()
         if tr is None:
             return f"{type(self).__name__}({_fname(self._fn)}) — not traced yet: call it or pass example_args"
         labels, header = self._text_labels(tr, sig)
-        return tr.to_text(labels, header)
+        return tr.to_text(labels, header, shapes, locs)
 
     def __repr__(self):
         return f"<autodiff.{type(self).__name__} of {_fname(self._fn)}>"

@@ -22,6 +22,8 @@ pub struct TextOptions {
     pub unicode: bool,
     /// Adds a line with the inputs' shapes and each line's shape as a `#` comment.
     pub show_shapes: bool,
+    /// Ends each line with the user's `file:line` that produced it, as a `#` comment.
+    pub show_locs: bool,
 }
 
 impl Default for TextOptions {
@@ -31,6 +33,7 @@ impl Default for TextOptions {
             labels: vec![],
             unicode: true,
             show_shapes: false,
+            show_locs: false,
         }
     }
 }
@@ -84,10 +87,19 @@ pub fn to_text(g: &Graph, outputs: &[NodeId], opts: &TextOptions) -> String {
     };
     let r = render(g, outputs, style);
     let shape = |id: NodeId| {
+        let mut notes = vec![];
         if opts.show_shapes {
-            format!("  # {}", shape_tuple(g.shape(id)))
-        } else {
+            notes.push(shape_tuple(g.shape(id)));
+        }
+        if opts.show_locs {
+            if let Some(l) = g.loc(id) {
+                notes.push(l.rsplit('/').next().unwrap_or(l).to_string());
+            }
+        }
+        if notes.is_empty() {
             String::new()
+        } else {
+            format!("  # {}", notes.join(", "))
         }
     };
     let mut lines = vec![];

@@ -54,7 +54,10 @@ static NP: pyo3::sync::GILOnceCell<Np> = pyo3::sync::GILOnceCell::new();
 fn np(py: Python<'_>) -> PyResult<&Np> {
     NP.get_or_try_init(py, || {
         let m = py.import("numpy")?;
-        Ok(Np { empty: m.getattr("empty")?.unbind(), float64: m.getattr("float64")?.unbind() })
+        Ok(Np {
+            empty: m.getattr("empty")?.unbind(),
+            float64: m.getattr("float64")?.unbind(),
+        })
     })
 }
 
@@ -64,7 +67,11 @@ pub fn to_tensor(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     if let Ok(buf) = PyBuffer::<f64>::get(obj) {
         if buf.is_c_contiguous() && buf.dimensions() > 0 {
             let data = buf.to_vec(obj.py())?;
-            return Ok(Tensor { dtype: DType::F64, shape: buf.shape().to_vec(), data });
+            return Ok(Tensor {
+                dtype: DType::F64,
+                shape: buf.shape().to_vec(),
+                data,
+            });
         }
     }
     to_tensor_slow(obj)
@@ -96,11 +103,18 @@ fn to_tensor_slow(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
 /// A new NumPy array holding the tensor (0-d tensors become 0-d arrays).
 pub fn to_numpy<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
     let np = np(py)?;
-    let flat = np.empty.bind(py).call1((t.data.len(), np.float64.bind(py)))?;
+    let flat = np
+        .empty
+        .bind(py)
+        .call1((t.data.len(), np.float64.bind(py)))?;
     let buf = PyBuffer::<f64>::get(&flat)?;
     buf.copy_from_slice(py, &t.data)?;
     buf.release(py);
-    let out = if t.shape.len() == 1 { flat } else { flat.call_method1("reshape", (t.shape.clone(),))? };
+    let out = if t.shape.len() == 1 {
+        flat
+    } else {
+        flat.call_method1("reshape", (t.shape.clone(),))?
+    };
     if t.dtype == DType::F64 {
         Ok(out)
     } else {

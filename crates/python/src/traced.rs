@@ -390,11 +390,36 @@ impl PyTrace {
             let gn = lift(&mut ng, map[n.index()])?;
             let mut shape = vec![size];
             shape.extend(&t.shape);
-            let data = t.data.iter().cycle().take(t.data.len() * size).copied().collect();
-            guards.push((gn, Tensor { dtype: t.dtype, shape, data }, why.clone()));
+            let data = t
+                .data
+                .iter()
+                .cycle()
+                .take(t.data.len() * size)
+                .copied()
+                .collect();
+            guards.push((
+                gn,
+                Tensor {
+                    dtype: t.dtype,
+                    shape,
+                    data,
+                },
+                why.clone(),
+            ));
         }
-        let tags = self.inner.tags.iter().map(|(t, n)| (t.clone(), map[n.index()].0)).collect();
-        Ok(Some(PyTrace { inner: TraceData { graph: ng, guards, tags } }))
+        let tags = self
+            .inner
+            .tags
+            .iter()
+            .map(|(t, n)| (t.clone(), map[n.index()].0))
+            .collect();
+        Ok(Some(PyTrace {
+            inner: TraceData {
+                graph: ng,
+                guards,
+                tags,
+            },
+        }))
     }
 
     /// The same computation after simplification (guards kept).
@@ -431,12 +456,14 @@ impl PyTrace {
     }
 
     /// Readable math of the outputs, one line per output (labels name them).
-    #[pyo3(signature = (labels=None, title=None))]
-    fn to_text(&self, labels: Option<Vec<String>>, title: Option<String>) -> String {
+    #[pyo3(signature = (labels=None, title=None, shapes=false, locs=false))]
+    fn to_text(&self, labels: Option<Vec<String>>, title: Option<String>, shapes: bool, locs: bool) -> String {
         let (g, outs) = self.for_print();
         let opts = autodiff_print::TextOptions {
             labels: labels.unwrap_or_default(),
             header: title,
+            show_shapes: shapes,
+            show_locs: locs,
             ..Default::default()
         };
         autodiff_print::to_text(&g, &outs, &opts)

@@ -121,6 +121,8 @@ fn rebuild(
         if !reach[i] || map[i].is_some() {
             continue;
         }
+        // Nodes made for node i keep its provenance (the user's file:line).
+        rw.g.set_loc(g.loc(NodeId(i as u32)));
         let new = match &n.op {
             Op::Input(_) => unreachable!("inputs are mapped first"),
             Op::Const(c) => rw.constant(g.consts()[*c as usize].clone()),

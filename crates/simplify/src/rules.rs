@@ -598,7 +598,12 @@ impl Rewriter {
     /// A contraction with a uniform constant operand `c` is a scaled sum of the other:
     /// einsum(c, x) = c · Π(extents summed from c alone) · Σ(x over its summed labels),
     /// broadcast to the output.
-    fn contract(&mut self, spec: &autodiff_ir::ContractSpec, a: NodeId, b: NodeId) -> Option<NodeId> {
+    fn contract(
+        &mut self,
+        spec: &autodiff_ir::ContractSpec,
+        a: NodeId,
+        b: NodeId,
+    ) -> Option<NodeId> {
         let (c, x, lc, lx) = if self.uc(a).is_some() {
             (a, b, &spec.a, &spec.b)
         } else if self.uc(b).is_some() {
@@ -609,20 +614,63 @@ impl Rewriter {
         let v = self.uc(c)?;
         let (cs, xs) = (self.node(c).shape.clone(), self.node(x).shape.clone());
         let dt = self.node(x).dtype;
-        let axes: Vec<usize> = (0..lx.len()).filter(|&i| !spec.out.contains(&lx[i])).collect();
-        let summed = if axes.is_empty() { x } else { self.mk(Op::Reduce(ReduceOp::Sum, axes), vec![x]) };
-        let kept: Vec<u8> = lx.iter().copied().filter(|l| spec.out.contains(l)).collect();
-        let ext = |l: u8| -> usize {
-            lx.iter().position(|&m| m == l).map(|i| xs[i]).or_else(|| lc.iter().position(|&m| m == l).map(|i| cs[i])).unwrap_or(1)
+        let axes: Vec<usize> = (0..lx.len())
+            .filter(|&i| !spec.out.contains(&lx[i]))
+            .collect();
+        let summed = if axes.is_empty() {
+            x
+        } else {
+            self.mk(Op::Reduce(ReduceOp::Sum, axes), vec![x])
         };
-        let scale: f64 = lc.iter().filter(|l| !lx.contains(l) && !spec.out.contains(l)).map(|&l| ext(l) as f64).product::<f64>() * v;
-        let order: Vec<u8> = spec.out.iter().copied().filter(|l| kept.contains(l)).collect();
-        let perm: Vec<usize> = order.iter().map(|l| kept.iter().position(|k| k == l).unwrap()).collect();
-        let t = if perm.iter().enumerate().all(|(i, &p)| i == p) { summed } else { self.mk(Op::Transpose(perm), vec![summed]) };
-        let with_ones: Shape = spec.out.iter().map(|&l| if kept.contains(&l) { ext(l) } else { 1 }).collect();
+        let kept: Vec<u8> = lx
+            .iter()
+            .copied()
+            .filter(|l| spec.out.contains(l))
+            .collect();
+        let ext = |l: u8| -> usize {
+            lx.iter()
+                .position(|&m| m == l)
+                .map(|i| xs[i])
+                .or_else(|| lc.iter().position(|&m| m == l).map(|i| cs[i]))
+                .unwrap_or(1)
+        };
+        let scale: f64 = lc
+            .iter()
+            .filter(|l| !lx.contains(l) && !spec.out.contains(l))
+            .map(|&l| ext(l) as f64)
+            .product::<f64>()
+            * v;
+        let order: Vec<u8> = spec
+            .out
+            .iter()
+            .copied()
+            .filter(|l| kept.contains(l))
+            .collect();
+        let perm: Vec<usize> = order
+            .iter()
+            .map(|l| kept.iter().position(|k| k == l).unwrap())
+            .collect();
+        let t = if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            summed
+        } else {
+            self.mk(Op::Transpose(perm), vec![summed])
+        };
+        let with_ones: Shape = spec
+            .out
+            .iter()
+            .map(|&l| if kept.contains(&l) { ext(l) } else { 1 })
+            .collect();
         let full: Shape = spec.out.iter().map(|&l| ext(l)).collect();
-        let r = if self.node(t).shape == with_ones { t } else { self.mk(Op::Reshape(with_ones.clone()), vec![t]) };
-        let r = if with_ones == full { r } else { self.mk(Op::Broadcast(full.clone()), vec![r]) };
+        let r = if self.node(t).shape == with_ones {
+            t
+        } else {
+            self.mk(Op::Reshape(with_ones.clone()), vec![t])
+        };
+        let r = if with_ones == full {
+            r
+        } else {
+            self.mk(Op::Broadcast(full.clone()), vec![r])
+        };
         if scale == 1.0 {
             return Some(r);
         }

@@ -121,6 +121,9 @@ pub(crate) fn vjp(
         if !need.iter().any(|&b| b) {
             continue;
         }
+        // Derivative nodes carry the provenance of the primal node they come from.
+        let loc = g.loc(id).map(str::to_string);
+        g.set_loc(loc.as_deref());
         let contribs = rules::vjp(g, id, c, &need)?;
         let inputs = g.node(id).inputs.clone();
         for ((&x, &nd), d) in inputs.iter().zip(&need).zip(contribs) {
@@ -201,6 +204,8 @@ pub(crate) fn jvp(
         if t.iter().all(Option::is_none) {
             continue;
         }
+        let loc = g.loc(id).map(str::to_string);
+        g.set_loc(loc.as_deref());
         tan[i] = rules::jvp(g, id, &t)?;
         if let Some(d) = tan[i] {
             check_like(g, d, id, "tangent")?;
