@@ -305,3 +305,40 @@ def test_inlined_comprehension_keeps_outer_variable():
         return sum(ys) + v
 
     same(f, (X,))
+
+
+# ---------------------------------------------------------------- table entries (regressions)
+
+_A = np.random.default_rng(0).normal(size=(3, 4))
+_S = _A[:, :3] @ _A[:, :3].T + 3 * np.eye(3)
+
+TABLE = {
+    "list_and_dict_methods": (
+        lambda x: (lambda out, d: (out.append(x[0] * 2), out.extend([x[1]]), d.update(k=x[2] > 0), d.setdefault("v", x[0]),
+                                   sum(out) + (1.0 if d["k"] else -1.0) * d.get("v"))[-1])([], {}),
+        X,
+    ),
+    "ufunc_outer_reduce_accumulate": (
+        lambda x: np.subtract.outer(x, x).sum() ** 2 + np.multiply.outer(x, x).sum() + np.add.reduce(x) + np.multiply.accumulate(x).sum(),
+        X,
+    ),
+    "logical_reduce_guard": (lambda x: x.sum() if np.logical_and.reduce(x > -5) else 0.0, X),
+    "numpy_python_implementations": (lambda a: np.kron(a[0], a[1]).sum() + np.linalg.multi_dot([a, a.T, a]).sum() + np.ptp(a) + np.linalg.matrix_power(_S * a[0, 0], 2).sum(), _A),
+    "isclose_allclose": (lambda x: x.sum() * np.isclose(x, x).all() + (x.sum() if np.allclose(x, x) else 0.0), X),
+    "full_with_traced_fill": (lambda x: np.full(3, x[0]).sum() * np.full_like(x, x[1]).sum(), X),
+    "average_weights_axis": (lambda a: np.average(a, axis=0, weights=np.arange(1.0, 4.0)).sum(), _A),
+    "round_ndigits": (lambda x: round(float(x.sum()), 3) + np.round(x, 2).sum(), X),
+    "isfinite_on_list": (lambda x: x.sum() if np.isfinite([float(v) for v in x]).all() else 0.0, X),
+    "logsumexp_keepdims": (lambda a: __import__("scipy.special").special.logsumexp(a, axis=1, keepdims=True).sum(), _A),
+    "norm_variants": (lambda a: np.linalg.norm(a, axis=1).sum() + np.linalg.norm(a[0], 1) + np.linalg.norm(a[1], np.inf) + np.linalg.norm(a[2], 3), _A),
+}
+
+
+@pytest.mark.parametrize("name", list(TABLE))
+def test_table_entry(name):
+    f, x = TABLE[name]
+    F = autodiff.Function(f)
+    np.testing.assert_allclose(F(x), f(x), rtol=1e-10)
+    np.testing.assert_allclose(F(x * 1.5), f(x * 1.5), rtol=1e-10)
+    (g,) = autodiff.Gradient(f, [x])(x)
+    np.testing.assert_allclose(g, numeric_grad(f, [x], 0), rtol=1e-5, atol=1e-6)
