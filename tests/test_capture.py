@@ -342,3 +342,15 @@ def test_table_entry(name):
     np.testing.assert_allclose(F(x * 1.5), f(x * 1.5), rtol=1e-10)
     (g,) = autodiff.Gradient(f, [x])(x)
     np.testing.assert_allclose(g, numeric_grad(f, [x], 0), rtol=1e-5, atol=1e-6)
+
+
+def test_builtins_on_lists_of_traced_bools_are_guarded():
+    def f(x):
+        flags = [x[0] > 0, x[1] > 0]
+        return x.sum() if all(flags) else (x.prod() if any(flags) else -x.sum())
+
+    same(f, (np.array([1.0, 2.0]),), (np.array([1.0, -2.0]),), (np.array([-1.0, -2.0]),))
+
+
+def test_sorted_of_traced_floats_refused():
+    _refused(lambda x: sorted(x)[0], X, match="sorted")

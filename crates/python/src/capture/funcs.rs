@@ -388,8 +388,15 @@ impl<'py> Tracer<'py> {
                 }
             }
             // These depend only on types, shapes and dtypes, never on values.
-            "np.result_type" | "np.ndim" | "np.shape" | "np.size" | "np.isscalar"
-            | "np.iscomplexobj" | "np.isrealobj" | "np.broadcast_shapes" | "np.promote_types"
+            "np.result_type"
+            | "np.ndim"
+            | "np.shape"
+            | "np.size"
+            | "np.isscalar"
+            | "np.iscomplexobj"
+            | "np.isrealobj"
+            | "np.broadcast_shapes"
+            | "np.promote_types"
             | "builtins.len"
             | "builtins.isinstance"
             | "builtins.type"
@@ -641,7 +648,7 @@ impl<'py> Tracer<'py> {
                             (None, None) => Some(0),
                         };
                         self.concat_items(&items, axis, &|o| {
-                            Ok(np.call_method1("shape", (o,))?.extract()?)
+                            np.call_method1("shape", (o,))?.extract()
                         })?
                     }
                     "np.stack" => {
@@ -657,19 +664,17 @@ impl<'py> Tracer<'py> {
                         })?
                     }
                     "np.vstack" => self.concat_items(&items, Some(0), &|o| {
-                        Ok(np
-                            .call_method1("atleast_2d", (o,))?
+                        np.call_method1("atleast_2d", (o,))?
                             .getattr("shape")?
-                            .extract()?)
+                            .extract()
                     })?,
                     "np.hstack" => {
                         let nd: usize =
                             np.call_method1("ndim", (items.get_item(0)?,))?.extract()?;
                         self.concat_items(&items, Some(if nd <= 1 { 0 } else { 1 }), &|o| {
-                            Ok(np
-                                .call_method1("atleast_1d", (o,))?
+                            np.call_method1("atleast_1d", (o,))?
                                 .getattr("shape")?
-                                .extract()?)
+                                .extract()
                         })?
                     }
                     _ => self.concat_items(&items, Some(1), &|o| {

@@ -255,26 +255,36 @@ impl<'py> Tracer<'py> {
 
     /// Does this value, or anything inside it (lists, tuples, dicts), carry a symbolic value?
     pub fn deep_sym(&self, v: &Val<'py>) -> bool {
-        self.sym(v).is_some() || v.obj.as_ref().is_some_and(|o| self.deep_sym_obj(o, 0))
-    }
-
-    fn deep_sym_obj(&self, o: &Bound<'py, PyAny>, depth: usize) -> bool {
-        if self.sym_obj(o).is_some() {
+        if self.sym(v).is_some() {
             return true;
         }
+        let mut found = vec![];
+        self.sym_leaves(v.clone(), 0, &mut found);
+        !found.is_empty()
+    }
+
+    /// The symbolic values in `v` and in the lists, tuples and dicts it holds.
+    pub fn sym_leaves(&self, v: Val<'py>, depth: usize, out: &mut Vec<Val<'py>>) {
+        if self.sym(&v).is_some() {
+            out.push(v);
+            return;
+        }
+        let Some(o) = v.obj.as_ref() else { return };
         if depth > 4 {
-            return false;
+            return;
         }
-        if let Ok(t) = o.downcast::<PyTuple>() {
-            return t.iter().any(|x| self.deep_sym_obj(&x, depth + 1));
+        let items: Vec<Bound<'py, PyAny>> = if let Ok(t) = o.downcast::<PyTuple>() {
+            t.iter().collect()
+        } else if let Ok(l) = o.downcast::<PyList>() {
+            l.iter().collect()
+        } else if let Ok(d) = o.downcast::<PyDict>() {
+            d.values().iter().collect()
+        } else {
+            return;
+        };
+        for it in items {
+            self.sym_leaves(Val::new(it), depth + 1, out);
         }
-        if let Ok(l) = o.downcast::<PyList>() {
-            return l.iter().any(|x| self.deep_sym_obj(&x, depth + 1));
-        }
-        if let Ok(d) = o.downcast::<PyDict>() {
-            return d.values().iter().any(|x| self.deep_sym_obj(&x, depth + 1));
-        }
-        false
     }
 
     /// The node of `v`: its symbolic node, or a constant holding its current value.

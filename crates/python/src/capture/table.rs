@@ -466,7 +466,7 @@ impl<'py> Tracer<'py> {
         if let Some(op) = binop_of(arg) {
             return self.ew_binary(op, a, b, res);
         }
-        let bools = |t: &Self, v: &Val<'py>| t.sym(v).map_or(true, |n| t.g.dtype(n) == DType::Bool);
+        let bools = |t: &Self, v: &Val<'py>| t.sym(v).is_none_or(|n| t.g.dtype(n) == DType::Bool);
         if matches!(arg, 1 | 7 | 12) && bools(self, a) && bools(self, b) {
             let op = [BinaryOp::And, BinaryOp::Or, BinaryOp::Xor]
                 [[1, 7, 12].iter().position(|&x| x == arg).unwrap()];
@@ -495,7 +495,7 @@ impl<'py> Tracer<'py> {
             if let Ok(m) = x.obj().get_type().getattr(dunder.as_str()) {
                 if m.is_instance(&self.r.function_type)? {
                     let out = self.call_function(&m, vec![x.clone(), y.clone()], vec![])?;
-                    if !out.obj().is(&self.py.NotImplemented()) {
+                    if !out.obj().is(self.py.NotImplemented()) {
                         return Ok(Some(out));
                     }
                 }
@@ -756,13 +756,10 @@ impl<'py> Tracer<'py> {
         for a in c.args.iter_mut() {
             *a = self.materialize(a.clone())?;
         }
-        let syms: Vec<Val> = c
-            .args
-            .iter()
-            .chain(c.kwargs.iter().map(|(_, v)| v))
-            .filter(|v| self.deep_sym(v))
-            .cloned()
-            .collect();
+        let mut syms: Vec<Val> = vec![];
+        for v in c.args.iter().chain(c.kwargs.iter().map(|(_, v)| v)) {
+            self.sym_leaves(v.clone(), 0, &mut syms);
+        }
         for v in &syms {
             match self.sym(v) {
                 Some(n) if !self.g.dtype(n).is_float() => self.concretize(v, &format!("the argument of {}", c.name))?,
