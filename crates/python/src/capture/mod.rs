@@ -5,12 +5,18 @@
 //! Guarantees:
 //! - symbolic-ness is tracked per object identity for objects that are never shared
 //!   singletons (arrays, NumPy scalars, floats), with every tracked object kept alive until
-//!   the trace ends, and per stack/local slot for the rest (bools);
+//!   the trace ends, and per stack/local slot for the rest (NumPy bools, Python ints); a
+//!   slot-tracked value that escapes into a container, attribute, cell or `*args` is stored
+//!   as a tracked 0-d array, so no decision made on it later goes unguarded;
+//! - a callable in the table is handled by the table even when it is written in Python
+//!   (np.mean, scipy's logsumexp); other Python functions, and NumPy's Python
+//!   implementations behind `__array_function__`, are interpreted;
 //! - every decision a symbolic value makes (a branch, `int(x)`, an index) becomes a guard;
 //! - a callee the table does not know that receives a continuous symbolic value is an error
 //!   naming it and the user's file:line, never a silent constant;
 //! - in-place updates are functionalized (the object's node is replaced by an update node);
-//!   writes through basic-slice views update the base; other aliasing is refused.
+//!   writes through basic-slice views update the base; other aliasing is refused, and so
+//!   is any later use of an untracked array sharing memory with an updated one.
 
 pub mod code;
 mod funcs;
