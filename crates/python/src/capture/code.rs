@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::PyTuple;
 
 /// Opcodes this engine executes (the union of 3.11, 3.12 and 3.13).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,14 +263,12 @@ pub struct ExcEntry {
 
 /// A decoded code object with its local-variable layout.
 pub struct Code<'py> {
-    pub obj: Bound<'py, PyAny>,
     pub name: String,
     pub filename: String,
     pub instrs: Vec<Instr<'py>>,
     pub exc: Vec<ExcEntry>,
     /// Names of the "fast locals" slots: varnames, then cells, then free variables.
     pub slots: Vec<String>,
-    pub nfree: usize,
     pub argcount: usize,
     pub posonly: usize,
     pub kwonly: usize,
@@ -372,7 +370,6 @@ impl<'py> Code<'py> {
                 slots.push(c);
             }
         }
-        let nfree = freevars.len();
         slots.extend(freevars);
         Ok(Code {
             name: code.getattr("co_name")?.extract()?,
@@ -380,19 +377,12 @@ impl<'py> Code<'py> {
             instrs,
             exc,
             slots,
-            nfree,
             argcount: code.getattr("co_argcount")?.extract()?,
             posonly: code.getattr("co_posonlyargcount")?.extract()?,
             kwonly: code.getattr("co_kwonlyargcount")?.extract()?,
             flags: code.getattr("co_flags")?.extract()?,
             consts: code.getattr("co_consts")?.downcast_into::<PyTuple>()?,
-            obj: code.clone(),
         })
-    }
-
-    /// Slot index of a local name (validated against `dis`'s view of the argument).
-    pub fn slot(&self, ins: &Instr<'py>) -> usize {
-        ins.arg as usize
     }
 
     /// Number of local slots.
@@ -434,11 +424,3 @@ impl<'py> Code<'py> {
         Ok(())
     }
 }
-
-/// `list(x)` helper.
-pub fn to_vec<'py>(x: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
-    let l = PyList::type_object(x.py()).call1((x,))?;
-    l.try_iter()?.collect()
-}
-
-use pyo3::type_object::PyTypeInfo;

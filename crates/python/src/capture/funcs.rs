@@ -330,7 +330,7 @@ impl<'py> Tracer<'py> {
             }
             "builtins.min" | "builtins.max" => {
                 if c.kwargs.iter().any(|(k, _)| k == "key") {
-                    return self.call_native_guarded(c);
+                    return self.call_native(c);
                 }
                 let items = if c.args.len() == 1 {
                     self.unpack(c.args[0].clone())?
@@ -387,7 +387,17 @@ impl<'py> Tracer<'py> {
                     },
                 }
             }
-            "builtins.len"
+            // These depend only on types, shapes and dtypes, never on values.
+            "np.result_type"
+            | "np.ndim"
+            | "np.shape"
+            | "np.size"
+            | "np.isscalar"
+            | "np.iscomplexobj"
+            | "np.isrealobj"
+            | "np.broadcast_shapes"
+            | "np.promote_types"
+            | "builtins.len"
             | "builtins.isinstance"
             | "builtins.type"
             | "builtins.id"
@@ -470,6 +480,14 @@ impl<'py> Tracer<'py> {
                         self.arr_node(c.arg(2, "weights").unwrap())?,
                     );
                     let axes = axes_of(c.opt(1, "axis").as_ref(), self.ndim(xn))?;
+                    // 1-D weights with an axis run along that axis.
+                    let w = if self.ndim(w) == 1 && self.ndim(xn) > 1 && axes.len() == 1 {
+                        let mut s = vec![1; self.ndim(xn)];
+                        s[axes[0]] = self.g.shape(w)[0];
+                        self.g.reshape(w, &s)?
+                    } else {
+                        w
+                    };
                     let xw = self.g.mul(xn, w)?;
                     let w = self.g.broadcast(w, &self.g.shape(xn).clone())?;
                     let w = self.g.cast(w, DType::F64)?;
@@ -630,7 +648,7 @@ impl<'py> Tracer<'py> {
                             (None, None) => Some(0),
                         };
                         self.concat_items(&items, axis, &|o| {
-                            Ok(np.call_method1("shape", (o,))?.extract()?)
+                            np.call_method1("shape", (o,))?.extract()
                         })?
                     }
                     "np.stack" => {
@@ -646,19 +664,17 @@ impl<'py> Tracer<'py> {
                         })?
                     }
                     "np.vstack" => self.concat_items(&items, Some(0), &|o| {
-                        Ok(np
-                            .call_method1("atleast_2d", (o,))?
+                        np.call_method1("atleast_2d", (o,))?
                             .getattr("shape")?
-                            .extract()?)
+                            .extract()
                     })?,
                     "np.hstack" => {
                         let nd: usize =
                             np.call_method1("ndim", (items.get_item(0)?,))?.extract()?;
                         self.concat_items(&items, Some(if nd <= 1 { 0 } else { 1 }), &|o| {
-                            Ok(np
-                                .call_method1("atleast_1d", (o,))?
+                            np.call_method1("atleast_1d", (o,))?
                                 .getattr("shape")?
-                                .extract()?)
+                                .extract()
                         })?
                     }
                     _ => self.concat_items(&items, Some(1), &|o| {
@@ -708,7 +724,15 @@ impl<'py> Tracer<'py> {
                 }
                 self.track(res, n)
             }
-            "np.zeros_like" | "np.ones_like" | "np.full_like" | "np.empty_like" => {
+            "np.full" | "np.full_like" if self.deep_sym(c.arg(1, "fill_value").unwrap()) => {
+                let res = c.real()?;
+                let (shape, dt) = convert::shape_dtype(&res)?.unwrap();
+                let v = self.arr_node(c.arg(1, "fill_value").unwrap())?;
+                let v = self.g.cast(v, dt)?;
+                let out = self.g.broadcast(v, &shape)?;
+                self.track(res, out)
+            }
+            "np.zeros_like" | "np.ones_like" | "np.full_like" | "np.empty_like" | "np.full" => {
                 Ok(Val::new(c.real()?))
             }
             "np.cumsum" | "np.cumprod" => {
@@ -969,32 +993,8 @@ impl<'py> Tracer<'py> {
                 let l = self.track(f64t.call1((res.get_item(1)?,))?, lad)?;
                 Ok(Val::new(res.get_type().call1((s.obj(), l.obj()))?))
             }
-            _ => self.call_native_guarded(c),
+            _ => self.call_native(c),
         }
-    }
-
-    fn call_native_guarded(&mut self, c: Call<'py>) -> Res<Val<'py>> {
-        let syms: Vec<Val> = c
-            .args
-            .iter()
-            .chain(c.kwargs.iter().map(|(_, v)| v))
-            .filter(|v| self.deep_sym(v))
-            .cloned()
-            .collect();
-        for v in &syms {
-            match self.sym(v) {
-                Some(n) if !self.g.dtype(n).is_float() => self.concretize(v, &format!("the argument of {}", c.name))?,
-                _ => {
-                    return unsupported(format!(
-                        "`{}` is not supported by the tracer with a traced (differentiable) argument. \
-                         Use a supported NumPy function, write it in Python/NumPy so it can be traced, \
-                         or wrap the argument in autodiff.constant(...) to treat it as a constant",
-                        c.name
-                    ))
-                }
-            }
-        }
-        Ok(Val::new(c.real()?))
     }
 
     pub fn bin_nodes_pub(

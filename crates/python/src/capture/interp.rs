@@ -196,10 +196,10 @@ impl<'py> Tracer<'py> {
             }
         }
         let kwdefaults = func.getattr("__kwdefaults__")?;
-        for i in n..n + kwonly {
-            if locals[i].is_none() && !kwdefaults.is_none() {
-                if let Ok(v) = kwdefaults.get_item(&code.slots[i]) {
-                    locals[i] = Some(Val::new(v));
+        for (slot, name) in locals[n..n + kwonly].iter_mut().zip(&code.slots[n..]) {
+            if slot.is_none() && !kwdefaults.is_none() {
+                if let Ok(v) = kwdefaults.get_item(name) {
+                    *slot = Some(Val::new(v));
                 }
             }
         }

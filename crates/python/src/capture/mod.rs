@@ -5,12 +5,18 @@
 //! Guarantees:
 //! - symbolic-ness is tracked per object identity for objects that are never shared
 //!   singletons (arrays, NumPy scalars, floats), with every tracked object kept alive until
-//!   the trace ends, and per stack/local slot for the rest (bools);
+//!   the trace ends, and per stack/local slot for the rest (NumPy bools, Python ints); a
+//!   slot-tracked value that escapes into a container, attribute, cell or `*args` is stored
+//!   as a tracked 0-d array, so no decision made on it later goes unguarded;
+//! - a callable in the table is handled by the table even when it is written in Python
+//!   (np.mean, scipy's logsumexp); other Python functions, and NumPy's Python
+//!   implementations behind `__array_function__`, are interpreted;
 //! - every decision a symbolic value makes (a branch, `int(x)`, an index) becomes a guard;
 //! - a callee the table does not know that receives a continuous symbolic value is an error
 //!   naming it and the user's file:line, never a silent constant;
 //! - in-place updates are functionalized (the object's node is replaced by an update node);
-//!   writes through basic-slice views update the base; other aliasing is refused.
+//!   writes through basic-slice views update the base; other aliasing is refused, and so
+//!   is any later use of an untracked array sharing memory with an updated one.
 
 pub mod code;
 mod funcs;
@@ -256,26 +262,36 @@ impl<'py> Tracer<'py> {
 
     /// Does this value, or anything inside it (lists, tuples, dicts), carry a symbolic value?
     pub fn deep_sym(&self, v: &Val<'py>) -> bool {
-        self.sym(v).is_some() || v.obj.as_ref().is_some_and(|o| self.deep_sym_obj(o, 0))
-    }
-
-    fn deep_sym_obj(&self, o: &Bound<'py, PyAny>, depth: usize) -> bool {
-        if self.sym_obj(o).is_some() {
+        if self.sym(v).is_some() {
             return true;
         }
+        let mut found = vec![];
+        self.sym_leaves(v.clone(), 0, &mut found);
+        !found.is_empty()
+    }
+
+    /// The symbolic values in `v` and in the lists, tuples and dicts it holds.
+    pub fn sym_leaves(&self, v: Val<'py>, depth: usize, out: &mut Vec<Val<'py>>) {
+        if self.sym(&v).is_some() {
+            out.push(v);
+            return;
+        }
+        let Some(o) = v.obj.as_ref() else { return };
         if depth > 4 {
-            return false;
+            return;
         }
-        if let Ok(t) = o.downcast::<PyTuple>() {
-            return t.iter().any(|x| self.deep_sym_obj(&x, depth + 1));
+        let items: Vec<Bound<'py, PyAny>> = if let Ok(t) = o.downcast::<PyTuple>() {
+            t.iter().collect()
+        } else if let Ok(l) = o.downcast::<PyList>() {
+            l.iter().collect()
+        } else if let Ok(d) = o.downcast::<PyDict>() {
+            d.values().iter().collect()
+        } else {
+            return;
+        };
+        for it in items {
+            self.sym_leaves(Val::new(it), depth + 1, out);
         }
-        if let Ok(l) = o.downcast::<PyList>() {
-            return l.iter().any(|x| self.deep_sym_obj(&x, depth + 1));
-        }
-        if let Ok(d) = o.downcast::<PyDict>() {
-            return d.values().iter().any(|x| self.deep_sym_obj(&x, depth + 1));
-        }
-        false
     }
 
     /// The node of `v`: its symbolic node, or a constant holding its current value.

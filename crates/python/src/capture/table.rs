@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use autodiff_ir::{BinaryOp, DType, NodeId, Op, ReduceOp, Shape, UnaryOp};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyList, PyTuple};
 
 use super::interp::TracedGen;
 use super::{type_name, unsupported, Res, Tracer, Val};
@@ -61,6 +61,16 @@ const NP_FUNCS: &[&str] = &[
     "zeros_like",
     "ones_like",
     "full_like",
+    "full",
+    "result_type",
+    "ndim",
+    "shape",
+    "size",
+    "isscalar",
+    "iscomplexobj",
+    "isrealobj",
+    "broadcast_shapes",
+    "promote_types",
     "empty_like",
     "asarray",
     "array",
@@ -147,6 +157,24 @@ const MATH: &[&str] = &[
     "exp", "log", "log1p", "log2", "log10", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan",
     "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "expm1", "erf", "lgamma", "fabs", "atan2",
     "pow", "floor", "ceil", "hypot",
+];
+
+/// Methods of `list` and `dict` that store or fetch values without inspecting them.
+const CONTAINER_METHODS: &[&str] = &[
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "copy",
+    "reverse",
+    "clear",
+    "get",
+    "setdefault",
+    "update",
+    "items",
+    "keys",
+    "values",
+    "popitem",
 ];
 
 pub fn leak(s: String) -> &'static str {
@@ -438,7 +466,7 @@ impl<'py> Tracer<'py> {
         if let Some(op) = binop_of(arg) {
             return self.ew_binary(op, a, b, res);
         }
-        let bools = |t: &Self, v: &Val<'py>| t.sym(v).map_or(true, |n| t.g.dtype(n) == DType::Bool);
+        let bools = |t: &Self, v: &Val<'py>| t.sym(v).is_none_or(|n| t.g.dtype(n) == DType::Bool);
         if matches!(arg, 1 | 7 | 12) && bools(self, a) && bools(self, b) {
             let op = [BinaryOp::And, BinaryOp::Or, BinaryOp::Xor]
                 [[1, 7, 12].iter().position(|&x| x == arg).unwrap()];
@@ -467,7 +495,7 @@ impl<'py> Tracer<'py> {
             if let Ok(m) = x.obj().get_type().getattr(dunder.as_str()) {
                 if m.is_instance(&self.r.function_type)? {
                     let out = self.call_function(&m, vec![x.clone(), y.clone()], vec![])?;
-                    if !out.obj().is(&self.py.NotImplemented()) {
+                    if !out.obj().is(self.py.NotImplemented()) {
                         return Ok(Some(out));
                     }
                 }
@@ -629,6 +657,27 @@ impl<'py> Tracer<'py> {
                     };
                     return self.call_method(&name, call);
                 }
+                if CONTAINER_METHODS.contains(&c.getattr("__name__")?.extract::<String>()?.as_str())
+                    && (slf.downcast::<PyList>().is_ok() || slf.downcast::<PyDict>().is_ok())
+                {
+                    // Moving values in and out of lists and dicts never looks at them.
+                    let args = self.escape_all(&args)?;
+                    let kw = PyDict::new(self.py);
+                    for (k, v) in &kwargs {
+                        kw.set_item(k, self.escape(v)?)?;
+                    }
+                    return Ok(self.val(c.call(PyTuple::new(self.py, args)?, Some(&kw))?));
+                }
+                if slf.is_instance(&self.r.ufunc)? {
+                    let call = Call {
+                        name: format!("{}.{}", callee_name(&slf), c.getattr("__name__")?),
+                        callee: c,
+                        args,
+                        kwargs,
+                        method: false,
+                    };
+                    return self.call_ufunc_method(&slf, call);
+                }
                 if let Ok(g) = slf.downcast::<TracedGen>() {
                     let _ = g;
                     return unsupported("methods of traced generators are not supported");
@@ -675,6 +724,19 @@ impl<'py> Tracer<'py> {
             }
         }
         if !is_type && any_sym {
+            // NumPy functions written in Python behind `__array_function__` dispatch
+            // (np.kron, np.cross, np.isclose, ...) are interpreted like user code.
+            if let Ok(imp) = c.getattr("_implementation") {
+                if imp.is_instance(&self.r.function_type)? {
+                    return self.call_function(&imp, args, kwargs).map_err(|e| match e {
+                        super::Err::Unsupported(m) => super::Err::Unsupported(format!(
+                            "`{}` is not supported on traced (differentiable) values: {m}",
+                            callee_name(&c)
+                        )),
+                        e => e,
+                    });
+                }
+            }
             if let Ok(m) = c.get_type().getattr("__call__") {
                 if m.is_instance(&self.r.function_type)? {
                     let mut a = vec![callee.clone()];
@@ -695,17 +757,14 @@ impl<'py> Tracer<'py> {
     }
 
     /// A callable the table does not know.
-    fn call_native(&mut self, mut c: Call<'py>) -> Res<Val<'py>> {
+    pub(super) fn call_native(&mut self, mut c: Call<'py>) -> Res<Val<'py>> {
         for a in c.args.iter_mut() {
             *a = self.materialize(a.clone())?;
         }
-        let syms: Vec<Val> = c
-            .args
-            .iter()
-            .chain(c.kwargs.iter().map(|(_, v)| v))
-            .filter(|v| self.deep_sym(v))
-            .cloned()
-            .collect();
+        let mut syms: Vec<Val> = vec![];
+        for v in c.args.iter().chain(c.kwargs.iter().map(|(_, v)| v)) {
+            self.sym_leaves(v.clone(), 0, &mut syms);
+        }
         for v in &syms {
             match self.sym(v) {
                 Some(n) if !self.g.dtype(n).is_float() => self.concretize(v, &format!("the argument of {}", c.name))?,
@@ -791,6 +850,66 @@ impl<'py> Tracer<'py> {
             _ => unsupported(format!(
                 "the ufunc np.{name} is not supported on traced arrays"
             )),
+        }
+    }
+
+    /// `ufunc.outer`, `ufunc.reduce` and `ufunc.accumulate` of the ufuncs that have a
+    /// matching IR op.
+    fn call_ufunc_method(&mut self, uf: &Bound<'py, PyAny>, c: Call<'py>) -> Res<Val<'py>> {
+        if !c.args.iter().any(|a| self.deep_sym(a)) {
+            return self.call_native(c);
+        }
+        let uname: String = uf.getattr("__name__")?.extract()?;
+        let method: String = c.callee.getattr("__name__")?.extract()?;
+        let res = c.real()?;
+        match (method.as_str(), ufunc_op(&uname)) {
+            ("outer", Some(Err(op))) if c.args.len() == 2 => {
+                let (a, b) = (self.arr_node(&c.args[0])?, self.arr_node(&c.args[1])?);
+                let (sa, sb) = (self.shape_of(a), self.shape_of(b));
+                let full: Shape = sa.iter().chain(sb.iter()).copied().collect();
+                let ra: Shape = sa.iter().copied().chain(sb.iter().map(|_| 1)).collect();
+                let rb: Shape = sa.iter().map(|_| 1).chain(sb.iter().copied()).collect();
+                let a = self.g.reshape(a, &ra)?;
+                let a = self.g.broadcast(a, &full)?;
+                let b = self.g.reshape(b, &rb)?;
+                let b = self.g.broadcast(b, &full)?;
+                let out = self.bin_nodes(op, a, b, &res)?;
+                self.track(res, out)
+            }
+            ("reduce" | "accumulate", Some(Err(op))) => {
+                let x = self.arr_node(&c.args[0])?;
+                let axis = match c.arg(1, "axis") {
+                    Some(v) => (!v.obj().is_none()).then(|| v.obj().clone()),
+                    None => Some(0i64.into_pyobject(self.py)?.into_any()),
+                };
+                let (x, axes) = match axis {
+                    None => (self.g.reshape(x, &[self.g.node(x).size()])?, vec![0]),
+                    Some(a) => {
+                        let nd = self.g.shape(x).len();
+                        (x, axes_of(Some(&a), nd)?)
+                    }
+                };
+                let (_, dt) = convert::shape_dtype(&res)?.unwrap_or((vec![], DType::F64));
+                let x = self.g.cast(x, dt)?;
+                let out = match (method.as_str(), op) {
+                    ("reduce", BinaryOp::Add) => self.g.reduce(ReduceOp::Sum, x, &axes)?,
+                    ("reduce", BinaryOp::Mul) => self.g.reduce(ReduceOp::Prod, x, &axes)?,
+                    ("reduce", BinaryOp::Maximum) => self.g.reduce(ReduceOp::Max, x, &axes)?,
+                    ("reduce", BinaryOp::Minimum | BinaryOp::And) => {
+                        self.g.reduce(ReduceOp::Min, x, &axes)?
+                    }
+                    ("reduce", BinaryOp::Or) => self.g.reduce(ReduceOp::Max, x, &axes)?,
+                    ("accumulate", BinaryOp::Add) if axes.len() == 1 => {
+                        self.g.add(Op::Cumsum(axes[0]), vec![x])?
+                    }
+                    ("accumulate", BinaryOp::Mul) if axes.len() == 1 => {
+                        self.g.add(Op::Cumprod(axes[0]), vec![x])?
+                    }
+                    _ => return unsupported(format!("{} on traced arrays", c.name)),
+                };
+                self.track(res, out)
+            }
+            _ => unsupported(format!("{} on traced arrays", c.name)),
         }
     }
 
