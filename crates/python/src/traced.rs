@@ -22,6 +22,9 @@ pub struct PyTrace {
     inner: TraceData,
 }
 
+/// The outputs, or `None` and the index of the first failing guard.
+type RunResult<'py> = (Option<Vec<Bound<'py, PyAny>>>, Option<usize>);
+
 fn ir_err(e: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
@@ -167,7 +170,7 @@ impl PyTrace {
         &self,
         py: Python<'py>,
         inputs: Bound<'py, PyList>,
-    ) -> PyResult<(Option<Vec<Bound<'py, PyAny>>>, Option<usize>)> {
+    ) -> PyResult<RunResult<'py>> {
         let ins = self.tensors(&inputs)?;
         let g = &self.inner.graph;
         let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
