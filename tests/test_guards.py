@@ -158,3 +158,45 @@ def test_cache_is_bounded():
     for n in range(1, _compile.MAX_SIGNATURES + 10):
         f(np.ones(n))
     assert len(f._spec.cache) <= _compile.MAX_SIGNATURES
+
+
+# Arrays read from outside the function are constants of the trace; changing them (in
+# place or by rebinding) re-traces instead of returning stale results.
+_X = np.ones((3, 2))
+
+
+def _loss_global(w):
+    r = _X @ w
+    return np.sum(r * r)
+
+
+def test_global_arrays_changed_between_calls_retrace():
+    global _X
+    g = autodiff.Gradient(_loss_global, [np.zeros(2)])
+    w = np.array([1.0, 2.0])
+    np.testing.assert_allclose(g(w)[0], 2 * _X.T @ (_X @ w))
+    _X[0, 0] = 5.0
+    np.testing.assert_allclose(g(w)[0], 2 * _X.T @ (_X @ w))
+    _X = np.arange(6.0).reshape(3, 2)
+    np.testing.assert_allclose(g(w)[0], 2 * _X.T @ (_X @ w))
+    assert "modified in place" in g.explain() and "rebound" in g.explain()
+
+
+def test_closure_arrays_changed_between_calls_retrace():
+    data = np.ones(3)
+
+    def f(x):
+        return np.sum(data * x**2)
+
+    g = autodiff.Gradient(f, [np.zeros(3)])
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(g(x)[0], 2 * x)
+    data[:] = 2.0
+    np.testing.assert_allclose(g(x)[0], 4 * x)
+
+
+def test_random_numbers_inside_a_traced_function_are_refused():
+    rng = np.random.default_rng(0)
+    for f in (lambda x: np.sum(x + np.random.normal(size=3)), lambda x: np.sum(x * rng.random(3))):
+        with pytest.raises(autodiff.TraceError, match="random"):
+            autodiff.Gradient(f, [np.ones(3)])

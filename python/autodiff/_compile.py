@@ -97,7 +97,9 @@ def _pretty(path, names):
 
 
 def trace(fn, args, kwargs, promote=()):
-    """Traces `fn(*args, **kwargs)`; returns (result, Trace, Signature)."""
+    """Traces `fn(*args, **kwargs)`; returns (result, Trace, Signature, checks) where the
+    checks are the arrays read from outside the function (globals, closures, attributes of
+    non-argument objects), with snapshots: constants of the trace, checked on each call."""
     names = arg_names(fn, len(args))
     sig = Signature(args, kwargs, names, promote)
     leaves, _, treedef = _tree.flatten((tuple(args), dict(kwargs)), "args")
@@ -105,10 +107,11 @@ def trace(fn, args, kwargs, promote=()):
     cargs, ckwargs = _tree.unflatten(treedef, fresh)
     inputs = list(zip(fresh, sig.names))
     values = [np.array(f) for f in fresh]
-    result, tr = _core.trace(fn, list(cargs), dict(ckwargs), inputs, _markers(), _tree.leaves_of)
+    result, tr, sources = _core.trace(fn, list(cargs), dict(ckwargs), inputs, _markers(), _tree.leaves_of)
     if self_check_enabled():
         _self_check(fn, tr, values, result)
-    return result, tr, sig
+    checks = tuple((kind, container, key, obj, obj.copy()) for kind, container, key, obj in sources)
+    return result, tr, sig, checks
 
 
 def _self_check(fn, tr, values, result):
@@ -168,6 +171,8 @@ class Specializer:
                     values = [a.astype(np.float64) if i in promote else a for i, a in enumerate(args)] if promote else list(args)
                     values += extra
                     for entry in reversed(entries):
+                        if entry[2] and stale(entry[2]):
+                            continue
                         outs, bad = entry[0].run(values)
                         if outs is not None:
                             return outs, entry[1], entry[0]
@@ -195,18 +200,22 @@ class Specializer:
             self.cache.move_to_end(sig.key)
             failed = []
             for entry in reversed(entries):
+                changed = entry[2] and stale(entry[2])
+                if changed:
+                    failed.append(changed)
+                    continue
                 outs, bad = entry[0].run(values)
                 if outs is not None:
                     self._key_of[id(entry[1][0])] = sig.key
                     return outs, entry[1], entry[0]
                 failed.append(entry[0].guards[bad])
             reason = f"guard failed: {failed[0]}"
-        result, tr, tsig = trace(self.fn, args, kwargs, promote)
+        result, tr, tsig, checks = trace(self.fn, args, kwargs, promote)
         self.traces += 1
         self.log.append(f"trace {self.traces} of {_fname(self.fn)}: {reason}")
         compiled = self.transform(tr, tsig)
         entries = self.cache.setdefault(sig.key, [])
-        entries.append((compiled, (tsig, _tree.out_structure(result))))
+        entries.append((compiled, (tsig, _tree.out_structure(result)), checks))
         del entries[:-MAX_TRACES_PER_SIGNATURE]
         while len(self.cache) > MAX_SIGNATURES:
             self.cache.popitem(last=False)
@@ -224,14 +233,16 @@ class Specializer:
                 continue
             if extra or any(s != () or dt != ndt for (s, dt), (_, ndt) in zip(key[1], sig.shapes)):
                 continue
-            tr, info = entries[-1]
+            tr, info, checks = entries[-1]
+            if checks and stale(checks):
+                return None
             batched = tr.rebatch([list(s) for s, _ in sig.shapes])
             if batched is None:
                 return None
             outs, bad = batched.run(values)
             if outs is None:
                 return None
-            self.cache[sig.key] = [(batched, (sig, info[1]))]
+            self.cache[sig.key] = [(batched, (sig, info[1]), checks)]
             self._key_of[id(sig)] = sig.key
             self.log.append(f"elementwise reuse of the 0-d trace for {_describe(sig)}")
             return outs, (sig, info[1]), batched
@@ -240,6 +251,20 @@ class Specializer:
     def explain(self) -> str:
         """Why each trace happened (`first call`, `new signature ...`, `guard failed: ...`)."""
         return "\n".join(self.log) if self.log else "not traced yet"
+
+
+def stale(checks):
+    """Why a trace's outside arrays no longer hold (None while they all do)."""
+    for kind, container, key, obj, snap in checks:
+        try:
+            cur = container.get(key) if kind == "global" else container.cell_contents if kind == "cell" else getattr(container, key)
+        except (AttributeError, ValueError):
+            cur = None
+        if cur is not obj:
+            return f"the {kind} '{key}' was rebound since tracing"
+        if obj.shape != snap.shape or not np.array_equal(obj, snap, equal_nan=obj.dtype.kind in "fc"):
+            return f"the {kind} '{key}' was modified in place since tracing"
+    return None
 
 
 def _describe(sig):

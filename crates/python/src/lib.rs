@@ -13,6 +13,13 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use capture::{Err as CapErr, Tracer, Val};
 use traced::{PyTrace, TraceData};
 
+/// The real result, the trace, and the arrays read from outside the function.
+type TraceOut<'py> = (
+    Bound<'py, PyAny>,
+    PyTrace,
+    Vec<(String, Bound<'py, PyAny>, String, Bound<'py, PyAny>)>,
+);
+
 /// Traces `fn(*args, **kwargs)`. `inputs` lists `(object, name)` for the leaves of `args`
 /// that become graph inputs; `flatten(result)` returns the output leaves. Returns the real
 /// result and the trace.
@@ -25,7 +32,7 @@ fn trace<'py>(
     inputs: Bound<'py, PyList>,
     markers: Bound<'py, PyDict>,
     flatten: Bound<'py, PyAny>,
-) -> PyResult<(Bound<'py, PyAny>, PyTrace)> {
+) -> PyResult<TraceOut<'py>> {
     let mut t = Tracer::new(py, markers)?;
     for item in inputs.iter() {
         let (obj, name): (Bound<PyAny>, String) = item.extract()?;
@@ -72,6 +79,7 @@ fn trace<'py>(
         };
         outputs.push(n);
     }
+    let sources: Vec<(String, Bound<PyAny>, String, Bound<PyAny>)> = std::mem::take(&mut t.sources);
     let mut g = t.g;
     g.outputs = outputs;
     let data = TraceData {
@@ -83,7 +91,7 @@ fn trace<'py>(
             .collect(),
         tags: t.tags,
     };
-    Ok((out.obj().clone(), PyTrace::new(data)))
+    Ok((out.obj().clone(), PyTrace::new(data), sources))
 }
 
 fn into_pyerr(py: Python<'_>, t: &Tracer<'_>, e: CapErr) -> PyErr {

@@ -166,11 +166,7 @@ impl PyTrace {
 
     /// Evaluates the outputs; `None` if a guard fails (then the index of the first failing
     /// guard is returned as the second element).
-    fn run<'py>(
-        &self,
-        py: Python<'py>,
-        inputs: Bound<'py, PyList>,
-    ) -> PyResult<RunResult<'py>> {
+    fn run<'py>(&self, py: Python<'py>, inputs: Bound<'py, PyList>) -> PyResult<RunResult<'py>> {
         let ins = self.tensors(&inputs)?;
         let g = &self.inner.graph;
         let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
@@ -460,7 +456,13 @@ impl PyTrace {
 
     /// Readable math of the outputs, one line per output (labels name them).
     #[pyo3(signature = (labels=None, title=None, shapes=false, locs=false))]
-    fn to_text(&self, labels: Option<Vec<String>>, title: Option<String>, shapes: bool, locs: bool) -> String {
+    fn to_text(
+        &self,
+        labels: Option<Vec<String>>,
+        title: Option<String>,
+        shapes: bool,
+        locs: bool,
+    ) -> String {
         let (g, outs) = self.for_print();
         let opts = autodiff_print::TextOptions {
             labels: labels.unwrap_or_default(),

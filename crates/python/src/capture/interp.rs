@@ -369,7 +369,11 @@ impl<'py> Tracer<'py> {
                 f.stack.push(Self::local(f, code, arg >> 4)?);
                 f.stack.push(Self::local(f, code, arg & 15)?);
             }
-            Opc::StoreFast => f.locals[arg] = Some(Self::pop(f)?).filter(|v| v.obj.is_some()),
+            Opc::StoreFast => {
+                let v = Self::pop(f)?;
+                self.name_value(&v, &code.slots[arg]);
+                f.locals[arg] = Some(v).filter(|v| v.obj.is_some());
+            }
             Opc::StoreFastLoadFast => {
                 f.locals[arg >> 4] = Some(Self::pop(f)?);
                 f.stack.push(Self::local(f, code, arg & 15)?);
@@ -384,6 +388,9 @@ impl<'py> Tracer<'py> {
             Opc::LoadGlobal | Opc::LoadName => {
                 let name: String = ins.argval.extract()?;
                 let v = self.obj(self.global(f, &name)?);
+                if f.globals.contains(&name)? {
+                    self.note_source("global", f.globals.as_any(), &name, v.obj())?;
+                }
                 let null = ins.op == Opc::LoadGlobal && arg & 1 == 1;
                 if null && !v13 {
                     f.stack.push(Val::null());
@@ -401,7 +408,10 @@ impl<'py> Tracer<'py> {
             Opc::LoadDeref => {
                 let cell = Self::local(f, code, arg)?;
                 match cell.obj().getattr("cell_contents") {
-                    Ok(v) => f.stack.push(self.obj(v)),
+                    Ok(v) => {
+                        self.note_source("cell", cell.obj(), &code.slots[arg], &v)?;
+                        f.stack.push(self.obj(v))
+                    }
                     Err(_) => {
                         return Err(PyNameError::new_err(format!(
                             "free variable '{}' referenced before assignment",

@@ -144,6 +144,8 @@ pub struct Tracer<'py> {
     pub generators: Vec<Option<interp::Frame<'py>>>,
     /// Values named with `autodiff.tag(x, name)`.
     pub tags: Vec<(String, NodeId)>,
+    /// Arrays read from outside the function: (kind, container, key, array).
+    pub sources: Vec<(String, Bound<'py, PyAny>, String, Bound<'py, PyAny>)>,
     /// The call stack when the first uncaught error happened.
     pub err_trail: Option<Vec<String>>,
 }
@@ -227,6 +229,7 @@ impl<'py> Tracer<'py> {
             where_: vec![],
             generators: vec![],
             tags: vec![],
+            sources: vec![],
             err_trail: None,
         })
     }
@@ -576,6 +579,46 @@ impl<'py> Tracer<'py> {
             ));
         }
         self.guard(n, v.obj(), what)
+    }
+
+    /// Remembers an array read from outside the function (a global, a closure cell, an
+    /// attribute of an object that is not an argument): it is a constant of the trace, so
+    /// each call checks that it is still the same array with the same values.
+    pub fn note_source(
+        &mut self,
+        kind: &str,
+        container: &Bound<'py, PyAny>,
+        key: &str,
+        v: &Bound<'py, PyAny>,
+    ) -> Res<()> {
+        if !v.is_instance(&self.r.ndarray)? || self.sym_obj(v).is_some() {
+            return Ok(());
+        }
+        if self.sources.iter().any(|s| s.3.is(v)) {
+            return Ok(());
+        }
+        self.sources.push((
+            kind.to_string(),
+            container.clone(),
+            key.to_string(),
+            v.clone(),
+        ));
+        Ok(())
+    }
+
+    /// Gives a traced value the user's variable name (for printing), first name wins.
+    pub fn name_value(&mut self, v: &Val<'py>, name: &str) {
+        if name.starts_with('.') || name.starts_with('_') {
+            return;
+        }
+        if let Some(n) = self.sym(v) {
+            if !matches!(
+                self.g.node(n).op,
+                autodiff_ir::Op::Input(_) | autodiff_ir::Op::Const(_)
+            ) {
+                self.g.names.entry(n).or_insert_with(|| name.to_string());
+            }
+        }
     }
 
     pub fn code(&mut self, code: &Bound<'py, PyAny>) -> Res<Rc<Code<'py>>> {

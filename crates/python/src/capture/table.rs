@@ -590,7 +590,11 @@ impl<'py> Tracer<'py> {
                 }
             }
         }
-        Ok(self.val(obj.getattr(name)?))
+        let v = obj.getattr(name)?;
+        if !obj.is_instance(&self.r.ndarray)? && self.sym(o).is_none() {
+            self.note_source("attr", obj, name, &v)?;
+        }
+        Ok(self.val(v))
     }
 
     /// Calls any callable: user code is interpreted, known callables go through the table.
@@ -602,6 +606,13 @@ impl<'py> Tracer<'py> {
     ) -> Res<Val<'py>> {
         let c = callee.obj().clone();
         self.check_vals_not_stale(args.iter().chain(kwargs.iter().map(|(_, v)| v)))?;
+        if is_random(&c) {
+            return unsupported(format!(
+                "`{}` draws random numbers inside a traced function: they would be drawn once, at \
+                 trace time, and reused on every call. Draw them outside and pass them as arguments",
+                callee_name(&c)
+            ));
+        }
         if let Ok(slf) = c.getattr("__self__") {
             self.check_not_stale(&slf)?;
         }
@@ -991,4 +1002,30 @@ pub fn callee_name(c: &Bound<'_, PyAny>) -> String {
         Ok(m) if m != "builtins" => format!("{m}.{q}"),
         _ => q,
     }
+}
+
+/// Random-number generators: NumPy's (module functions, Generator and RandomState
+/// methods) and Python's `random` module.
+fn is_random(c: &Bound<'_, PyAny>) -> bool {
+    let module = |o: &Bound<'_, PyAny>| {
+        o.getattr("__module__")
+            .and_then(|m| m.extract::<String>())
+            .unwrap_or_default()
+    };
+    let m = module(c);
+    if m.starts_with("numpy.random") || m == "random" {
+        return true;
+    }
+    c.getattr("__self__").is_ok_and(|s| {
+        let t = s.get_type();
+        let tm = t
+            .getattr("__module__")
+            .and_then(|m| m.extract::<String>())
+            .unwrap_or_default();
+        tm.starts_with("numpy.random")
+            || (tm == "random" && !s.is_instance_of::<PyModule>())
+            || s.getattr("__name__")
+                .and_then(|n| n.extract::<String>())
+                .is_ok_and(|n| n == "random")
+    })
 }
