@@ -231,3 +231,21 @@ def test_arrays_held_by_objects_are_read_afresh_never_stale():
     g = autodiff.Gradient(lambda model, x: np.sum(model.w * x), wrt=0)
     (gm,) = g(m, x)
     np.testing.assert_allclose(gm.w, x)
+
+
+def test_hvp_keeps_the_structure_of_a_list_argument(rng):
+    def f(params, x):
+        W, b = params
+        return np.sum(np.tanh(W @ x + b) ** 2)
+
+    params = [rng.normal(size=(2, 3)), rng.normal(size=2)]
+    vs = [rng.normal(size=(2, 3)), rng.normal(size=2)]
+    x = rng.normal(size=3)
+    hv = autodiff.hvp(f)(params, x, vs)
+    assert isinstance(hv, list) and hv[0].shape == (2, 3) and hv[1].shape == (2,)
+    eps = 1e-6
+    g = autodiff.grad(f)
+    plus = g([p + eps * v for p, v in zip(params, vs)], x)
+    minus = g([p - eps * v for p, v in zip(params, vs)], x)
+    for k in range(2):
+        np.testing.assert_allclose(hv[k], (plus[k] - minus[k]) / (2 * eps), rtol=1e-5, atol=1e-7)

@@ -159,16 +159,18 @@ class Specializer:
 
     def lookup(self, args, kwargs, extra=()):
         """Returns (outputs, (signature, output structure), compiled trace)."""
-        # Fast path: positional ndarray arguments only, a signature seen before.
+        # Fast path: positional arrays (or flat lists/tuples of arrays), a signature seen
+        # before: one pass builds both the key and the input values.
         fast = None
-        if not kwargs and all(type(a) is np.ndarray for a in args):
-            fast = tuple([(a.shape, a.dtype.char) for a in args])
+        leaves = None if kwargs else _fast_leaves(args)
+        if leaves is not None:
+            fast = tuple([(a.shape, a.dtype.char) for a in leaves]) + (tuple(len(a) if type(a) is not np.ndarray else -1 for a in args),)
             hit = self.fast.get(fast)
             if hit is not None:
                 entries = self.cache.get(hit[0])
                 if entries:
                     promote = hit[1]
-                    values = [a.astype(np.float64) if i in promote else a for i, a in enumerate(args)] if promote else list(args)
+                    values = [a.astype(np.float64) if i in promote else a for i, a in enumerate(leaves)] if promote else leaves
                     values += extra
                     for entry in reversed(entries):
                         if entry[2] and stale(entry[2]):
@@ -179,7 +181,8 @@ class Specializer:
         out = self._lookup(args, kwargs, extra)
         if fast is not None:
             sig = out[1][0]
-            self.fast[fast] = (self._key_of[id(sig)], frozenset(i for i, (a, (_, dt)) in enumerate(zip(args, sig.shapes)) if a.dtype.str != dt))
+            promote = frozenset(i for i, (a, (_, dt)) in enumerate(zip(leaves, sig.shapes)) if a.dtype.str != dt)
+            self.fast[fast] = (self._key_of[id(sig)], promote)
         return out
 
     def _lookup(self, args, kwargs, extra):
@@ -251,6 +254,21 @@ class Specializer:
     def explain(self) -> str:
         """Why each trace happened (`first call`, `new signature ...`, `guard failed: ...`)."""
         return "\n".join(self.log) if self.log else "not traced yet"
+
+
+def _fast_leaves(args):
+    """The input leaves of arguments that are ndarrays or flat lists/tuples of ndarrays
+    (the common shapes of a call), else None (the general path flattens)."""
+    out = []
+    for a in args:
+        t = type(a)
+        if t is np.ndarray:
+            out.append(a)
+        elif (t is list or t is tuple) and a and all(type(e) is np.ndarray for e in a):
+            out.extend(a)
+        else:
+            return None
+    return out
 
 
 def stale(checks):

@@ -248,13 +248,7 @@ class Gradient(_Traced):
             value, outs = outs[0], outs[1:]
         if len(outs) == len(pos) and all(type(args[p]) is np.ndarray for p in pos):
             return (value, outs) if self._with_value else outs
-        grads, k = [], 0
-        for p in pos:
-            idx, _, tdef = _tree.flatten(args[p])
-            part = outs[k : k + len(idx)]
-            k += len(idx)
-            grads.append(_tree.unflatten(tdef, part))
-        grads.extend(outs[k:])
+        grads = _group(args, pos, outs)
         return (value, grads) if self._with_value else grads
 
     def _text_labels(self, tr, sig):
@@ -266,6 +260,18 @@ class Gradient(_Traced):
         if len(wrt) == 1:
             return None, f"{', '.join(names)} ↦"
         return [f"∂/∂{w}" for w in wrt], None
+
+
+def _group(args, pos, outs):
+    """Flat per-leaf results regrouped like the arguments at `pos` (then any extra, e.g.
+    tag gradients, as they are)."""
+    grouped, k = [], 0
+    for p in pos:
+        idx, _, tdef = _tree.flatten(args[p])
+        grouped.append(_tree.unflatten(tdef, outs[k : k + len(idx)]))
+        k += len(idx)
+    grouped.extend(outs[k:])
+    return grouped
 
 
 def _placeholders(sig):
@@ -298,8 +304,7 @@ class HessianVector(_Traced):
             self(*example_args, vectors=vectors)
 
     def _transform(self, tr, sig):
-        g = self._grad._transform(tr, sig)  # checks scalar output and bool inputs
-        del g
+        self._grad._transform(tr, sig)  # checks the scalar output and bool inputs
         return tr.hvp(self._grad._leaf_wrt(sig, tr))
 
     def __call__(self, *args, vectors):
@@ -311,7 +316,7 @@ class HessianVector(_Traced):
             vleaves.extend(np.asarray(x, dtype=np.float64) for x in _tree.flatten(v)[0])
         # The vectors are extra inputs appended by the transform.
         outs, _, _ = self._spec.lookup(args, {}, vleaves)
-        return list(outs)
+        return _group(args, pos, list(outs))
 
     def _text_labels(self, tr, sig):
         return None, "H·v ="
