@@ -138,3 +138,31 @@ def test_simplification_shrinks_gradient_graphs():
         before += tr.node_count()
         after += tr.simplified().node_count()
     assert after < before
+
+
+def _corpus():
+    import test_corpus as tc
+
+    for p in tc.CORPUS:
+        fn, make, wrt, seeds, _ = p.values
+        args = tc._args(make, 0)
+        yield pytest.param(fn, make, wrt if wrt is not None else tc._default_wrt(args), id=fn.__name__)
+
+
+@pytest.mark.parametrize("fn,make,wrt", list(_corpus()))
+def test_every_corpus_gradient_prints_and_exports(fn, make, wrt):
+    import test_corpus as tc
+
+    G = autodiff.Gradient(fn, tc._args(make, 0), wrt=wrt)
+    text = str(G)
+    assert text and "Broadcast" not in text
+    assert G.latex()
+    args = tc._args(make, 1)
+    want = G(*args)
+    leaves = [a for a in args if autodiff._tree.flatten(a)[0]]
+    flat = [x for a in leaves for x in autodiff._tree.flatten(a)[0]]
+    got = G.to_python()(*[np.asarray(x, dtype=np.asarray(x).dtype) for x in flat])
+    got = got if isinstance(got, tuple) else (got,)
+    want_flat = [x for w in want for x in autodiff._tree.flatten(w)[0]] if not isinstance(want[0], np.ndarray) else list(want)
+    for w, o in zip(want_flat, got):
+        np.testing.assert_allclose(o, w, rtol=1e-9, atol=1e-12)

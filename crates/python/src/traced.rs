@@ -22,6 +22,24 @@ pub struct PyTrace {
     inner: TraceData,
 }
 
+/// Runs `f`, turning a panic (an internal bug) into an `autodiff.TraceError` that says so,
+/// instead of pyo3's `PanicException` (which `except Exception` does not catch).
+fn shield<T>(what: &str, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(crate::capture::TraceError::new_err(format!(
+                "internal error in {what}: {msg}. This is a bug in pyautodiff; please report it"
+            )))
+        }
+    }
+}
+
 /// The outputs, or `None` and the index of the first failing guard.
 type RunResult<'py> = (Option<Vec<Bound<'py, PyAny>>>, Option<usize>);
 
@@ -167,291 +185,309 @@ impl PyTrace {
     /// Evaluates the outputs; `None` if a guard fails (then the index of the first failing
     /// guard is returned as the second element).
     fn run<'py>(&self, py: Python<'py>, inputs: Bound<'py, PyList>) -> PyResult<RunResult<'py>> {
-        let ins = self.tensors(&inputs)?;
-        let g = &self.inner.graph;
-        let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
-        want.extend(&g.outputs);
-        let vals = py
-            .allow_threads(|| autodiff_exec::eval(g, &ins, &want))
-            .map_err(|e| PyValueError::new_err(format!("evaluation failed: {e}")))?;
-        for (k, gd) in self.inner.guards.iter().enumerate() {
-            if vals[k].data != gd.1.data {
-                return Ok((None, Some(k)));
+        shield("run", || -> PyResult<RunResult<'py>> {
+            let ins = self.tensors(&inputs)?;
+            let g = &self.inner.graph;
+            let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
+            want.extend(&g.outputs);
+            let vals = py
+                .allow_threads(|| autodiff_exec::eval(g, &ins, &want))
+                .map_err(|e| PyValueError::new_err(format!("evaluation failed: {e}")))?;
+            for (k, gd) in self.inner.guards.iter().enumerate() {
+                if vals[k].data != gd.1.data {
+                    return Ok((None, Some(k)));
+                }
             }
-        }
-        let outs = vals[self.inner.guards.len()..]
-            .iter()
-            .map(|t| convert::to_numpy(py, t))
-            .collect::<PyResult<_>>()?;
-        Ok((Some(outs), None))
+            let outs = vals[self.inner.guards.len()..]
+                .iter()
+                .map(|t| convert::to_numpy(py, t))
+                .collect::<PyResult<_>>()?;
+            Ok((Some(outs), None))
+        })
     }
 
     /// A trace whose outputs are the gradients of output `output` w.r.t. `wrt`
     /// (prefixed by the value itself when `with_value`).
     #[pyo3(signature = (wrt, output=0, with_value=false))]
     fn grad(&self, wrt: Bound<'_, PyList>, output: usize, with_value: bool) -> PyResult<PyTrace> {
-        let wrt = self.wrt_nodes(&wrt)?;
-        let mut g = self.inner.graph.clone();
-        let out = *g
-            .outputs
-            .get(output)
-            .ok_or_else(|| PyValueError::new_err("no such output"))?;
-        let grads = autodiff_transform::grad(&mut g, out, &wrt).map_err(ir_err)?;
-        g.outputs = if with_value {
-            std::iter::once(out).chain(grads).collect()
-        } else {
-            grads
-        };
-        Ok(self.derived(g))
+        shield("grad", || -> PyResult<PyTrace> {
+            let wrt = self.wrt_nodes(&wrt)?;
+            let mut g = self.inner.graph.clone();
+            let out = *g
+                .outputs
+                .get(output)
+                .ok_or_else(|| PyValueError::new_err("no such output"))?;
+            let grads = autodiff_transform::grad(&mut g, out, &wrt).map_err(ir_err)?;
+            g.outputs = if with_value {
+                std::iter::once(out).chain(grads).collect()
+            } else {
+                grads
+            };
+            Ok(self.derived(g))
+        })
     }
 
     /// Vector-Jacobian product: new inputs (one cotangent per output) are appended.
     fn vjp(&self, wrt: Bound<'_, PyList>) -> PyResult<PyTrace> {
-        let wrt = self.wrt_nodes(&wrt)?;
-        let mut g = self.inner.graph.clone();
-        let outs = g.outputs.clone();
-        let mut cots = vec![];
-        for (k, &o) in outs.iter().enumerate() {
-            let (s, d) = (g.shape(o).clone(), g.dtype(o));
-            cots.push(g.add_input(&format!("ct{k}"), s, d));
-        }
-        let r = autodiff_transform::vjp(&mut g, &outs, &cots, &wrt).map_err(ir_err)?;
-        g.outputs = r;
-        Ok(self.derived(g))
+        shield("vjp", || -> PyResult<PyTrace> {
+            let wrt = self.wrt_nodes(&wrt)?;
+            let mut g = self.inner.graph.clone();
+            let outs = g.outputs.clone();
+            let mut cots = vec![];
+            for (k, &o) in outs.iter().enumerate() {
+                let (s, d) = (g.shape(o).clone(), g.dtype(o));
+                cots.push(g.add_input(&format!("ct{k}"), s, d));
+            }
+            let r = autodiff_transform::vjp(&mut g, &outs, &cots, &wrt).map_err(ir_err)?;
+            g.outputs = r;
+            Ok(self.derived(g))
+        })
     }
 
     /// Forward mode: one tangent input per `wrt` is appended; outputs become
     /// (outputs..., tangents of outputs...).
     fn jvp(&self, wrt: Bound<'_, PyList>) -> PyResult<PyTrace> {
-        let wrt = self.wrt_nodes(&wrt)?;
-        let mut g = self.inner.graph.clone();
-        let mut tans = vec![];
-        for &w in &wrt {
-            let (s, d) = (g.shape(w).clone(), g.dtype(w));
-            let name = format!(
-                "d{}",
-                g.input_names.get(tans.len()).cloned().unwrap_or_default()
-            );
-            tans.push(g.add_input(&name, s, d));
-        }
-        let outs = g.outputs.clone();
-        let t = autodiff_transform::jvp(&mut g, &outs, &wrt, &tans).map_err(ir_err)?;
-        g.outputs = outs.into_iter().chain(t).collect();
-        Ok(self.derived(g))
+        shield("jvp", || -> PyResult<PyTrace> {
+            let wrt = self.wrt_nodes(&wrt)?;
+            let mut g = self.inner.graph.clone();
+            let mut tans = vec![];
+            for &w in &wrt {
+                let (s, d) = (g.shape(w).clone(), g.dtype(w));
+                let name = format!(
+                    "d{}",
+                    g.input_names.get(tans.len()).cloned().unwrap_or_default()
+                );
+                tans.push(g.add_input(&name, s, d));
+            }
+            let outs = g.outputs.clone();
+            let t = autodiff_transform::jvp(&mut g, &outs, &wrt, &tans).map_err(ir_err)?;
+            g.outputs = outs.into_iter().chain(t).collect();
+            Ok(self.derived(g))
+        })
     }
 
     /// Hessian-vector product of output 0: one vector input per `wrt` is appended.
     fn hvp(&self, wrt: Bound<'_, PyList>) -> PyResult<PyTrace> {
-        let wrt = self.wrt_nodes(&wrt)?;
-        let mut g = self.inner.graph.clone();
-        let mut vs = vec![];
-        for (k, &w) in wrt.iter().enumerate() {
-            let (s, d) = (g.shape(w).clone(), g.dtype(w));
-            vs.push(g.add_input(&format!("v{k}"), s, d));
-        }
-        let out = g.outputs[0];
-        let r = autodiff_transform::hvp(&mut g, out, &wrt, &vs).map_err(ir_err)?;
-        g.outputs = r;
-        Ok(self.derived(g))
+        shield("hvp", || -> PyResult<PyTrace> {
+            let wrt = self.wrt_nodes(&wrt)?;
+            let mut g = self.inner.graph.clone();
+            let mut vs = vec![];
+            for (k, &w) in wrt.iter().enumerate() {
+                let (s, d) = (g.shape(w).clone(), g.dtype(w));
+                vs.push(g.add_input(&format!("v{k}"), s, d));
+            }
+            let out = g.outputs[0];
+            let r = autodiff_transform::hvp(&mut g, out, &wrt, &vs).map_err(ir_err)?;
+            g.outputs = r;
+            Ok(self.derived(g))
+        })
     }
 
     /// Jacobians of every output w.r.t. each of `wrt` (output-major order), each shaped
     /// `output.shape + wrt.shape`. `mode` is "fwd", "rev" or "auto" (fewer sweeps).
     #[pyo3(signature = (wrt, mode="auto"))]
     fn jacobian(&self, wrt: Bound<'_, PyList>, mode: &str) -> PyResult<PyTrace> {
-        let wrt = self.wrt_nodes(&wrt)?;
-        let mut g = self.inner.graph.clone();
-        let mut outs = vec![];
-        for o in g.outputs.clone() {
-            for &w in &wrt {
-                let forward = match mode {
-                    "fwd" => true,
-                    "rev" => false,
-                    _ => g.node(w).size() < g.node(o).size(),
-                };
-                outs.push(autodiff_transform::jacobian(&mut g, o, w, forward).map_err(ir_err)?);
+        shield("jacobian", || -> PyResult<PyTrace> {
+            let wrt = self.wrt_nodes(&wrt)?;
+            let mut g = self.inner.graph.clone();
+            let mut outs = vec![];
+            for o in g.outputs.clone() {
+                for &w in &wrt {
+                    let forward = match mode {
+                        "fwd" => true,
+                        "rev" => false,
+                        _ => g.node(w).size() < g.node(o).size(),
+                    };
+                    outs.push(autodiff_transform::jacobian(&mut g, o, w, forward).map_err(ir_err)?);
+                }
             }
-        }
-        g.outputs = outs;
-        Ok(self.derived(g))
+            g.outputs = outs;
+            Ok(self.derived(g))
+        })
     }
 
     /// For a trace whose every value is 0-d and every op elementwise: the same trace with
     /// inputs of the given shapes (broadcast together). `None` when the graph is not
     /// elementwise. Guards are checked on every element.
     fn rebatch(&self, shapes: Vec<Vec<usize>>) -> PyResult<Option<PyTrace>> {
-        use autodiff_ir::Op;
-        let g = &self.inner.graph;
-        if shapes.len() != g.inputs.len() || g.nodes().iter().any(|n| !n.shape.is_empty()) {
-            return Ok(None);
-        }
-        let mut ng = Graph::new();
-        let mut map: Vec<NodeId> = Vec::with_capacity(g.len());
-        for n in g.nodes() {
-            let m = |k: usize| map[n.inputs[k].index()];
-            let new = match &n.op {
-                Op::Input(k) => ng.add_input(
-                    &g.input_names[*k as usize],
-                    shapes[*k as usize].clone(),
-                    n.dtype,
-                ),
-                Op::Const(c) => ng.constant(g.consts()[*c as usize].clone()),
-                Op::Unary(u) => ng.unary(*u, m(0)).map_err(ir_err)?,
-                Op::Binary(b) => ng.binary(*b, m(0), m(1)).map_err(ir_err)?,
-                Op::Where => ng.select(m(0), m(1), m(2)).map_err(ir_err)?,
-                Op::Cast(d) => ng.cast(m(0), *d).map_err(ir_err)?,
-                Op::Broadcast(_) | Op::Reshape(_) | Op::Transpose(_) => m(0),
-                Op::Reduce(..)
-                | Op::ArgMax(..)
-                | Op::Contract(_)
-                | Op::Slice(_)
-                | Op::SetSlice(_)
-                | Op::Gather(_)
-                | Op::ScatterAdd(_)
-                | Op::Scatter(_)
-                | Op::TakeAlong(_)
-                | Op::ScatterAlongAdd(_)
-                | Op::Concat(_)
-                | Op::Cumsum(_)
-                | Op::Cumprod(_)
-                | Op::ArgSort(_)
-                | Op::Solve
-                | Op::TriSolve(_)
-                | Op::Cholesky
-                | Op::Inv
-                | Op::Det
-                | Op::LogAbsDet => return Ok(None),
-            };
-            map.push(new);
-        }
-        // Every output and guard takes the common broadcast shape.
-        let mut shape: Vec<usize> = vec![];
-        for s in &shapes {
-            shape = autodiff_ir::graph::broadcast_shapes(&shape, s).map_err(ir_err)?;
-        }
-        let mut outs = vec![];
-        for o in &g.outputs {
-            outs.push(ng.broadcast(map[o.index()], &shape).map_err(ir_err)?);
-        }
-        ng.outputs = outs;
-        let mut guards = vec![];
-        for (n, t, why) in &self.inner.guards {
-            let gn = ng.broadcast(map[n.index()], &shape).map_err(ir_err)?;
-            guards.push((
-                gn,
-                Tensor::full(t.dtype, shape.clone(), t.data[0]),
-                why.clone(),
-            ));
-        }
-        let tags = self
-            .inner
-            .tags
-            .iter()
-            .map(|(t, n)| (t.clone(), map[n.index()]))
-            .collect();
-        Ok(Some(PyTrace {
-            inner: TraceData {
-                graph: ng,
-                guards,
-                tags,
-            },
-        }))
+        shield("rebatch", || -> PyResult<Option<PyTrace>> {
+            use autodiff_ir::Op;
+            let g = &self.inner.graph;
+            if shapes.len() != g.inputs.len() || g.nodes().iter().any(|n| !n.shape.is_empty()) {
+                return Ok(None);
+            }
+            let mut ng = Graph::new();
+            let mut map: Vec<NodeId> = Vec::with_capacity(g.len());
+            for n in g.nodes() {
+                let m = |k: usize| map[n.inputs[k].index()];
+                let new = match &n.op {
+                    Op::Input(k) => ng.add_input(
+                        &g.input_names[*k as usize],
+                        shapes[*k as usize].clone(),
+                        n.dtype,
+                    ),
+                    Op::Const(c) => ng.constant(g.consts()[*c as usize].clone()),
+                    Op::Unary(u) => ng.unary(*u, m(0)).map_err(ir_err)?,
+                    Op::Binary(b) => ng.binary(*b, m(0), m(1)).map_err(ir_err)?,
+                    Op::Where => ng.select(m(0), m(1), m(2)).map_err(ir_err)?,
+                    Op::Cast(d) => ng.cast(m(0), *d).map_err(ir_err)?,
+                    Op::Broadcast(_) | Op::Reshape(_) | Op::Transpose(_) => m(0),
+                    Op::Reduce(..)
+                    | Op::ArgMax(..)
+                    | Op::Contract(_)
+                    | Op::Slice(_)
+                    | Op::SetSlice(_)
+                    | Op::Gather(_)
+                    | Op::ScatterAdd(_)
+                    | Op::Scatter(_)
+                    | Op::TakeAlong(_)
+                    | Op::ScatterAlongAdd(_)
+                    | Op::Concat(_)
+                    | Op::Cumsum(_)
+                    | Op::Cumprod(_)
+                    | Op::ArgSort(_)
+                    | Op::Solve
+                    | Op::TriSolve(_)
+                    | Op::Cholesky
+                    | Op::Inv
+                    | Op::Det
+                    | Op::LogAbsDet => return Ok(None),
+                };
+                map.push(new);
+            }
+            // Every output and guard takes the common broadcast shape.
+            let mut shape: Vec<usize> = vec![];
+            for s in &shapes {
+                shape = autodiff_ir::graph::broadcast_shapes(&shape, s).map_err(ir_err)?;
+            }
+            let mut outs = vec![];
+            for o in &g.outputs {
+                outs.push(ng.broadcast(map[o.index()], &shape).map_err(ir_err)?);
+            }
+            ng.outputs = outs;
+            let mut guards = vec![];
+            for (n, t, why) in &self.inner.guards {
+                let gn = ng.broadcast(map[n.index()], &shape).map_err(ir_err)?;
+                guards.push((
+                    gn,
+                    Tensor::full(t.dtype, shape.clone(), t.data[0]),
+                    why.clone(),
+                ));
+            }
+            let tags = self
+                .inner
+                .tags
+                .iter()
+                .map(|(t, n)| (t.clone(), map[n.index()]))
+                .collect();
+            Ok(Some(PyTrace {
+                inner: TraceData {
+                    graph: ng,
+                    guards,
+                    tags,
+                },
+            }))
+        })
     }
 
     /// The computation mapped over a new leading axis of size `size` of the inputs flagged
     /// in `batched`; every output gains that axis. `None` when an op has no batching rule.
     fn vmap(&self, batched: Vec<bool>, size: usize) -> PyResult<Option<PyTrace>> {
-        let g = &self.inner.graph;
-        if batched.len() != g.inputs.len() {
-            return Err(PyValueError::new_err("vmap: one flag per input"));
-        }
-        let Ok((mut ng, map)) = autodiff_transform::vmap(g, &batched, size) else {
-            return Ok(None);
-        };
-        let lift = |ng: &mut Graph, (n, b): (NodeId, bool)| -> PyResult<NodeId> {
-            if b {
-                return Ok(n);
+        shield("vmap", || -> PyResult<Option<PyTrace>> {
+            let g = &self.inner.graph;
+            if batched.len() != g.inputs.len() {
+                return Err(PyValueError::new_err("vmap: one flag per input"));
             }
-            let mut s = vec![size];
-            s.extend(ng.shape(n).iter().copied());
-            let mut one = vec![1];
-            one.extend(ng.shape(n).iter().copied());
-            let r = ng.reshape(n, &one).map_err(ir_err)?;
-            ng.broadcast(r, &s).map_err(ir_err)
-        };
-        let mut outs = vec![];
-        for o in &g.outputs {
-            outs.push(lift(&mut ng, map[o.index()])?);
-        }
-        ng.outputs = outs;
-        let mut guards = vec![];
-        for (n, t, why) in &self.inner.guards {
-            let gn = lift(&mut ng, map[n.index()])?;
-            let mut shape = vec![size];
-            shape.extend(&t.shape);
-            let data = t
-                .data
+            let Ok((mut ng, map)) = autodiff_transform::vmap(g, &batched, size) else {
+                return Ok(None);
+            };
+            let lift = |ng: &mut Graph, (n, b): (NodeId, bool)| -> PyResult<NodeId> {
+                if b {
+                    return Ok(n);
+                }
+                let mut s = vec![size];
+                s.extend(ng.shape(n).iter().copied());
+                let mut one = vec![1];
+                one.extend(ng.shape(n).iter().copied());
+                let r = ng.reshape(n, &one).map_err(ir_err)?;
+                ng.broadcast(r, &s).map_err(ir_err)
+            };
+            let mut outs = vec![];
+            for o in &g.outputs {
+                outs.push(lift(&mut ng, map[o.index()])?);
+            }
+            ng.outputs = outs;
+            let mut guards = vec![];
+            for (n, t, why) in &self.inner.guards {
+                let gn = lift(&mut ng, map[n.index()])?;
+                let mut shape = vec![size];
+                shape.extend(&t.shape);
+                let data = t
+                    .data
+                    .iter()
+                    .cycle()
+                    .take(t.data.len() * size)
+                    .copied()
+                    .collect();
+                guards.push((
+                    gn,
+                    Tensor {
+                        dtype: t.dtype,
+                        shape,
+                        data,
+                    },
+                    why.clone(),
+                ));
+            }
+            let tags = self
+                .inner
+                .tags
                 .iter()
-                .cycle()
-                .take(t.data.len() * size)
-                .copied()
+                .map(|(t, n)| (t.clone(), map[n.index()].0))
                 .collect();
-            guards.push((
-                gn,
-                Tensor {
-                    dtype: t.dtype,
-                    shape,
-                    data,
+            Ok(Some(PyTrace {
+                inner: TraceData {
+                    graph: ng,
+                    guards,
+                    tags,
                 },
-                why.clone(),
-            ));
-        }
-        let tags = self
-            .inner
-            .tags
-            .iter()
-            .map(|(t, n)| (t.clone(), map[n.index()].0))
-            .collect();
-        Ok(Some(PyTrace {
-            inner: TraceData {
-                graph: ng,
-                guards,
-                tags,
-            },
-        }))
+            }))
+        })
     }
 
     /// The same computation after simplification (guards kept).
-    fn simplified(&self) -> PyTrace {
-        let g = &self.inner.graph;
-        let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
-        let ng = want.len();
-        want.extend(&g.outputs);
-        let tags: Vec<NodeId> = self.inner.tags.iter().map(|t| t.1).collect();
-        want.extend(&tags);
-        let (mut sg, outs) = autodiff_simplify::simplify(g, &want);
-        sg.outputs = outs[ng..ng + g.outputs.len()].to_vec();
-        let guards = self
-            .inner
-            .guards
-            .iter()
-            .zip(&outs[..ng])
-            .map(|(gd, &n)| (n, gd.1.clone(), gd.2.clone()))
-            .collect();
-        let tags = self
-            .inner
-            .tags
-            .iter()
-            .zip(&outs[ng + g.outputs.len()..])
-            .map(|(t, &n)| (t.0.clone(), n))
-            .collect();
-        PyTrace {
-            inner: TraceData {
-                graph: sg,
-                guards,
-                tags,
-            },
-        }
+    fn simplified(&self) -> PyResult<PyTrace> {
+        shield("simplified", || -> PyResult<PyTrace> {
+            let g = &self.inner.graph;
+            let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
+            let ng = want.len();
+            want.extend(&g.outputs);
+            let tags: Vec<NodeId> = self.inner.tags.iter().map(|t| t.1).collect();
+            want.extend(&tags);
+            let (mut sg, outs) = autodiff_simplify::simplify(g, &want);
+            sg.outputs = outs[ng..ng + g.outputs.len()].to_vec();
+            let guards = self
+                .inner
+                .guards
+                .iter()
+                .zip(&outs[..ng])
+                .map(|(gd, &n)| (n, gd.1.clone(), gd.2.clone()))
+                .collect();
+            let tags = self
+                .inner
+                .tags
+                .iter()
+                .zip(&outs[ng + g.outputs.len()..])
+                .map(|(t, &n)| (t.0.clone(), n))
+                .collect();
+            Ok(PyTrace {
+                inner: TraceData {
+                    graph: sg,
+                    guards,
+                    tags,
+                },
+            })
+        })
     }
 
     /// Readable math of the outputs, one line per output (labels name them).
@@ -462,41 +498,51 @@ impl PyTrace {
         title: Option<String>,
         shapes: bool,
         locs: bool,
-    ) -> String {
-        let (g, outs) = self.for_print();
-        let opts = autodiff_print::TextOptions {
-            labels: labels.unwrap_or_default(),
-            header: title,
-            show_shapes: shapes,
-            show_locs: locs,
-            ..Default::default()
-        };
-        autodiff_print::to_text(&g, &outs, &opts)
+    ) -> PyResult<String> {
+        shield("to_text", || -> PyResult<String> {
+            let (g, outs) = self.for_print();
+            let opts = autodiff_print::TextOptions {
+                labels: labels.unwrap_or_default(),
+                header: title,
+                show_shapes: shapes,
+                show_locs: locs,
+                ..Default::default()
+            };
+            Ok(autodiff_print::to_text(&g, &outs, &opts))
+        })
     }
 
     #[pyo3(signature = (labels=None))]
-    fn to_latex(&self, labels: Option<Vec<String>>) -> String {
-        let (g, outs) = self.for_print();
-        let labels = labels.unwrap_or_default();
-        let refs: Vec<&str> = labels.iter().map(|s| s.as_str()).collect();
-        autodiff_print::to_latex(&g, &outs, &refs)
+    fn to_latex(&self, labels: Option<Vec<String>>) -> PyResult<String> {
+        shield("to_latex", || -> PyResult<String> {
+            let (g, outs) = self.for_print();
+            let labels = labels.unwrap_or_default();
+            let refs: Vec<&str> = labels.iter().map(|s| s.as_str()).collect();
+            Ok(autodiff_print::to_latex(&g, &outs, &refs))
+        })
     }
 
     #[pyo3(signature = (name="f"))]
-    fn to_source(&self, name: &str) -> String {
-        let g = &self.inner.graph;
-        let (sg, outs) = autodiff_simplify::simplify(g, &g.outputs);
-        autodiff_print::to_numpy_source(&sg, &outs, name)
+    fn to_source(&self, name: &str) -> PyResult<String> {
+        shield("to_source", || -> PyResult<String> {
+            let g = &self.inner.graph;
+            let (sg, outs) = autodiff_simplify::simplify(g, &g.outputs);
+            Ok(autodiff_print::to_numpy_source(&sg, &outs, name))
+        })
     }
 
-    fn to_dot(&self) -> String {
-        let (g, outs) = self.for_print();
-        autodiff_print::to_dot(&g, &outs)
+    fn to_dot(&self) -> PyResult<String> {
+        shield("to_dot", || -> PyResult<String> {
+            let (g, outs) = self.for_print();
+            Ok(autodiff_print::to_dot(&g, &outs))
+        })
     }
 
     fn to_sympy(&self) -> PyResult<String> {
-        let (g, outs) = self.for_print();
-        autodiff_print::to_sympy(&g, &outs).map_err(PyValueError::new_err)
+        shield("to_sympy", || -> PyResult<String> {
+            let (g, outs) = self.for_print();
+            autodiff_print::to_sympy(&g, &outs).map_err(PyValueError::new_err)
+        })
     }
 
     /// The graph in the s-expression text form.

@@ -769,7 +769,12 @@ impl Rewriter {
         };
         match n.op {
             Op::Broadcast(_) => Some(self.bcast(n.inputs[0], to)),
-            Op::Reshape(_) if strip(&n.shape) == strip(self.g.shape(n.inputs[0])) => {
+            // broadcast(reshape(y)) = broadcast(y) when the reshape only adds or drops
+            // leading 1s and y is not of higher rank than the target
+            Op::Reshape(_)
+                if strip(&n.shape) == strip(self.g.shape(n.inputs[0]))
+                    && self.g.shape(n.inputs[0]).len() <= to.len() =>
+            {
                 Some(self.bcast(n.inputs[0], to))
             }
             _ => None,
