@@ -20,7 +20,7 @@ use crate::Env;
 pub(crate) const CHUNK: usize = 256;
 
 /// Minimum elements before a kernel is split across threads.
-pub(crate) const PAR_MIN: usize = 1 << 15;
+pub const PAR_MIN: usize = 1 << 15;
 
 /// What an instruction computes into its destination register.
 #[derive(Clone, Debug)]
@@ -45,7 +45,7 @@ pub(crate) struct Ins {
     pub round: DType,
 }
 
-/// A strided leaf read by `Load`.
+/// A strided leaf read by `Load` (or, when contiguous, directly through [`DIRECT`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Leaf {
     pub loc: Loc,
@@ -87,7 +87,12 @@ pub(crate) struct Fused {
     pub out_round: DType,
     /// The graph nodes fused here (for stats and errors).
     pub nodes: Vec<usize>,
+    /// The last instruction writes straight into the output (off for in-place kernels).
+    pub direct_store: bool,
 }
+
+/// Operand bit: a contiguous leaf read in place at the chunk's position (no load).
+pub(crate) const DIRECT: u16 = 0x8000;
 
 pub(crate) fn reduce_init(op: ReduceOp) -> f64 {
     match op {
@@ -244,21 +249,38 @@ impl Fused {
     }
 
     /// Computes the group's values at positions `[start, start + len)` (len ≤ CHUNK) into
-    /// the registers; returns the result register's slice.
+    /// the registers (the last instruction into `out + start` instead, when `out` is not
+    /// null); returns a pointer to the result's `len` values.
     ///
     /// # Safety
-    /// `env` resolves every leaf to a live buffer that covers the leaf's view.
-    unsafe fn eval_chunk<'r>(
+    /// `env` resolves every leaf to a live buffer that covers the leaf's view; `out`, when
+    /// not null, has room for the chunk and aliases no leaf read directly.
+    unsafe fn eval_chunk(
         &self,
         env: &Env,
         start: usize,
         len: usize,
-        regs: &'r mut [f64],
-    ) -> Result<&'r [f64], String> {
+        regs: &mut [f64],
+        out: *mut f64,
+    ) -> Result<*const f64, String> {
         let base = regs.as_mut_ptr();
-        let reg = |r: u16| std::slice::from_raw_parts(base.add(r as usize * CHUNK), len);
-        for ins in &self.code {
-            let d = std::slice::from_raw_parts_mut(base.add(ins.dst as usize * CHUNK), len);
+        let ptr = |r: u16| -> *const f64 {
+            if r & DIRECT != 0 {
+                let l = &self.leaves[(r & !DIRECT) as usize];
+                env.ptr(l.loc).offset(l.offset + start as isize)
+            } else {
+                base.add(r as usize * CHUNK)
+            }
+        };
+        let reg = |r: u16| std::slice::from_raw_parts(ptr(r), len);
+        let last = self.code.len().wrapping_sub(1);
+        for (t, ins) in self.code.iter().enumerate() {
+            let dp = if t == last && !out.is_null() {
+                out.add(start)
+            } else {
+                base.add(ins.dst as usize * CHUNK)
+            };
+            let d = std::slice::from_raw_parts_mut(dp, len);
             match ins.kind {
                 InsKind::Load(l) => {
                     let leaf = &self.leaves[l as usize];
@@ -293,16 +315,21 @@ impl Fused {
                 d.iter_mut().for_each(|v| *v = t.round(*v));
             }
         }
-        Ok(reg(self.result))
+        if !out.is_null() {
+            return Ok(out.add(start));
+        }
+        Ok(ptr(self.result))
     }
 
-    /// Evaluates flat positions `[lo, hi)` feeding each chunk to `sink`.
+    /// Evaluates flat positions `[lo, hi)` feeding each chunk to `sink` (with a direct
+    /// store, the values are already in `out`).
     unsafe fn sweep(
         &self,
         env: &Env,
         lo: usize,
         hi: usize,
         regs: Option<&mut [f64]>,
+        out: *mut f64,
         mut sink: impl FnMut(usize, &[f64]),
     ) -> Result<(), String> {
         let mut own;
@@ -316,8 +343,8 @@ impl Fused {
         let mut s = lo;
         while s < hi {
             let len = (hi - s).min(CHUNK);
-            let v = self.eval_chunk(env, s, len, regs)?;
-            sink(s, v);
+            let v = self.eval_chunk(env, s, len, regs, out)?;
+            sink(s, std::slice::from_raw_parts(v, len));
             s += len;
         }
         Ok(())
@@ -334,19 +361,29 @@ impl Fused {
         let par = threads > 1 && self.n >= PAR_MIN;
         match &self.sink {
             Sink::Store => {
+                let direct = if self.direct_store {
+                    out.0
+                } else {
+                    std::ptr::null_mut()
+                };
                 let store = |s: usize, v: &[f64]| {
                     let o = out;
-                    std::ptr::copy_nonoverlapping(v.as_ptr(), o.0.add(s), v.len());
+                    if !self.direct_store {
+                        std::ptr::copy_nonoverlapping(v.as_ptr(), o.0.add(s), v.len());
+                    }
                 };
                 if !par {
-                    return self.sweep(env, 0, self.n, Some(env.scratch(self.regs_len())), store);
+                    let regs = Some(env.scratch(self.regs_len()));
+                    return self.sweep(env, 0, self.n, regs, direct, store);
                 }
+                let direct = SendPtr(direct);
                 let per = self.n.div_ceil(threads).div_ceil(CHUNK) * CHUNK;
                 let ranges: Vec<(usize, usize)> = (0..threads)
                     .map(|t| ((t * per).min(self.n), ((t + 1) * per).min(self.n)))
                     .collect();
                 let res: Vec<Result<(), String>> = par_map(&ranges, |&(lo, hi)| {
-                    self.sweep(env, lo, hi, None, |s: usize, v: &[f64]| store(s, v))
+                    let d = direct;
+                    self.sweep(env, lo, hi, None, d.0, |s: usize, v: &[f64]| store(s, v))
                 });
                 res.into_iter().collect()
             }
@@ -386,7 +423,14 @@ impl Fused {
             let res: Vec<Result<(), String>> = par_map(&ranges, |&(a, b)| {
                 let o = out;
                 let mut red = Reducer::new(spec.op, &spec.dims, q, o.0.add(a * q));
-                self.sweep(env, a * block, b * block, None, |_, v| red.push(v))
+                self.sweep(
+                    env,
+                    a * block,
+                    b * block,
+                    None,
+                    std::ptr::null_mut(),
+                    |_, v| red.push(v),
+                )
             });
             res.into_iter().collect::<Result<(), String>>()?;
         } else if par && p == 1 && spec.dims[0] >= threads {
@@ -403,7 +447,14 @@ impl Fused {
                 dims[0] = b - a;
                 let mut part = vec![0.0; q];
                 let mut red = Reducer::new(spec.op, &dims, q, part.as_mut_ptr());
-                self.sweep(env, a * inner, b * inner, None, |_, v| red.push(v))?;
+                self.sweep(
+                    env,
+                    a * inner,
+                    b * inner,
+                    None,
+                    std::ptr::null_mut(),
+                    |_, v| red.push(v),
+                )?;
                 drop(red);
                 Ok(part)
             });
@@ -415,7 +466,9 @@ impl Fused {
         } else {
             let mut red = Reducer::new(spec.op, &spec.dims, q, out.0);
             let regs = env.scratch(self.regs_len());
-            self.sweep(env, 0, self.n, Some(regs), |_, v| red.push(v))?;
+            self.sweep(env, 0, self.n, Some(regs), std::ptr::null_mut(), |_, v| {
+                red.push(v)
+            })?;
         }
         round(out.0, p * q);
         Ok(())
@@ -423,7 +476,7 @@ impl Fused {
 }
 
 /// Runs `f` over the items on the rayon pool, results in order.
-pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
     use rayon::prelude::*;
     items.par_iter().map(f).collect()
 }

@@ -163,6 +163,9 @@ pub(crate) unsafe fn gather_strided(
     start: usize,
     out: &mut [f64],
 ) {
+    if out.is_empty() {
+        return;
+    }
     let r = shape.len();
     if r == 0 {
         out.fill(*base.offset(offset));

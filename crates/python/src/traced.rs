@@ -20,6 +20,8 @@ pub struct TraceData {
 #[pyclass(name = "Trace", module = "autodiff._core", frozen)]
 pub struct PyTrace {
     inner: TraceData,
+    /// The fast compiled form of guards + outputs, made on the first `run`.
+    program: std::sync::OnceLock<Result<autodiff_lower::Program, String>>,
 }
 
 /// Runs `f`, turning a panic (an internal bug) into an `autodiff.TraceError` that says so,
@@ -49,7 +51,10 @@ fn ir_err(e: impl std::fmt::Display) -> PyErr {
 
 impl PyTrace {
     pub fn new(inner: TraceData) -> PyTrace {
-        PyTrace { inner }
+        PyTrace {
+            inner,
+            program: std::sync::OnceLock::new(),
+        }
     }
 
     fn tensors(&self, inputs: &Bound<'_, PyList>) -> PyResult<Vec<Tensor>> {
@@ -81,14 +86,21 @@ impl PyTrace {
         Ok(out)
     }
 
+    /// The compiled program for guards + outputs, built on first use.
+    fn program(&self, want: &[NodeId]) -> PyResult<&autodiff_lower::Program> {
+        let p = self.program.get_or_init(|| {
+            autodiff_lower::Program::compile(&self.inner.graph, want).map_err(|e| e.to_string())
+        });
+        p.as_ref()
+            .map_err(|e| PyValueError::new_err(format!("compiling the trace failed: {e}")))
+    }
+
     fn derived(&self, graph: Graph) -> PyTrace {
-        PyTrace {
-            inner: TraceData {
-                graph,
-                guards: self.inner.guards.clone(),
-                tags: self.inner.tags.clone(),
-            },
-        }
+        PyTrace::new(TraceData {
+            graph,
+            guards: self.inner.guards.clone(),
+            tags: self.inner.tags.clone(),
+        })
     }
 
     /// Nodes named by `wrt`: ints are input positions, strings are input names or tags.
@@ -183,16 +195,28 @@ impl PyTrace {
     }
 
     /// Evaluates the outputs; `None` if a guard fails (then the index of the first failing
-    /// guard is returned as the second element).
-    fn run<'py>(&self, py: Python<'py>, inputs: Bound<'py, PyList>) -> PyResult<RunResult<'py>> {
+    /// guard is returned as the second element). The compiled fast path (`autodiff-lower`)
+    /// runs by default; `reference=True` uses the reference evaluator (the oracle).
+    #[pyo3(signature = (inputs, reference=false))]
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: Bound<'py, PyList>,
+        reference: bool,
+    ) -> PyResult<RunResult<'py>> {
         shield("run", || -> PyResult<RunResult<'py>> {
             let ins = self.tensors(&inputs)?;
             let g = &self.inner.graph;
             let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
             want.extend(&g.outputs);
-            let vals = py
-                .allow_threads(|| autodiff_exec::eval(g, &ins, &want))
-                .map_err(|e| PyValueError::new_err(format!("evaluation failed: {e}")))?;
+            let vals = if reference {
+                py.allow_threads(|| autodiff_exec::eval(g, &ins, &want))
+                    .map_err(|e| PyValueError::new_err(format!("evaluation failed: {e}")))?
+            } else {
+                let program = self.program(&want)?;
+                py.allow_threads(|| program.run(&ins))
+                    .map_err(|e| PyValueError::new_err(format!("evaluation failed: {e}")))?
+            };
             for (k, gd) in self.inner.guards.iter().enumerate() {
                 if vals[k].data != gd.1.data {
                     return Ok((None, Some(k)));
@@ -380,13 +404,11 @@ impl PyTrace {
                 .iter()
                 .map(|(t, n)| (t.clone(), map[n.index()]))
                 .collect();
-            Ok(Some(PyTrace {
-                inner: TraceData {
-                    graph: ng,
-                    guards,
-                    tags,
-                },
-            }))
+            Ok(Some(PyTrace::new(TraceData {
+                graph: ng,
+                guards,
+                tags,
+            })))
         })
     }
 
@@ -445,13 +467,11 @@ impl PyTrace {
                 .iter()
                 .map(|(t, n)| (t.clone(), map[n.index()].0))
                 .collect();
-            Ok(Some(PyTrace {
-                inner: TraceData {
-                    graph: ng,
-                    guards,
-                    tags,
-                },
-            }))
+            Ok(Some(PyTrace::new(TraceData {
+                graph: ng,
+                guards,
+                tags,
+            })))
         })
     }
 
@@ -480,13 +500,11 @@ impl PyTrace {
                 .zip(&outs[ng + g.outputs.len()..])
                 .map(|(t, &n)| (t.0.clone(), n))
                 .collect();
-            Ok(PyTrace {
-                inner: TraceData {
-                    graph: sg,
-                    guards,
-                    tags,
-                },
-            })
+            Ok(PyTrace::new(TraceData {
+                graph: sg,
+                guards,
+                tags,
+            }))
         })
     }
 
