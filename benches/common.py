@@ -30,7 +30,7 @@ def _load_jax():
         # The first jit in a process pays one-time setup; keep it out of compile times.
         jax.block_until_ready(jax.jit(lambda x: x + 1)(jnp.zeros(3)))
         return jax
-    except Exception as e:  # noqa: BLE001 - any import/setup failure means "not available"
+    except Exception as e:
         print(f"[peers] jax unavailable: {e}")
         return None
 
@@ -40,7 +40,7 @@ def _load_autograd():
         import autograd
 
         return autograd
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         print(f"[peers] autograd unavailable: {e}")
         return None
 

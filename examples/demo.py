@@ -1,8 +1,7 @@
 """The pyautodiff demo: the seed examples of the 2012 announcement, and a little more."""
 
-import numpy as np
-
 import autodiff
+import numpy as np
 
 print(">>> autodiff.fmin_l_bfgs_b(lambda x: (x + 1) ** 2, [np.zeros(())])")
 print(autodiff.fmin_l_bfgs_b(lambda x: (x + 1) ** 2, [np.zeros(())]))

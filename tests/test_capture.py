@@ -3,10 +3,9 @@
 import math
 import sys
 
+import autodiff
 import numpy as np
 import pytest
-
-import autodiff
 from conftest import numeric_grad
 
 X = np.array([0.5, -1.0, 2.0])

@@ -12,10 +12,9 @@ import functools
 import math
 import types
 
+import autodiff
 import numpy as np
 import pytest
-
-import autodiff
 from conftest import HAVE_JAX
 
 try:
@@ -310,7 +309,7 @@ def pendulum_rk2(params):
     g, L, theta0 = params
     theta, omega = theta0, 0.0
     h = 0.02
-    for step in range(15):
+    for _step in range(15):
         k1t, k1w = omega, -g / L * np.sin(theta)
         mt, mw = theta + 0.5 * h * k1t, omega + 0.5 * h * k1w
         theta, omega = theta + h * mw, omega - h * g / L * np.sin(mt)
@@ -589,7 +588,7 @@ def closures_and_lambdas(x):
     def inner(v):
         return scale * v**2
 
-    sq = lambda v: inner(v) + 1  # noqa: E731
+    sq = lambda v: inner(v) + 1
     fs = [lambda v, k=k: v * k for k in range(3)]
     return np.sum(sq(x)) + sum(np.sum(f(x)) for f in fs)
 

@@ -1,9 +1,8 @@
 """Every derivative, composable: jvp, vjp, hvp, hessian, jacobian, grad of grad."""
 
+import autodiff
 import numpy as np
 import pytest
-
-import autodiff
 from conftest import numeric_grad
 
 SMOOTH = {
@@ -87,7 +86,7 @@ def test_gradient_of_a_function_that_calls_grad():
 
 
 def test_seed_hessian_vector_cases():
-    f = lambda x: np.dot(x, x).sum()  # noqa: E731
+    f = lambda x: np.dot(x, x).sum()
     hv = autodiff.HessianVector(f)
     np.testing.assert_allclose(hv(np.ones((3, 3)), vectors=np.ones((3, 3)))[0], np.full((3, 3), 6.0))
     np.testing.assert_allclose(hv(np.ones(3), vectors=np.ones(3))[0], np.full(3, 2.0))

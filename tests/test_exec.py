@@ -1,10 +1,9 @@
 """The compiled fast path (fused kernels, GEMM, buffer reuse, threads) computes what the
 reference evaluator (the oracle) computes, on every program of the corpus."""
 
+import autodiff
 import numpy as np
 import pytest
-
-import autodiff
 from test_corpus import CORPUS, _args, _default_wrt
 
 

@@ -1,9 +1,8 @@
 """Guards and re-tracing: decisions made on traced values are checked on every call."""
 
+import autodiff
 import numpy as np
 import pytest
-
-import autodiff
 
 
 def abs_sum(x):

@@ -1,9 +1,8 @@
 """Optimizers on compiled gradients return arrays shaped like their initial arguments."""
 
+import autodiff
 import numpy as np
 import pytest
-
-import autodiff
 
 pytest.importorskip("scipy")
 

@@ -7,10 +7,9 @@ the diff: every line must read as math a person would write."""
 import os
 import pathlib
 
+import autodiff
 import numpy as np
 import pytest
-
-import autodiff
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "print.txt"
 

@@ -1,9 +1,8 @@
 """The walking skeleton: the seed examples, end to end, through the real pipeline."""
 
+import autodiff
 import numpy as np
 import pytest
-
-import autodiff
 from conftest import numeric_grad
 
 
@@ -93,7 +92,7 @@ def test_inputs_are_not_mutated():
 
 
 def test_grad_and_value_and_grad():
-    f = lambda x, y: np.sum(x * y) ** 2  # noqa: E731
+    f = lambda x, y: np.sum(x * y) ** 2
     x, y = np.array([1.0, 2.0]), np.array([3.0, 4.0])
     np.testing.assert_allclose(autodiff.grad(f)(x, y), 2 * 11 * y)
     v, (gx, gy) = autodiff.value_and_grad(f, argnums=(0, 1))(x, y)
