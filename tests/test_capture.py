@@ -313,23 +313,51 @@ _S = _A[:, :3] @ _A[:, :3].T + 3 * np.eye(3)
 
 TABLE = {
     "list_and_dict_methods": (
-        lambda x: (lambda out, d: (out.append(x[0] * 2), out.extend([x[1]]), d.update(k=x[2] > 0), d.setdefault("v", x[0]),
-                                   sum(out) + (1.0 if d["k"] else -1.0) * d.get("v"))[-1])([], {}),
+        lambda x: (
+            lambda out, d: (
+                out.append(x[0] * 2),
+                out.extend([x[1]]),
+                d.update(k=x[2] > 0),
+                d.setdefault("v", x[0]),
+                sum(out) + (1.0 if d["k"] else -1.0) * d.get("v"),
+            )[-1]
+        )([], {}),
         X,
     ),
     "ufunc_outer_reduce_accumulate": (
-        lambda x: np.subtract.outer(x, x).sum() ** 2 + np.multiply.outer(x, x).sum() + np.add.reduce(x) + np.multiply.accumulate(x).sum(),
+        lambda x: (
+            np.subtract.outer(x, x).sum() ** 2
+            + np.multiply.outer(x, x).sum()
+            + np.add.reduce(x)
+            + np.multiply.accumulate(x).sum()
+        ),
         X,
     ),
     "logical_reduce_guard": (lambda x: x.sum() if np.logical_and.reduce(x > -5) else 0.0, X),
-    "numpy_python_implementations": (lambda a: np.kron(a[0], a[1]).sum() + np.linalg.multi_dot([a, a.T, a]).sum() + np.ptp(a) + np.linalg.matrix_power(_S * a[0, 0], 2).sum(), _A),
+    "numpy_python_implementations": (
+        lambda a: (
+            np.kron(a[0], a[1]).sum()
+            + np.linalg.multi_dot([a, a.T, a]).sum()
+            + np.ptp(a)
+            + np.linalg.matrix_power(_S * a[0, 0], 2).sum()
+        ),
+        _A,
+    ),
     "isclose_allclose": (lambda x: x.sum() * np.isclose(x, x).all() + (x.sum() if np.allclose(x, x) else 0.0), X),
     "full_with_traced_fill": (lambda x: np.full(3, x[0]).sum() * np.full_like(x, x[1]).sum(), X),
     "average_weights_axis": (lambda a: np.average(a, axis=0, weights=np.arange(1.0, 4.0)).sum(), _A),
     "round_ndigits": (lambda x: round(float(x.sum()), 3) + np.round(x, 2).sum(), X),
     "isfinite_on_list": (lambda x: x.sum() if np.isfinite([float(v) for v in x]).all() else 0.0, X),
     "logsumexp_keepdims": (lambda a: __import__("scipy.special").special.logsumexp(a, axis=1, keepdims=True).sum(), _A),
-    "norm_variants": (lambda a: np.linalg.norm(a, axis=1).sum() + np.linalg.norm(a[0], 1) + np.linalg.norm(a[1], np.inf) + np.linalg.norm(a[2], 3), _A),
+    "norm_variants": (
+        lambda a: (
+            np.linalg.norm(a, axis=1).sum()
+            + np.linalg.norm(a[0], 1)
+            + np.linalg.norm(a[1], np.inf)
+            + np.linalg.norm(a[2], 3)
+        ),
+        _A,
+    ),
 }
 
 

@@ -35,7 +35,15 @@ def case(*make, wrt=None, seeds=(1, 2, 3), fd_rtol=1e-5, needs_scipy=False):
 
     def deco(fn):
         CORPUS.append(
-            pytest.param(fn, make[0], wrt, seeds, fd_rtol, id=fn.__name__, marks=[pytest.mark.skipif(needs_scipy and not HAVE_SCIPY, reason="scipy")])
+            pytest.param(
+                fn,
+                make[0],
+                wrt,
+                seeds,
+                fd_rtol,
+                id=fn.__name__,
+                marks=[pytest.mark.skipif(needs_scipy and not HAVE_SCIPY, reason="scipy")],
+            )
         )
         return fn
 
@@ -157,7 +165,11 @@ def softmax_regression(W, X, labels):
     return -logp[np.arange(len(labels)), labels].mean()
 
 
-@case(lambda rng: [rng.normal(size=(3, 4)), rng.normal(size=(10, 3)), np.eye(4)[rng.integers(0, 4, size=10)]], wrt=[0], needs_scipy=True)
+@case(
+    lambda rng: [rng.normal(size=(3, 4)), rng.normal(size=(10, 3)), np.eye(4)[rng.integers(0, 4, size=10)]],
+    wrt=[0],
+    needs_scipy=True,
+)
 def cross_entropy_onehot(W, X, Y):
     logits = np.dot(X, W)
     logp = logits - logsumexp(logits, axis=1, keepdims=True)
@@ -368,13 +380,21 @@ def mvn_logpdf_slogdet(mu, S, X):
     return np.sum(-0.5 * (k * np.log(2 * np.pi) + logdet + maha))
 
 
-@case(lambda rng: [rng.normal(size=3) * 0.3, rng.normal(size=(8, 3)), rng.poisson(2.0, size=8).astype(float)], wrt=[0], needs_scipy=True)
+@case(
+    lambda rng: [rng.normal(size=3) * 0.3, rng.normal(size=(8, 3)), rng.poisson(2.0, size=8).astype(float)],
+    wrt=[0],
+    needs_scipy=True,
+)
 def poisson_glm_nll(beta, X, counts):
     eta = X @ beta
     return -np.sum(counts * eta - np.exp(eta) - gammaln(counts + 1))
 
 
-@case(lambda rng: [np.array([0.5, 1.2]) + 0.1 * rng.normal(size=2), rng.poisson(3.0, size=9).astype(float)], needs_scipy=True, wrt=[0])
+@case(
+    lambda rng: [np.array([0.5, 1.2]) + 0.1 * rng.normal(size=2), rng.poisson(3.0, size=9).astype(float)],
+    needs_scipy=True,
+    wrt=[0],
+)
 def negative_binomial_nll(log_params, k):
     log_mu, log_r = log_params
     mu, r = np.exp(log_mu), np.exp(log_r)
@@ -508,7 +528,15 @@ def shapes_and_stacking(A):
     E = np.stack([A, 2 * A], axis=-1)
     F = np.expand_dims(A, 1).squeeze()
     G = np.swapaxes(A.reshape(3, 2, 2), 0, 2)
-    return B.sum() + (C**2).sum() + D @ D + E.mean() + F[1, 2] + G[1, 0, 2] * np.tile(A[0], 2).sum() + np.repeat(A[:, 0], 2).prod()
+    return (
+        B.sum()
+        + (C**2).sum()
+        + D @ D
+        + E.mean()
+        + F[1, 2]
+        + G[1, 0, 2] * np.tile(A[0], 2).sum()
+        + np.repeat(A[:, 0], 2).prod()
+    )
 
 
 @case(lambda rng: [rng.normal(size=(3, 3)) + 3 * np.eye(3), rng.normal(size=3)])
@@ -799,7 +827,19 @@ def triu_tril_diag(A):
 
 @case(vec(5))
 def numpy_method_calls(x):
-    return x.sum() + x.mean() + x.max() - x.min() + x.std() + x.var() + x.prod() + x.cumsum().sum() + x.dot(x) + x.clip(-0.5, 0.5).sum() + x.round(3).sum() * 0
+    return (
+        x.sum()
+        + x.mean()
+        + x.max()
+        - x.min()
+        + x.std()
+        + x.var()
+        + x.prod()
+        + x.cumsum().sum()
+        + x.dot(x)
+        + x.clip(-0.5, 0.5).sum()
+        + x.round(3).sum() * 0
+    )
 
 
 @case(vec(4))

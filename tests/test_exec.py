@@ -27,7 +27,7 @@ def test_large_fused_chain_and_matmul_match(rng):
 
     def f(W1, W2, x):
         h = np.tanh(W1 @ x)
-        return np.sum(np.exp(-(W2 @ h) ** 2) * 0.5 + np.sin(h).mean())
+        return np.sum(np.exp(-((W2 @ h) ** 2)) * 0.5 + np.sin(h).mean())
 
     G = autodiff.Gradient(f, [W1, W2, x])
     tr = G.trace

@@ -162,6 +162,8 @@ def test_every_corpus_gradient_prints_and_exports(fn, make, wrt):
     flat = [x for a in leaves for x in autodiff._tree.flatten(a)[0]]
     got = G.to_python()(*[np.asarray(x, dtype=np.asarray(x).dtype) for x in flat])
     got = got if isinstance(got, tuple) else (got,)
-    want_flat = [x for w in want for x in autodiff._tree.flatten(w)[0]] if not isinstance(want[0], np.ndarray) else list(want)
+    want_flat = (
+        [x for w in want for x in autodiff._tree.flatten(w)[0]] if not isinstance(want[0], np.ndarray) else list(want)
+    )
     for w, o in zip(want_flat, got):
         np.testing.assert_allclose(o, w, rtol=1e-9, atol=1e-12)

@@ -1,8 +1,8 @@
 """pyautodiff: automatic differentiation of plain Python + NumPy code.
 
-    >>> import autodiff, numpy as np
-    >>> autodiff.fmin_l_bfgs_b(lambda x: (x + 1) ** 2, [np.zeros(())])
-    [array(-1.)]
+>>> import autodiff, numpy as np
+>>> autodiff.fmin_l_bfgs_b(lambda x: (x + 1) ** 2, [np.zeros(())])
+[array(-1.)]
 """
 
 from .api import (

@@ -85,12 +85,12 @@ class Signature:
 def _pretty(path, names):
     # args[(0, ...)] paths: "args[0][0]" → the parameter name.
     if path.startswith("args[0]["):
-        rest = path[len("args[0]["):]
+        rest = path[len("args[0][") :]
         idx, _, tail = rest.partition("]")
         if idx.isdigit() and int(idx) < len(names):
             return names[int(idx)] + tail
     if path.startswith("args[1]["):
-        rest = path[len("args[1]["):]
+        rest = path[len("args[1][") :]
         key, _, tail = rest.partition("]")
         return key.strip("'\"") + tail
     return path
@@ -117,7 +117,9 @@ def trace(fn, args, kwargs, promote=()):
 def _self_check(fn, tr, values, result):
     got, failed = tr.run(values)
     if got is None:
-        raise TraceError(f"internal: a guard of the fresh trace of {getattr(fn, '__qualname__', fn)} fails at the traced inputs")
+        raise TraceError(
+            f"internal: a guard of the fresh trace of {getattr(fn, '__qualname__', fn)} fails at the traced inputs"
+        )
     want = _tree.leaves_of(result)
     for k, (g, w) in enumerate(zip(got, want)):
         w = np.asarray(w)
@@ -164,13 +166,19 @@ class Specializer:
         fast = None
         leaves = None if kwargs else _fast_leaves(args)
         if leaves is not None:
-            fast = tuple([(a.shape, a.dtype.char) for a in leaves]) + (tuple(len(a) if type(a) is not np.ndarray else -1 for a in args),)
+            fast = tuple([(a.shape, a.dtype.char) for a in leaves]) + (
+                tuple(len(a) if type(a) is not np.ndarray else -1 for a in args),
+            )
             hit = self.fast.get(fast)
             if hit is not None:
                 entries = self.cache.get(hit[0])
                 if entries:
                     promote = hit[1]
-                    values = [a.astype(np.float64) if i in promote else a for i, a in enumerate(leaves)] if promote else leaves
+                    values = (
+                        [a.astype(np.float64) if i in promote else a for i, a in enumerate(leaves)]
+                        if promote
+                        else leaves
+                    )
                     values += extra
                     for entry in reversed(entries):
                         if entry[2] and stale(entry[2]):
@@ -191,7 +199,10 @@ class Specializer:
         sig = Signature(args, kwargs, names, promote)
         entries = self.cache.get(sig.key)
         leaves, _, _ = _tree.flatten((tuple(args), dict(kwargs)), "args")
-        values = [np.asarray(v, dtype=np.float64) if i in promote and np.asarray(v).dtype.kind in "iu" else v for i, v in enumerate(leaves)]
+        values = [
+            np.asarray(v, dtype=np.float64) if i in promote and np.asarray(v).dtype.kind in "iu" else v
+            for i, v in enumerate(leaves)
+        ]
         values += list(extra)
         if entries is None and self.elementwise:
             hit = self._rebatch(sig, values, extra)
@@ -275,7 +286,13 @@ def stale(checks):
     """Why a trace's outside arrays no longer hold (None while they all do)."""
     for kind, container, key, obj, snap in checks:
         try:
-            cur = container.get(key) if kind == "global" else container.cell_contents if kind == "cell" else getattr(container, key)
+            cur = (
+                container.get(key)
+                if kind == "global"
+                else container.cell_contents
+                if kind == "cell"
+                else getattr(container, key)
+            )
         except (AttributeError, ValueError):
             cur = None
         if cur is not obj:

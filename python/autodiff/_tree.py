@@ -46,7 +46,10 @@ def _array_attrs(x):
     """The attributes of a plain object that hold arrays (directly or in containers): such
     objects (models, parameter holders) are flattened so their arrays are inputs, read
     afresh on every call, never baked in as constants."""
-    if isinstance(x, (type, types.ModuleType, types.FunctionType, types.MethodType, str, bytes, int, bool)) or x is None:
+    if (
+        isinstance(x, (type, types.ModuleType, types.FunctionType, types.MethodType, str, bytes, int, bool))
+        or x is None
+    ):
         return None
     d = getattr(x, "__dict__", None)
     if not isinstance(d, dict):

@@ -136,7 +136,9 @@ def _resolve_wrt(fn, wrt, args):
         pos = [
             i
             for i, a in enumerate(args)
-            if (isinstance(a, (list, tuple, dict)) and _tree.flatten(a)[0]) or _tree.is_leaf(a) or (isinstance(a, int) and not isinstance(a, bool))
+            if (isinstance(a, (list, tuple, dict)) and _tree.flatten(a)[0])
+            or _tree.is_leaf(a)
+            or (isinstance(a, int) and not isinstance(a, bool))
         ]
         return pos, []
     items = list(wrt) if isinstance(wrt, (tuple, list)) else [wrt]
@@ -197,8 +199,16 @@ class Gradient(_Traced):
             self(*example_args)
 
     def _targets(self, args):
-        if isinstance(self._wrt, (list, tuple)) and all(isinstance(w, (int, str)) for w in self._wrt) or isinstance(self._wrt, (int, str)) or self._wrt is None:
-            key = (len(args), self._wrt is None and tuple(type(a) is np.ndarray or isinstance(a, (float, np.generic)) for a in args))
+        if (
+            isinstance(self._wrt, (list, tuple))
+            and all(isinstance(w, (int, str)) for w in self._wrt)
+            or isinstance(self._wrt, (int, str))
+            or self._wrt is None
+        ):
+            key = (
+                len(args),
+                self._wrt is None and tuple(type(a) is np.ndarray or isinstance(a, (float, np.generic)) for a in args),
+            )
             hit = self._targets_cache.get(key)
             if hit is None:
                 hit = self._targets_cache[key] = _resolve_wrt(self._fn, self._wrt, list(args))
@@ -214,7 +224,11 @@ class Gradient(_Traced):
     def _transform(self, tr, sig):
         shapes = tr.output_shapes()
         if len(shapes) != 1 or shapes[0] != [] or tr.output_dtypes()[0] not in ("float64", "float32"):
-            found = "several outputs" if len(shapes) != 1 else f"an output of shape {tuple(shapes[0])} and dtype {tr.output_dtypes()[0]}"
+            found = (
+                "several outputs"
+                if len(shapes) != 1
+                else f"an output of shape {tuple(shapes[0])} and dtype {tr.output_dtypes()[0]}"
+            )
             raise NotScalarError(
                 f"Gradient needs a function returning one float scalar, but {_fname(self._fn)} "
                 f"returns {found}; use autodiff.jacobian for vector outputs, or reduce it (e.g. .sum())"
@@ -332,7 +346,13 @@ def grad(fn, argnums=0):
         return out[0] if isinstance(argnums, int) else tuple(out)
 
     grad_fn.gradient = g
-    grad_fn.__autodiff__ = ("grad", fn, _argnums_list(argnums), False, "single" if isinstance(argnums, int) else "tuple")
+    grad_fn.__autodiff__ = (
+        "grad",
+        fn,
+        _argnums_list(argnums),
+        False,
+        "single" if isinstance(argnums, int) else "tuple",
+    )
     return grad_fn
 
 
@@ -381,7 +401,9 @@ class _Derivative(_Traced):
         if self._kind == "hessian":
             shapes = tr.output_shapes()
             if len(shapes) != 1 or shapes[0] != []:
-                raise NotScalarError(f"hessian needs a function returning one scalar; {_fname(self._fn)} returns shapes {shapes}")
+                raise NotScalarError(
+                    f"hessian needs a function returning one scalar; {_fname(self._fn)} returns shapes {shapes}"
+                )
             return tr.grad(wrt).jacobian(wrt, self._mode)
         return tr.jacobian(wrt, self._mode)
 
@@ -436,7 +458,9 @@ def vjp(fn, *primals):
     def vjp_fn(cotangent):
         cts = [np.asarray(c, dtype=np.float64) for c in _tree.flatten(cotangent)[0]]
         res, bad = back.run(leaves + cts)
-        return tuple(_tree.unflatten(_tree.flatten(primals[p])[2], [res[k] for k in ranges[p]]) for p in range(len(primals)))
+        return tuple(
+            _tree.unflatten(_tree.flatten(primals[p])[2], [res[k] for k in ranges[p]]) for p in range(len(primals))
+        )
 
     return _tree.rebuild(structure, outs), vjp_fn
 

@@ -77,7 +77,10 @@ def _flat_bounds(bounds, init):
     for (lo, hi), a in zip(bounds, init):
         lo_a = np.broadcast_to(-np.inf if lo is None else lo, a.shape).ravel()
         hi_a = np.broadcast_to(np.inf if hi is None else hi, a.shape).ravel()
-        out.extend((None if np.isneginf(lo_) else float(lo_), None if np.isposinf(hi_) else float(hi_)) for lo_, hi_ in zip(lo_a, hi_a))
+        out.extend(
+            (None if np.isneginf(lo_) else float(lo_), None if np.isposinf(hi_) else float(hi_))
+            for lo_, hi_ in zip(lo_a, hi_a)
+        )
     return out
 
 
@@ -104,7 +107,9 @@ def fmin_ncg(fn, init_args, **scipy_options):
     """Newton-CG (SciPy's fmin_ncg) with exact Hessian-vector products."""
     opt = _scipy_optimize()
     p = _Problem(fn, init_args)
-    x = opt.fmin_ncg(p.value, p.x0(), fprime=p.grad, fhess_p=p.hessp, disp=scipy_options.pop("disp", False), **scipy_options)
+    x = opt.fmin_ncg(
+        p.value, p.x0(), fprime=p.grad, fhess_p=p.hessp, disp=scipy_options.pop("disp", False), **scipy_options
+    )
     return p.result(x)
 
 
