@@ -50,6 +50,21 @@ def logistic_loss(w, X, y):
 
 rng = np.random.default_rng(0)
 X, y = rng.normal(size=(50, 3)), (rng.random(50) > 0.5).astype(float)
-print("\n>>> # logistic regression, L-BFGS-B on the compiled gradient")
+print("\n>>> # logistic regression: the gradient as math, then L-BFGS-B on it")
+print(autodiff.Gradient(logistic_loss, [np.zeros(3), X, y], wrt="w"))
 (w,) = autodiff.fmin_l_bfgs_b(lambda w: logistic_loss(w, X, y), [np.zeros(3)])
 print("w =", np.round(w, 4))
+
+
+def spring_chain(x, k=3.0):
+    e = np.zeros(len(x) - 1)
+    for i in range(len(x) - 1):  # an array filled in place, in a loop
+        e[i] = 0.5 * k * (x[i + 1] - x[i] - 1.0) ** 2
+    return e.sum()
+
+
+print("\n>>> # in-place fills in a loop; Hessian-vector products; exported NumPy source")
+x0 = np.array([0.0, 1.5, 2.0, 3.5])
+print("forces:", -autodiff.grad(spring_chain)(x0))
+print("H @ v: ", autodiff.hvp(spring_chain)(x0, np.array([1.0, 0.0, 0.0, 0.0])))
+print(autodiff.Gradient(lambda x: np.sum(np.tanh(x) ** 2), [np.zeros(3)]).to_source("grad_f"))
