@@ -1,7 +1,8 @@
 //! `PyTrace`: a traced graph with its guards, as a Python object. Thin: each method
 //! converts arguments, calls a core crate and converts back.
 
-use autodiff_ir::{Graph, NodeId, Tensor};
+use autodiff_ir::{DType, Graph, NodeId, Tensor};
+use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -38,6 +39,25 @@ fn shield<T>(what: &str, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
             Err(crate::capture::TraceError::new_err(format!(
                 "internal error in {what}: {msg}. This is a bug in pyautodiff; please report it"
             )))
+        }
+    }
+}
+
+/// An input of the fast path: a borrowed NumPy buffer or a converted tensor.
+enum Arg {
+    Borrowed(PyBuffer<f64>),
+    Owned(Tensor),
+}
+
+impl Arg {
+    fn data(&self) -> &[f64] {
+        match self {
+            // SAFETY: the buffer is a C-contiguous float64 array of `item_count` elements,
+            // kept alive (and its memory pinned) by the `PyBuffer` for the slice's lifetime.
+            Arg::Borrowed(b) => unsafe {
+                std::slice::from_raw_parts(b.buf_ptr() as *const f64, b.item_count())
+            },
+            Arg::Owned(t) => &t.data,
         }
     }
 }
@@ -86,10 +106,65 @@ impl PyTrace {
         Ok(out)
     }
 
+    /// The inputs for the fast path: C-contiguous float64 arrays are borrowed through the
+    /// buffer protocol (no copy); anything else is converted.
+    fn args(&self, inputs: &Bound<'_, PyList>) -> PyResult<Vec<Arg>> {
+        let g = &self.inner.graph;
+        if inputs.len() != g.inputs.len() {
+            return self
+                .tensors(inputs)
+                .map(|v| v.into_iter().map(Arg::Owned).collect());
+        }
+        let mut out = Vec::with_capacity(inputs.len());
+        for (k, obj) in inputs.iter().enumerate() {
+            let node = g.inputs[k];
+            let borrowed = match PyBuffer::<f64>::get(&obj) {
+                Ok(b)
+                    if g.dtype(node) == DType::F64
+                        && b.is_c_contiguous()
+                        && b.dimensions() > 0
+                        && b.shape() == g.shape(node).as_slice() =>
+                {
+                    Some(b)
+                }
+                _ => None,
+            };
+            out.push(match borrowed {
+                Some(b) => Arg::Borrowed(b),
+                None => {
+                    let one = PyList::new(inputs.py(), [obj])?;
+                    Arg::Owned(self.tensor_at(k, &one)?)
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Converts input `k` (given as a one-element list) with the checks of `tensors`.
+    fn tensor_at(&self, k: usize, one: &Bound<'_, PyList>) -> PyResult<Tensor> {
+        let g = &self.inner.graph;
+        let t = convert::to_tensor(&one.get_item(0)?)?;
+        let want = g.shape(g.inputs[k]);
+        if &t.shape != want {
+            return Err(PyValueError::new_err(format!(
+                "argument '{}' has shape {:?}, but the trace expects {:?}",
+                g.input_names[k], t.shape, want
+            )));
+        }
+        let dt = g.dtype(g.inputs[k]);
+        Ok(if t.dtype == dt {
+            t
+        } else {
+            Tensor::new(dt, t.shape, t.data)
+        })
+    }
+
     /// The compiled program for guards + outputs, built on first use.
     fn program(&self, want: &[NodeId]) -> PyResult<&autodiff_lower::Program> {
+        // Execution runs the simplified graph (cheapest form; same values, property-tested).
         let p = self.program.get_or_init(|| {
-            autodiff_lower::Program::compile(&self.inner.graph, want).map_err(|e| e.to_string())
+            let (sg, outs) = autodiff_simplify::simplify(&self.inner.graph, want);
+            autodiff_lower::Program::compile(&sg, &outs).map_err(|e| e.to_string())
         });
         p.as_ref()
             .map_err(|e| PyValueError::new_err(format!("compiling the trace failed: {e}")))
@@ -205,17 +280,28 @@ impl PyTrace {
         reference: bool,
     ) -> PyResult<RunResult<'py>> {
         shield("run", || -> PyResult<RunResult<'py>> {
-            let ins = self.tensors(&inputs)?;
             let g = &self.inner.graph;
             let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
             want.extend(&g.outputs);
             let vals = if reference {
+                let ins = self.tensors(&inputs)?;
                 py.allow_threads(|| autodiff_exec::eval(g, &ins, &want))
                     .map_err(|e| PyValueError::new_err(format!("evaluation failed: {e}")))?
             } else {
                 let program = self.program(&want)?;
-                py.allow_threads(|| program.run(&ins))
-                    .map_err(|e| PyValueError::new_err(format!("evaluation failed: {e}")))?
+                let args = self.args(&inputs)?;
+                let slices: Vec<&[f64]> = args.iter().map(Arg::data).collect();
+                let data = py
+                    .allow_threads(|| program.run_f64(&slices))
+                    .map_err(|e| PyValueError::new_err(format!("evaluation failed: {e}")))?;
+                data.into_iter()
+                    .zip(&want)
+                    .map(|(d, &n)| Tensor {
+                        dtype: g.dtype(n),
+                        shape: g.shape(n).clone(),
+                        data: d,
+                    })
+                    .collect()
             };
             for (k, gd) in self.inner.guards.iter().enumerate() {
                 if vals[k].data != gd.1.data {
