@@ -35,3 +35,13 @@ def test_large_fused_chain_and_matmul_match(rng):
     ref, _ = tr.run([W1, W2, x], reference=True)
     for a, b in zip(fast, ref):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_large_outputs_are_fresh_writable_arrays():
+    x = np.linspace(0.0, 1.0, 100_000)
+    g = autodiff.grad(lambda x: np.sum(np.sin(x)))
+    a, b = g(x), g(x)
+    assert a.flags.writeable and a.flags.c_contiguous and a.dtype == np.float64
+    a[:] = 0.0  # writing one result never changes another
+    np.testing.assert_allclose(b, np.cos(x))
+    np.testing.assert_allclose(g(x), np.cos(x))

@@ -103,6 +103,7 @@ fn to_tensor_slow(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
 /// A new NumPy array holding the tensor (0-d tensors become 0-d arrays).
 pub fn to_numpy<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
     let np = np(py)?;
+
     let flat = np
         .empty
         .bind(py)
@@ -120,4 +121,92 @@ pub fn to_numpy<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>>
     } else {
         out.call_method1("astype", (t.dtype.name(),))
     }
+}
+
+/// Outputs at least this large are handed to NumPy without a copy.
+const ZERO_COPY_MIN: usize = 4096;
+
+/// Moves a tensor's data into a new NumPy array without copying it (large outputs).
+pub fn tensor_into_numpy(py: Python<'_>, t: Tensor) -> PyResult<Bound<'_, PyAny>> {
+    if t.dtype == DType::F64 && t.data.len() >= ZERO_COPY_MIN {
+        owned_to_numpy(py, t.data, &t.shape)
+    } else {
+        to_numpy(py, &t)
+    }
+}
+
+/// A NumPy array viewing `data`, which a Python object owns (freed with the array).
+fn owned_to_numpy<'py>(
+    py: Python<'py>,
+    data: Vec<f64>,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>> {
+    let n = data.len() as isize;
+    let owner = Bound::new(
+        py,
+        OwnedF64 {
+            data,
+            shape: [n],
+            strides: [8],
+        },
+    )?;
+    let np = py.import("numpy")?;
+    let flat = np.call_method1("frombuffer", (owner, np.getattr("float64")?))?;
+    if shape.len() == 1 {
+        Ok(flat)
+    } else {
+        flat.call_method1("reshape", (shape.to_vec(),))
+    }
+}
+
+/// Owns the data of a zero-copy output array and exposes it through the buffer protocol.
+#[pyclass(module = "autodiff._core")]
+pub struct OwnedF64 {
+    data: Vec<f64>,
+    shape: [isize; 1],
+    strides: [isize; 1],
+}
+
+#[pymethods]
+impl OwnedF64 {
+    /// # Safety
+    /// Fills `view` per the buffer protocol: a writable, C-contiguous, 1-d float64 buffer
+    /// over `data`, which stays alive while the view holds a reference to `slf`.
+    unsafe fn __getbuffer__(
+        mut slf: PyRefMut<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::os::raw::c_int,
+    ) -> PyResult<()> {
+        use pyo3::ffi;
+        if view.is_null() {
+            return Err(pyo3::exceptions::PyBufferError::new_err("null view"));
+        }
+        let this = &mut *slf;
+        (*view).buf = this.data.as_mut_ptr() as *mut std::os::raw::c_void;
+        (*view).len = this.shape[0] * 8;
+        (*view).readonly = 0;
+        (*view).itemsize = 8;
+        (*view).format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT {
+            c"d".as_ptr() as *mut std::os::raw::c_char
+        } else {
+            std::ptr::null_mut()
+        };
+        (*view).ndim = 1;
+        (*view).shape = if flags & ffi::PyBUF_ND == ffi::PyBUF_ND {
+            this.shape.as_mut_ptr()
+        } else {
+            std::ptr::null_mut()
+        };
+        (*view).strides = if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES {
+            this.strides.as_mut_ptr()
+        } else {
+            std::ptr::null_mut()
+        };
+        (*view).suboffsets = std::ptr::null_mut();
+        (*view).internal = std::ptr::null_mut();
+        (*view).obj = slf.into_ptr();
+        Ok(())
+    }
+
+    unsafe fn __releasebuffer__(&self, _view: *mut pyo3::ffi::Py_buffer) {}
 }

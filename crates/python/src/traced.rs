@@ -308,9 +308,10 @@ impl PyTrace {
                     return Ok((None, Some(k)));
                 }
             }
-            let outs = vals[self.inner.guards.len()..]
-                .iter()
-                .map(|t| convert::to_numpy(py, t))
+            let outs = vals
+                .into_iter()
+                .skip(self.inner.guards.len())
+                .map(|t| convert::tensor_into_numpy(py, t))
                 .collect::<PyResult<_>>()?;
             Ok((Some(outs), None))
         })
