@@ -551,7 +551,7 @@ fn small_fraction(v: f64) -> Option<(i64, i64)> {
     if !v.is_finite() || v == v.trunc() || format!("{v}").len() <= 6 {
         return None;
     }
-    (2..=12i64).find_map(|d| {
+    (2..=1024i64).find_map(|d| {
         let n = (v * d as f64).round();
         (n.abs() < 1e6 && n / d as f64 == v).then_some((n as i64, d))
     })

@@ -241,6 +241,14 @@ impl PyTrace {
         self.inner.guards.iter().map(|g| g.2.clone()).collect()
     }
 
+    /// How the fast path runs this trace: kernels, fused groups, buffers.
+    fn program_stats(&self) -> PyResult<String> {
+        let g = &self.inner.graph;
+        let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
+        want.extend(&g.outputs);
+        Ok(self.program(&want)?.stats())
+    }
+
     /// Nodes the outputs need.
     fn node_count(&self) -> usize {
         let g = &self.inner.graph;
