@@ -558,6 +558,27 @@ impl Rewriter {
                 let c = self.b(B::Mul, c, b);
                 return Some(self.b(B::Div, c, y));
             }
+            // (c1/y · q) · c2 = ((c1·c2)/y) · q, also through a broadcast of c1/y
+            if let Some((p, q)) = self.bin_of(a, B::Mul) {
+                let (inner, shape) = match self.node(p).op {
+                    Op::Broadcast(ref s) => (self.node(p).inputs[0], Some(s.clone())),
+                    _ => (p, None),
+                };
+                if let (Some((c1, y)), Some(v2)) = (
+                    self.bin_of(inner, B::Div).filter(|&(c, _)| self.konst(c)),
+                    self.uc(b),
+                ) {
+                    let c1v = self.uc(c1)?;
+                    let ishape = self.node(inner).shape.clone();
+                    let k = self.full(c1v * v2, &ishape, self.node(inner).dtype);
+                    let d = self.b(B::Div, k, y);
+                    let d = match shape {
+                        Some(s) => self.bcast(d, &s),
+                        None => d,
+                    };
+                    return Some(self.b(B::Mul, d, q));
+                }
+            }
             let x = self.un_of(a, U::Neg)?;
             let nb = self.u(U::Neg, b);
             return Some(self.b(B::Mul, x, nb));
@@ -585,6 +606,14 @@ impl Rewriter {
         for (p, q) in [(a, b), (b, a)] {
             if let Some((_, y)) = self.bin_of(q, B::Div).filter(|&(o, _)| self.is(o, 1.0)) {
                 return Some(self.b(B::Div, p, y));
+            }
+            // p · broadcast(1/y) = p / broadcast(y)
+            if let Op::Broadcast(ref s) = self.node(q).op {
+                let (s, inner) = (s.clone(), self.node(q).inputs[0]);
+                if let Some((_, y)) = self.bin_of(inner, B::Div).filter(|&(o, _)| self.is(o, 1.0)) {
+                    let yb = self.bcast(y, &s);
+                    return Some(self.b(B::Div, p, yb));
+                }
             }
         }
         let ((x, n), (y, m)) = (self.power(a), self.power(b));
