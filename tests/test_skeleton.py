@@ -99,3 +99,12 @@ def test_grad_and_value_and_grad():
     assert v == pytest.approx(121.0)
     np.testing.assert_allclose(gx, 22 * y)
     np.testing.assert_allclose(gy, 22 * x)
+
+
+def test_bad_inputs_get_clear_errors():
+    g = autodiff.Gradient(lambda x: (x * x).sum())
+    with pytest.raises(TypeError, match="complex128.*float64"):
+        g(np.ones(3, dtype=complex))
+    with pytest.raises(TypeError, match="positional") as e:
+        g(np.ones(3), np.ones(3))
+    assert any("autodiff" in n for n in getattr(e.value, "__notes__", []))

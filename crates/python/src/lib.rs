@@ -107,9 +107,12 @@ fn into_pyerr(py: Python<'_>, t: &Tracer<'_>, e: CapErr) -> PyErr {
             "{msg}\n  at {at}\n  traced call stack (innermost first):{stack}"
         )),
         CapErr::Py(err) => {
-            let _ = err
-                .value(py)
-                .call_method1("add_note", (format!("(while autodiff traced {at})"),));
+            let note = if trail.is_empty() {
+                "(raised when autodiff called the function with these arguments)".to_string()
+            } else {
+                format!("(while autodiff traced {at})")
+            };
+            let _ = err.value(py).call_method1("add_note", (note,));
             err
         }
     }

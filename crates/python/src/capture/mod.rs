@@ -245,7 +245,14 @@ impl<'py> Tracer<'py> {
     /// Registers `obj` as the graph input `name`.
     pub fn add_input(&mut self, obj: &Bound<'py, PyAny>, name: &str) -> PyResult<NodeId> {
         let (shape, dtype) = convert::shape_dtype(obj)?.ok_or_else(|| {
-            pyo3::exceptions::PyTypeError::new_err(format!("argument {name} is not an array"))
+            let dt = obj
+                .getattr("dtype")
+                .map(|d| d.to_string())
+                .unwrap_or_else(|_| type_name(obj));
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "argument '{name}' has dtype {dt}, which pyautodiff cannot trace; \
+                 pass float64, float32, integer or bool arrays (e.g. np.asarray(x, dtype=float))"
+            ))
         })?;
         let id = self.g.add_input(name, shape, dtype);
         self.ids.insert(obj.as_ptr() as usize, id);
