@@ -168,9 +168,7 @@ def _leaf_ranges(args):
     """For each positional argument, the range of its leaves in the flattened call."""
     out, k = [], 0
     for a in args:
-        n = len(_tree.flatten(a)[0]) if not isinstance(a, (int, bool)) or isinstance(a, np.generic) else 0
-        if isinstance(a, int) and not isinstance(a, bool):
-            n = 0
+        n = len(_tree.flatten(a)[0])
         out.append(range(k, k + n))
         k += n
     return out
