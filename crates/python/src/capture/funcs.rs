@@ -54,7 +54,7 @@ impl<'py> Tracer<'py> {
         self.g.shape(n).len()
     }
 
-    fn flat(&mut self, n: NodeId) -> Res<NodeId> {
+    pub(super) fn flat(&mut self, n: NodeId) -> Res<NodeId> {
         let size = self.g.node(n).size();
         Ok(self.g.reshape(n, &[size])?)
     }
@@ -66,7 +66,7 @@ impl<'py> Tracer<'py> {
         })
     }
 
-    fn kw_bool(&self, c: &Call<'py>, i: usize, name: &str) -> Res<bool> {
+    pub(super) fn kw_bool(&self, c: &Call<'py>, i: usize, name: &str) -> Res<bool> {
         Ok(match c.opt(i, name) {
             Some(v) => v.is_truthy()?,
             None => false,
@@ -158,7 +158,13 @@ impl<'py> Tracer<'py> {
     fn reduce_call(&mut self, c: &Call<'py>, op: ReduceOp) -> Res<Val<'py>> {
         for k in ["where", "initial", "out"] {
             if c.kwargs.iter().any(|(n, v)| n == k && !v.obj().is_none()) {
-                return unsupported(format!("{}(..., {k}=...) on a traced array", c.name));
+                let name = match op {
+                    ReduceOp::Sum => "sum",
+                    ReduceOp::Prod => "prod",
+                    ReduceOp::Max => "max",
+                    ReduceOp::Min => "min",
+                };
+                return self.masked_reduce(c, name, false);
             }
         }
         let res = c.real()?;
@@ -472,6 +478,47 @@ impl<'py> Tracer<'py> {
             "np.prod" => self.reduce_call(&c, ReduceOp::Prod),
             "np.max" | "np.amax" => self.reduce_call(&c, ReduceOp::Max),
             "np.min" | "np.amin" => self.reduce_call(&c, ReduceOp::Min),
+            "np.mean" | "np.var" | "np.std"
+                if c.kwargs
+                    .iter()
+                    .any(|(k, v)| k == "where" && !v.obj().is_none()) =>
+            {
+                self.masked_reduce(&c, &name[3..], false)
+            }
+            "np.nansum" | "np.nanprod" | "np.nanmax" | "np.nanmin" | "np.nanmean" | "np.nanvar"
+            | "np.nanstd" => self.masked_reduce(&c, &name[6..], true),
+            "np.average"
+                if c.opt(3, "returned")
+                    .is_some_and(|v| v.is_truthy().unwrap_or(false)) =>
+            {
+                self.average_returned(&c)
+            }
+            "np.broadcast_arrays" => self.broadcast_arrays(&c),
+            "np.cross" => self.cross(&c),
+            "np.interp" => self.interp(&c),
+            "np.convolve" => self.convolve(&c, "full"),
+            "np.correlate" => self.convolve(&c, "valid"),
+            "np.median" => self.quantile(&c, "median"),
+            "np.quantile" => self.quantile(&c, "quantile"),
+            "np.percentile" => self.quantile(&c, "percentile"),
+            "np.searchsorted" => self.searchsorted(&c),
+            "np.digitize" => self.digitize(&c),
+            "np.nonzero" | "np.flatnonzero" | "np.count_nonzero"
+                if x.as_ref()
+                    .and_then(|v| self.sym(v))
+                    .is_some_and(|n| self.g.dtype(n).is_float()) =>
+            {
+                self.nonzero(&c, name)
+            }
+            "np.bincount" => self.bincount(&c),
+            "np.copyto" => self.copyto(c),
+            "np.corrcoef" => self.corrcoef(&c),
+            "np.unique" => self.unique(&c),
+            "np.conj" | "np.conjugate" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                self.track(res, n)
+            }
             "np.mean" | "np.average" | "np.var" | "np.std" => {
                 if name == "np.average" && c.opt(2, "weights").is_some() {
                     let res = c.real()?;
@@ -525,6 +572,11 @@ impl<'py> Tracer<'py> {
                 for a in &c.args[1..] {
                     ops.push(self.arr_node(a)?);
                 }
+                let spec = if spec.contains("...") {
+                    self.expand_ellipsis(&spec, &mut ops)?
+                } else {
+                    spec
+                };
                 let out = self.einsum(&spec, &ops)?;
                 self.track(res, out)
             }
@@ -851,48 +903,34 @@ impl<'py> Tracer<'py> {
                 };
                 self.track(res, out)
             }
-            "np.logsumexp" => {
-                if c.opt(99, "b").is_some()
-                    || c.opt(99, "return_sign")
-                        .is_some_and(|v| v.is_truthy().unwrap_or(false))
-                {
-                    return unsupported(
-                        "scipy.special.logsumexp with b= or return_sign=True on traced arrays",
-                    );
-                }
-                let res = c.real()?;
-                let n = self.arr_node(x.as_ref().unwrap())?;
-                let n = self.g.cast(n, DType::F64.max(self.g.dtype(n)))?;
-                let axes = axes_of(c.opt(1, "axis").as_ref(), self.ndim(n))?;
-                let shape = self.g.shape(n).clone();
-                let m = self.g.reduce(ReduceOp::Max, n, &axes)?;
-                let kept: Vec<usize> = shape
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
-                    .collect();
-                let mk = self.g.reshape(m, &kept)?;
-                let mb = self.g.broadcast(mk, &shape)?;
-                let d = self.g.sub(n, mb)?;
-                let e = self.g.unary(UnaryOp::Exp, d)?;
-                let s = self.g.sum(e, &axes)?;
-                let l = self.g.unary(UnaryOp::Log, s)?;
-                let out = self.g.add_(m, l)?;
-                self.track(res, out)
-            }
+            "np.logsumexp" => self.logsumexp(&c),
             "np.linalg.norm" => {
                 let res = c.real()?;
                 let n = self.arr_node(x.as_ref().unwrap())?;
                 let n = self.g.cast(n, DType::F64.max(self.g.dtype(n)))?;
                 let ord = c.opt(1, "ord");
                 let axes = axes_of(c.opt(2, "axis").as_ref(), self.ndim(n))?;
+                if ord
+                    .as_ref()
+                    .is_some_and(|o| o.extract::<String>().is_ok_and(|s| s == "nuc"))
+                {
+                    return unsupported(
+                        "np.linalg.norm(ord='nuc') needs singular values (SVD), which the tracer \
+                         does not support",
+                    );
+                }
                 let ordv: Option<f64> = match &ord {
                     None => None,
                     Some(o) if o.extract::<String>().is_ok_and(|s| s == "fro") => None,
                     Some(o) => Some(o.extract::<f64>()?),
                 };
-                if self.ndim(n) == 2 && axes.len() == 2 && ordv.is_some() {
-                    return unsupported("matrix norms other than 'fro' on traced arrays");
+                let matrix = match c.opt(2, "axis") {
+                    None => self.ndim(n) == 2,
+                    Some(a) => a.extract::<i64>().is_err() && axes.len() == 2,
+                };
+                if let (true, Some(o)) = (matrix, ordv) {
+                    let out = self.matrix_norm(n, o, c.opt(2, "axis"))?;
+                    return self.track(res, out);
                 }
                 let out = match ordv {
                     None | Some(2.0) => {
@@ -903,6 +941,12 @@ impl<'py> Tracer<'py> {
                     Some(1.0) => {
                         let a = self.g.unary(UnaryOp::Abs, n)?;
                         self.g.sum(a, &axes)?
+                    }
+                    Some(0.0) => {
+                        let zero = self.g.scalar(0.0, self.g.dtype(n));
+                        let nz = self.g.binary(BinaryOp::Ne, n, zero)?;
+                        let nz = self.g.cast(nz, DType::F64)?;
+                        self.g.sum(nz, &axes)?
                     }
                     Some(p) if p.is_infinite() => {
                         let a = self.g.unary(UnaryOp::Abs, n)?;

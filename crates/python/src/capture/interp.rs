@@ -473,7 +473,17 @@ impl<'py> Tracer<'py> {
                 let name: String = ins.argval.extract()?;
                 let o = Self::pop(f)?;
                 let v = Self::pop(f)?;
-                o.obj().setattr(name, self.escape(&v)?)?;
+                match self.sym(&o) {
+                    // `x.shape = ...` on a traced array: the same values, reshaped.
+                    Some(n) if name == "shape" && o.obj().is_instance(&self.r.ndarray)? => {
+                        self.concretize(&v, "a shape")?;
+                        o.obj().setattr(name, v.obj())?;
+                        let shape: Vec<usize> = o.obj().getattr("shape")?.extract()?;
+                        let r = self.g.reshape(n, &shape)?;
+                        self.ids.insert(o.obj().as_ptr() as usize, r);
+                    }
+                    _ => o.obj().setattr(name, self.escape(&v)?)?,
+                }
             }
             Opc::DeleteAttr => {
                 let name: String = ins.argval.extract()?;

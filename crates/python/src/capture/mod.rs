@@ -19,6 +19,7 @@
 //!   is any later use of an untracked array sharing memory with an updated one.
 
 pub mod code;
+mod compose;
 mod funcs;
 mod index;
 mod interp;
@@ -427,7 +428,7 @@ impl<'py> Tracer<'py> {
         }
         let mroot = mem_root(obj)?;
         self.written_roots.insert(mroot.as_ptr() as usize);
-        self.keep.push(mroot);
+        self.keep.push(mroot.clone());
         // Propagate into the base of a view, then refresh the other views of that base.
         let mut root = obj.clone();
         let mut root_node = node;
@@ -448,6 +449,10 @@ impl<'py> Tracer<'py> {
         let shares = self.r.np.getattr("shares_memory")?;
         for k in &self.keep {
             if k.is(&root) || k.is(obj) || !k.is_instance(&self.r.ndarray)? {
+                continue;
+            }
+            // A hidden base no traced value stands for (`np.array(x, ndmin=2)` makes one).
+            if k.is(&mroot) && self.sym_obj(k).is_none() {
                 continue;
             }
             if self.views.contains_key(&(k.as_ptr() as usize)) {

@@ -107,6 +107,30 @@ const NP_FUNCS: &[&str] = &[
     "rot90",
     "roll",
     "linalg.norm",
+    "nansum",
+    "nanprod",
+    "nanmax",
+    "nanmin",
+    "nanmean",
+    "nanvar",
+    "nanstd",
+    "broadcast_arrays",
+    "cross",
+    "interp",
+    "convolve",
+    "correlate",
+    "median",
+    "quantile",
+    "percentile",
+    "searchsorted",
+    "digitize",
+    "nonzero",
+    "flatnonzero",
+    "count_nonzero",
+    "bincount",
+    "copyto",
+    "corrcoef",
+    "unique",
     "linalg.solve",
     "linalg.inv",
     "linalg.det",
@@ -805,6 +829,9 @@ impl<'py> Tracer<'py> {
             }
         }
         let res = c.real()?;
+        if let Some(v) = self.composed_ufunc(name, &c, &res)? {
+            return Ok(v);
+        }
         match name {
             "positive" => {
                 let n = self.arr_node(&c.args[0])?;
