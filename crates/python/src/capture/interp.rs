@@ -107,8 +107,29 @@ impl<'py> Tracer<'py> {
         }
     }
 
-    /// Runs traced generators in `v` to completion, giving a list; other values pass.
+    /// Runs traced generators in `v` to completion, giving a list, and drains the finite
+    /// builtin iterators (`map`, `zip`, `enumerate`, `filter`, `reversed`, list/tuple/dict
+    /// iterators) into lists, so the traced values they carry are visible to the table.
+    /// Other values pass unchanged.
     pub fn materialize(&mut self, v: Val<'py>) -> Res<Val<'py>> {
+        const FINITE: [&str; 10] = [
+            "map",
+            "zip",
+            "enumerate",
+            "filter",
+            "reversed",
+            "list_iterator",
+            "tuple_iterator",
+            "list_reverseiterator",
+            "dict_valueiterator",
+            "dict_itemiterator",
+        ];
+        if let Some(o) = v.obj.as_ref() {
+            if FINITE.contains(&super::type_name(o).as_str()) {
+                let items: Vec<Bound<'py, PyAny>> = o.try_iter()?.collect::<PyResult<_>>()?;
+                return Ok(Val::new(PyList::new(self.py, items)?.into_any()));
+            }
+        }
         let Some(idx) = v
             .obj
             .as_ref()

@@ -1,0 +1,154 @@
+"""Whole programs found wrong once (each a regression test): gradients vs central finite
+differences at an input other than the traced one."""
+
+import functools
+import math
+import operator
+
+import autodiff
+import numpy as np
+import pytest
+from conftest import numeric_grad
+
+rng = np.random.default_rng(0)
+
+
+# 1 Kalman-like filter loop
+def kalman(q):
+    A = np.array([[1.0, 0.1], [0.0, 1.0]])
+    H = np.array([[1.0, 0.0]])
+    x = np.zeros(2)
+    P = np.eye(2)
+    ll = 0.0
+    obs = np.sin(np.arange(10) * 0.3)
+    for t in range(10):
+        x = A @ x
+        P = A @ P @ A.T + np.exp(q[0]) * np.eye(2)
+        S = H @ P @ H.T + np.exp(q[1])
+        K = P @ H.T / S
+        r = obs[t] - (H @ x)[0]
+        x = x + (K * r).ravel()
+        P = (np.eye(2) - K @ H) @ P
+        ll += -0.5 * (math.log(2 * math.pi) + np.log(S[0, 0]) + r * r / S[0, 0])
+    return -ll
+
+
+# 2 softmax cross-entropy with integer label indexing
+X = rng.normal(size=(8, 4))
+y = rng.integers(0, 3, size=8)
+
+
+def xent(W):
+    Wm = W.reshape(4, 3)
+    z = X @ Wm
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    return -np.mean(np.log(p[np.arange(len(y)), y]))
+
+
+# 3 layers class with relu via where, dict params, enumerate(zip)
+class Net:
+    def __init__(self, sizes):
+        self.sizes = sizes
+
+    def forward(self, params, x):
+        for i, (W, b) in enumerate(zip(params["W"], params["b"])):
+            x = x @ W + b
+            if i < len(params["W"]) - 1:
+                x = np.where(x > 0, x, 0.01 * x)
+        return x
+
+
+net = Net([3, 5, 1])
+
+
+def loss_net(theta):
+    params = {"W": [theta[:15].reshape(3, 5), theta[15:20].reshape(5, 1)], "b": [theta[20:25], theta[25:26]]}
+    out = net.forward(params, X[:, :3])
+    return float(np.sum(out**2)) * 0.5
+
+
+# 4 einsum row-dot and solve in a loop
+def solve_loop(a):
+    M = np.eye(3) * 3 + np.outer(a, a)
+    v = np.ones(3)
+    for _ in range(3):
+        v = np.linalg.solve(M, v)
+    return np.einsum("i,i->", v, v) + np.einsum("ij,ij->i", M, M).sum()
+
+
+# 5 Newton iteration with data-dependent while loop
+def newton_sqrt(c):
+    x = c.copy()
+    it = 0
+    while np.max(np.abs(x * x - c)) > 1e-12 and it < 50:
+        x = 0.5 * (x + c / x)
+        it += 1
+    return np.sum(x)
+
+
+# 6 scalar math and float()
+def scal(x):
+    s = float(x[0]) ** 2
+    return math.exp(-s) + math.sin(float(x[1])) * math.sqrt(s + 1.0)
+
+
+# 7 in-place cumulative loop with slicing assignment
+def cumloop(x):
+    out = np.empty_like(x)
+    out[0] = x[0]
+    for i in range(1, len(x)):
+        out[i] = out[i - 1] * 0.9 + x[i] ** 2
+    return out[-3:].sum()
+
+
+# 8 matrix functions: det/inv/slogdet/trace/cholesky
+def mats(a):
+    A = np.eye(3) * 4 + np.outer(a, a) + np.diag(a)
+    L = np.linalg.cholesky(A)
+    s, ld = np.linalg.slogdet(A)
+    return np.trace(np.linalg.inv(A)) + ld + np.sum(np.log(np.diag(L)))
+
+
+# 9 sort / percentile / clip / abs
+def stats(x):
+    xs = np.sort(x)
+    return np.sum(np.clip(x, -0.5, 0.5) ** 2) + np.median(x) + np.abs(xs[0] - xs[-1]) + np.std(x)
+
+
+# 10 generator + sum + ternary + lambda map
+def gen(x):
+    sq = lambda t: t * t
+    return sum(sq(v) if v > 0 else -v for v in x) + sum(map(np.tanh, x))
+
+
+CASES = {
+    "kalman": (kalman, lambda: (np.zeros(2), np.array([-1.0, -0.5]))),
+    "xent": (xent, lambda: (np.zeros(12), rng.normal(size=12))),
+    "net": (loss_net, lambda: (rng.normal(size=26), rng.normal(size=26))),
+    "solve_loop": (solve_loop, lambda: (np.ones(3), rng.normal(size=3))),
+    "newton": (newton_sqrt, lambda: (np.array([2.0, 3.0]), np.array([5.0, 7.0]))),
+    "scalar_math": (scal, lambda: (np.array([0.3, 0.2]), np.array([0.5, -0.4]))),
+    "cumloop": (cumloop, lambda: (np.ones(6), rng.normal(size=6))),
+    "mats": (mats, lambda: (np.ones(3) * 0.1, rng.normal(size=3) * 0.3)),
+    "stats": (stats, lambda: (rng.normal(size=7), rng.normal(size=7))),
+    "gen": (gen, lambda: (rng.normal(size=5), rng.normal(size=5))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_program_gradient(name):
+    f, make = CASES[name]
+    x0, x1 = make()
+    g = autodiff.grad(f)
+    g(x0)
+    np.testing.assert_allclose(g(x1), numeric_grad(f, [x1], 0), rtol=1e-5, atol=1e-6)
+
+
+def test_builtin_iterators_carry_traced_values():
+    # sum(map(...)) once gave a silent constant: iterators hid the traced values.
+    x = np.array([0.5, -0.3, 0.2])
+    np.testing.assert_allclose(autodiff.grad(lambda x: sum(map(np.tanh, x)))(x), 1 - np.tanh(x) ** 2)
+    np.testing.assert_allclose(autodiff.grad(lambda x: max(iter(list(x * 2))))(x), [2.0, 0.0, 0.0])
+    with pytest.raises(autodiff.TraceError, match="reduce"):
+        autodiff.grad(lambda x: functools.reduce(operator.add, iter(list(x))))(x)
