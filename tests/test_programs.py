@@ -9,8 +9,10 @@ import autodiff
 import numpy as np
 import pytest
 from conftest import numeric_grad
+from scipy.special import expit, gammaln, logsumexp
 
 rng = np.random.default_rng(0)
+rng2 = np.random.default_rng(1)
 
 
 # 1 Kalman-like filter loop
@@ -122,7 +124,121 @@ def gen(x):
     return sum(sq(v) if v > 0 else -v for v in x) + sum(map(np.tanh, x))
 
 
+# a: attribute-based model with list of layers objects and __call__
+class Dense:
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+
+    def __call__(self, x):
+        return np.tanh(x @ self.W + self.b)
+
+
+def model_loss(theta):
+    layers = [Dense(theta[:6].reshape(3, 2), theta[6:8]), Dense(theta[8:10].reshape(2, 1), theta[10:11])]
+    h = np.ones((4, 3)) * np.arange(3)
+    for L in layers:
+        h = L(h)
+    return (h**2).mean()
+
+
+# b: x.T @ A @ x with np.dot chains and keepdims mean, var
+def quad(x):
+    A = np.arange(9.0).reshape(3, 3) / 10 + np.eye(3)
+    return np.dot(x.T, np.dot(A, x)) + x.mean(keepdims=True)[0] + x.var()
+
+
+# c: 2D grid energy with np.roll and periodic boundary
+def grid(u):
+    U = u.reshape(4, 4)
+    dx = np.roll(U, -1, axis=0) - U
+    dy = np.roll(U, -1, axis=1) - U
+    return 0.5 * np.sum(dx**2 + dy**2) + 0.25 * np.sum(U**4)
+
+
+# d: GMM log-likelihood with logsumexp over components, params in a tuple
+data = rng2.normal(size=20)
+
+
+def gmm(p):
+    mu, logs, logw = p[:3], p[3:6], p[6:9]
+    s = np.exp(logs)
+    lw = logw - logsumexp(logw)
+    comp = -0.5 * ((data[:, None] - mu) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi) + lw
+    return -np.sum(logsumexp(comp, axis=1))
+
+
+# e: poisson regression with gammaln and expit link, boolean mask indexing
+counts = rng2.poisson(3.0, size=10).astype(float)
+Xp = rng2.normal(size=(10, 2))
+
+
+def pois(w):
+    lam = np.exp(Xp @ w)
+    ll = counts * np.log(lam) - lam - gammaln(counts + 1)
+    mask = counts > 2
+    return -np.sum(ll[mask]) + 0.1 * np.sum(expit(w) ** 2)
+
+
+# f: while loop with break and continue, accumulating on conditions
+def loopy(x):
+    total = 0.0
+    i = 0
+    while True:
+        if i >= len(x):
+            break
+        v = x[i]
+        i += 1
+        if v < -1.0:
+            continue
+        total += v**3 if v > 0 else math.sin(float(v))
+    return total
+
+
+# g: stacking / concatenation / reshape gymnastics
+def stackit(x):
+    a = np.stack([x, x**2, np.sin(x)])
+    b = np.concatenate([a, a[::-1]], axis=1)
+    c = np.vstack([b, b.sum(axis=0)])
+    return np.sum(c.reshape(-1, 2) @ np.array([1.0, -2.0]))
+
+
+# h: triangular solve and outer products of a kernel matrix (GP-like), with jitter
+xs = np.linspace(0, 1, 6)
+yv = np.sin(3 * xs)
+
+
+def gp(theta):
+    ell, sf, sn = np.exp(theta)
+    K = sf**2 * np.exp(-0.5 * (xs[:, None] - xs[None, :]) ** 2 / ell**2) + (sn**2 + 1e-6) * np.eye(6)
+    L = np.linalg.cholesky(K)
+    alpha = np.linalg.solve(L.T, np.linalg.solve(L, yv))
+    return 0.5 * yv @ alpha + np.sum(np.log(np.diag(L)))
+
+
+# i: argmax-based selection (discrete) and take
+def select(x):
+    k = np.argmax(x)
+    return x[k] ** 2 + np.take(x, [0, 2]).sum() + np.max(x) * np.min(x)
+
+
+# j: dictionary comprehension and f-string print inside
+def dicts(x):
+    d = {f"k{i}": x[i] * (i + 1) for i in range(len(x))}
+    s = sum(v**2 for k, v in sorted(d.items()) if k != "k1")
+    return s + d.get("k1", 0.0)
+
+
 CASES = {
+    "layers_call": (model_loss, lambda: (rng2.normal(size=11), rng2.normal(size=11))),
+    "quad": (quad, lambda: (np.ones(3), rng2.normal(size=3))),
+    "grid_roll": (grid, lambda: (np.zeros(16), rng2.normal(size=16))),
+    "gmm": (gmm, lambda: (np.zeros(9), rng2.normal(size=9) * 0.5)),
+    "poisson_mask": (pois, lambda: (np.zeros(2), rng2.normal(size=2) * 0.3)),
+    "loopy": (loopy, lambda: (rng2.normal(size=6), rng2.normal(size=6))),
+    "stack": (stackit, lambda: (rng2.normal(size=4), rng2.normal(size=4))),
+    "gp": (gp, lambda: (np.zeros(3), np.array([-0.5, 0.2, -1.0]))),
+    "argmax_take": (select, lambda: (np.array([0.1, 0.5, 0.2, 0.3]), np.array([0.7, 0.1, 0.3, -0.2]))),
+    "dicts": (dicts, lambda: (rng2.normal(size=3), rng2.normal(size=3))),
     "kalman": (kalman, lambda: (np.zeros(2), np.array([-1.0, -0.5]))),
     "xent": (xent, lambda: (np.zeros(12), rng.normal(size=12))),
     "net": (loss_net, lambda: (rng.normal(size=26), rng.normal(size=26))),

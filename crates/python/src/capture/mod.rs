@@ -297,6 +297,9 @@ impl<'py> Tracer<'py> {
             l.iter().collect()
         } else if let Ok(d) = o.downcast::<PyDict>() {
             d.values().iter().collect()
+        } else if let Some(d) = plain_dict(&self.r, o) {
+            // a plain object holding traced arrays in its attributes (a model, a layer)
+            d.values().iter().collect()
         } else {
             return;
         };
@@ -645,6 +648,18 @@ impl<'py> Tracer<'py> {
         self.keep.push(code.clone());
         Ok(c)
     }
+}
+
+/// The `__dict__` of an instance of a user class (not of modules, classes or functions).
+fn plain_dict<'py>(r: &Refs<'py>, o: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
+    if o.is_instance_of::<PyModule>()
+        || o.is_instance_of::<pyo3::types::PyType>()
+        || o.is_instance(&r.function_type).unwrap_or(true)
+        || o.is_instance(&r.ndarray).unwrap_or(true)
+    {
+        return None;
+    }
+    o.getattr("__dict__").ok()?.downcast_into::<PyDict>().ok()
 }
 
 /// `type(o).__name__`.

@@ -747,10 +747,13 @@ impl<'py> Tracer<'py> {
         let any_sym =
             args.iter().any(|a| self.deep_sym(a)) || kwargs.iter().any(|(_, v)| self.deep_sym(v));
         let is_type = c.is_instance_of::<pyo3::types::PyType>();
-        if is_type && any_sym {
-            // A user class: run __init__ through the engine so it is traced.
+        if is_type {
+            // A user class: run __init__ through the engine so it is traced (always: it may
+            // compute from objects that hold traced arrays).
             let init = c.getattr("__init__")?;
-            if init.is_instance(&self.r.function_type)? {
+            let object_new = self.r.builtins.getattr("object")?.getattr("__new__")?;
+            let plain_new = c.getattr("__new__")?.is(&object_new);
+            if init.is_instance(&self.r.function_type)? && (plain_new || any_sym) {
                 let obj = c.call_method1("__new__", (&c,))?;
                 let mut a = vec![self.val(obj.clone())];
                 a.extend(args);
@@ -772,6 +775,10 @@ impl<'py> Tracer<'py> {
                     });
                 }
             }
+        }
+        if !is_type {
+            // A callable object of a user class: interpret `__call__` (always: the object
+            // itself may hold traced arrays, e.g. a layer's weights).
             if let Ok(m) = c.get_type().getattr("__call__") {
                 if m.is_instance(&self.r.function_type)? {
                     let mut a = vec![callee.clone()];
