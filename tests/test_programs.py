@@ -13,6 +13,7 @@ from scipy.special import expit, gammaln, logsumexp
 
 rng = np.random.default_rng(0)
 rng2 = np.random.default_rng(1)
+rng3 = np.random.default_rng(2)
 
 
 # 1 Kalman-like filter loop
@@ -228,7 +229,85 @@ def dicts(x):
     return s + d.get("k1", 0.0)
 
 
+# batch 3: indexing, batched products, axes, closures, try/except, classes
+def idx1(x):
+    y = x.copy()
+    y[[0, 2, 0]] += x[1:4] * 2  # duplicate index: last write wins
+    y[x > 0] = x[x > 0] ** 2
+    return np.sum(y[::-2] * np.arange(3)) + np.sum(y[..., None] * y[None, :])
+
+
+def batched(x):
+    A = x[:12].reshape(2, 2, 3)
+    B = x[12:24].reshape(2, 3, 2)
+    C = A @ B
+    D = np.einsum("bij,bjk->bik", A, B)
+    T = np.tensordot(A, B, axes=([2], [1]))
+    return np.sum(C * D) + np.sum(T**2) + np.sum(np.transpose(A, (2, 0, 1)) ** 3)
+
+
+def axes(x):
+    M = x.reshape(3, 4)
+    return (
+        np.sum(np.linalg.norm(M, axis=1))
+        + np.sum(np.cumsum(M, axis=1) ** 2)
+        + np.sum(np.diff(M, axis=0) ** 2)
+        + np.max(M, axis=0).sum()
+    )
+
+
+def closure_nonlocal(x):
+    acc = 0.0
+
+    def add(v):
+        nonlocal acc
+        acc = acc + v * v
+
+    for v in x:
+        add(v)
+    return acc
+
+
+def tryexcept(x):
+    try:
+        r = np.linalg.cholesky(np.outer(x, x))  # singular: raises LinAlgError
+        return np.sum(r)
+    except np.linalg.LinAlgError:
+        return np.sum(x**2)
+
+
+def tuple_out(x):
+    return (x**2).sum(), x * 3
+
+
+def hessclass(x):
+    class Q:
+        def __init__(self, s):
+            self.s = s
+
+        def f(self, v):
+            return self.s * np.sum(v**4)
+
+    return Q(2.0).f(x)
+
+
+def maxes(x):
+    return max(x[0], x[1]) + min(float(x[2]), 0.3) + abs(x[3]) + np.sum(np.maximum(x, 0.1))
+
+
+def newaxis(x):
+    M = x[:, np.newaxis] - x[np.newaxis, :]
+    return np.sum(np.exp(-(M**2))) + np.sum(np.triu(M, 1) ** 2)
+
+
 CASES = {
+    "index_assign": (idx1, lambda: (rng3.normal(size=6), rng3.normal(size=6))),
+    "batched": (batched, lambda: (rng3.normal(size=24), rng3.normal(size=24))),
+    "axes": (axes, lambda: (rng3.normal(size=12), rng3.normal(size=12))),
+    "nonlocal": (closure_nonlocal, lambda: (rng3.normal(size=4), rng3.normal(size=4))),
+    "try_linalg": (tryexcept, lambda: (rng3.normal(size=3), rng3.normal(size=3))),
+    "builtin_maxmin": (maxes, lambda: (np.array([0.5, 0.1, 0.2, -0.4]), np.array([0.2, 0.6, 0.1, 0.5]))),
+    "newaxis_triu": (newaxis, lambda: (rng3.normal(size=4), rng3.normal(size=4))),
     "layers_call": (model_loss, lambda: (rng2.normal(size=11), rng2.normal(size=11))),
     "quad": (quad, lambda: (np.ones(3), rng2.normal(size=3))),
     "grid_roll": (grid, lambda: (np.zeros(16), rng2.normal(size=16))),
@@ -268,3 +347,22 @@ def test_builtin_iterators_carry_traced_values():
     np.testing.assert_allclose(autodiff.grad(lambda x: max(iter(list(x * 2))))(x), [2.0, 0.0, 0.0])
     with pytest.raises(autodiff.TraceError, match="reduce"):
         autodiff.grad(lambda x: functools.reduce(operator.add, iter(list(x))))(x)
+
+
+def test_tuple_outputs_jacobian_of_cumsum_and_hessian_through_a_local_class():
+    a, b = autodiff.Function(lambda x: ((x**2).sum(), x * 3))(np.ones(3))
+    assert float(a) == 3.0 and np.allclose(b, 3.0)
+    J = autodiff.jacobian(lambda x: np.cumsum(x**2))(np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(J, np.tril(np.ones((3, 3))) * np.array([2.0, 4.0, 6.0]))
+
+    def quartic(x):
+        class Q:
+            def __init__(self, s):
+                self.s = s
+
+            def f(self, v):
+                return self.s * np.sum(v**4)
+
+        return Q(2.0).f(x)
+
+    np.testing.assert_allclose(autodiff.hessian(quartic)(np.array([1.0, 2.0])), np.diag([24.0, 96.0]))
