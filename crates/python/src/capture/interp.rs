@@ -267,6 +267,23 @@ impl<'py> Tracer<'py> {
                 Ok(None) => {}
                 Ok(Some(o)) => break Ok(o),
                 Err(Err::Py(e)) => match code.handler(i) {
+                    Some(_)
+                        if e.value(self.py)
+                            .hasattr(super::table::TRACED_RAISE)
+                            .unwrap_or(false) =>
+                    {
+                        let what: String = e
+                            .value(self.py)
+                            .getattr(super::table::TRACED_RAISE)
+                            .and_then(|w| w.extract())
+                            .unwrap_or_default();
+                        break unsupported(format!(
+                            "{} raised by `{what}` on traced values is caught by try/except here: \
+                             which branch runs depends on the values, and an exception cannot be \
+                             guarded. Test the condition explicitly instead (e.g. with an `if`)",
+                            super::type_name(e.value(self.py).as_any())
+                        ));
+                    }
                     Some(h) => {
                         self.err_trail = None;
                         f.stack.truncate(h.depth);

@@ -452,6 +452,16 @@ impl<'py> Tracer<'py> {
 
     /// `a <op> b` for BINARY_OP (in-place variants functionalize arrays).
     pub fn binary_op(&mut self, arg: usize, a: &Val<'py>, b: &Val<'py>) -> Res<Val<'py>> {
+        let out = self.binary_op_inner(arg, a, b);
+        if let Err(super::Err::Py(e)) = &out {
+            if self.sym(a).is_some() || self.sym(b).is_some() {
+                mark_traced_raise(self.py, e, "an arithmetic operator");
+            }
+        }
+        out
+    }
+
+    fn binary_op_inner(&mut self, arg: usize, a: &Val<'py>, b: &Val<'py>) -> Res<Val<'py>> {
         let f = self.r.binops[arg].clone();
         let (sa, sb) = (self.sym(a).is_some(), self.sym(b).is_some());
         if !sa && !sb {
@@ -623,6 +633,27 @@ impl<'py> Tracer<'py> {
 
     /// Calls any callable: user code is interpreted, known callables go through the table.
     pub fn call(
+        &mut self,
+        callee: Val<'py>,
+        args: Vec<Val<'py>>,
+        kwargs: Vec<(String, Val<'py>)>,
+    ) -> Res<Val<'py>> {
+        let c = callee.obj().clone();
+        let traced =
+            args.iter().any(|a| self.deep_sym(a)) || kwargs.iter().any(|(_, v)| self.deep_sym(v));
+        let out = self.dispatch(callee, args, kwargs);
+        if traced
+            && !c.is_instance(&self.r.function_type)?
+            && !c.is_instance(&self.r.method_type)?
+        {
+            if let Err(super::Err::Py(e)) = &out {
+                mark_traced_raise(self.py, e, &callee_name(&c));
+            }
+        }
+        out
+    }
+
+    fn dispatch(
         &mut self,
         callee: Val<'py>,
         args: Vec<Val<'py>>,
@@ -1063,3 +1094,16 @@ fn is_random(c: &Bound<'_, PyAny>) -> bool {
                 .is_ok_and(|n| n == "random")
     })
 }
+
+/// Marks an exception raised by a native operation on traced values: which way a
+/// `try`/`except` goes then depends on the values, and an exception cannot be guarded, so
+/// the engine refuses to catch it (see `interp.rs`).
+fn mark_traced_raise(py: Python<'_>, e: &PyErr, what: &str) {
+    let v = e.value(py);
+    if !v.hasattr(TRACED_RAISE).unwrap_or(true) {
+        let _ = v.setattr(TRACED_RAISE, what);
+    }
+}
+
+/// The attribute that marks such an exception.
+pub const TRACED_RAISE: &str = "_autodiff_raised_on_traced_values";
