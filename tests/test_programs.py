@@ -4,16 +4,19 @@ differences at an input other than the traced one."""
 import functools
 import math
 import operator
+from collections import namedtuple
+from dataclasses import dataclass
 
 import autodiff
 import numpy as np
 import pytest
 from conftest import numeric_grad
-from scipy.special import expit, gammaln, logsumexp
+from scipy.special import erf, expit, gammaln, logsumexp
 
 rng = np.random.default_rng(0)
 rng2 = np.random.default_rng(1)
 rng3 = np.random.default_rng(2)
+rng4 = np.random.default_rng(3)
 
 
 # 1 Kalman-like filter loop
@@ -300,7 +303,88 @@ def newaxis(x):
     return np.sum(np.exp(-(M**2))) + np.sum(np.triu(M, 1) ** 2)
 
 
+# batch 4: dataclasses, namedtuples, recursion, lists of arrays, in-place 2-D, kwargs
+# dataclass params and properties
+
+
+@dataclass
+class Params:
+    w: np.ndarray
+    b: float
+
+    @property
+    def scaled(self):
+        return self.w * 2.0
+
+
+def dc(x):
+    p = Params(x[:3], float(x[3]))
+    return np.sum(p.scaled**2) + p.b**3
+
+
+# namedtuple arithmetic and unpacking with star
+
+P2 = namedtuple("P2", "a b")
+
+
+def nt(x):
+    p = P2(x[0], x[1:])
+    first, *rest = p.b
+    return p.a * first + np.sum(np.array(rest) ** 2)
+
+
+# recursion
+def power_rec(x, n=4):
+    return x if n == 1 else x * power_rec(x, n - 1)
+
+
+# list of arrays appended in a loop then np.array / stack
+def hist(x):
+    traj = []
+    s = x.copy()
+    for _ in range(4):
+        s = s - 0.1 * np.tanh(s)
+        traj.append(s)
+    T = np.array(traj)
+    return np.sum(T[-1] ** 2) + np.sum(T.mean(axis=0))
+
+
+# in-place ops on slices of 2D array, augmented assignment on views
+def inplace2d(x):
+    M = np.zeros((3, 3))
+    M[0, :] = x
+    M[1:, 1] += x[:2] * 3
+    M[:, 2] *= 2
+    row = M[2]
+    row += 1.0
+    return np.sum(M**2)
+
+
+# scipy.special and clip-based huber
+
+
+def huber(x):
+    a = np.abs(x)
+    return np.sum(np.where(a < 1.0, 0.5 * x**2, a - 0.5)) + np.sum(expit(x)) + np.sum(erf(x))
+
+
+# global config dict and kwargs
+CFG = {"alpha": 0.3, "p": 3}
+
+
+def kw(x, alpha=None, **opts):
+    a = CFG["alpha"] if alpha is None else alpha
+    return np.sum(np.abs(x) ** opts.get("p", 2)) * a
+
+
 CASES = {
+    "dataclass_property": (dc, lambda: (rng4.normal(size=4), rng4.normal(size=4))),
+    "namedtuple_star": (nt, lambda: (rng4.normal(size=4), rng4.normal(size=4))),
+    "recursion": (lambda x: np.sum(power_rec(x)), lambda: (rng4.normal(size=3), rng4.normal(size=3))),
+    "traj_list_array": (hist, lambda: (rng4.normal(size=3), rng4.normal(size=3))),
+    "inplace2d": (inplace2d, lambda: (rng4.normal(size=3), rng4.normal(size=3))),
+    "huber": (huber, lambda: (rng4.normal(size=5), rng4.normal(size=5))),
+    "kwargs_cfg": (lambda x: kw(x, p=CFG["p"]), lambda: (rng4.normal(size=3), rng4.normal(size=3))),
     "index_assign": (idx1, lambda: (rng3.normal(size=6), rng3.normal(size=6))),
     "batched": (batched, lambda: (rng3.normal(size=24), rng3.normal(size=24))),
     "axes": (axes, lambda: (rng3.normal(size=12), rng3.normal(size=12))),

@@ -778,6 +778,21 @@ impl<'py> Tracer<'py> {
         let any_sym =
             args.iter().any(|a| self.deep_sym(a)) || kwargs.iter().any(|(_, v)| self.deep_sym(v));
         let is_type = c.is_instance_of::<pyo3::types::PyType>();
+        let is_namedtuple = is_type
+            && c.hasattr("_fields")?
+            && c.downcast::<pyo3::types::PyType>()
+                .is_ok_and(|t| t.is_subclass_of::<PyTuple>().unwrap_or(false));
+        if is_namedtuple {
+            // A namedtuple only stores its arguments (identity kept): build it for real.
+            let call = Call {
+                callee: c,
+                args,
+                kwargs,
+                method: false,
+                name: "namedtuple".into(),
+            };
+            return Ok(self.val(call.real()?));
+        }
         if is_type {
             // A user class: run __init__ through the engine so it is traced (always: it may
             // compute from objects that hold traced arrays).
