@@ -300,6 +300,10 @@ impl Math<'_> {
         if let Some(v) = t.uniform_value() {
             return self.number(v);
         }
+        // A named array constant (a global or closure variable of the user's code).
+        if let Some(name) = self.g.names.get(&id).filter(|n| is_ident(n)) {
+            return Expr::atom(self.ident(name));
+        }
         let dims = t.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>();
         if t.size() > 12 || t.shape.len() > 2 {
             return Expr::atom(match self.latex() {

@@ -138,7 +138,7 @@ fn rebuild(
     names.sort();
     for (old, name) in names {
         if let Some(new) = map.get(old.index()).copied().flatten() {
-            if !matches!(g2.node(new).op, Op::Input(_) | Op::Const(_)) {
+            if !matches!(g2.node(new).op, Op::Input(_)) {
                 g2.names.entry(new).or_insert_with(|| name.clone());
             }
         }

@@ -322,7 +322,16 @@ impl<'py> Tracer<'py> {
         }
         self.check_not_stale(o)?;
         match convert::to_tensor(o) {
-            Ok(t) => Ok(self.g.constant(t)),
+            Ok(t) => {
+                let n = self.g.constant(t);
+                // An array read from a global or closure prints under its variable name.
+                if let Some(s) = self.sources.iter().find(|s| s.3.is(o)) {
+                    if s.0 != "attr" {
+                        self.g.names.entry(n).or_insert_with(|| s.2.clone());
+                    }
+                }
+                Ok(n)
+            }
             Err(_) => unsupported(format!(
                 "cannot use a value of type {} in a traced computation",
                 type_name(o)
