@@ -17,6 +17,7 @@ rng = np.random.default_rng(0)
 rng2 = np.random.default_rng(1)
 rng3 = np.random.default_rng(2)
 rng4 = np.random.default_rng(3)
+rng5 = np.random.default_rng(6)
 
 
 # 1 Kalman-like filter loop
@@ -377,7 +378,88 @@ def kw(x, alpha=None, **opts):
     return np.sum(np.abs(x) ** opts.get("p", 2)) * a
 
 
+# batch 5: match, walrus, globals, early returns, zip(*M), Lennard-Jones, Student-t, convolve
+def matchy(x):
+    total = 0.0
+    for i, v in enumerate(x):
+        match i % 3:
+            case 0:
+                total += v**2
+            case 1:
+                total += 2 * v
+            case _:
+                total += np.sin(v)
+    if (n := len(x)) > 3 and 0 < n < 10:
+        total = total / n
+    return total
+
+
+COUNT = 0
+
+
+def glob(x):
+    global COUNT
+    COUNT += 1
+    assert isinstance(x, np.ndarray), "x must be an array"
+    if np.all(x > -10):
+        s = f"{x.sum():.3f}"
+    return np.sum(x**3) if len(s) > 0 else 0.0
+
+
+def early(x):
+    acc = 0.0
+    for v in x:
+        if v > 2.5:
+            return acc + v
+        acc += v * v
+    return acc
+
+
+def transpose_zip(x):
+    M = x.reshape(2, 3)
+    cols = [sum(c) for c in zip(*M)]
+    order = sorted(range(3), key=lambda i: -i)
+    return sum(cols[i] * (k + 1) for k, i in enumerate(order))
+
+
+def lj(x):
+    P = x.reshape(4, 2)
+    d = P[:, None, :] - P[None, :, :]
+    r2 = np.sum(d**2, axis=-1) + np.eye(4)
+    inv6 = (1.0 / r2) ** 3
+    E = 4 * (inv6**2 - inv6)
+    return 0.5 * np.sum(E * (1 - np.eye(4)))
+
+
+LJ_BASE = np.array([0, 0, 1.1, 0, 0, 1.2, 1.3, 1.1])
+
+
+def student_t(p):
+    nu, mu, s = np.exp(p[0]) + 1, p[1], np.exp(p[2])
+    z = (np.array([0.3, -1.2, 2.0]) - mu) / s
+    return -np.sum(
+        gammaln((nu + 1) / 2)
+        - gammaln(nu / 2)
+        - 0.5 * np.log(nu * np.pi)
+        - np.log(s)
+        - (nu + 1) / 2 * np.log1p(z**2 / nu)
+    )
+
+
+def conv(x):
+    k = np.array([0.25, 0.5, 0.25])
+    y = np.convolve(x, k, mode="same")
+    return np.sum((y - x) ** 2)
+
+
 CASES = {
+    "match_walrus": (matchy, lambda: (rng5.normal(size=5), rng5.normal(size=5))),
+    "global_assert_fstring": (glob, lambda: (rng5.normal(size=3), rng5.normal(size=3))),
+    "early_return": (early, lambda: (np.array([0.1, 0.2, 0.3]), np.array([0.5, -0.2, 0.4]))),
+    "zip_star_sorted": (transpose_zip, lambda: (rng5.normal(size=6), rng5.normal(size=6))),
+    "lennard_jones_vec": (lj, lambda: (LJ_BASE, LJ_BASE + rng5.normal(size=8) * 0.05)),
+    "student_t": (student_t, lambda: (np.zeros(3), np.array([0.5, 0.1, -0.2]))),
+    "convolve": (conv, lambda: (rng5.normal(size=6), rng5.normal(size=6))),
     "dataclass_property": (dc, lambda: (rng4.normal(size=4), rng4.normal(size=4))),
     "namedtuple_star": (nt, lambda: (rng4.normal(size=4), rng4.normal(size=4))),
     "recursion": (lambda x: np.sum(power_rec(x)), lambda: (rng4.normal(size=3), rng4.normal(size=3))),

@@ -596,9 +596,8 @@ impl<'py> Tracer<'py> {
                 if extra.obj.is_some() {
                     args.push(extra);
                 }
-                for a in cargs.obj().try_iter()? {
-                    args.push(self.obj(a?));
-                }
+                // `f(*x)` with a traced array: its rows, traced.
+                args.extend(self.unpack(cargs)?);
                 let mut kw = vec![];
                 if let Some(k) = kwargs {
                     let d = k.obj().downcast::<PyDict>().map_err(PyErr::from)?;
@@ -812,7 +811,16 @@ impl<'py> Tracer<'py> {
             }
             Opc::ListExtend | Opc::SetUpdate | Opc::DictUpdate | Opc::DictMerge => {
                 let v = Self::pop(f)?;
-                let v = self.materialize(v)?;
+                let v = if self.sym(&v).is_some()
+                    && ins.op != Opc::DictUpdate
+                    && ins.op != Opc::DictMerge
+                {
+                    // `[*x]` / `{*x}` with a traced array: its rows, traced.
+                    let rows = self.unpack(v)?;
+                    Val::new(PyList::new(py, rows.iter().map(|r| r.obj().clone()))?.into_any())
+                } else {
+                    self.materialize(v)?
+                };
                 let target = f.stack[f.stack.len() - arg].obj().clone();
                 let m = match ins.op {
                     Opc::ListExtend => "extend",
