@@ -18,6 +18,7 @@ rng2 = np.random.default_rng(1)
 rng3 = np.random.default_rng(2)
 rng4 = np.random.default_rng(3)
 rng5 = np.random.default_rng(6)
+rng6 = np.random.default_rng(7)
 
 
 # 1 Kalman-like filter loop
@@ -452,7 +453,68 @@ def conv(x):
     return np.sum((y - x) ** 2)
 
 
+# batch 6: iterating traced arrays, dict(zip), reversed, filter, lists, *args
+def rows_unpack(x):
+    P = x.reshape(3, 2)
+    s = 0.0
+    for a, b in P:
+        s += a * b
+    for i, row in enumerate(P):
+        s += (i + 1) * row.sum()
+    return s
+
+
+def named(x):
+    d = dict(zip(["a", "b", "c"], x))
+    return d["a"] * d["b"] + d["c"] ** 2
+
+
+def listcomp_array(x):
+    A = np.array([[v, v**2] for v in x])
+    return np.sum(A @ np.array([1.0, 0.5]))
+
+
+def rev(x):
+    return sum(v * (i + 1) for i, v in enumerate(reversed(x)))
+
+
+def filt(x):
+    return sum(filter(lambda v: v > 0, x * 2)) if True else 0
+
+
+def setitem_list(x):
+    L = [0.0] * 3
+    for i in range(3):
+        L[i] = x[i] ** 2
+    L.append(x[0])
+    t = tuple(L)
+    return t[0] + t[1] * t[2] + t[-1]
+
+
+def star_args(x):
+    def f(*args, scale=1.0, **kw):
+        return scale * sum(a**2 for a in args) + kw.get("bias", 0.0)
+
+    return f(*x, scale=2.0, bias=x[0])
+
+
+def items(x):
+    p = {"w": x[:2], "b": x[2]}
+    tot = 0.0
+    for k, v in p.items():
+        tot = tot + np.sum(v**2) * (2.0 if k == "w" else 1.0)
+    return tot
+
+
 CASES = {
+    "rows_unpack": (rows_unpack, lambda: (rng6.normal(size=6), rng6.normal(size=6))),
+    "dict_zip": (named, lambda: (rng6.normal(size=3), rng6.normal(size=3))),
+    "listcomp_array": (listcomp_array, lambda: (rng6.normal(size=3), rng6.normal(size=3))),
+    "reversed": (rev, lambda: (rng6.normal(size=4), rng6.normal(size=4))),
+    "filter": (filt, lambda: (np.array([0.5, -0.2, 0.3]), np.array([0.6, -0.1, 0.2]))),
+    "list_setitem": (setitem_list, lambda: (rng6.normal(size=3), rng6.normal(size=3))),
+    "star_args": (star_args, lambda: (rng6.normal(size=3), rng6.normal(size=3))),
+    "dict_items": (items, lambda: (rng6.normal(size=3), rng6.normal(size=3))),
     "match_walrus": (matchy, lambda: (rng5.normal(size=5), rng5.normal(size=5))),
     "global_assert_fstring": (glob, lambda: (rng5.normal(size=3), rng5.normal(size=3))),
     "early_return": (early, lambda: (np.array([0.1, 0.2, 0.3]), np.array([0.5, -0.2, 0.4]))),

@@ -443,6 +443,23 @@ impl<'py> Tracer<'py> {
                 }
                 Ok(Val::new(out.try_iter()?.into_any()))
             }
+            "builtins.filter" => {
+                // Keeps the items whose predicate holds (each decision guarded).
+                let f = c.args[0].clone();
+                let out = PyList::empty(py);
+                for it in self.unpack(c.args[1].clone())? {
+                    let keep = if f.obj().is_none() {
+                        self.truth(&it)?
+                    } else {
+                        let r = self.call(f.clone(), vec![it.clone()], vec![])?;
+                        self.truth(&r)?
+                    };
+                    if keep {
+                        out.append(it.obj())?;
+                    }
+                }
+                Ok(Val::new(out.try_iter()?.into_any()))
+            }
             n if n.starts_with("math.") => {
                 let res = c.real()?;
                 let short = &n[5..];

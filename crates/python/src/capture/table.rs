@@ -170,6 +170,7 @@ const BUILTINS: &[&str] = &[
     "id",
     "callable",
     "map",
+    "filter",
     "any",
     "all",
     "sorted",
