@@ -19,6 +19,7 @@ rng3 = np.random.default_rng(2)
 rng4 = np.random.default_rng(3)
 rng5 = np.random.default_rng(6)
 rng6 = np.random.default_rng(7)
+rng7 = np.random.default_rng(9)
 
 
 # 1 Kalman-like filter loop
@@ -506,7 +507,53 @@ def items(x):
     return tot
 
 
+# batch 7: linear algebra in loops, products, attention, piecewise fills
+def linalg_loop(x):
+    A = np.eye(2) * 3 + np.outer(x[:2], x[2:4])
+    B = np.eye(2)
+    for _ in range(3):
+        B = np.linalg.inv(A) @ B + 0.1 * B
+    return np.trace(B) + np.linalg.det(A) + np.kron(A, np.eye(2)).sum()
+
+
+def prods(x):
+    return np.prod(x) + np.sum(np.cumprod(x)) + x.dot(x[::-1]) + np.dot(2.0, x).sum() + np.einsum("i,i", x, x)
+
+
+def vecmat(x):
+    M = x[:6].reshape(2, 3)
+    v = x[6:8]
+    return v @ M @ M.T @ v + np.sum(M.T @ v)
+
+
+def softmax_attn(x):
+    Q = x[:6].reshape(3, 2)
+    K = x[6:12].reshape(3, 2)
+    S = Q @ K.T / np.sqrt(2.0)
+    S = S - S.max(axis=-1, keepdims=True)
+    A = np.exp(S)
+    A = A / A.sum(axis=-1, keepdims=True)
+    return np.sum(A @ K * Q)
+
+
+def piecewise_loop(x):
+    out = np.zeros_like(x)
+    for i in range(len(x)):
+        if x[i] < -0.5:
+            out[i] = -x[i]
+        elif x[i] < 0.5:
+            out[i] = x[i] ** 2
+        else:
+            out[i] = np.log(x[i]) + 0.25 - np.log(0.5)
+    return out.sum()
+
+
 CASES = {
+    "linalg_loop": (linalg_loop, lambda: (np.ones(4) * 0.1, rng7.normal(size=4) * 0.3)),
+    "prods": (prods, lambda: (np.array([1.0, 0.0, 2.0, 3.0]), np.array([0.5, 0.0, -1.5, 2.0]))),
+    "vecmat": (vecmat, lambda: (rng7.normal(size=8), rng7.normal(size=8))),
+    "attention": (softmax_attn, lambda: (rng7.normal(size=12), rng7.normal(size=12))),
+    "piecewise_loop": (piecewise_loop, lambda: (np.array([-1.0, 0.0, 1.0]), np.array([-0.8, 0.3, 2.0]))),
     "rows_unpack": (rows_unpack, lambda: (rng6.normal(size=6), rng6.normal(size=6))),
     "dict_zip": (named, lambda: (rng6.normal(size=3), rng6.normal(size=3))),
     "listcomp_array": (listcomp_array, lambda: (rng6.normal(size=3), rng6.normal(size=3))),
