@@ -20,6 +20,7 @@ rng4 = np.random.default_rng(3)
 rng5 = np.random.default_rng(6)
 rng6 = np.random.default_rng(7)
 rng7 = np.random.default_rng(9)
+rng8 = np.random.default_rng(10)
 
 
 # 1 Kalman-like filter loop
@@ -548,7 +549,46 @@ def piecewise_loop(x):
     return out.sum()
 
 
+# batch 8: data-dependent loops (fixed point, adaptive steps), top-k, boolean masks
+def fixed_point(x):
+    # iterate to convergence; trip count depends on data (guards)
+    y = np.zeros_like(x)
+    for _ in range(100):
+        y_new = 0.5 * np.cos(y) + x
+        if np.max(np.abs(y_new - y)) < 1e-10:
+            break
+        y = y_new
+    return np.sum(y**2)
+
+
+def adaptive(x):
+    h, t, y = 0.1, 0.0, x.copy()
+    while t < 1.0:
+        dy = -y * np.sin(t)
+        y = y + h * dy
+        t += h
+        if np.any(np.abs(y) > 10):
+            h = h / 2
+    return np.sum(y)
+
+
+def sort_topk(x):
+    idx = np.argsort(x)[::-1][:2]
+    return np.sum(x[idx] ** 2) + np.sort(x)[0]
+
+
+def masks(x):
+    m = (x > 0) & (x < 1)
+    y = np.where(m, x**2, 0.0)
+    z = x[~m]
+    return y.sum() + (z**3).sum() + np.count_nonzero(m) * 0.1
+
+
 CASES = {
+    "fixed_point": (fixed_point, lambda: (np.array([0.1, 0.2]), np.array([0.3, -0.1]))),
+    "adaptive_while": (adaptive, lambda: (np.ones(2), np.array([0.5, 2.0]))),
+    "topk": (sort_topk, lambda: (rng8.normal(size=5), rng8.normal(size=5))),
+    "bool_masks": (masks, lambda: (np.array([0.5, -0.3, 1.5, 0.2]), np.array([0.4, -0.5, 2.0, 0.7]))),
     "linalg_loop": (linalg_loop, lambda: (np.ones(4) * 0.1, rng7.normal(size=4) * 0.3)),
     "prods": (prods, lambda: (np.array([1.0, 0.0, 2.0, 3.0]), np.array([0.5, 0.0, -1.5, 2.0]))),
     "vecmat": (vecmat, lambda: (rng7.normal(size=8), rng7.normal(size=8))),
