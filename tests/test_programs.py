@@ -21,6 +21,7 @@ rng5 = np.random.default_rng(6)
 rng6 = np.random.default_rng(7)
 rng7 = np.random.default_rng(9)
 rng8 = np.random.default_rng(10)
+rng9 = np.random.default_rng(11)
 
 
 # 1 Kalman-like filter loop
@@ -584,7 +585,78 @@ def masks(x):
     return y.sum() + (z**3).sum() + np.count_nonzero(m) * 0.1
 
 
+# batch 9: unrolled optimizers, meta-gradients, inheritance/super, static/class methods
+class Optimizer:
+    def __init__(self, lr):
+        self.lr = lr
+
+    def step(self, w, g):
+        return w - self.lr * g
+
+
+def unrolled_sgd(w0):
+    opt = Optimizer(0.1)
+    w = w0
+    for _ in range(5):
+        g = 2 * (w - 1.0)
+        w = opt.step(w, g)
+    return np.sum(w**2)
+
+
+def inner_grad_loop(w0):
+    w = w0
+    for _ in range(3):
+        w = w - 0.1 * autodiff.grad(lambda v: np.sum((v - 2.0) ** 4))(w)
+    return np.sum(w**2)
+
+
+def inheritance(x):
+    class Base:
+        def energy(self, v):
+            return np.sum(v**2)
+
+        def total(self, v):
+            return self.energy(v) + self.extra(v)
+
+        def extra(self, v):
+            return 0.0
+
+    class Child(Base):
+        def extra(self, v):
+            return np.sum(np.sin(v)) + super().energy(v) * 0.5
+
+    return Child().total(x)
+
+
+def static_cls(x):
+    class K:
+        scale = 2.0
+
+        @staticmethod
+        def f(v):
+            return v**3
+
+        @classmethod
+        def g(cls, v):
+            return cls.scale * v
+
+    return np.sum(K.f(x) + K.g(x) + K().g(x))
+
+
+def strings_and_none(x, mode="sum"):
+    label = None
+    if mode == "sum":
+        label = "s"
+    agg = {"sum": np.sum, "mean": np.mean}[mode]
+    return agg(x**2) if label is not None else 0.0
+
+
 CASES = {
+    "unrolled_sgd": (unrolled_sgd, lambda: (np.zeros(3), rng9.normal(size=3))),
+    "meta_grad": (inner_grad_loop, lambda: (np.ones(2), np.array([0.5, 1.5]))),
+    "inheritance_super": (inheritance, lambda: (rng9.normal(size=3), rng9.normal(size=3))),
+    "static_classmethod": (static_cls, lambda: (rng9.normal(size=3), rng9.normal(size=3))),
+    "dispatch_dict": (lambda x: strings_and_none(x, "mean"), lambda: (rng9.normal(size=4), rng9.normal(size=4))),
     "fixed_point": (fixed_point, lambda: (np.array([0.1, 0.2]), np.array([0.3, -0.1]))),
     "adaptive_while": (adaptive, lambda: (np.ones(2), np.array([0.5, 2.0]))),
     "topk": (sort_topk, lambda: (rng8.normal(size=5), rng8.normal(size=5))),
