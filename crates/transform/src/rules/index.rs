@@ -1,4 +1,4 @@
-//! Integer indexing (`Gather` ↔ `ScatterAdd`, `Scatter`, `TakeAlong` ↔ `ScatterAlongAdd`).
+//! Integer indexing (`Gather` ↔ `ScatterAdd`, `TakeAlong` ↔ `ScatterAlongAdd`, `Scatter`).
 //! All are linear in their float operands; index operands carry no derivative. Each gather's
 //! adjoint is the matching scatter-add and vice versa.
 
@@ -6,31 +6,57 @@ use autodiff_ir::{BinaryOp, DType, Graph, NodeId, Op, Tensor};
 
 use crate::build::{or_zeros, R};
 
-// ---- Gather: y = take(x, idx, axis) ----
+/// The two index reads and, for each, the scatter-add that is its adjoint:
+/// `Take` is `Gather` ↔ `ScatterAdd` (`np.take`), `Along` is `TakeAlong` ↔
+/// `ScatterAlongAdd` (`np.take_along_axis`). Their rules are the same up to the op.
+#[derive(Clone, Copy)]
+pub(crate) enum Read {
+    Take,
+    Along,
+}
+
+impl Read {
+    fn read(self, axis: usize) -> Op {
+        match self {
+            Read::Take => Op::Gather(axis),
+            Read::Along => Op::TakeAlong(axis),
+        }
+    }
+
+    fn scatter_add(self, axis: usize) -> Op {
+        match self {
+            Read::Take => Op::ScatterAdd(axis),
+            Read::Along => Op::ScatterAlongAdd(axis),
+        }
+    }
+}
+
+// ---- reads: y = read(x, idx) ----
 
 /// Reverse: `x̄ = scatter_add(0, idx, ȳ)` (repeated indices accumulate).
-pub(crate) fn gather_vjp(g: &mut Graph, axis: usize, x: &[NodeId], ct: NodeId) -> R<NodeId> {
+pub(crate) fn read_vjp(g: &mut Graph, r: Read, axis: usize, x: &[NodeId], ct: NodeId) -> R<NodeId> {
     let z = g.zeros_like(x[0]);
-    g.add(Op::ScatterAdd(axis), vec![z, x[1], ct])
+    g.add(r.scatter_add(axis), vec![z, x[1], ct])
 }
 
-/// Forward: `ẏ = take(ẋ, idx, axis)`.
-pub(crate) fn gather_jvp(g: &mut Graph, axis: usize, x: &[NodeId], t: NodeId) -> R<NodeId> {
-    g.add(Op::Gather(axis), vec![t, x[1]])
+/// Forward: `ẏ = read(ẋ, idx)`.
+pub(crate) fn read_jvp(g: &mut Graph, r: Read, axis: usize, x: &[NodeId], t: NodeId) -> R<NodeId> {
+    g.add(r.read(axis), vec![t, x[1]])
 }
 
-// ---- ScatterAdd: y = x + scatter(idx, v) ----
+// ---- scatter-adds: y = x + scatter(idx, v) ----
 
-/// Reverse: `x̄ = ȳ`, `v̄ = take(ȳ, idx, axis)`.
+/// Reverse: `x̄ = ȳ`, `v̄ = read(ȳ, idx)`.
 pub(crate) fn scatter_add_vjp(
     g: &mut Graph,
+    r: Read,
     axis: usize,
     x: &[NodeId],
     ct: NodeId,
     need: &[bool],
 ) -> R<Vec<Option<NodeId>>> {
     let vb = if need[2] {
-        Some(g.add(Op::Gather(axis), vec![ct, x[1]])?)
+        Some(g.add(r.read(axis), vec![ct, x[1]])?)
     } else {
         None
     };
@@ -40,13 +66,14 @@ pub(crate) fn scatter_add_vjp(
 /// Forward: `ẏ = scatter_add(ẋ, idx, v̇)`.
 pub(crate) fn scatter_add_jvp(
     g: &mut Graph,
+    r: Read,
     axis: usize,
     x: &[NodeId],
     t: &[Option<NodeId>],
 ) -> R<NodeId> {
     let tx = or_zeros(g, t[0], x[0]);
     let tv = or_zeros(g, t[2], x[2]);
-    g.add(Op::ScatterAdd(axis), vec![tx, x[1], tv])
+    g.add(r.scatter_add(axis), vec![tx, x[1], tv])
 }
 
 // ---- Scatter: y = x with y[idx] = v (last write wins) ----
@@ -110,47 +137,4 @@ fn winning_writes(g: &mut Graph, axis: usize, x: &[NodeId]) -> R<NodeId> {
     let w = g.add(Op::Scatter(axis), vec![none, x[1], ids])?;
     let back = g.add(Op::Gather(axis), vec![w, x[1]])?;
     g.binary(BinaryOp::Eq, back, ids)
-}
-
-// ---- TakeAlong: y = take_along_axis(x, idx, axis) ----
-
-/// Reverse: `x̄ = scatter_along_add(0, idx, ȳ)`.
-pub(crate) fn take_along_vjp(g: &mut Graph, axis: usize, x: &[NodeId], ct: NodeId) -> R<NodeId> {
-    let z = g.zeros_like(x[0]);
-    g.add(Op::ScatterAlongAdd(axis), vec![z, x[1], ct])
-}
-
-/// Forward: `ẏ = take_along_axis(ẋ, idx, axis)`.
-pub(crate) fn take_along_jvp(g: &mut Graph, axis: usize, x: &[NodeId], t: NodeId) -> R<NodeId> {
-    g.add(Op::TakeAlong(axis), vec![t, x[1]])
-}
-
-// ---- ScatterAlongAdd: y = x + scatter_along(idx, v) ----
-
-/// Reverse: `x̄ = ȳ`, `v̄ = take_along_axis(ȳ, idx, axis)`.
-pub(crate) fn scatter_along_add_vjp(
-    g: &mut Graph,
-    axis: usize,
-    x: &[NodeId],
-    ct: NodeId,
-    need: &[bool],
-) -> R<Vec<Option<NodeId>>> {
-    let vb = if need[2] {
-        Some(g.add(Op::TakeAlong(axis), vec![ct, x[1]])?)
-    } else {
-        None
-    };
-    Ok(vec![need[0].then_some(ct), None, vb])
-}
-
-/// Forward: `ẏ = scatter_along_add(ẋ, idx, v̇)`.
-pub(crate) fn scatter_along_add_jvp(
-    g: &mut Graph,
-    axis: usize,
-    x: &[NodeId],
-    t: &[Option<NodeId>],
-) -> R<NodeId> {
-    let tx = or_zeros(g, t[0], x[0]);
-    let tv = or_zeros(g, t[2], x[2]);
-    g.add(Op::ScatterAlongAdd(axis), vec![tx, x[1], tv])
 }

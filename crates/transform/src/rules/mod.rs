@@ -9,6 +9,7 @@
 use autodiff_ir::{Graph, NodeId, Op};
 
 use crate::build::R;
+use index::Read;
 
 pub(crate) mod elementwise;
 pub(crate) mod index;
@@ -36,11 +37,17 @@ pub(crate) fn vjp(g: &mut Graph, y: NodeId, ct: NodeId, need: &[bool]) -> R<Vec<
         Op::Contract(s) => linalg::contract_vjp(g, s, x, ct, need),
         Op::Slice(dims) => one(shape::slice_vjp(g, dims, x[0], ct)),
         Op::SetSlice(dims) => shape::set_slice_vjp(g, dims, x, ct, need),
-        Op::Gather(axis) => Ok(vec![Some(index::gather_vjp(g, *axis, x, ct)?), None]),
-        Op::ScatterAdd(axis) => index::scatter_add_vjp(g, *axis, x, ct, need),
+        Op::Gather(axis) => Ok(vec![
+            Some(index::read_vjp(g, Read::Take, *axis, x, ct)?),
+            None,
+        ]),
+        Op::ScatterAdd(axis) => index::scatter_add_vjp(g, Read::Take, *axis, x, ct, need),
         Op::Scatter(axis) => index::scatter_vjp(g, *axis, x, ct, need),
-        Op::TakeAlong(axis) => Ok(vec![Some(index::take_along_vjp(g, *axis, x, ct)?), None]),
-        Op::ScatterAlongAdd(axis) => index::scatter_along_add_vjp(g, *axis, x, ct, need),
+        Op::TakeAlong(axis) => Ok(vec![
+            Some(index::read_vjp(g, Read::Along, *axis, x, ct)?),
+            None,
+        ]),
+        Op::ScatterAlongAdd(axis) => index::scatter_add_vjp(g, Read::Along, *axis, x, ct, need),
         Op::Concat(axis) => shape::concat_vjp(g, *axis, x, ct, need),
         Op::Cumsum(axis) => one(reduce::cumsum_vjp(g, *axis, ct)),
         Op::Cumprod(axis) => one(reduce::cumprod_vjp(g, *axis, x[0], ct)),
@@ -75,11 +82,11 @@ pub(crate) fn jvp(g: &mut Graph, y: NodeId, t: &[Option<NodeId>]) -> R<Option<No
         Op::Contract(s) => linalg::contract_jvp(g, s, x, t),
         Op::Slice(dims) => some(shape::slice_jvp(g, dims, t0())),
         Op::SetSlice(dims) => some(shape::set_slice_jvp(g, dims, x, t)),
-        Op::Gather(axis) => some(index::gather_jvp(g, *axis, x, t0())),
-        Op::ScatterAdd(axis) => some(index::scatter_add_jvp(g, *axis, x, t)),
+        Op::Gather(axis) => some(index::read_jvp(g, Read::Take, *axis, x, t0())),
+        Op::ScatterAdd(axis) => some(index::scatter_add_jvp(g, Read::Take, *axis, x, t)),
         Op::Scatter(axis) => some(index::scatter_jvp(g, *axis, x, t)),
-        Op::TakeAlong(axis) => some(index::take_along_jvp(g, *axis, x, t0())),
-        Op::ScatterAlongAdd(axis) => some(index::scatter_along_add_jvp(g, *axis, x, t)),
+        Op::TakeAlong(axis) => some(index::read_jvp(g, Read::Along, *axis, x, t0())),
+        Op::ScatterAlongAdd(axis) => some(index::scatter_add_jvp(g, Read::Along, *axis, x, t)),
         Op::Concat(axis) => some(shape::concat_jvp(g, *axis, x, t)),
         Op::Cumsum(axis) => some(reduce::cumsum_jvp(g, *axis, t0())),
         Op::Cumprod(axis) => some(reduce::cumprod_jvp(g, *axis, x[0], t0())),
