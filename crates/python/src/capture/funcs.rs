@@ -1070,77 +1070,34 @@ impl<'py> Tracer<'py> {
         Ok(self.g.binary(op, a, b)?)
     }
 
+    /// A `math` function on traced scalars, through the same name table as the ufuncs.
+    /// (`math.remainder` is IEEE remainder, not NumPy's, and `math.log(x, base)` has no
+    /// single op: both are refused.)
     fn math_or_ufunc(
         &mut self,
         short: &str,
         c: &Call<'py>,
         res: Bound<'py, PyAny>,
     ) -> Res<Val<'py>> {
-        let name = match short {
-            "asin" => "arcsin",
-            "acos" => "arccos",
-            "atan" => "arctan",
-            "asinh" => "arcsinh",
-            "acosh" => "arccosh",
-            "atanh" => "arctanh",
-            "lgamma" => "gammaln",
-            "atan2" => "arctan2",
-            s => s,
+        let op = match short {
+            "remainder" => None,
+            "log" if c.args.len() != 1 => None,
+            _ => super::table::ufunc_op(short),
         };
-        let u = self.r.np.getattr(name).ok();
-        match (name, u) {
-            ("erf" | "gammaln", _) => {
+        let out = match op {
+            Some(Ok(u)) if c.args.len() == 1 => {
                 let n = self.node(&c.args[0])?;
                 let n = self.g.cast(n, DType::F64)?;
-                let op = if name == "erf" {
-                    UnaryOp::Erf
-                } else {
-                    UnaryOp::Gammaln
-                };
-                let out = self.g.unary(op, n)?;
-                self.track(res, out)
+                self.g.unary(u, n)?
             }
-            (_, Some(u)) if c.args.len() == 2 => {
-                let (a, b) = (self.node(&c.args[0])?, self.node(&c.args[1])?);
-                let probe = u.call1((c.args[0].obj(), c.args[1].obj()))?;
-                let op = match name {
-                    "arctan2" => BinaryOp::Arctan2,
-                    _ => return unsupported(format!("math.{short} on traced values")),
-                };
-                let out = self.bin_nodes_pub(op, a, b, &probe)?;
-                self.track(res, out)
+            Some(Err(b)) if c.args.len() == 2 && !b.is_predicate() => {
+                let (x, y) = (self.node(&c.args[0])?, self.node(&c.args[1])?);
+                let (x, y) = (self.g.cast(x, DType::F64)?, self.g.cast(y, DType::F64)?);
+                self.g.binary(b, x, y)?
             }
-            (_, Some(_)) => {
-                let n = self.node(&c.args[0])?;
-                let n = self.g.cast(n, DType::F64)?;
-                let op = match name {
-                    "exp" => UnaryOp::Exp,
-                    "log" if c.args.len() == 1 => UnaryOp::Log,
-                    "log1p" => UnaryOp::Log1p,
-                    "log2" => UnaryOp::Log2,
-                    "log10" => UnaryOp::Log10,
-                    "sqrt" => UnaryOp::Sqrt,
-                    "sin" => UnaryOp::Sin,
-                    "cos" => UnaryOp::Cos,
-                    "tan" => UnaryOp::Tan,
-                    "arcsin" => UnaryOp::Arcsin,
-                    "arccos" => UnaryOp::Arccos,
-                    "arctan" => UnaryOp::Arctan,
-                    "sinh" => UnaryOp::Sinh,
-                    "cosh" => UnaryOp::Cosh,
-                    "tanh" => UnaryOp::Tanh,
-                    "arcsinh" => UnaryOp::Arcsinh,
-                    "arccosh" => UnaryOp::Arccosh,
-                    "arctanh" => UnaryOp::Arctanh,
-                    "expm1" => UnaryOp::Expm1,
-                    "fabs" => UnaryOp::Abs,
-                    _ => return unsupported(format!("math.{short} on traced values")),
-                };
-                let out = self.g.unary(op, n)?;
-                self.track(res, out)
-            }
-            _ => unsupported(format!("math.{short} on traced values")),
-        }
+            _ => return unsupported(format!("math.{short} on traced values")),
+        };
+        self.track(res, out)
     }
 
     /// dot / vdot / inner / outer / matmul / tensordot as contractions.

@@ -326,53 +326,35 @@ pub fn axes_of(axis: Option<&Bound<'_, PyAny>>, ndim: usize) -> PyResult<Vec<usi
     }
 }
 
-fn ufunc_op(name: &str) -> Option<Result<UnaryOp, BinaryOp>> {
+/// The IR op of a NumPy/SciPy ufunc or `math` function name. Names that differ from the
+/// IR op's own name (`UnaryOp::name`, `BinaryOp::name`) are listed; the rest are the same
+/// (exp, log, sqrt, tanh, erf, gammaln, add, maximum, arctan2, logaddexp, ...).
+pub(super) fn ufunc_op(name: &str) -> Option<Result<UnaryOp, BinaryOp>> {
     use BinaryOp as B;
     use UnaryOp as U;
-    Some(match name {
+    let alias = match name {
         "negative" => Ok(U::Neg),
-        "absolute" | "fabs" | "abs" => Ok(U::Abs),
-        "sign" => Ok(U::Sign),
-        "exp" => Ok(U::Exp),
-        "expm1" => Ok(U::Expm1),
-        "log" => Ok(U::Log),
-        "log1p" => Ok(U::Log1p),
-        "log2" => Ok(U::Log2),
-        "log10" => Ok(U::Log10),
-        "sqrt" => Ok(U::Sqrt),
-        "square" => Ok(U::Square),
-        "reciprocal" => Ok(U::Reciprocal),
-        "sin" => Ok(U::Sin),
-        "cos" => Ok(U::Cos),
-        "tan" => Ok(U::Tan),
-        "arcsin" | "asin" => Ok(U::Arcsin),
-        "arccos" | "acos" => Ok(U::Arccos),
-        "arctan" | "atan" => Ok(U::Arctan),
-        "sinh" => Ok(U::Sinh),
-        "cosh" => Ok(U::Cosh),
-        "tanh" => Ok(U::Tanh),
-        "arcsinh" | "asinh" => Ok(U::Arcsinh),
-        "arccosh" | "acosh" => Ok(U::Arccosh),
-        "arctanh" | "atanh" => Ok(U::Arctanh),
-        "floor" => Ok(U::Floor),
-        "ceil" => Ok(U::Ceil),
+        "absolute" | "fabs" => Ok(U::Abs),
+        "asin" => Ok(U::Arcsin),
+        "acos" => Ok(U::Arccos),
+        "atan" => Ok(U::Arctan),
+        "asinh" => Ok(U::Arcsinh),
+        "acosh" => Ok(U::Arccosh),
+        "atanh" => Ok(U::Arctanh),
         "rint" => Ok(U::Round),
         "expit" => Ok(U::Sigmoid),
-        "erf" => Ok(U::Erf),
-        "gammaln" | "lgamma" => Ok(U::Gammaln),
-        "psi" | "digamma" => Ok(U::Digamma),
+        "lgamma" => Ok(U::Gammaln),
+        "psi" => Ok(U::Digamma),
         "logical_not" => Ok(U::Not),
-        "add" => Err(B::Add),
         "subtract" => Err(B::Sub),
         "multiply" => Err(B::Mul),
         "divide" | "true_divide" => Err(B::Div),
         "floor_divide" => Err(B::FloorDiv),
-        "remainder" | "mod" => Err(B::Mod),
-        "power" | "pow" | "float_power" => Err(B::Pow),
-        "maximum" | "fmax" => Err(B::Maximum),
-        "minimum" | "fmin" => Err(B::Minimum),
-        "arctan2" | "atan2" => Err(B::Arctan2),
-        "logaddexp" => Err(B::LogAddExp),
+        "remainder" => Err(B::Mod),
+        "power" | "float_power" => Err(B::Pow),
+        "fmax" => Err(B::Maximum),
+        "fmin" => Err(B::Minimum),
+        "atan2" => Err(B::Arctan2),
         "less" => Err(B::Lt),
         "less_equal" => Err(B::Le),
         "greater" => Err(B::Gt),
@@ -382,8 +364,13 @@ fn ufunc_op(name: &str) -> Option<Result<UnaryOp, BinaryOp>> {
         "logical_and" => Err(B::And),
         "logical_or" => Err(B::Or),
         "logical_xor" => Err(B::Xor),
-        _ => return None,
-    })
+        _ => {
+            return U::from_name(name)
+                .map(Ok)
+                .or_else(|| B::from_name(name).map(Err))
+        }
+    };
+    Some(alias)
 }
 
 /// BINARY_OP's operator index → IR op (None: not differentiable arithmetic).
