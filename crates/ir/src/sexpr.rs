@@ -182,6 +182,51 @@ fn attrs(op: &Op) -> Vec<String> {
     }
 }
 
+/// The heads of the ops that are not elementwise functions (those are named by
+/// `UnaryOp::name` / `BinaryOp::name`), in `Op` order: with them, every head [`op_head`]
+/// returns. Tests use it to check that generators and goldens reach every op.
+pub const STRUCTURAL_HEADS: [&str; 31] = [
+    "input",
+    "const",
+    "where",
+    "cast",
+    "broadcast",
+    "reshape",
+    "transpose",
+    "sum",
+    "prod",
+    "max",
+    "min",
+    "argmax",
+    "argmin",
+    "contract",
+    "slice",
+    "set_slice",
+    "gather",
+    "scatter_add",
+    "scatter",
+    "take_along",
+    "scatter_along_add",
+    "concat",
+    "cumsum",
+    "cumprod",
+    "argsort",
+    "solve",
+    "trisolve",
+    "cholesky",
+    "inv",
+    "det",
+    "logabsdet",
+];
+
+/// Every op head: the elementwise function names, then [`STRUCTURAL_HEADS`].
+pub fn all_heads() -> Vec<&'static str> {
+    let mut all: Vec<&str> = UnaryOp::ALL.iter().map(|u| u.name()).collect();
+    all.extend(BinaryOp::ALL.iter().map(|b| b.name()));
+    all.extend(STRUCTURAL_HEADS);
+    all
+}
+
 /// One element of a constant of the given dtype, in the shortest form that parses back
 /// exactly.
 fn number(v: f64, dtype: DType) -> String {
