@@ -111,6 +111,11 @@ fn index(v: f64, n: usize) -> Result<usize, String> {
     }
 }
 
+/// Every index of `is` checked against an axis of extent `n`.
+fn indices(is: &[f64], n: usize) -> Result<Vec<usize>, String> {
+    is.iter().map(|&v| index(v, n)).collect()
+}
+
 /// NumPy's sort order: NaN after every number; equal values compare equal (stable).
 fn nan_last(x: f64, y: f64) -> std::cmp::Ordering {
     x.partial_cmp(&y)
@@ -211,10 +216,7 @@ impl Kernel {
                 let (xs, is) = (env.slice(*x), env.slice(*idx));
                 let (p_n, n, q_n) = *pnq;
                 let m_n = is.len();
-                let mut ii = Vec::with_capacity(m_n);
-                for &v in is {
-                    ii.push(index(v, n)?);
-                }
+                let ii = indices(is, n)?;
                 for p in 0..p_n {
                     for (m, &i) in ii.iter().enumerate() {
                         let src = (p * n + i) * q_n;
@@ -235,10 +237,7 @@ impl Kernel {
                 let (is, vs) = (env.slice(*idx), env.slice(*v));
                 let (p_n, n, q_n) = *pnq;
                 let m_n = is.len();
-                let mut ii = Vec::with_capacity(m_n);
-                for &v in is {
-                    ii.push(index(v, n)?);
-                }
+                let ii = indices(is, n)?;
                 for p in 0..p_n {
                     for (m, &i) in ii.iter().enumerate() {
                         let dst = (p * n + i) * q_n;

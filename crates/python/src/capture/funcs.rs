@@ -771,25 +771,17 @@ impl<'py> Tracer<'py> {
                 let res = c.real()?;
                 let mut n = self.arr_node(x.as_ref().unwrap())?;
                 let dt = self.g.dtype(n);
-                if let Some(hi) = c
-                    .arg(2, "a_max")
-                    .or(c.arg(2, "max"))
-                    .filter(|v| !v.obj().is_none())
-                    .cloned()
-                {
-                    let h = self.arr_node(&hi)?;
-                    let h = self.g.cast(h, dt)?;
-                    n = self.g.binary(BinaryOp::Minimum, n, h)?;
-                }
-                if let Some(lo) = c
-                    .arg(1, "a_min")
-                    .or(c.arg(1, "min"))
-                    .filter(|v| !v.obj().is_none())
-                    .cloned()
-                {
-                    let l = self.arr_node(&lo)?;
-                    let l = self.g.cast(l, dt)?;
-                    n = self.g.binary(BinaryOp::Maximum, n, l)?;
+                // np.clip(a, lo, hi) = minimum(maximum(a, lo), hi); a None bound is skipped.
+                for (i, names, op) in [
+                    (1, ["a_min", "min"], BinaryOp::Maximum),
+                    (2, ["a_max", "max"], BinaryOp::Minimum),
+                ] {
+                    let bound = c.arg(i, names[0]).or(c.arg(i, names[1]));
+                    if let Some(b) = bound.filter(|v| !v.obj().is_none()).cloned() {
+                        let b = self.arr_node(&b)?;
+                        let b = self.g.cast(b, dt)?;
+                        n = self.g.binary(op, n, b)?;
+                    }
                 }
                 self.track(res, n)
             }
