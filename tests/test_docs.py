@@ -21,7 +21,9 @@ def test_readme_examples_run_as_doctests():
 
 
 def test_demo_runs_and_prints_the_seed_results():
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py")], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     assert "[array(-1.)]" in out.stdout
     assert "x ↦ 2*(x + 1)" in out.stdout
