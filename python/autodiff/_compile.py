@@ -52,10 +52,42 @@ def arg_names(fn, nargs):
     return names
 
 
+def check_leaf(leaf):
+    """Refuses array subclasses whose operators mean something else than ndarray's
+    (`np.matrix`: `*` is a matrix product; masked arrays: masked entries are skipped): a
+    trace of one must never serve the other."""
+    t = type(leaf)
+    if t is np.ndarray or not isinstance(leaf, np.ndarray) or isinstance(leaf, np.memmap):
+        return
+    if isinstance(leaf, np.matrix):
+        what = "np.matrix inputs are not supported (their * is a matrix product); pass np.asarray(m) and use @"
+    elif isinstance(leaf, np.ma.MaskedArray):
+        what = (
+            "masked-array inputs are not supported (their operations skip masked entries); pass the data and "
+            "the mask as two arrays and use np.where, or m.filled(value)"
+        )
+    else:
+        what = (
+            f"inputs of the ndarray subclass {t.__module__}.{t.__qualname__} are not supported (its operations "
+            "may differ from ndarray's); pass np.asarray(x)"
+        )
+    raise TypeError(what)
+
+
+def _value(v, promote):
+    """An input leaf as the compiled program reads it: ints promoted to float64 where
+    differentiated, byte-swapped arrays in native order."""
+    if promote and np.asarray(v).dtype.kind in "iu":
+        return np.asarray(v, dtype=np.float64)
+    if isinstance(v, np.ndarray) and not v.dtype.isnative:
+        return v.astype(v.dtype.newbyteorder("="))
+    return v
+
+
 def _fresh(leaf, promote):
     """A private copy of an input leaf (the caller's arrays are never mutated)."""
-    if promote and np.asarray(leaf).dtype.kind in "iu":
-        leaf = np.asarray(leaf, dtype=np.float64)
+    check_leaf(leaf)
+    leaf = _value(leaf, promote)
     if isinstance(leaf, np.ndarray):
         return leaf.copy()
     if isinstance(leaf, np.generic):
@@ -74,10 +106,13 @@ class Signature:
         self.names = [_pretty(n, names) for n in lnames]
         self.shapes = []
         for i, leaf in enumerate(leaves):
+            check_leaf(leaf)
             a = np.asarray(leaf)
             dt = a.dtype
             if i in promote and dt.kind in "iu":
                 dt = np.dtype(np.float64)
+            elif not dt.isnative:
+                dt = dt.newbyteorder("=")
             self.shapes.append((a.shape, dt.str))
         self.key = (_tree.static_key(treedef), tuple(self.shapes))
 
@@ -133,11 +168,70 @@ def _self_check(fn, tr, values, result):
             )
 
 
-class Specializer:
-    """Caches compiled traces of `fn` (after `transform`) by signature and guard outcome."""
+def _agree(g, w):
+    g, w = np.asarray(g), np.asarray(w)
+    rtol, atol = (1e-4, 1e-6) if np.result_type(g, w) == np.float32 else (1e-7, 1e-10)
+    return g.shape == w.shape and np.allclose(g, w, rtol=rtol, atol=atol, equal_nan=True)
 
-    def __init__(self, fn, transform=None, promote_all=False, promote=(), elementwise=False):
+
+def _check_fast_path(fn, compiled, values):
+    """The compiled program of a fresh (transformed) trace must agree with the reference
+    evaluator at the traced inputs: a lowering bug (a kernel reading the wrong register, a
+    wrong fusion) is an error, never a wrong derivative."""
+    fast, _ = compiled.run(values)
+    ref, _ = compiled.run(values, reference=True)
+    if fast is None or ref is None:
+        return
+    for k, (g, w) in enumerate(zip(fast, ref)):
+        if not _agree(g, w):
+            raise TraceError(
+                f"internal: the compiled program of {getattr(fn, '__qualname__', fn)} disagrees with the "
+                f"reference evaluator (output {k}: {g!r} vs {w!r}). Please report this; set "
+                "AUTODIFF_SELF_CHECK=0 to skip the check."
+            )
+
+
+def directional_check(fn, f_at, value, slope, x, v, what="gradient"):
+    """Checks a directional derivative `slope` (= grad·v, or a Hessian-vector product's
+    projection) of the scalar function `f_at(t) = f(x + t v)` (t a float; None where a guard
+    fails) against central differences. Raises TraceError when the two disagree at two step
+    sizes while the function is smooth there (forward and backward differences agree), so
+    kinks (relu at 0, abs, where) never raise. Returns the finite difference checked, or None
+    when the check did not apply."""
+    scale = max(1.0, float(np.max(np.abs(x))) if x.size else 1.0)
+    seen = []
+    for h in (6e-6 * scale / max(1.0, float(np.max(np.abs(v)))), 1.5e-6 * scale / max(1.0, float(np.max(np.abs(v))))):
+        fp, fm = f_at(h), f_at(-h)
+        if fp is None or fm is None:
+            return None
+        f0 = value
+        if not all(np.isfinite(t) for t in (fp, fm, f0)):
+            return None
+        central = (fp - fm) / (2 * h)
+        fwd, bwd = (fp - f0) / h, (f0 - fm) / h
+        noise = 64 * np.finfo(np.float64).eps * (abs(fp) + abs(fm) + abs(f0)) / h
+        size = abs(central) + abs(slope)
+        if abs(fwd - bwd) > 1e-2 * size + 4 * noise:
+            return None  # a kink or strong curvature at this step: no verdict
+        if np.isfinite(slope) and abs(central - slope) <= 1e-4 * size + 4 * noise + 1e-12:
+            return central
+        seen.append(central)
+    raise TraceError(
+        f"internal: the {what} of {getattr(fn, '__qualname__', fn)} fails the finite-difference self-check at "
+        f"the traced inputs (directional derivative {slope!r}, finite differences {seen!r}). Please report "
+        "this; set AUTODIFF_SELF_CHECK=0 to skip the check."
+    )
+
+
+class Specializer:
+    """Caches compiled traces of `fn` (after `transform`) by signature and guard outcome.
+
+    `check(tr, compiled, sig, values)`, when given, verifies the derivative of a fresh trace
+    (the self-check of derivatives; see `directional_check`)."""
+
+    def __init__(self, fn, transform=None, promote_all=False, promote=(), elementwise=False, check=None):
         self.fn = fn
+        self.check = check
         self.elementwise = elementwise
         self.transform = transform or (lambda tr, sig: tr)
         self.promote_all = promote_all
@@ -168,17 +262,19 @@ class Specializer:
         fast = None
         leaves = None if kwargs else _fast_leaves(args)
         if leaves is not None:
-            fast = tuple([(a.shape, a.dtype.char) for a in leaves]) + (
-                tuple(len(a) if type(a) is not np.ndarray else -1 for a in args),
+            # The dtype itself (not its `char`: a byte-swapped array is another key) and the
+            # container type of each argument (a list and a tuple may take other branches).
+            fast = tuple([(a.shape, a.dtype) for a in leaves]) + (
+                tuple(None if type(a) is np.ndarray else (type(a), len(a)) for a in args),
             )
             hit = self.fast.get(fast)
             if hit is not None:
                 entries = self.cache.get(hit[0])
                 if entries:
-                    promote = hit[1]
+                    convert = hit[1]
                     values = (
-                        [a.astype(np.float64) if i in promote else a for i, a in enumerate(leaves)]
-                        if promote
+                        [a.astype(convert[i]) if i in convert else a for i, a in enumerate(leaves)]
+                        if convert
                         else leaves
                     )
                     values += extra
@@ -191,8 +287,8 @@ class Specializer:
         out = self._lookup(args, kwargs, extra)
         if fast is not None:
             sig = out[1][0]
-            promote = frozenset(i for i, (a, (_, dt)) in enumerate(zip(leaves, sig.shapes)) if a.dtype.str != dt)
-            self.fast[fast] = (self._key_of[id(sig)], promote)
+            convert = {i: np.dtype(dt) for i, (a, (_, dt)) in enumerate(zip(leaves, sig.shapes)) if a.dtype.str != dt}
+            self.fast[fast] = (self._key_of[id(sig)], convert)
         return out
 
     def _lookup(self, args, kwargs, extra):
@@ -201,10 +297,7 @@ class Specializer:
         sig = Signature(args, kwargs, names, promote)
         entries = self.cache.get(sig.key)
         leaves, _, _ = _tree.flatten((tuple(args), dict(kwargs)), "args")
-        values = [
-            np.asarray(v, dtype=np.float64) if i in promote and np.asarray(v).dtype.kind in "iu" else v
-            for i, v in enumerate(leaves)
-        ]
+        values = [_value(v, i in promote) for i, v in enumerate(leaves)]
         values += list(extra)
         if entries is None and self.elementwise:
             hit = self._rebatch(sig, values, extra)
@@ -230,6 +323,10 @@ class Specializer:
         self.traces += 1
         self.log.append(f"trace {self.traces} of {_fname(self.fn)}: {reason}")
         compiled = self.transform(tr, tsig)
+        if compiled is not tr and self_check_enabled():
+            _check_fast_path(self.fn, compiled, values)
+            if self.check is not None:
+                self.check(tr, compiled, tsig, values)
         entries = self.cache.setdefault(sig.key, [])
         entries.append((compiled, (tsig, _tree.out_structure(result)), checks))
         del entries[:-MAX_TRACES_PER_SIGNATURE]

@@ -8,7 +8,7 @@ import types
 import numpy as np
 
 from . import _tree
-from ._compile import Specializer, arg_names
+from ._compile import Specializer, arg_names, directional_check
 from .errors import NotScalarError, WrtError
 
 
@@ -191,7 +191,7 @@ class Gradient(_Traced):
         if example_args is not None and wrt is not None:
             self._pos, self._tags = _resolve_wrt(fn, wrt, list(example_args))
             self._wrt = self._pos + self._tags
-        self._spec = Specializer(fn, self._transform, promote=self._promote, elementwise=True)
+        self._spec = Specializer(fn, self._transform, promote=self._promote, elementwise=True, check=self._check)
         self.__autodiff__ = ("grad", fn, None, with_value, "list")
         if example_args is not None:
             self(*example_args)
@@ -236,6 +236,35 @@ class Gradient(_Traced):
             if isinstance(k, int) and tr.input_dtypes()[k] == "bool":
                 raise TypeError(f"cannot differentiate with respect to the boolean argument '{tr.input_names[k]}'")
         return tr.grad(wrt, 0, self._with_value)
+
+    def _check(self, tr, compiled, sig, values):
+        """Self-check of a fresh gradient: grad·v against finite differences of the traced
+        function along a random direction v (float64 inputs; tags are not perturbed)."""
+        wrt = [k for k in self._leaf_wrt(sig, tr) if isinstance(k, int)]
+        xs = [np.asarray(values[k]) for k in wrt]
+        if not wrt or any(x.dtype != np.float64 for x in xs) or tr.stops_gradient():
+            return
+        outs, _ = compiled.run(values)
+        if outs is None:
+            return
+        grads = outs[1:] if self._with_value else outs
+        base, _ = tr.run(values)
+        if base is None:
+            return
+        rng = np.random.default_rng(0)
+        vs = [rng.standard_normal(x.shape) for x in xs]
+        slope = float(sum(np.sum(np.asarray(g, dtype=np.float64) * v) for g, v in zip(grads, vs)))
+
+        def f_at(t):
+            moved = list(values)
+            for k, x, v in zip(wrt, xs, vs):
+                moved[k] = x + t * v
+            out, _ = tr.run(moved)
+            return None if out is None else float(out[0])
+
+        xcat = np.concatenate([x.ravel() for x in xs])
+        vcat = np.concatenate([v.ravel() for v in vs])
+        directional_check(self._fn, f_at, float(base[0]), slope, xcat, vcat)
 
     def _leaf_wrt(self, sig, tr):
         args = _placeholders(sig)
@@ -311,13 +340,43 @@ class HessianVector(_Traced):
     def __init__(self, fn, example_args=None, wrt=None, vectors=None):
         self._fn = fn
         self._grad = Gradient(fn, None, wrt)
-        self._spec = Specializer(fn, self._transform, promote=self._grad._promote)
+        self._spec = Specializer(fn, self._transform, promote=self._grad._promote, check=self._check)
         if example_args is not None and vectors is not None:
             self(*example_args, vectors=vectors)
 
     def _transform(self, tr, sig):
         self._grad._transform(tr, sig)  # checks the scalar output and bool inputs
         return tr.hvp(self._grad._leaf_wrt(sig, tr))
+
+    def _check(self, tr, compiled, sig, values):
+        """Self-check of a fresh Hessian-vector product: w·Hv against finite differences of
+        w·grad along v (w random), the gradient being the reference evaluator's."""
+        wrt = [k for k in self._grad._leaf_wrt(sig, tr) if isinstance(k, int)]
+        n = len(sig.names)
+        xs = [np.asarray(values[k]) for k in wrt]
+        vs = [np.asarray(v, dtype=np.float64) for v in values[n:]]
+        if not wrt or len(vs) != len(wrt) or any(x.dtype != np.float64 for x in xs) or tr.stops_gradient():
+            return
+        outs, _ = compiled.run(values)
+        gtr = tr.grad(wrt)
+        gbase, _ = gtr.run(values[:n], reference=True)
+        if outs is None or gbase is None:
+            return
+        rng = np.random.default_rng(0)
+        ws = [rng.standard_normal(x.shape) for x in xs]
+        slope = float(sum(np.sum(np.asarray(h) * w) for h, w in zip(outs, ws)))
+
+        def g_at(t):
+            moved = list(values[:n])
+            for k, x, v in zip(wrt, xs, vs):
+                moved[k] = x + t * v
+            out, _ = gtr.run(moved, reference=True)
+            return None if out is None else float(sum(np.sum(np.asarray(g) * w) for g, w in zip(out, ws)))
+
+        base = float(sum(np.sum(np.asarray(g) * w) for g, w in zip(gbase, ws)))
+        xcat = np.concatenate([x.ravel() for x in xs])
+        vcat = np.concatenate([v.ravel() for v in vs])
+        directional_check(self._fn, g_at, base, slope, xcat, vcat, "Hessian-vector product")
 
     def __call__(self, *args, vectors):
         pos, _ = self._grad._targets(args)

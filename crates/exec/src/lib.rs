@@ -343,6 +343,7 @@ fn unary(u: UnaryOp, x: &ArrayD<f64>) -> Res<ArrayD<f64>> {
         UnaryOp::Gammaln => special::gammaln,
         UnaryOp::Digamma => special::digamma,
         UnaryOp::Not => |x| (x == 0.0) as u8 as f64,
+        UnaryOp::StopGradient => |x| x,
     };
     Ok(x.mapv(f))
 }

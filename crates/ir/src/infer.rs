@@ -59,6 +59,7 @@ pub fn infer(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape
                     }
                     DType::Bool
                 }
+                UnaryOp::StopGradient => d(0),
                 UnaryOp::Neg
                 | UnaryOp::Abs
                 | UnaryOp::Sign

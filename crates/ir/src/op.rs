@@ -46,6 +46,9 @@ pub enum UnaryOp {
     Gammaln,
     Digamma,
     Not,
+    /// The identity whose derivative is zero (`autodiff.constant`): the value stays live,
+    /// the gradient stops.
+    StopGradient,
 }
 
 /// Elementwise functions of two arguments.
@@ -223,7 +226,7 @@ impl Op {
 
 impl UnaryOp {
     /// All unary ops, for tables and tests.
-    pub const ALL: [UnaryOp; 32] = [
+    pub const ALL: [UnaryOp; 33] = [
         UnaryOp::Neg,
         UnaryOp::Abs,
         UnaryOp::Sign,
@@ -256,6 +259,7 @@ impl UnaryOp {
         UnaryOp::Gammaln,
         UnaryOp::Digamma,
         UnaryOp::Not,
+        UnaryOp::StopGradient,
     ];
 
     /// The NumPy-style name, also used by the s-expression form.
@@ -293,6 +297,7 @@ impl UnaryOp {
             UnaryOp::Gammaln => "gammaln",
             UnaryOp::Digamma => "digamma",
             UnaryOp::Not => "not",
+            UnaryOp::StopGradient => "stop_gradient",
         }
     }
 

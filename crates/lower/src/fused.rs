@@ -22,24 +22,38 @@ pub(crate) const CHUNK: usize = 256;
 /// Minimum elements before a kernel is split across threads.
 pub const PAR_MIN: usize = 1 << 15;
 
+/// A register or leaf number in a kernel's bytecode (the top bit is [`DIRECT`]). Wide
+/// enough for any graph that fits in memory: a kernel fusing a long unrolled loop can hold
+/// hundreds of thousands of values (`Reg` once overflowed silently past 32k).
+pub(crate) type Reg = u32;
+
+/// The register number of SSA value or leaf `i`; refuses (panics, reported as an internal
+/// error) rather than wrapping into another register.
+pub(crate) fn reg(i: usize) -> Reg {
+    match Reg::try_from(i) {
+        Ok(r) if r & DIRECT == 0 => r,
+        _ => panic!("fused kernel too large: {i} registers"),
+    }
+}
+
 /// What an instruction computes into its destination register.
 #[derive(Clone, Debug)]
 pub(crate) enum InsKind {
     /// Leaf `l` (strided view) at the chunk's positions.
-    Load(u16),
+    Load(Reg),
     /// A constant.
     Imm(f64),
     /// A copy of a register (a `Cast`; the rounding does the conversion).
-    Mov(u16),
-    Unary(UnaryOp, u16),
+    Mov(Reg),
+    Unary(UnaryOp, Reg),
     /// `int_pow`: an int64 `pow`, whose exponents must be non-negative.
-    Binary(BinaryOp, u16, u16, bool),
-    Where(u16, u16, u16),
+    Binary(BinaryOp, Reg, Reg, bool),
+    Where(Reg, Reg, Reg),
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct Ins {
-    pub dst: u16,
+    pub dst: Reg,
     pub kind: InsKind,
     /// Rounded to this dtype after computing (no-op for float64).
     pub round: DType,
@@ -79,7 +93,7 @@ pub(crate) struct Fused {
     pub leaves: Vec<Leaf>,
     pub n_regs: usize,
     /// The register holding the group's value.
-    pub result: u16,
+    pub result: Reg,
     pub sink: Sink,
     /// Destination (a slot).
     pub out: Loc,
@@ -92,7 +106,7 @@ pub(crate) struct Fused {
 }
 
 /// Operand bit: a contiguous leaf read in place at the chunk's position (no load).
-pub(crate) const DIRECT: u16 = 0x8000;
+pub(crate) const DIRECT: Reg = 1 << 31;
 
 pub(crate) fn reduce_init(op: ReduceOp) -> f64 {
     match op {
@@ -264,7 +278,7 @@ impl Fused {
         out: *mut f64,
     ) -> Result<*const f64, String> {
         let base = regs.as_mut_ptr();
-        let ptr = |r: u16| -> *const f64 {
+        let ptr = |r: Reg| -> *const f64 {
             if r & DIRECT != 0 {
                 let l = &self.leaves[(r & !DIRECT) as usize];
                 env.ptr(l.loc).offset(l.offset + start as isize)
@@ -272,7 +286,7 @@ impl Fused {
                 base.add(r as usize * CHUNK)
             }
         };
-        let reg = |r: u16| std::slice::from_raw_parts(ptr(r), len);
+        let reg = |r: Reg| std::slice::from_raw_parts(ptr(r), len);
         let last = self.code.len().wrapping_sub(1);
         for (t, ins) in self.code.iter().enumerate() {
             let dp = if t == last && !out.is_null() {
@@ -534,6 +548,7 @@ pub(crate) fn unary(u: UnaryOp, d: &mut [f64], a: &[f64]) {
         UnaryOp::Gammaln => map1!(d, a, special::gammaln),
         UnaryOp::Digamma => map1!(d, a, special::digamma),
         UnaryOp::Not => map1!(d, a, |x: f64| (x == 0.0) as u8 as f64),
+        UnaryOp::StopGradient => d.copy_from_slice(a),
     }
 }
 

@@ -329,7 +329,7 @@ impl<'g> Planner<'g> {
         // SSA instructions: (kind with SSA operands, rounding)
         let mut ssa: Vec<(InsKind, DType)> = vec![];
         let mut leaves: Vec<Leaf> = vec![];
-        let mut value_of: HashMap<usize, u16> = HashMap::new();
+        let mut value_of: HashMap<usize, fused::Reg> = HashMap::new();
         let mut nodes = vec![];
         // SSA values that are contiguous leaves, read in place (no instruction)
         let mut direct: std::collections::HashSet<usize> = Default::default();
@@ -340,7 +340,7 @@ impl<'g> Planner<'g> {
             }
             leaves.push(leaf);
             ssa.push((InsKind::Load(0), DType::F64));
-            0u16
+            0
         } else {
             let members = self.members.get(&root).cloned().unwrap_or_default();
             for &m in &members {
@@ -366,11 +366,11 @@ impl<'g> Planner<'g> {
                             if contiguous {
                                 direct.insert(ssa.len());
                             }
-                            InsKind::Load((leaves.len() - 1) as u16)
+                            InsKind::Load(fused::reg(leaves.len() - 1))
                         }
                     };
                     ssa.push((kind, DType::F64));
-                    let id = (ssa.len() - 1) as u16;
+                    let id = fused::reg(ssa.len() - 1);
                     value_of.insert(xi, id);
                     ops.push(id);
                 }
@@ -392,13 +392,13 @@ impl<'g> Planner<'g> {
                     other => unreachable!("{other:?} is not elementwise"),
                 };
                 ssa.push((kind, node.dtype));
-                value_of.insert(m, (ssa.len() - 1) as u16);
+                value_of.insert(m, fused::reg(ssa.len() - 1));
                 nodes.push(m);
             }
             value_of[&root]
         };
         // register allocation: linear scan over SSA values
-        let operands = |k: &InsKind| -> Vec<u16> {
+        let operands = |k: &InsKind| -> Vec<fused::Reg> {
             match *k {
                 InsKind::Load(_) | InsKind::Imm(_) => vec![],
                 InsKind::Mov(a) | InsKind::Unary(_, a) => vec![a],
@@ -413,8 +413,9 @@ impl<'g> Planner<'g> {
             }
         }
         last[result as usize] = usize::MAX;
-        let mut reg_of = vec![0u16; ssa.len()];
-        let mut free: Vec<u16> = vec![];
+        let mut reg_of: Vec<fused::Reg> = vec![0; ssa.len()];
+        let mut free: Vec<fused::Reg> = vec![];
+        let mut is_free: Vec<bool> = vec![];
         let mut n_regs = 0usize;
         let mut code = Vec::with_capacity(ssa.len());
         for (t, (k, round)) in ssa.iter().enumerate() {
@@ -422,12 +423,19 @@ impl<'g> Planner<'g> {
                 reg_of[t] = fused::DIRECT | *l;
                 continue;
             }
-            let dst = free.pop().unwrap_or_else(|| {
-                n_regs += 1;
-                (n_regs - 1) as u16
-            });
+            let dst = match free.pop() {
+                Some(r) => {
+                    is_free[r as usize] = false;
+                    r
+                }
+                None => {
+                    n_regs += 1;
+                    is_free.push(false);
+                    fused::reg(n_regs - 1)
+                }
+            };
             reg_of[t] = dst;
-            let r = |a: u16| reg_of[a as usize];
+            let r = |a: fused::Reg| reg_of[a as usize];
             let kind = match *k {
                 InsKind::Load(l) => InsKind::Load(l),
                 InsKind::Imm(v) => InsKind::Imm(v),
@@ -445,7 +453,8 @@ impl<'g> Planner<'g> {
             ops.dedup();
             for a in ops {
                 let r = reg_of[a as usize];
-                if last[a as usize] == t && r & fused::DIRECT == 0 && !free.contains(&r) {
+                if last[a as usize] == t && r & fused::DIRECT == 0 && !is_free[r as usize] {
+                    is_free[r as usize] = true;
                     free.push(r);
                 }
             }

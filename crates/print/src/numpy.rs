@@ -245,6 +245,7 @@ impl Py<'_> {
                 let xe = self.e(shown_operands(self.g, id)[0]).clone();
                 match u {
                     UnaryOp::Neg => Expr::new(format!("-{}", paren(&xe, P_POW)), P_NEG),
+                    UnaryOp::StopGradient => xe,
                     UnaryOp::Not => Expr::new(format!("~{}", paren(&xe, P_POW)), P_NEG),
                     UnaryOp::Sigmoid => self.helper("_sigmoid", &[xe.s]),
                     UnaryOp::Erf => self.helper("_erf", &[xe.s]),

@@ -64,6 +64,7 @@ fn node(g: &Graph, id: NodeId, cache: &[Option<Expr>]) -> Result<Expr, String> {
             let infix_form = |s: String, p: u8| Expr::new(s, p);
             match u {
                 UnaryOp::Neg => infix_form(format!("-{}", paren(&x, P_POW)), P_NEG),
+                UnaryOp::StopGradient => x,
                 UnaryOp::Not => infix_form(format!("~{}", paren(&x, P_POW)), P_NEG),
                 UnaryOp::Abs => call("Abs", &[&x]),
                 UnaryOp::Sign => call("sign", &[&x]),

@@ -467,7 +467,8 @@ impl Math<'_> {
                 | UnaryOp::Sigmoid
                 | UnaryOp::Erf
                 | UnaryOp::Gammaln
-                | UnaryOp::Digamma,
+                | UnaryOp::Digamma
+                | UnaryOp::StopGradient,
                 _,
             ) => self.call(u.name(), &[sx]),
         }

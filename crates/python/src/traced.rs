@@ -255,6 +255,18 @@ impl PyTrace {
         autodiff_simplify::node_count(g, &g.outputs)
     }
 
+    /// Whether the graph holds a `stop_gradient` (`autodiff.constant`): its derivative is
+    /// not that of its values, so finite differences of the values cannot check it.
+    fn stops_gradient(&self) -> bool {
+        let g = &self.inner.graph;
+        g.nodes().iter().any(|n| {
+            matches!(
+                n.op,
+                autodiff_ir::Op::Unary(autodiff_ir::UnaryOp::StopGradient)
+            )
+        })
+    }
+
     /// Output shapes.
     fn output_shapes(&self) -> Vec<Vec<usize>> {
         let g = &self.inner.graph;

@@ -329,7 +329,9 @@ impl Rewriter {
             | U::Erf
             | U::Gammaln
             | U::Digamma
-            | U::Not => None,
+            | U::Not
+            // kept: removing it before differentiation would let the gradient through
+            | U::StopGradient => None,
         }
     }
 

@@ -46,6 +46,7 @@ pub fn unary(u: UnaryOp, x: f64) -> Option<f64> {
         UnaryOp::Round => x.round_ties_even(),
         UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         UnaryOp::Not => (x == 0.0) as u8 as f64,
+        UnaryOp::StopGradient => x,
         UnaryOp::Erf | UnaryOp::Gammaln | UnaryOp::Digamma => return None,
     })
 }

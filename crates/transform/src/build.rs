@@ -12,7 +12,10 @@ pub(crate) fn full(g: &mut Graph, v: f64, shape: &[usize], dtype: DType) -> Node
 /// `a + b` where `None` stands for zero.
 pub(crate) fn add_opt(g: &mut Graph, a: Option<NodeId>, b: Option<NodeId>) -> R<Option<NodeId>> {
     Ok(match (a, b) {
-        (Some(a), Some(b)) => Some(g.add_(a, b)?),
+        (Some(a), Some(b)) => match crate::rules::elementwise::add_masked(g, a, b)? {
+            Some(s) => Some(s),
+            None => Some(g.add_(a, b)?),
+        },
         (a, None) => a,
         (None, b) => b,
     })

@@ -29,8 +29,8 @@ mod elementwise {
             let Some((lo, hi)) = unary_range(u) else {
                 continue;
             };
-            if u == UnaryOp::Digamma {
-                continue; // no derivative rule: see the error tests
+            if u == UnaryOp::Digamma || u == UnaryOp::StopGradient {
+                continue; // no derivative rule: see the error tests; stop_gradient below
             }
             check(
                 &format!("unary {}", u.name()),
@@ -144,6 +144,51 @@ mod elementwise {
         let r = common::ev(&g, &vals, &[gr, t]);
         assert_eq!(r[0].data, vec![1.0, -2.5, 4.0]);
         assert_eq!(r[1].data, vec![1.0, -2.5, 4.0]);
+    }
+
+    #[test]
+    fn stop_gradient_keeps_the_value_and_stops_the_derivative() {
+        // d/dx Σ x·sg(x) = sg(x) = x; forward: ẏ = ẋ·x
+        let (mut g, xs, vals, _) = common::setup("sg", vec![val(&[3], &[0.5, -1.25, 2.0])]);
+        let sg = g.unary(UnaryOp::StopGradient, xs[0]).unwrap();
+        let out = g.mul(xs[0], sg).unwrap();
+        let s = g.sum(out, &[0]).unwrap();
+        let gr = autodiff_transform::grad(&mut g, s, &[xs[0]]).unwrap()[0];
+        let one = g.constant(Tensor::new(DType::F64, vec![3], vec![1.0; 3]));
+        let t = autodiff_transform::jvp(&mut g, &[out], &[xs[0]], &[one]).unwrap()[0];
+        let r = common::ev(&g, &vals, &[out, gr, t]);
+        assert_eq!(r[0].data, vec![0.25, 1.5625, 4.0]);
+        assert_eq!(r[1].data, vals[0].data);
+        assert_eq!(r[2].data, vals[0].data);
+    }
+
+    /// `where(x > 0, x·log x, 0)`: at x = 0 the branch not taken has an infinite partial
+    /// (log 0); its cotangent is masked to zero, and must stay exactly zero (select, not
+    /// multiply), in reverse mode, forward mode and second order.
+    #[test]
+    fn masked_branch_contributes_exactly_zero() {
+        let (mut g, xs, vals, _) = common::setup("mask", vec![val(&[3], &[0.0, 0.5, 2.0])]);
+        let x = xs[0];
+        let zero = g.scalar(0.0, DType::F64);
+        let pos = g.binary(BinaryOp::Gt, x, zero).unwrap();
+        let l = g.unary(UnaryOp::Log, x).unwrap();
+        let xl = g.mul(x, l).unwrap();
+        let z = g.zeros_like(xl);
+        let w = g.select(pos, xl, z).unwrap();
+        let s = g.sum(w, &[0]).unwrap();
+        let gr = autodiff_transform::grad(&mut g, s, &[x]).unwrap()[0];
+        let one = g.constant(Tensor::new(DType::F64, vec![3], vec![1.0; 3]));
+        let t = autodiff_transform::jvp(&mut g, &[w], &[x], &[one]).unwrap()[0];
+        let hv = autodiff_transform::jvp(&mut g, &[gr], &[x], &[one]).unwrap()[0];
+        let r = common::ev(&g, &vals, &[gr, t, hv]);
+        // d/dx x log x = log x + 1; d²/dx² = 1/x
+        let want = [0.0, 0.5f64.ln() + 1.0, 2f64.ln() + 1.0];
+        for rk in &r[..2] {
+            for (a, b) in rk.data.iter().zip(want) {
+                assert!(common::close(*a, b, 1e-12), "{:?} vs {want:?}", rk.data);
+            }
+        }
+        assert_eq!(r[2].data, vec![0.0, 2.0, 0.5]);
     }
 }
 

@@ -224,26 +224,32 @@ impl<'py> Tracer<'py> {
                 self.g.scale(l, 1.0 / ln2)?
             }
             "xlogy" | "xlog1py" => {
-                // x*log(y), 0 where x == 0 (unless y is NaN); the log never sees the
-                // masked-out y, so its gradient stays finite.
+                // xlogy(x, y) = x*log(y), 0 where x == 0 (y not NaN); d/dx = log(y) there
+                // too (a Poisson model with zero counts), so the value is x*log(ŷ) with ŷ
+                // = y except where x == 0 and log(y) is not finite (y ≤ 0 or inf for
+                // xlogy, y ≤ -1 or inf for xlog1py): ŷ = 1 (resp. 0) there, so x*log(ŷ) = 0
+                // and no gradient is NaN.
                 let x = self.f64_node(&c.args[0])?;
                 let y = self.f64_node(&c.args[1])?;
                 let zero = self.g.scalar(0.0, DType::F64);
                 let x0 = self.g.binary(BinaryOp::Eq, x, zero)?;
-                let ynum = self.g.binary(BinaryOp::Eq, y, y)?;
-                let m = self.g.binary(BinaryOp::And, x0, ynum)?;
-                let safe = if name == "xlogy" { 1.0 } else { 0.0 };
+                let (lo, safe, op) = if name == "xlogy" {
+                    (0.0, 1.0, UnaryOp::Log)
+                } else {
+                    (-1.0, 0.0, UnaryOp::Log1p)
+                };
+                let lo = self.g.scalar(lo, DType::F64);
+                let inf = self.g.scalar(f64::INFINITY, DType::F64);
+                let above = self.g.binary(BinaryOp::Gt, y, lo)?;
+                let finite = self.g.binary(BinaryOp::Lt, y, inf)?;
+                let ok = self.g.binary(BinaryOp::And, above, finite)?;
+                let isnan = self.g.binary(BinaryOp::Ne, y, y)?;
+                let keep = self.g.binary(BinaryOp::Or, ok, isnan)?;
+                let bad = self.g.unary(UnaryOp::Not, keep)?;
+                let m = self.g.binary(BinaryOp::And, x0, bad)?;
                 let ys = self.fill_where_not(m, y, safe)?;
-                let l = self.g.unary(
-                    if name == "xlogy" {
-                        UnaryOp::Log
-                    } else {
-                        UnaryOp::Log1p
-                    },
-                    ys,
-                )?;
-                let p = self.g.mul(x, l)?;
-                self.g.select(m, zero, p)?
+                let l = self.g.unary(op, ys)?;
+                self.g.mul(x, l)?
             }
             "log_expit" => {
                 let x = self.f64_node(&c.args[0])?;

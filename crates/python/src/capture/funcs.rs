@@ -290,19 +290,10 @@ impl<'py> Tracer<'py> {
         let np = self.r.np.clone();
         match name {
             "autodiff.constant" | "autodiff.escape" => {
-                let copy = py.import("copy")?.getattr("deepcopy")?;
                 let o = x.ok_or_else(|| {
                     pyo3::exceptions::PyTypeError::new_err("constant() takes one argument")
                 })?;
-                let out = if o.obj().is_instance_of::<pyo3::types::PyFloat>() {
-                    np.getattr("float64")?.call1((o.obj(),))?
-                } else {
-                    copy.call1((o.obj(),))?
-                };
-                if self.sym(&Val::new(out.clone())).is_some() {
-                    return unsupported("internal: constant() copy is still tracked");
-                }
-                Ok(Val::new(out))
+                self.stop_gradient(&o)
             }
             "autodiff.tag" => {
                 let v = x.unwrap();
@@ -1261,6 +1252,54 @@ impl<'py> Tracer<'py> {
         )?);
         let fx = self.flat(n)?;
         Ok((uniq, self.g.add(Op::Gather(0), vec![fx, idx])?))
+    }
+
+    /// `autodiff.constant(x)`: a copy of `x` whose traced leaves (arrays, floats, inside
+    /// lists, tuples and dicts) are `stop_gradient` nodes: the value stays an input of the
+    /// graph (read afresh on every call), only the derivative stops. Untraced values are
+    /// returned as they are.
+    fn stop_gradient(&mut self, o: &Val<'py>) -> Res<Val<'py>> {
+        if let Some(n) = self.sym(o) {
+            let obj = o.obj();
+            let copy = if obj.is_instance_of::<pyo3::types::PyFloat>() {
+                self.r.np.getattr("float64")?.call1((obj,))?
+            } else {
+                obj.call_method0("copy")?
+            };
+            let sg = self.g.unary(autodiff_ir::UnaryOp::StopGradient, n)?;
+            return self.track(copy, sg);
+        }
+        if !self.deep_sym(o) {
+            return Ok(o.clone());
+        }
+        let obj = o.obj().clone();
+        let py = self.py;
+        if let Ok(d) = obj.downcast::<pyo3::types::PyDict>() {
+            let out = pyo3::types::PyDict::new(py);
+            for (k, v) in d.iter() {
+                let sv = self.stop_gradient(&Val::new(v))?;
+                out.set_item(k, self.escape(&sv)?)?;
+            }
+            return Ok(Val::new(out.into_any()));
+        }
+        let is_list = obj.is_instance_of::<pyo3::types::PyList>();
+        if is_list || obj.is_exact_instance_of::<pyo3::types::PyTuple>() {
+            let mut items = vec![];
+            for v in obj.try_iter()? {
+                let sv = self.stop_gradient(&Val::new(v?))?;
+                items.push(self.escape(&sv)?);
+            }
+            let out = if is_list {
+                pyo3::types::PyList::new(py, items)?.into_any()
+            } else {
+                pyo3::types::PyTuple::new(py, items)?.into_any()
+            };
+            return Ok(Val::new(out));
+        }
+        unsupported(format!(
+            "autodiff.constant() of a {} holding traced values: apply constant() to its arrays",
+            super::type_name(&obj)
+        ))
     }
 }
 

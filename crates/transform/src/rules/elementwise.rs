@@ -22,7 +22,20 @@ pub(crate) enum D {
     Div(NodeId),
 }
 
+/// Scales the (co)tangent `v` by the partial `d`. A `v` masked by a select with a zero
+/// branch (`where(c, h, 0)`: the branch not taken, entries a nan-reduction skips) stays
+/// masked: the product is taken inside the select, so a partial that is infinite or NaN
+/// where the mask is zero (`log p` at `p = 0`, `1/(2√x)` at 0, NaN data) contributes
+/// exactly zero there rather than `0 · inf = NaN` (select, not multiply).
 fn apply(g: &mut Graph, d: D, v: NodeId) -> R<Option<NodeId>> {
+    if !matches!(d, D::Zero | D::Id) {
+        if let Some(m) = masked(g, v) {
+            return match apply(g, d, m.value)? {
+                Some(inner) => Ok(Some(m.rebuild(g, inner)?)),
+                None => Ok(None),
+            };
+        }
+    }
     Ok(match d {
         D::Zero => None,
         D::Id => Some(v),
@@ -30,6 +43,79 @@ fn apply(g: &mut Graph, d: D, v: NodeId) -> R<Option<NodeId>> {
         D::Mul(f) => Some(g.mul(v, f)?),
         D::Div(f) => Some(g.div(v, f)?),
     })
+}
+
+/// A value masked by a select with an all-zero branch: `where(cond, value, 0)` (or, with
+/// `zero_first`, `where(cond, 0, value)`).
+pub(crate) struct Masked {
+    cond: NodeId,
+    value: NodeId,
+    zero: NodeId,
+    zero_first: bool,
+}
+
+impl Masked {
+    /// The same mask around `inner` (shaped like the masked value).
+    fn rebuild(&self, g: &mut Graph, inner: NodeId) -> R<NodeId> {
+        if g.shape(inner) != g.shape(self.value) || g.dtype(inner) != g.dtype(self.zero) {
+            // a partial that broadcasts or casts: mask after the fact
+            let zero = g.zeros_like(inner);
+            let c = g.broadcast(self.cond, &g.shape(inner).clone())?;
+            return if self.zero_first {
+                g.select(c, zero, inner)
+            } else {
+                g.select(c, inner, zero)
+            };
+        }
+        if self.zero_first {
+            g.select(self.cond, self.zero, inner)
+        } else {
+            g.select(self.cond, inner, self.zero)
+        }
+    }
+}
+
+/// `v` as a masked value, if it is one.
+pub(crate) fn masked(g: &Graph, v: NodeId) -> Option<Masked> {
+    let n = g.node(v);
+    if !matches!(n.op, autodiff_ir::Op::Where) {
+        return None;
+    }
+    let (c, a, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
+    let zero = |x: NodeId| g.uniform_const(x).is_some_and(|z| z == 0.0);
+    if zero(b) && !zero(a) {
+        Some(Masked {
+            cond: c,
+            value: a,
+            zero: b,
+            zero_first: false,
+        })
+    } else if zero(a) && !zero(b) {
+        Some(Masked {
+            cond: c,
+            value: b,
+            zero: a,
+            zero_first: true,
+        })
+    } else {
+        None
+    }
+}
+
+/// `a + b` of two values masked by the same select stays masked (`where(c, a' + b', 0)`),
+/// so a later infinite partial cannot turn the masked zeros into NaN.
+pub(crate) fn add_masked(g: &mut Graph, a: NodeId, b: NodeId) -> R<Option<NodeId>> {
+    match (masked(g, a), masked(g, b)) {
+        (Some(ma), Some(mb))
+            if ma.cond == mb.cond
+                && ma.zero_first == mb.zero_first
+                && g.shape(ma.value) == g.shape(mb.value) =>
+        {
+            let s = g.add_(ma.value, mb.value)?;
+            Ok(Some(ma.rebuild(g, s)?))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// A scalar constant of `like`'s dtype (broadcast by the binary builders).
@@ -49,6 +135,8 @@ fn unary_d(g: &mut Graph, u: UnaryOp, x: NodeId, y: NodeId) -> R<D> {
         Abs => D::Mul(g.unary(Sign, x)?),
         // piecewise constant: zero almost everywhere (and bool `not` carries no derivative)
         Sign | Floor | Ceil | Round | Not => D::Zero,
+        // d/dx stop_gradient(x) = 0 (by definition: the value of x, no derivative)
+        StopGradient => D::Zero,
         // d/dx e^x = e^x
         Exp => D::Mul(y),
         // d/dx (e^x - 1) = e^x = y + 1

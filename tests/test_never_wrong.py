@@ -1,0 +1,203 @@
+"""Regression tests: wrong derivatives and look-alike inputs that used to return a number
+without an error (the "never silently wrong" issue, items 1, 2, 3 and 7), and the
+self-check of derivatives that now guards every fresh trace."""
+
+import autodiff
+import numpy as np
+import pytest
+from autodiff._compile import directional_check
+
+scipy_special = pytest.importorskip("scipy.special")
+
+
+def central_grad(f, x, eps=1e-6):
+    x = np.asarray(x, dtype=float)
+    g = np.zeros_like(x)
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e.flat[i] = eps
+        g.flat[i] = (f(x + e) - f(x - e)) / (2 * eps)
+    return g
+
+
+# --- 1. long loops: fused kernels with more than 32k registers ---------------------------
+
+
+def relax(x, steps):
+    y = x
+    for _ in range(steps):
+        y = np.sin(y) * 0.5 + x * 0.5
+    return np.sum(y)
+
+
+def test_long_loop_gradient_is_right():
+    g = autodiff.Gradient(lambda x: relax(x, 10000))
+    for x in (np.array([0.3, -0.7, 1.1]), np.array([-0.2, 0.4, 0.9])):
+        got = g(x)[0]
+        want = central_grad(lambda z: relax(z, 10000), x)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+
+
+def test_long_loop_hessian_vector_product_is_right():
+    f = lambda x: relax(x, 4500)
+    hv = autodiff.HessianVector(f)
+    g = autodiff.Gradient(f)
+    v = np.array([1.0, -2.0, 0.5])
+    x = np.array([0.3, -0.7, 1.1])
+    got = hv(x, vectors=[v])[0]
+    eps = 1e-5
+    want = (g(x + eps * v)[0] - g(x - eps * v)[0]) / (2 * eps)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-8)
+
+
+# --- the self-check of derivatives ------------------------------------------------------
+
+
+def test_directional_check_accepts_a_right_slope_and_refuses_a_wrong_one():
+    x, v = np.array([0.5, 1.5]), np.array([1.0, -2.0])
+    f = lambda t: float(np.sum(np.sin(x + t * v)))
+    slope = float(np.cos(x) @ v)
+    assert directional_check(np.sin, f, f(0.0), slope, x, v) == pytest.approx(slope, rel=1e-6)
+    with pytest.raises(autodiff.TraceError, match="finite-difference self-check"):
+        directional_check(np.sin, f, f(0.0), 2 * slope, x, v)
+    with pytest.raises(autodiff.TraceError):
+        directional_check(np.sin, f, f(0.0), float("nan"), x, v)
+
+
+def test_directional_check_gives_no_verdict_at_a_kink():
+    # relu at 0: forward and backward differences disagree, so no slope is refused
+    x, v = np.zeros(3), np.ones(3)
+    f = lambda t: float(np.sum(np.maximum(x + t * v, 0.0)))
+    for slope in (0.0, 1.5, 3.0):
+        assert directional_check(np.sin, f, f(0.0), slope, x, v) is None
+
+
+def test_a_wrong_gradient_program_is_refused_at_the_first_call():
+    """A transform whose outputs do not match the function's derivative (here: the two
+    gradients swapped) is caught by the self-check instead of being returned."""
+    f = lambda x, y: np.sum(x**2) + np.sum(3 * y**3)
+    g = autodiff.Gradient(f)
+    g._spec.transform = lambda tr, sig: tr.grad([1, 0])
+    with pytest.raises(autodiff.TraceError, match="self-check"):
+        g(np.array([1.0, 2.0]), np.array([0.5, -1.0]))
+
+
+def test_stop_gradient_is_not_mistaken_for_a_wrong_derivative():
+    g = autodiff.Gradient(lambda x: np.sum(x * autodiff.constant(x)))
+    for x in (np.array([1.0, 2.0]), np.array([3.0, -2.0])):
+        np.testing.assert_array_equal(g(x)[0], x)
+
+
+def test_constant_reads_the_current_value():
+    """`constant(x)` of a traced x used to freeze x's value at trace time."""
+    f = autodiff.Function(lambda x: x * autodiff.constant([x, 2 * x])[1])
+    for x in (np.array([1.0, 2.0]), np.array([3.0, -2.0])):
+        np.testing.assert_array_equal(f(x), x * 2 * x)
+    g = autodiff.Gradient(lambda x: float(autodiff.constant(x.sum())) * x.sum())
+    for x in (np.array([1.0, 2.0]), np.array([3.0, -2.0])):
+        np.testing.assert_allclose(g(x)[0], np.full(2, x.sum()))
+
+
+# --- 2. xlogy / xlog1py at x == 0 -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["xlogy", "xlog1py"])
+def test_xlogy_gradient_at_zero_counts(name):
+    fn = getattr(scipy_special, name)
+    log = np.log if name == "xlogy" else np.log1p
+    g = autodiff.Gradient(lambda x, y: np.sum(fn(x, y)))
+    for x, y in [
+        (np.array([0.0, 1.0, 0.0]), np.array([2.0, 3.0, 0.5])),
+        (np.array([2.0, 0.0, 0.0]), np.array([0.7, 4.0, 1.5])),
+    ]:
+        gx, gy = g(x, y)
+        np.testing.assert_allclose(gx, log(y), rtol=1e-12)
+        np.testing.assert_allclose(gx, central_grad(lambda z: np.sum(fn(z, y)), x), rtol=1e-6)
+        np.testing.assert_allclose(gy, central_grad(lambda z: np.sum(fn(x, z)), y), rtol=1e-6, atol=1e-9)
+    # values where log(y) is not finite: NumPy's/SciPy's value, no NaN gradient
+    f = autodiff.Function(lambda x, y: fn(x, y))
+    x, y = np.array([0.0, 1.0, 0.0, 0.0, 1.0]), np.array([2.0, -1.0 if name == "xlog1py" else 0.0, 0.0, np.inf, np.nan])
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(f(x, y), fn(x, y))
+        gx, gy = g(x, y)
+    assert np.isfinite(gx[[0, 2, 3]]).all() and np.isfinite(gy[[0, 2, 3]]).all()
+
+
+def test_poisson_likelihood_with_zero_counts():
+    k = np.array([0.0, 1.0, 3.0, 0.0])
+    nll = lambda lam: np.sum(lam - scipy_special.xlogy(k, lam))
+    g = autodiff.Gradient(nll)
+    for lam in (np.array([1.0, 2.0, 3.0, 0.5]), np.array([0.2, 1.0, 2.5, 4.0])):
+        np.testing.assert_allclose(g(lam)[0], 1 - k / lam, rtol=1e-12)
+
+
+# --- 3. NaN where the derivative is finite ------------------------------------------------
+
+
+def test_nan_reductions_ignore_nan_data_in_the_gradient():
+    D = np.array([1.0, np.nan, 3.0, 2.0, np.nan])
+    for red in (np.nanmean, np.nansum, np.nanvar, np.nanstd):
+        f = lambda s, red=red: red((D - s) ** 2)
+        g = autodiff.Gradient(f)
+        for s in (np.float64(0.5), np.float64(-1.25)):
+            got = g(s)[0]
+            assert np.isfinite(got), red.__name__
+            np.testing.assert_allclose(got, central_grad(f, s), rtol=1e-6, err_msg=red.__name__)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda p: np.sum(np.where(p > 0, p * np.log(p), 0.0)),
+        lambda p: np.sum(np.where(p > 0, np.sqrt(p), 0.0) ** 2),
+        lambda p: np.sum(np.where(p <= 0, 0.0, p / p * np.log(p) ** 2)),
+        lambda p: np.sum(np.where(p > 0, np.log(np.where(p > 0, p, 1.0)) * p, -p)),
+    ],
+)
+def test_the_branch_not_taken_contributes_exactly_zero(f):
+    g = autodiff.Gradient(f)
+    hv = autodiff.HessianVector(f)
+    for p in (np.array([0.0, 0.5, 1.0]), np.array([0.0, 0.0, 2.0, 0.3])):
+        got = g(p)[0]
+        assert np.isfinite(got).all(), got
+        inside = p > 0
+        want = central_grad(f, p)
+        np.testing.assert_allclose(got[inside], want[inside], rtol=1e-5)
+        h = hv(p, vectors=[np.ones_like(p)])[0]
+        assert np.isfinite(h).all(), h
+
+
+# --- 7. look-alike inputs do not share a trace ------------------------------------------------
+
+
+def test_byte_swapped_inputs():
+    f = autodiff.Function(lambda x: x * 2 + 1)
+    a = np.arange(3.0)
+    np.testing.assert_array_equal(f(a), a * 2 + 1)
+    for dt in (">f8", "<f8", ">f4"):
+        b = (a + 1).astype(dt)
+        np.testing.assert_array_equal(f(b), b * 2 + 1)
+    fresh = autodiff.Gradient(lambda x: np.sum(x**2))
+    b = np.array([1.0, -2.0], dtype=">f8")
+    np.testing.assert_array_equal(fresh(b)[0], 2 * b)
+
+
+def test_list_and_tuple_arguments_do_not_share_a_trace():
+    def pick(p):
+        return p[0] * 2 if isinstance(p, list) else p[1] * 3
+
+    f = autodiff.Function(pick)
+    a, b = np.arange(3.0), np.ones(3)
+    for args in ([a, b], (a, b), [b, a], (b, a)):
+        np.testing.assert_array_equal(f(args), pick(args))
+
+
+def test_array_subclasses_with_other_operators_are_refused():
+    f = autodiff.Function(lambda x: x * x)
+    np.testing.assert_array_equal(f(np.eye(2) * 2), np.eye(2) * 4)
+    with pytest.raises(TypeError, match="np.matrix"):
+        f(np.matrix([[1.0, 2.0], [3.0, 4.0]]))
+    with pytest.raises(TypeError, match="masked"):
+        f(np.ma.masked_array([1.0, 2.0], mask=[0, 1]))
+    with pytest.raises(TypeError, match="masked"):
+        autodiff.Gradient(lambda x: np.sum(x))(np.ma.masked_array([1.0, 2.0], mask=[0, 1]))
