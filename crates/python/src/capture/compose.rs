@@ -55,6 +55,9 @@ impl<'py> Tracer<'py> {
         if c.opt(99, "out").is_some() {
             return unsupported(format!("{}(..., out=...) on a traced array", c.name));
         }
+        if !matches!(op, "max" | "min") {
+            self.float_dtype_only(c)?;
+        }
         let res = c.real()?;
         let x = self.arr_node(&c.args[0])?;
         let shape = self.g.shape(x).clone();
@@ -152,10 +155,7 @@ impl<'py> Tracer<'py> {
             }
             _ => {
                 // var / std: mean of the kept elements, then squared deviations.
-                let ddof = match c.opt(99, "ddof") {
-                    Some(d) => d.extract::<f64>()?,
-                    None => 0.0,
-                };
+                let ddof = self.ddof(c)?;
                 let xm = masked(self, 0.0)?;
                 let s = self.g.sum(xm, &axes)?;
                 let n = count(self, keep)?;
@@ -536,10 +536,44 @@ impl<'py> Tracer<'py> {
         let hi = self.i64_const(hi, vec![nq]);
         let sl = self.g.add(Op::Gather(last), vec![s, lo])?;
         let sh = self.g.add(Op::Gather(last), vec![s, hi])?;
-        let tw = self.g.constant(Tensor::new(DType::F64, vec![nq], t));
-        let d = self.g.sub(sh, sl)?;
-        let dt = self.g.mul(d, tw)?;
-        let y = self.g.add_(sl, dt)?;
+        let y = if kind == "median" {
+            // NumPy's median is the mean of the middle element(s): no product by a weight
+            // (which would make inf * 0 a NaN).
+            if t.iter().all(|&w| w == 0.0) {
+                sl
+            } else {
+                let s2 = self.g.add_(sl, sh)?;
+                self.g.scale(s2, 0.5)?
+            }
+        } else {
+            // NumPy's _lerp: a + (b - a) t, or b - (b - a)(1 - t) where t >= 0.5.
+            let big: Vec<f64> = t.iter().map(|&w| f64::from(u8::from(w >= 0.5))).collect();
+            let tc: Vec<f64> = t.iter().map(|&w| 1.0 - w).collect();
+            let tw = self.g.constant(Tensor::new(DType::F64, vec![nq], t));
+            let tcw = self.g.constant(Tensor::new(DType::F64, vec![nq], tc));
+            let bigc = self.g.constant(Tensor::new(DType::F64, vec![nq], big));
+            let bigc = self.g.cast(bigc, DType::Bool)?;
+            let d = self.g.sub(sh, sl)?;
+            let dt = self.g.mul(d, tw)?;
+            let lo_form = self.g.add_(sl, dt)?;
+            let dtc = self.g.mul(d, tcw)?;
+            let hi_form = self.g.sub(sh, dtc)?;
+            let shp = self.g.shape(lo_form).clone();
+            let bigc = self.g.broadcast(bigc, &shp)?;
+            self.g.select(bigc, hi_form, lo_form)?
+        };
+        // A NaN anywhere in the slice makes the result NaN, as in NumPy.
+        let isn = self.g.binary(BinaryOp::Ne, xt, xt)?;
+        let isn = self.g.cast(isn, DType::F64)?;
+        let anyn = self.g.reduce(ReduceOp::Max, isn, &[last])?;
+        let mut k1 = self.g.shape(anyn).clone();
+        k1.push(1);
+        let anyn = self.g.reshape(anyn, &k1)?;
+        let anyn = self.g.broadcast(anyn, &self.g.shape(y).clone())?;
+        let zero = self.g.scalar(0.0, DType::F64);
+        let anyn = self.g.binary(BinaryOp::Ne, anyn, zero)?;
+        let nan = self.g.scalar(f64::NAN, self.g.dtype(y));
+        let y = self.g.select(anyn, nan, y)?;
         let mut p2: Vec<usize> = vec![last];
         p2.extend(0..last);
         let y = self.g.transpose(y, &p2)?;
@@ -582,7 +616,31 @@ impl<'py> Tracer<'py> {
         let ab = self.g.broadcast(a, &full)?;
         let dt = self.g.dtype(ab).max(self.g.dtype(vb));
         let (ab, vb) = (self.g.cast(ab, dt)?, self.g.cast(vb, dt)?);
-        let m = self.g.binary(op, ab, vb)?;
+        let mut m = self.g.binary(op, ab, vb)?;
+        if dt.is_float() {
+            // NumPy orders NaN after every number (and equal to itself).
+            let (na, nv) = (
+                self.g.binary(BinaryOp::Ne, ab, ab)?,
+                self.g.binary(BinaryOp::Ne, vb, vb)?,
+            );
+            let t = self.g.scalar(1.0, DType::Bool);
+            let (not_na, not_nv) = (
+                self.g.binary(BinaryOp::Xor, na, t)?,
+                self.g.binary(BinaryOp::Xor, nv, t)?,
+            );
+            // a op v in that order: < and <= hold when only v is NaN, > and >= when only a is;
+            // <=, >= also hold when both are.
+            let only_v = self.g.binary(BinaryOp::And, nv, not_na)?;
+            let only_a = self.g.binary(BinaryOp::And, na, not_nv)?;
+            let both = self.g.binary(BinaryOp::And, na, nv)?;
+            let extra = match op {
+                BinaryOp::Lt => only_v,
+                BinaryOp::Le => self.g.binary(BinaryOp::Or, only_v, both)?,
+                BinaryOp::Gt => only_a,
+                _ => self.g.binary(BinaryOp::Or, only_a, both)?,
+            };
+            m = self.g.binary(BinaryOp::Or, m, extra)?;
+        }
         let m = self.g.cast(m, DType::I64)?;
         Ok(self.g.sum(m, &[vs.len()])?)
     }
@@ -931,14 +989,11 @@ impl<'py> Tracer<'py> {
     /// gathered at the first position of each run, under a guard on which neighbours of
     /// the sorted array are equal.
     pub(super) fn unique(&mut self, c: &Call<'py>) -> Res<Val<'py>> {
-        for (k, v) in &c.kwargs {
-            let on = v.obj().is_truthy()?;
-            if k != "return_counts" && k != "equal_nan" && on && !v.obj().is_none() {
+        for k in ["return_index", "return_inverse", "axis", "sorted"] {
+            let on = c.opt(99, k).is_some_and(|v| v.is_truthy().unwrap_or(true));
+            if on && k != "sorted" {
                 return unsupported(format!("np.unique(..., {k}=...) on traced arrays"));
             }
-        }
-        if c.args.len() > 1 {
-            return unsupported("np.unique with positional flags on traced arrays");
         }
         let res = c.real()?;
         let x = self.arr_node(&c.args[0])?;
@@ -962,14 +1017,37 @@ impl<'py> Tracer<'py> {
             };
             let hi = self.g.slice(s, dims(1))?;
             let lo = self.g.slice(s, dims(0))?;
-            let diff = self.g.binary(BinaryOp::Ne, hi, lo)?;
-            let real = np.call_method1(
-                "not_equal",
-                (
-                    sorted.get_item(pyo3::types::PySlice::new(self.py, 1, n as isize, 1))?,
-                    sorted.get_item(pyo3::types::PySlice::new(self.py, 0, n as isize - 1, 1))?,
-                ),
-            )?;
+            let mut diff = self.g.binary(BinaryOp::Ne, hi, lo)?;
+            let (rhi, rlo) = (
+                sorted.get_item(pyo3::types::PySlice::new(self.py, 1, n as isize, 1))?,
+                sorted.get_item(pyo3::types::PySlice::new(self.py, 0, n as isize - 1, 1))?,
+            );
+            let mut real = np.call_method1("not_equal", (&rhi, &rlo))?;
+            let equal_nan = c
+                .opt(99, "equal_nan")
+                .is_none_or(|v| v.is_truthy().unwrap_or(true));
+            if equal_nan && self.g.dtype(s).is_float() {
+                // NaNs sort last and are one value (NumPy's equal_nan=True).
+                let (nh, nl) = (
+                    self.g.binary(BinaryOp::Ne, hi, hi)?,
+                    self.g.binary(BinaryOp::Ne, lo, lo)?,
+                );
+                let both = self.g.binary(BinaryOp::And, nh, nl)?;
+                let t = self.g.scalar(1.0, DType::Bool);
+                let not_both = self.g.binary(BinaryOp::Xor, both, t)?;
+                diff = self.g.binary(BinaryOp::And, diff, not_both)?;
+                let both_real = np.call_method1(
+                    "logical_and",
+                    (
+                        np.call_method1("isnan", (&rhi,))?,
+                        np.call_method1("isnan", (&rlo,))?,
+                    ),
+                )?;
+                real = np.call_method1(
+                    "logical_and",
+                    (real, np.call_method1("logical_not", (both_real,))?),
+                )?;
+            }
             self.guard(diff, &real, "the equal neighbours in np.unique")?;
             let flags: Vec<bool> = real.extract()?;
             first.extend(

@@ -13,6 +13,19 @@ use super::table::{axes_of, Call};
 use super::{unsupported, Res, Tracer, Val};
 use crate::convert;
 
+/// Entries whose results depend only on types, shapes and dtypes (any argument is fine).
+const VALUE_FREE: &[&str] = &[
+    "np.result_type",
+    "np.ndim",
+    "np.shape",
+    "np.size",
+    "np.isscalar",
+    "np.iscomplexobj",
+    "np.isrealobj",
+    "np.broadcast_shapes",
+    "np.promote_types",
+];
+
 const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 impl<'py> Tracer<'py> {
@@ -71,6 +84,36 @@ impl<'py> Tracer<'py> {
             Some(v) => v.is_truthy()?,
             None => false,
         })
+    }
+
+    /// `ddof=` or `correction=` (the array-API name of the same thing).
+    pub(super) fn ddof(&self, c: &Call<'py>) -> Res<f64> {
+        Ok(match c.opt(4, "ddof").or(c.opt(99, "correction")) {
+            Some(d) => d.extract::<f64>()?,
+            None => 0.0,
+        })
+    }
+
+    /// Refuses a `dtype=` other than a floating dtype (entries that compute in floating
+    /// point and cast the result: an integer dtype would change how NumPy accumulates).
+    pub(super) fn float_dtype_only(&self, c: &Call<'py>) -> Res<()> {
+        if let Some(d) = c.opt(2, "dtype") {
+            let k: String = self
+                .r
+                .np
+                .call_method1("dtype", (&d,))?
+                .getattr("kind")?
+                .extract()?;
+            if k != "f" {
+                return unsupported(format!(
+                    "`{}(..., dtype={})` is not supported on traced arrays: only floating \
+                     dtypes are implemented; cast the result instead",
+                    c.name,
+                    d.repr()?
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `np.matmul` semantics: 1-D operands promoted, batch dimensions broadcast.
@@ -156,8 +199,8 @@ impl<'py> Tracer<'py> {
     }
 
     fn reduce_call(&mut self, c: &Call<'py>, op: ReduceOp) -> Res<Val<'py>> {
-        for k in ["where", "initial", "out"] {
-            if c.kwargs.iter().any(|(n, v)| n == k && !v.obj().is_none()) {
+        for k in ["where", "initial"] {
+            if c.opt(99, k).is_some() {
                 let name = match op {
                     ReduceOp::Sum => "sum",
                     ReduceOp::Prod => "prod",
@@ -256,7 +299,6 @@ impl<'py> Tracer<'py> {
 
     /// The table entries called by canonical name.
     pub fn call_known(&mut self, name: &str, mut c: Call<'py>) -> Res<Val<'py>> {
-        let py = self.py;
         // Generators made by traced code: next/iter act on them; everything else consumes them.
         if let Some(g) = c
             .args
@@ -286,6 +328,28 @@ impl<'py> Tracer<'py> {
         if !any_sym && !name.starts_with("autodiff.") {
             return Ok(Val::new(c.real()?));
         }
+        // Arguments are bound to the entry's parameter list (sig.rs): unknown or
+        // unimplemented arguments are refused here, before any entry can drop them.
+        let spec = super::sig::signature(name, c.method);
+        if spec.is_none()
+            && (name.starts_with("np.") || name.starts_with("scipy."))
+            && !VALUE_FREE.contains(&name)
+        {
+            return self.call_native(c);
+        }
+        if let Some(s) = spec {
+            let orig = c.clone();
+            if let Some(out) = self.bind(s, &mut c)? {
+                let v = self.entry(name, c)?;
+                return self.finish_out(orig, out, v);
+            }
+        }
+        self.entry(name, c)
+    }
+
+    /// The entries, called with their arguments bound.
+    fn entry(&mut self, name: &str, mut c: Call<'py>) -> Res<Val<'py>> {
+        let py = self.py;
         let x = c.args.first().cloned();
         let np = self.r.np.clone();
         match name {
@@ -337,15 +401,20 @@ impl<'py> Tracer<'py> {
                 let real = c
                     .callee
                     .call1(PyTuple::new(py, items.iter().map(|v| v.obj().clone()))?)?;
+                // Python keeps the first item unless a later one is greater (max) or less
+                // (min): with NaNs the result depends on the order, as in Python.
                 let op = if name.ends_with("max") {
-                    BinaryOp::Maximum
+                    BinaryOp::Gt
                 } else {
-                    BinaryOp::Minimum
+                    BinaryOp::Lt
                 };
                 let mut acc = self.node(&items[0])?;
                 for it in &items[1..] {
                     let n = self.node(it)?;
-                    acc = self.bin_nodes_pub(op, acc, n, &real)?;
+                    let dt = self.g.dtype(acc).max(self.g.dtype(n));
+                    let (a, b) = (self.g.cast(acc, dt)?, self.g.cast(n, dt)?);
+                    let later = self.g.binary(op, b, a)?;
+                    acc = self.g.select(later, b, a)?;
                 }
                 self.track(real, acc)
             }
@@ -486,11 +555,7 @@ impl<'py> Tracer<'py> {
             "np.prod" => self.reduce_call(&c, ReduceOp::Prod),
             "np.max" | "np.amax" => self.reduce_call(&c, ReduceOp::Max),
             "np.min" | "np.amin" => self.reduce_call(&c, ReduceOp::Min),
-            "np.mean" | "np.var" | "np.std"
-                if c.kwargs
-                    .iter()
-                    .any(|(k, v)| k == "where" && !v.obj().is_none()) =>
-            {
+            "np.mean" | "np.var" | "np.std" if c.opt(99, "where").is_some() => {
                 self.masked_reduce(&c, &name[3..], false)
             }
             "np.nansum" | "np.nanprod" | "np.nanmax" | "np.nanmin" | "np.nanmean" | "np.nanvar"
@@ -553,10 +618,8 @@ impl<'py> Tracer<'py> {
                 let res = c.real()?;
                 let xn = self.arr_node(&c.args[0])?;
                 let axes = axes_of(c.opt(1, "axis").as_ref(), self.ndim(xn))?;
-                let ddof = match c.opt(99, "ddof") {
-                    Some(d) => d.extract::<f64>()?,
-                    None => 0.0,
-                };
+                let ddof = self.ddof(&c)?;
+                self.float_dtype_only(&c)?;
                 let out = match name {
                     "np.var" => self.var_node(xn, &axes, ddof)?,
                     "np.std" => {
@@ -570,6 +633,13 @@ impl<'py> Tracer<'py> {
             "np.dot" | "np.vdot" | "np.inner" | "np.outer" | "np.matmul" | "np.tensordot" => {
                 let res = c.real()?;
                 let (a, b) = (self.arr_node(&c.args[0])?, self.arr_node(&c.args[1])?);
+                // dtype= casts each element first, as NumPy does.
+                let (a, b) = if c.opt(99, "dtype").is_some() {
+                    let (_, dt) = convert::shape_dtype(&res)?.unwrap();
+                    (self.g.cast(a, dt)?, self.g.cast(b, dt)?)
+                } else {
+                    (a, b)
+                };
                 let out = self.products(name, a, b, &c)?;
                 self.track(res, out)
             }
@@ -577,8 +647,17 @@ impl<'py> Tracer<'py> {
                 let res = c.real()?;
                 let spec: String = c.args[0].obj().extract()?;
                 let mut ops = vec![];
+                let dt = match c.opt(99, "dtype") {
+                    Some(_) => Some(convert::shape_dtype(&res)?.unwrap().1),
+                    None => None,
+                };
                 for a in &c.args[1..] {
-                    ops.push(self.arr_node(a)?);
+                    let n = self.arr_node(a)?;
+                    // dtype= casts each element first, as NumPy does.
+                    ops.push(match dt {
+                        Some(dt) => self.g.cast(n, dt)?,
+                        None => n,
+                    });
                 }
                 let spec = if spec.contains("...") {
                     self.expand_ellipsis(&spec, &mut ops)?
@@ -588,9 +667,47 @@ impl<'py> Tracer<'py> {
                 let out = self.einsum(&spec, &ops)?;
                 self.track(res, out)
             }
-            "np.reshape"
-            | "np.ravel"
-            | "np.squeeze"
+            "np.reshape" | "np.ravel" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                let order = match c.opt(99, "order") {
+                    Some(o) => o.extract::<String>()?.to_uppercase(),
+                    None => "C".into(),
+                };
+                let shape = self.g.shape(n).clone();
+                let nontrivial = shape.iter().filter(|&&d| d != 1).count();
+                // 'A' and 'K' follow the memory layout, which is C order for an array with
+                // at most one axis longer than 1.
+                let order = if nontrivial <= 1 && (order == "A" || order == "K") {
+                    "C".into()
+                } else {
+                    order
+                };
+                let out = match order.as_str() {
+                    "C" => n,
+                    "F" => {
+                        // Fortran order: reverse the axes, reshape to the reversed shape,
+                        // reverse back.
+                        let (rshape, _) = convert::shape_dtype(&res)?.unwrap();
+                        let rev: Vec<usize> = (0..shape.len()).rev().collect();
+                        let t = self.g.transpose(n, &rev)?;
+                        let back: Vec<usize> = rshape.iter().rev().copied().collect();
+                        let r = self.g.reshape(t, &back)?;
+                        let rev2: Vec<usize> = (0..back.len()).rev().collect();
+                        self.g.transpose(r, &rev2)?
+                    }
+                    o => {
+                        return unsupported(format!(
+                            "`{}(..., order='{o}')` is not supported on traced arrays: the \
+                             order follows the memory layout of the array, which the trace \
+                             does not record; use order='C' or 'F'",
+                            c.name
+                        ))
+                    }
+                };
+                self.track(res, out)
+            }
+            "np.squeeze"
             | "np.expand_dims"
             | "np.atleast_1d"
             | "np.atleast_2d"
@@ -646,14 +763,23 @@ impl<'py> Tracer<'py> {
             "np.trace" => {
                 let res = c.real()?;
                 let n = self.arr_node(x.as_ref().unwrap())?;
-                let diag = np.call_method1(
-                    "diagonal",
-                    (np.call_method1("arange", (self.g.node(n).size(),))?
-                        .call_method1("reshape", (self.g.shape(n).clone(),))?,),
-                )?;
-                let idx = self.g.constant(convert::to_tensor(&diag)?);
+                let pos = np
+                    .call_method1("arange", (self.g.node(n).size(),))?
+                    .call_method1("reshape", (self.g.shape(n).clone(),))?;
+                let (off, a1, a2) = (
+                    self.int_of(c.opt(1, "offset"), 0)?,
+                    self.int_of(c.opt(2, "axis1"), 0)?,
+                    self.int_of(c.opt(3, "axis2"), 1)?,
+                );
+                let diag = np.call_method1("diagonal", (pos, off, a1, a2))?;
+                let idx = self.g.constant(convert::to_tensor(
+                    &np.call_method1("asarray", (diag, "int64"))?,
+                )?);
                 let fx = self.flat(n)?;
                 let d = self.g.add(Op::Gather(0), vec![fx, idx])?;
+                // dtype= casts each element first, as NumPy's sum does.
+                let (_, dt) = convert::shape_dtype(&res)?.unwrap();
+                let d = self.g.cast(d, dt)?;
                 let last = self.ndim(d) - 1;
                 let out = self.g.sum(d, &[last])?;
                 self.track(res, out)
@@ -884,7 +1010,15 @@ impl<'py> Tracer<'py> {
             "np.take_along_axis" => {
                 let res = c.real()?;
                 let (n, i) = (self.arr_node(&c.args[0])?, self.arr_node(&c.args[1])?);
-                let ax = axes_of(c.opt(2, "axis").as_ref(), self.ndim(n))?[0];
+                let (n, i, ax) = match c.arg(2, "axis") {
+                    // axis=None: the flattened array.
+                    Some(a) if a.obj().is_none() => (self.flat(n)?, i, 0),
+                    Some(a) => {
+                        let ax = axes_of(Some(a.obj()), self.ndim(n))?[0];
+                        (n, i, ax)
+                    }
+                    None => (n, i, self.ndim(n) - 1),
+                };
                 let i = self.g.cast(i, DType::I64)?;
                 let out = self.g.add(Op::TakeAlong(ax), vec![n, i])?;
                 self.track(res, out)
@@ -893,13 +1027,27 @@ impl<'py> Tracer<'py> {
                 let res = c.real()?;
                 let n = self.arr_node(x.as_ref().unwrap())?;
                 let d = self.int_of(c.opt(1, "decimals"), 0)?;
-                let s = 10f64.powi(d as i32);
-                let out = if d == 0 {
+                let int = !self.g.dtype(n).is_float();
+                // As NumPy: multiply by 10^d, round half to even, divide (d > 0); divide by
+                // 10^-d, round, multiply (d < 0, also for integers, in float64); integers
+                // with d >= 0 are unchanged.
+                let out = if int && d >= 0 {
+                    n
+                } else if d == 0 {
                     self.g.unary(UnaryOp::Round, n)?
                 } else {
-                    let m = self.g.scale(n, s)?;
+                    let n = if int { self.g.cast(n, DType::F64)? } else { n };
+                    let p = self
+                        .g
+                        .scalar(10f64.powi(d.unsigned_abs() as i32), self.g.dtype(n));
+                    let (fwd, back) = if d > 0 {
+                        (BinaryOp::Mul, BinaryOp::Div)
+                    } else {
+                        (BinaryOp::Div, BinaryOp::Mul)
+                    };
+                    let m = self.g.binary(fwd, n, p)?;
                     let r = self.g.unary(UnaryOp::Round, m)?;
-                    self.g.scale(r, 1.0 / s)?
+                    self.g.binary(back, r, p)?
                 };
                 self.track(res, out)
             }
@@ -975,7 +1123,7 @@ impl<'py> Tracer<'py> {
                 let res = c.real()?;
                 let (a, b) = (self.arr_node(&c.args[0])?, self.arr_node(&c.args[1])?);
                 let dt = DType::F64.max(self.g.dtype(a)).max(self.g.dtype(b));
-                let (a, b) = (self.g.cast(a, dt)?, self.g.cast(b, dt)?);
+                let (mut a, b) = (self.g.cast(a, dt)?, self.g.cast(b, dt)?);
                 if self.ndim(a) != 2 || self.ndim(b) > 2 {
                     return unsupported("batched linear solves on traced arrays");
                 }
@@ -995,10 +1143,34 @@ impl<'py> Tracer<'py> {
                         .map(|t| t.str().map(|s| s.to_string()))
                         .transpose()?
                         .unwrap_or_default();
-                    if trans != "0" && !trans.is_empty() && trans != "N" {
-                        return unsupported("solve_triangular(trans=...) on traced arrays");
+                    let transposed = match trans.as_str() {
+                        "" | "0" | "N" => false,
+                        "1" | "T" | "2" | "C" => true,
+                        t => {
+                            return unsupported(format!(
+                                "solve_triangular(trans={t}) on traced arrays"
+                            ))
+                        }
+                    };
+                    if self.kw_bool(&c, 4, "unit_diagonal")? {
+                        // The diagonal is taken as ones (whatever is stored there).
+                        let k = self.g.shape(a)[0];
+                        let eye = np.call_method1("eye", (k,))?;
+                        let e = self.g.constant(convert::to_tensor(&eye)?);
+                        let e = self.g.cast(e, dt)?;
+                        let one = self.g.scalar(1.0, dt);
+                        let off = self.g.sub(one, e)?;
+                        let am = self.g.mul(a, off)?;
+                        a = self.g.add_(am, e)?;
                     }
-                    Op::TriSolve(lower)
+                    if transposed {
+                        // a.T x = b: the transpose of a triangular matrix is triangular
+                        // the other way.
+                        a = self.g.transpose(a, &[1, 0])?;
+                        Op::TriSolve(!lower)
+                    } else {
+                        Op::TriSolve(lower)
+                    }
                 };
                 let out = self.g.add(op, vec![a, b2])?;
                 self.track(res, out)
@@ -1013,7 +1185,14 @@ impl<'py> Tracer<'py> {
                 let out = match name {
                     "np.linalg.inv" => self.g.add(Op::Inv, vec![a])?,
                     "np.linalg.det" => self.g.add(Op::Det, vec![a])?,
-                    "np.linalg.cholesky" => self.g.add(Op::Cholesky, vec![a])?,
+                    "np.linalg.cholesky" => {
+                        let l = self.g.add(Op::Cholesky, vec![a])?;
+                        if self.kw_bool(&c, 99, "upper")? {
+                            self.g.transpose(l, &[1, 0])?
+                        } else {
+                            l
+                        }
+                    }
                     _ => {
                         let l = self.g.add(Op::Cholesky, vec![a])?;
                         if self.kw_bool(&c, 1, "lower")? {
@@ -1039,18 +1218,6 @@ impl<'py> Tracer<'py> {
             }
             _ => self.call_native(c),
         }
-    }
-
-    pub fn bin_nodes_pub(
-        &mut self,
-        op: BinaryOp,
-        a: NodeId,
-        b: NodeId,
-        res: &Bound<'py, PyAny>,
-    ) -> Res<NodeId> {
-        let (_, dt) = convert::shape_dtype(res)?.unwrap_or((vec![], DType::F64));
-        let (a, b) = (self.g.cast(a, dt)?, self.g.cast(b, dt)?);
-        Ok(self.g.binary(op, a, b)?)
     }
 
     /// A `math` function on traced scalars, through the same name table as the ufuncs.

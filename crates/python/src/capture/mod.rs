@@ -24,6 +24,7 @@ mod funcs;
 mod index;
 mod interp;
 mod nested;
+mod sig;
 mod table;
 
 use std::collections::HashMap;
@@ -386,6 +387,7 @@ impl<'py> Tracer<'py> {
             ));
         };
         let node = self.fit(node, &shape, dtype)?;
+        let node = self.wrap_narrow(&obj, node)?;
         if identity_safe(&self.r, &obj) {
             let key = obj.as_ptr() as usize;
             if let Some(&old) = self.ids.get(&key) {
@@ -432,6 +434,7 @@ impl<'py> Tracer<'py> {
     pub fn update(&mut self, obj: &Bound<'py, PyAny>, node: NodeId) -> Res<()> {
         let (shape, dtype) = convert::shape_dtype(obj)?.expect("updated objects are arrays");
         let node = self.fit(node, &shape, dtype)?;
+        let node = self.wrap_narrow(obj, node)?;
         let key = obj.as_ptr() as usize;
         let fresh = !self.ids.contains_key(&key);
         self.ids.insert(key, node);
@@ -532,6 +535,29 @@ impl<'py> Tracer<'py> {
                 dims,
             },
         );
+    }
+
+    /// Integers narrower than int64 (held as int64 in the graph) wrap around as NumPy's do:
+    /// `astype(np.int8)` of 200 is -56, and int8 arithmetic is modulo 256.
+    fn wrap_narrow(&mut self, obj: &Bound<'py, PyAny>, node: NodeId) -> Res<NodeId> {
+        if self.g.dtype(node) != DType::I64 {
+            return Ok(node);
+        }
+        let Ok(dt) = obj.getattr("dtype") else {
+            return Ok(node);
+        };
+        let kind: String = dt.getattr("kind")?.extract()?;
+        let size: usize = dt.getattr("itemsize")?.extract()?;
+        if size >= 8 || !(kind == "i" || kind == "u") {
+            return Ok(node);
+        }
+        let m = 2f64.powi(8 * size as i32);
+        let off = if kind == "i" { m / 2.0 } else { 0.0 };
+        let offn = self.g.scalar(off, DType::I64);
+        let mn = self.g.scalar(m, DType::I64);
+        let x = self.g.binary(autodiff_ir::BinaryOp::Add, node, offn)?;
+        let r = self.g.binary(autodiff_ir::BinaryOp::Mod, x, mn)?;
+        Ok(self.g.binary(autodiff_ir::BinaryOp::Sub, r, offn)?)
     }
 
     /// Casts `node` to `dtype` and checks its shape.

@@ -262,22 +262,33 @@ impl Table {
 }
 
 /// A call with its arguments (for methods, `args[0]` is the array).
+#[derive(Clone)]
 pub struct Call<'py> {
     pub callee: Bound<'py, PyAny>,
     pub args: Vec<Val<'py>>,
     pub kwargs: Vec<(String, Val<'py>)>,
     pub method: bool,
     pub name: String,
+    /// The entry's parameter list once the arguments are bound to it (`sig.rs`).
+    pub sig: Option<&'static str>,
 }
 
 impl<'py> Call<'py> {
-    /// Positional argument `i` or keyword `name`.
+    /// Keyword `name`, or the positional argument at `name`'s position in the entry's
+    /// parameter list once bound (`i` before: callers pass NumPy's position).
     pub fn arg(&self, i: usize, name: &str) -> Option<&Val<'py>> {
+        let pos = match self.sig {
+            Some(s) => match super::sig::parse(s).iter().find(|p| p.name == name) {
+                Some(p) => p.pos,
+                None => Some(i),
+            },
+            None => Some(i),
+        };
         self.kwargs
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)
-            .or_else(|| self.args.get(i))
+            .or_else(|| pos.and_then(|p| self.args.get(p)))
     }
 
     /// A Python-level argument value that is not None.
@@ -352,8 +363,6 @@ pub(super) fn ufunc_op(name: &str) -> Option<Result<UnaryOp, BinaryOp>> {
         "floor_divide" => Err(B::FloorDiv),
         "remainder" => Err(B::Mod),
         "power" | "float_power" => Err(B::Pow),
-        "fmax" => Err(B::Maximum),
-        "fmin" => Err(B::Minimum),
         "atan2" => Err(B::Arctan2),
         "less" => Err(B::Lt),
         "less_equal" => Err(B::Le),
@@ -673,6 +682,7 @@ impl<'py> Tracer<'py> {
                 kwargs,
                 method: false,
                 name: name.to_string(),
+                sig: None,
             };
             return self.call_known(name, call);
         }
@@ -693,6 +703,7 @@ impl<'py> Tracer<'py> {
                 kwargs,
                 method: false,
                 name: format!("np.{name}"),
+                sig: None,
             };
             return self.call_ufunc(&name, call);
         }
@@ -708,6 +719,7 @@ impl<'py> Tracer<'py> {
                         kwargs,
                         method: true,
                         name: format!("ndarray.{name}"),
+                        sig: None,
                     };
                     return self.call_method(&name, call);
                 }
@@ -729,6 +741,7 @@ impl<'py> Tracer<'py> {
                         args,
                         kwargs,
                         method: false,
+                        sig: None,
                     };
                     return self.call_ufunc_method(&slf, call);
                 }
@@ -778,6 +791,7 @@ impl<'py> Tracer<'py> {
                 kwargs,
                 method: false,
                 name: "namedtuple".into(),
+                sig: None,
             };
             return Ok(self.val(call.real()?));
         }
@@ -828,6 +842,7 @@ impl<'py> Tracer<'py> {
             kwargs,
             method: false,
             name,
+            sig: None,
         };
         self.call_native(call)
     }
@@ -857,18 +872,25 @@ impl<'py> Tracer<'py> {
         Ok(self.val(c.real()?))
     }
 
-    fn call_ufunc(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+    fn call_ufunc(&mut self, name: &str, mut c: Call<'py>) -> Res<Val<'py>> {
         let any_sym = c.args.iter().any(|a| self.deep_sym(a));
         if !any_sym {
             return self.call_native(c);
         }
-        for k in ["out", "where"] {
-            if c.kwargs.iter().any(|(n, _)| n == k) {
-                return unsupported(format!(
-                    "np.{name}(..., {k}=...) is not supported on traced arrays"
-                ));
+        let nin: usize = c.callee.getattr("nin")?.extract()?;
+        let gufunc = !c.callee.getattr("signature")?.is_none();
+        let spec = super::sig::ufunc_signature(nin, None, gufunc);
+        let orig = c.clone();
+        match self.bind(spec, &mut c)? {
+            Some(out) => {
+                let v = self.call_ufunc_bound(name, c)?;
+                self.finish_out(orig, out, v)
             }
+            None => self.call_ufunc_bound(name, c),
         }
+    }
+
+    fn call_ufunc_bound(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
         let res = c.real()?;
         if let Some(v) = self.composed_ufunc(name, &c, &res)? {
             return Ok(v);
@@ -877,6 +899,27 @@ impl<'py> Tracer<'py> {
             "positive" => {
                 let n = self.arr_node(&c.args[0])?;
                 return self.track(res, n);
+            }
+            "fmax" | "fmin" => {
+                // The other operand where one is NaN (NaN only where both are).
+                let (a, b) = (self.arr_node(&c.args[0])?, self.arr_node(&c.args[1])?);
+                let op = if name == "fmax" {
+                    BinaryOp::Maximum
+                } else {
+                    BinaryOp::Minimum
+                };
+                let m = self.bin_nodes(op, a, b, &res)?;
+                let (_, dt) = convert::shape_dtype(&res)?.unwrap_or((vec![], DType::F64));
+                let (a, b) = (self.g.cast(a, dt)?, self.g.cast(b, dt)?);
+                let shape = self.g.shape(m).clone();
+                let (a, b) = (self.g.broadcast(a, &shape)?, self.g.broadcast(b, &shape)?);
+                let (an, bn) = (
+                    self.g.binary(BinaryOp::Ne, a, a)?,
+                    self.g.binary(BinaryOp::Ne, b, b)?,
+                );
+                let r = self.g.select(an, b, m)?;
+                let out = self.g.select(bn, a, r)?;
+                return self.track(res, out);
             }
             "exp2" | "deg2rad" | "radians" | "rad2deg" | "degrees" | "hypot" | "cbrt" | "isnan"
             | "isinf" | "isfinite" => {
@@ -934,15 +977,66 @@ impl<'py> Tracer<'py> {
 
     /// `ufunc.outer`, `ufunc.reduce` and `ufunc.accumulate` of the ufuncs that have a
     /// matching IR op.
-    fn call_ufunc_method(&mut self, uf: &Bound<'py, PyAny>, c: Call<'py>) -> Res<Val<'py>> {
+    fn call_ufunc_method(&mut self, uf: &Bound<'py, PyAny>, mut c: Call<'py>) -> Res<Val<'py>> {
         if !c.args.iter().any(|a| self.deep_sym(a)) {
             return self.call_native(c);
         }
-        let uname: String = uf.getattr("__name__")?.extract()?;
         let method: String = c.callee.getattr("__name__")?.extract()?;
+        if !matches!(method.as_str(), "reduce" | "accumulate" | "outer") {
+            return unsupported(format!("{} on traced arrays", c.name));
+        }
+        let spec = super::sig::ufunc_signature(2, Some(&method), false);
+        let orig = c.clone();
+        match self.bind(spec, &mut c)? {
+            Some(out) => {
+                let v = self.call_ufunc_method_bound(uf, &method, c)?;
+                self.finish_out(orig, out, v)
+            }
+            None => self.call_ufunc_method_bound(uf, &method, c),
+        }
+    }
+
+    fn call_ufunc_method_bound(
+        &mut self,
+        uf: &Bound<'py, PyAny>,
+        method: &str,
+        c: Call<'py>,
+    ) -> Res<Val<'py>> {
+        let uname: String = uf.getattr("__name__")?.extract()?;
+        let method = method.to_string();
         let res = c.real()?;
+        if method == "reduce" && (uname == "fmax" || uname == "fmin") {
+            // NaN-ignoring: NaNs become the identity; an all-NaN slice is NaN.
+            let x = self.arr_node(&c.args[0])?;
+            let (x, axes) = match c.arg(1, "axis") {
+                Some(v) if v.obj().is_none() => (self.flat(x)?, vec![0]),
+                Some(v) => {
+                    let nd = self.g.shape(x).len();
+                    (x, axes_of(Some(v.obj()), nd)?)
+                }
+                None => (x, vec![0]),
+            };
+            let (_, dt) = convert::shape_dtype(&res)?.unwrap_or((vec![], DType::F64));
+            let x = self.g.cast(x, dt)?;
+            let (fill, rop) = if uname == "fmax" {
+                (f64::NEG_INFINITY, ReduceOp::Max)
+            } else {
+                (f64::INFINITY, ReduceOp::Min)
+            };
+            let isn = self.g.binary(BinaryOp::Ne, x, x)?;
+            let f = self.g.scalar(fill, dt);
+            let xf = self.g.select(isn, f, x)?;
+            let r = self.g.reduce(rop, xf, &axes)?;
+            let isn = self.g.cast(isn, DType::F64)?;
+            let all = self.g.reduce(ReduceOp::Min, isn, &axes)?;
+            let zero = self.g.scalar(0.0, DType::F64);
+            let all = self.g.binary(BinaryOp::Ne, all, zero)?;
+            let nan = self.g.scalar(f64::NAN, dt);
+            let out = self.g.select(all, nan, r)?;
+            return self.track(res, out);
+        }
         match (method.as_str(), ufunc_op(&uname)) {
-            ("outer", Some(Err(op))) if c.args.len() == 2 => {
+            ("outer", Some(Err(op))) if c.args.len() >= 2 => {
                 let (a, b) = (self.arr_node(&c.args[0])?, self.arr_node(&c.args[1])?);
                 let (sa, sb) = (self.shape_of(a), self.shape_of(b));
                 let full: Shape = sa.iter().chain(sb.iter()).copied().collect();
