@@ -8,6 +8,9 @@ echo "== cargo fmt --check"; cargo fmt --all -- --check
 echo "== cargo clippy"; cargo clippy -q --workspace --all-targets -- -D warnings
 echo "== cargo test"; cargo test -q --workspace
 echo "== ruff"; .venv/bin/ruff check python tests benches examples
+# JAX comparisons run on every Python version: a missing JAX fails the run.
+export AUTODIFF_REQUIRE_JAX=1
+.venv/bin/python -m pip install -q jax
 echo "== pytest on $(.venv/bin/python --version)"
 .venv/bin/python -m pytest -q tests
 for v in 3.12 3.13; do
@@ -15,7 +18,7 @@ for v in 3.12 3.13; do
   if [ -z "$py" ]; then echo "== CPython $v not installed: skipped"; continue; fi
   venv=.venv-$v
   [ -x $venv/bin/python ] || "$py" -m venv $venv
-  $venv/bin/python -m pip install -q numpy scipy pytest sympy hypothesis
+  $venv/bin/python -m pip install -q numpy scipy pytest sympy hypothesis jax
   $venv/bin/python -m pip install -q --force-reinstall --no-deps target/wheels/*.whl
   echo "== pytest on $($venv/bin/python --version)"
   $venv/bin/python -m pytest -q tests

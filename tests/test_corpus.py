@@ -948,6 +948,31 @@ def _jax_twin(fn):
     return types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
+# Programs that JAX cannot run as written (in-place updates, NumPy or SciPy calls on
+# tracers, Python control flow on traced values): the only ones the JAX comparison skips.
+# Any other exception from JAX fails the test, so a comparison cannot silently vanish.
+NOT_IN_JAX = {
+    "logistic_expit_bias": "scipy.special on a tracer",
+    "svm_hinge": "NumPy call on a tracer",
+    "lasso_smoothed": "NumPy call on a tracer",
+    "attention_scores": "Python control flow on a traced value",
+    "gp_nlml_triangular": "scipy.linalg on a tracer",
+    "student_t_like": "Python control flow on a traced value",
+    "erf_probit": "scipy.special on a tracer",
+    "inplace_fill_loop": "in-place update",
+    "inplace_matrix_build": "in-place update",
+    "sort_and_mask": "in-place update",
+    "class_methods_properties": "NumPy call on a tracer",
+    "try_except_with_print": "prints a traced value",
+    "float_scalars_and_math": "float() of a traced value",
+    "fancy_indexing": "in-place update",
+    "zeros_ones_full_linspace": "in-place update",
+    "astype_and_copy": "in-place update",
+    "zip_map_any_all": "Python control flow on a traced value",
+    "reshape_views_writes": "in-place update",
+}
+
+
 @pytest.mark.skipif(not HAVE_JAX, reason="JAX is not installed")
 @pytest.mark.parametrize("fn,make,wrt,seeds,fd_rtol", CORPUS)
 def test_gradient_vs_jax(fn, make, wrt, seeds, fd_rtol):  # pragma: no cover - needs JAX
@@ -957,10 +982,11 @@ def test_gradient_vs_jax(fn, make, wrt, seeds, fd_rtol):  # pragma: no cover - n
     args = _args(make, seeds[0])
     wrt = wrt if wrt is not None else _default_wrt(args)
     twin = _jax_twin(fn)
-    try:
-        want = jax.grad(twin, argnums=tuple(wrt))(*args)
-    except Exception as e:  # in-place updates, Python control flow on tracers, ...
-        pytest.skip(f"not expressible in JAX: {type(e).__name__}")
+    if fn.__name__ in NOT_IN_JAX:
+        with pytest.raises(Exception):  # noqa: B017 - JAX's error types vary by version
+            jax.grad(twin, argnums=tuple(wrt))(*args)
+        pytest.skip(f"not expressible in JAX: {NOT_IN_JAX[fn.__name__]}")
+    want = jax.grad(twin, argnums=tuple(wrt))(*args)
     got = autodiff.Gradient(fn, _args(make, 0), wrt=wrt)(*args)
     for g, w, i in zip(got, want, wrt):
         _assert_tree_close(g, jax.tree_util.tree_map(np.asarray, w), 1e-8, 1e-10, f"arg {i}")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections import OrderedDict
+import threading
+from collections import OrderedDict, deque
 
 import numpy as np
 
@@ -19,6 +20,8 @@ from .errors import TraceError
 
 MAX_SIGNATURES = 64
 MAX_TRACES_PER_SIGNATURE = 16
+MAX_FAST_KEYS = 4 * MAX_SIGNATURES
+MAX_LOG = 1000
 
 
 def _markers():
@@ -79,8 +82,11 @@ def _value(v, promote):
     differentiated, byte-swapped arrays in native order."""
     if promote and np.asarray(v).dtype.kind in "iu":
         return np.asarray(v, dtype=np.float64)
-    if isinstance(v, np.ndarray) and not v.dtype.isnative:
-        return v.astype(v.dtype.newbyteorder("="))
+    if isinstance(v, np.ndarray):
+        if not v.dtype.isnative:
+            return v.astype(v.dtype.newbyteorder("="))
+        if not v.flags.aligned:
+            return v.copy()
     return v
 
 
@@ -98,7 +104,7 @@ def _fresh(leaf, promote):
 class Signature:
     """The static description of one call: structure, shapes/dtypes, static values."""
 
-    __slots__ = ("key", "treedef", "names", "shapes")
+    __slots__ = ("key", "treedef", "names", "shapes", "cache_key")
 
     def __init__(self, args, kwargs, names, promote=()):
         leaves, lnames, treedef = _tree.flatten((tuple(args), dict(kwargs)), "args")
@@ -115,6 +121,8 @@ class Signature:
                 dt = dt.newbyteorder("=")
             self.shapes.append((a.shape, dt.str))
         self.key = (_tree.static_key(treedef), tuple(self.shapes))
+        # the key of the cache entry that holds this (traced) signature's trace
+        self.cache_key = self.key
 
 
 def _pretty(path, names):
@@ -158,6 +166,12 @@ def _self_check(fn, tr, values, result):
     want = _tree.leaves_of(result)
     for k, (g, w) in enumerate(zip(got, want)):
         w = np.asarray(w)
+        if w.dtype.kind in "iu" and g.shape == w.shape and not np.array_equal(g, w):
+            raise TraceError(
+                f"the integer result {k} of {getattr(fn, '__qualname__', fn)} cannot be traced exactly: traced "
+                f"{g!r} vs real {w!r}. Integer values are computed exactly only up to 2**53 and without int64 "
+                "overflow; use float64, or keep such integers out of the traced computation"
+            )
         # float32 sums in a different order (NumPy pairwise, ours sequential) differ more.
         rtol, atol = (1e-4, 1e-6) if np.result_type(g, w) == np.float32 else (1e-7, 1e-10)
         if g.shape != w.shape or not np.allclose(g, w, rtol=rtol, atol=atol, equal_nan=True):
@@ -237,10 +251,13 @@ class Specializer:
         self.promote_all = promote_all
         self.promote = promote
         self.cache: OrderedDict = OrderedDict()
-        self.log: list[str] = []
+        # Bounded records: re-tracing 10^4 times must not grow memory.
+        self.log: deque[str] = deque(maxlen=MAX_LOG)
         self.traces = 0
         self.fast: dict = {}
-        self._key_of: dict = {}
+        # lookups and inserts from several threads: the slow path (trace, cache update,
+        # eviction, re-batching) runs under this lock; the fast path only reads
+        self._lock = threading.RLock()
         self._arg_names: dict = {}
 
     def _names(self, n):
@@ -281,17 +298,26 @@ class Specializer:
                     for entry in reversed(entries):
                         if entry[2] and stale(entry[2]):
                             continue
-                        outs, bad = entry[0].run(values)
+                        try:
+                            outs, bad = entry[0].run(values)
+                        except BufferError:  # a misaligned array: the general path copies it
+                            break
                         if outs is not None:
                             return outs, entry[1], entry[0]
         out = self._lookup(args, kwargs, extra)
         if fast is not None:
             sig = out[1][0]
             convert = {i: np.dtype(dt) for i, (a, (_, dt)) in enumerate(zip(leaves, sig.shapes)) if a.dtype.str != dt}
-            self.fast[fast] = (self._key_of[id(sig)], convert)
+            if len(self.fast) >= MAX_FAST_KEYS:
+                self.fast.clear()
+            self.fast[fast] = (sig.cache_key, convert)
         return out
 
     def _lookup(self, args, kwargs, extra):
+        with self._lock:
+            return self._lookup_locked(args, kwargs, extra)
+
+    def _lookup_locked(self, args, kwargs, extra):
         promote = self._promote_set(args)
         names = self._names(len(args))
         sig = Signature(args, kwargs, names, promote)
@@ -315,7 +341,7 @@ class Specializer:
                     continue
                 outs, bad = entry[0].run(values)
                 if outs is not None:
-                    self._key_of[id(entry[1][0])] = sig.key
+                    entry[1][0].cache_key = sig.key
                     return outs, entry[1], entry[0]
                 failed.append(entry[0].guards[bad])
             reason = f"guard failed: {failed[0]}"
@@ -335,7 +361,7 @@ class Specializer:
         outs, bad = compiled.run(values)
         if outs is None:
             raise TraceError(f"internal: guard {compiled.guards[bad]} fails right after tracing")
-        self._key_of[id(tsig)] = sig.key
+        tsig.cache_key = sig.key
         return outs, entries[-1][1], compiled
 
     def _rebatch(self, sig, values, extra):
@@ -356,7 +382,7 @@ class Specializer:
             if outs is None:
                 return None
             self.cache[sig.key] = [(batched, (sig, info[1]), checks)]
-            self._key_of[id(sig)] = sig.key
+            sig.cache_key = sig.key
             self.log.append(f"elementwise reuse of the 0-d trace for {_describe(sig)}")
             return outs, (sig, info[1]), batched
         return None

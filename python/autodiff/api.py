@@ -281,6 +281,12 @@ class Gradient(_Traced):
         return leaves
 
     def __call__(self, *args, **kwargs):
+        if kwargs:
+            args, kwargs = _positional(self._fn, args, kwargs)
+        if self._wrt is not None and not _by_position(self._wrt):
+            # wrt= given as argument objects: resolved against this call's arguments
+            self._pos, self._tags = _resolve_wrt(self._fn, self._wrt, list(args))
+            self._wrt = self._pos + self._tags
         pos, _ = self._targets(args)
         if not all(type(a) is np.ndarray for a in args):
             args = _promote_ints(args, pos)
@@ -301,6 +307,28 @@ class Gradient(_Traced):
         if len(wrt) == 1:
             return None, f"{', '.join(names)} ↦"
         return [f"∂/∂{w}" for w in wrt], None
+
+
+def _by_position(wrt):
+    items = wrt if isinstance(wrt, (list, tuple)) else [wrt]
+    return all(isinstance(w, (int, str, np.integer)) and not isinstance(w, bool) for w in items)
+
+
+def _positional(fn, args, kwargs):
+    """Keyword arguments that name positional parameters, moved into place (so that
+    `Gradient(f)(x=..., y=...)` differentiates x and y as `Gradient(f)(x, y)` does)."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return args, kwargs
+    args, kwargs = list(args), dict(kwargs)
+    for p in params[len(args) :]:
+        if p.kind is not p.POSITIONAL_OR_KEYWORD or p.name not in kwargs:
+            break
+        args.append(kwargs.pop(p.name))
+    return tuple(args), kwargs
 
 
 def _group(args, pos, outs):

@@ -65,6 +65,27 @@ impl Arg {
 /// The outputs, or `None` and the index of the first failing guard.
 type RunResult<'py> = (Option<Vec<Bound<'py, PyAny>>>, Option<usize>);
 
+/// An evaluation error as the exception NumPy raises for the same input: linear algebra
+/// on a singular or non-positive-definite matrix is `numpy.linalg.LinAlgError` (as at the
+/// first, traced call, where NumPy itself raised), anything else `ValueError`.
+fn eval_err(py: Python<'_>, e: impl std::fmt::Display) -> PyErr {
+    let msg = format!("evaluation failed: {e}");
+    let linalg = ["singular", "positive definite", "positive-definite"]
+        .iter()
+        .any(|w| msg.contains(w));
+    if linalg {
+        if let Ok(cls) = py
+            .import("numpy.linalg")
+            .and_then(|m| m.getattr("LinAlgError"))
+        {
+            if let Ok(v) = cls.call1((msg.clone(),)) {
+                return PyErr::from_value(v);
+            }
+        }
+    }
+    PyValueError::new_err(msg)
+}
+
 fn ir_err(e: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
@@ -306,14 +327,22 @@ impl PyTrace {
             let vals = if reference {
                 let ins = self.tensors(&inputs)?;
                 py.allow_threads(|| autodiff_exec::eval(g, &ins, &want))
-                    .map_err(|e| PyValueError::new_err(format!("evaluation failed: {e}")))?
+                    .map_err(|e| eval_err(py, e))?
             } else {
                 let program = self.program(&want)?;
                 let args = self.args(&inputs)?;
                 let slices: Vec<&[f64]> = args.iter().map(Arg::data).collect();
-                let data = py
-                    .allow_threads(|| program.run_f64(&slices))
-                    .map_err(|e| PyValueError::new_err(format!("evaluation failed: {e}")))?;
+                // Borrowed NumPy buffers are read in place, so the GIL is held while the
+                // kernels run (rayon still uses every core): a Python thread writing one
+                // of those arrays cannot race with the kernels reading it. With owned
+                // (converted) inputs only, other Python threads run meanwhile.
+                let borrowed = args.iter().any(|a| matches!(a, Arg::Borrowed(_)));
+                let data = if borrowed {
+                    program.run_f64(&slices)
+                } else {
+                    py.allow_threads(|| program.run_f64(&slices))
+                }
+                .map_err(|e| eval_err(py, e))?;
                 data.into_iter()
                     .zip(&want)
                     .map(|(d, &n)| Tensor {

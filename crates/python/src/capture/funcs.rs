@@ -946,6 +946,9 @@ impl<'py> Tracer<'py> {
                 )?[0];
                 for _ in 0..times {
                     let shape = self.g.shape(n).clone();
+                    if shape[ax] == 0 {
+                        break; // n > len: NumPy's result is empty along the axis
+                    }
                     let len = shape[ax] - 1;
                     let dims = |start: usize| -> Vec<SliceDim> {
                         shape

@@ -202,8 +202,22 @@ const CONTAINER_METHODS: &[&str] = &[
     "popitem",
 ];
 
+/// A `'static` name, interned: each distinct name is allocated once per process, so a
+/// trace (which builds its [`Table`] anew) allocates nothing that outlives it.
 pub fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(&n) = names.get(s.as_str()) {
+        return n;
+    }
+    let n: &'static str = Box::leak(s.into_boxed_str());
+    names.insert(n);
+    n
 }
 
 impl Table {
