@@ -43,6 +43,9 @@ fn trace<'py>(
         .iter()
         .map(|(k, v)| Ok((k.extract::<String>()?, Val::new(v))))
         .collect::<PyResult<_>>()?;
+    // The function itself (its closure, defaults, a bound method's object, a partial's
+    // arguments) is outside state: read, checked, never written.
+    t.mark_foreign(&func);
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         t.call(Val::new(func.clone()), a, kw)
     }));
