@@ -289,6 +289,8 @@ def _fast_leaves(args):
 _ARR, _VAL, _SEQ, _MAP, _SET, _ID = range(6)
 _MISSING = object()
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
+# Arrays up to this many bytes are compared as bytes (fast; NaN equals an identical NaN).
+_SMALL = 1 << 16
 
 
 def _freeze(v, depth=0):
@@ -297,7 +299,8 @@ def _freeze(v, depth=0):
     anything else (user functions and objects) by identity."""
     t = type(v)
     if isinstance(v, np.ndarray):
-        return (_ARR, v, v.copy())
+        snap = v.copy()
+        return (_ARR, v, snap, snap.tobytes() if snap.nbytes <= _SMALL else None)
     if t in _SCALARS or isinstance(v, np.generic):
         return (_VAL, v)
     if depth < 8 and isinstance(v, (list, tuple)):
@@ -313,12 +316,12 @@ def _same(cur, fz):
     tag = fz[0]
     if tag is _ARR:
         snap = fz[2]
-        return (
-            type(cur) is type(fz[1])
-            and cur.shape == snap.shape
-            and cur.dtype == snap.dtype
-            and np.array_equal(cur, snap, equal_nan=snap.dtype.kind in "fc")
-        )
+        if type(cur) is not type(fz[1]) or cur.shape != snap.shape or cur.dtype != snap.dtype:
+            return False
+        if fz[3] is not None:
+            return cur.tobytes() == fz[3]
+        # Equal values (as np.array_equal), or equal bits (a NaN in the same place).
+        return bool((cur == snap).all()) or cur.tobytes() == snap.tobytes()
     if tag is _VAL:
         old = fz[1]
         if cur is old:

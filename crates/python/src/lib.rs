@@ -100,7 +100,14 @@ fn trace<'py>(
 fn into_pyerr(py: Python<'_>, t: &Tracer<'_>, e: CapErr) -> PyErr {
     let all = t.err_trail.clone().unwrap_or_else(|| t.where_.clone());
     let trail: Vec<&String> = all.iter().rev().filter(|w| !w.is_empty()).collect();
-    let at = trail.first().map(|s| s.as_str()).unwrap_or("<unknown>");
+    // The innermost frame of the user's code (not of a library it called into).
+    let library = |s: &str| s.contains("/site-packages/") || s.contains("/lib/python3");
+    let at = trail
+        .iter()
+        .find(|s| !library(s))
+        .or(trail.first())
+        .map(|s| s.as_str())
+        .unwrap_or("<unknown>");
     let stack = trail
         .iter()
         .map(|s| format!("\n    {s}"))

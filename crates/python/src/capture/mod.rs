@@ -757,13 +757,36 @@ impl<'py> Tracer<'py> {
             return Ok(());
         }
         unsupported(format!(
-            "{what} writes to a {} that the traced function does not own (it was reached \
+            "{what} writes to {} that the traced function does not own (it was reached \
              from a global, a closure variable, a default argument or an attribute of an \
              object that is not an argument). The write would happen once, at trace time, \
              and not on later calls. Pass the object in as an argument and return the new \
              value instead, or do the update outside the traced function",
-            type_name(o)
+            self.describe_foreign(o)
         ))
+    }
+
+    /// Names a foreign object by where it was read (`the global 'G' (a list)`), else by type.
+    fn describe_foreign(&self, o: &Bound<'py, PyAny>) -> String {
+        let mut cur = o.clone();
+        for _ in 0..32 {
+            if let Some(s) = self.sources.iter().find(|s| s.3.is(&cur)) {
+                let kind = match s.0.as_str() {
+                    "global" => "the global",
+                    "cell" => "the closure variable",
+                    _ => "the attribute",
+                };
+                let view = if cur.is(o) { "" } else { "a view of " };
+                return format!("{view}{kind} '{}' (a {})", s.2, type_name(&cur));
+            }
+            match cur.getattr("base") {
+                Ok(b) if !b.is_none() && cur.is_instance(&self.r.ndarray).unwrap_or(false) => {
+                    cur = b
+                }
+                _ => break,
+            }
+        }
+        format!("an object of type {}", type_name(o))
     }
 
     /// Records that a cell or function was made during the trace.
