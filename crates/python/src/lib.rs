@@ -101,10 +101,9 @@ fn into_pyerr(py: Python<'_>, t: &Tracer<'_>, e: CapErr) -> PyErr {
     let all = t.err_trail.clone().unwrap_or_else(|| t.where_.clone());
     let trail: Vec<&String> = all.iter().rev().filter(|w| !w.is_empty()).collect();
     // The innermost frame of the user's code (not of a library it called into).
-    let library = |s: &str| s.contains("/site-packages/") || s.contains("/lib/python3");
     let at = trail
         .iter()
-        .find(|s| !library(s))
+        .find(|s| !capture::is_library_path(s))
         .or(trail.first())
         .map(|s| s.as_str())
         .unwrap_or("<unknown>");

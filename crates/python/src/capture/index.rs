@@ -132,7 +132,12 @@ impl<'py> Tracer<'py> {
         if !csym && !self.deep_sym(k) {
             self.check_not_stale(c.obj())?;
             let out = c.obj().get_item(k.obj())?;
-            if self.is_foreign(c.obj()) {
+            if super::is_namespace(c.obj()) {
+                // `globals()["X"]`: a global read.
+                if let Ok(key) = k.obj().extract::<String>() {
+                    self.note_source("global", c.obj(), &key, &out)?;
+                }
+            } else if self.is_foreign(c.obj()) {
                 self.mark_foreign(&out);
             }
             return Ok(Val::new(out));

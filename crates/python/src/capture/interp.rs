@@ -461,7 +461,9 @@ impl<'py> Tracer<'py> {
                     .globals
                     .get_item(&name)?
                     .is_some_and(|old| v.obj.as_ref().is_some_and(|o| o.is(&old)));
-                if !same {
+                if self.in_library() {
+                    f.globals.set_item(&name, self.escape(&v)?)?;
+                } else if !same {
                     return unsupported(format!(
                         "assigning the global variable '{name}' inside a traced function is a \
                          side effect: it would happen once, at trace time, and not on later \
@@ -490,7 +492,7 @@ impl<'py> Tracer<'py> {
             Opc::StoreDeref => {
                 let v = Self::pop(f)?;
                 let cell = Self::local(f, code, arg)?;
-                if !self.is_owned(cell.obj()) {
+                if !self.is_owned(cell.obj()) && !self.in_library() {
                     return unsupported(format!(
                         "assigning the variable '{}' of an enclosing function (nonlocal) that \
                          was defined outside the traced function is a side effect: it would \
@@ -609,11 +611,23 @@ impl<'py> Tracer<'py> {
                         kwargs.push((n.extract::<String>()?, v));
                     }
                 }
-                let out = if args.is_empty()
-                    && kwargs.is_empty()
-                    && callee.obj().is(self.r.builtins.getattr("super")?)
-                {
+                let no_args = args.is_empty() && kwargs.is_empty();
+                let builtin = |n: &str| {
+                    self.r
+                        .builtins
+                        .getattr(n)
+                        .is_ok_and(|b| callee.obj().is(&b))
+                };
+                let out = if no_args && builtin("super") {
                     self.zero_arg_super(f, code)?
+                } else if no_args && builtin("globals") {
+                    // The traced frame's globals (natively, it would be the engine caller's).
+                    self.obj(f.globals.clone().into_any())
+                } else if no_args && (builtin("locals") || builtin("vars")) {
+                    return unsupported(
+                        "locals() / vars() without arguments inside a traced function: the \
+                         engine's frames are not Python frames. Name the variables directly",
+                    );
                 } else {
                     self.call(callee, args, kwargs)?
                 };

@@ -694,8 +694,12 @@ impl<'py> Tracer<'py> {
             // Attributes of library modules (np.pi, np.newaxis) never change.
             return Ok(!(kind == "attr" && library_module(container)));
         }
-        if v.is_instance_of::<PyModule>() || v.is_instance_of::<pyo3::types::PyType>() {
+        if v.is_instance_of::<PyModule>() {
             return Ok(false);
+        }
+        if v.is_instance_of::<pyo3::types::PyType>() {
+            // A user class held in a global or a closure variable may be rebound.
+            return Ok(matches!(kind, "global" | "cell") && !library_object(v));
         }
         let user_fn = v.is_instance(&self.r.function_type)?
             && !self.owned.contains(&(v.as_ptr() as usize))
@@ -732,7 +736,10 @@ impl<'py> Tracer<'py> {
 
     /// Was `o` (or, for an array, the array whose memory it views) reached from outside?
     pub fn is_foreign(&self, o: &Bound<'py, PyAny>) -> bool {
-        if o.is_instance_of::<PyModule>() || o.is_instance_of::<pyo3::types::PyType>() {
+        if o.is_instance_of::<PyModule>()
+            || o.is_instance_of::<pyo3::types::PyType>()
+            || is_namespace(o)
+        {
             return true;
         }
         let mut cur = o.clone();
@@ -753,7 +760,7 @@ impl<'py> Tracer<'py> {
 
     /// Refuses a write into an object the function does not own (`what` names the write).
     pub fn check_owned(&self, o: &Bound<'py, PyAny>, what: &str) -> Res<()> {
-        if !self.is_foreign(o) {
+        if self.in_library() || !self.is_foreign(o) {
             return Ok(());
         }
         unsupported(format!(
@@ -766,8 +773,23 @@ impl<'py> Tracer<'py> {
         ))
     }
 
+    /// Is the engine running code of the standard library or an installed package (not
+    /// the user's)? Their bookkeeping writes (`warnings.catch_warnings`, `np.errstate`)
+    /// are not the user's side effects; writes the user's code makes are checked where it
+    /// makes them.
+    pub fn in_library(&self) -> bool {
+        self.where_.last().is_some_and(|w| is_library_path(w))
+    }
+
     /// Names a foreign object by where it was read (`the global 'G' (a list)`), else by type.
     fn describe_foreign(&self, o: &Bound<'py, PyAny>) -> String {
+        if is_namespace(o) {
+            let m = o
+                .get_item("__name__")
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            return format!("the globals of module '{m}'");
+        }
         let mut cur = o.clone();
         for _ in 0..32 {
             if let Some(s) = self.sources.iter().find(|s| s.3.is(&cur)) {
@@ -850,6 +872,20 @@ fn plain_dict<'py>(r: &Refs<'py>, o: &Bound<'py, PyAny>) -> Option<Bound<'py, Py
         return None;
     }
     o.getattr("__dict__").ok()?.downcast_into::<PyDict>().ok()
+}
+
+/// A module's namespace dict (`globals()`, `vars(module)`, `module.__dict__`).
+pub fn is_namespace(o: &Bound<'_, PyAny>) -> bool {
+    o.downcast::<PyDict>().is_ok_and(|d| {
+        d.contains("__name__").unwrap_or(false)
+            && (d.contains("__builtins__").unwrap_or(false)
+                || d.contains("__spec__").unwrap_or(false))
+    })
+}
+
+/// A location (`file:line in f`) in the standard library or an installed package.
+pub fn is_library_path(w: &str) -> bool {
+    w.contains("/site-packages/") || w.contains("/lib/python3")
 }
 
 /// Is this a module of NumPy, SciPy or the standard library (whose data never changes)?

@@ -805,6 +805,23 @@ impl<'py> Tracer<'py> {
                 }
             }
         }
+        // `getattr(obj, "name")` reads like `obj.name` (so outside values are recorded).
+        if self.r.builtins.getattr("getattr").is_ok_and(|g| g.is(&c))
+            && kwargs.is_empty()
+            && (2..=3).contains(&args.len())
+            && args[1].obj().is_instance_of::<pyo3::types::PyString>()
+        {
+            let name: String = args[1].obj().extract()?;
+            return match self.getattr(&args[0], &name) {
+                Err(super::Err::Py(e))
+                    if args.len() == 3
+                        && e.is_instance_of::<pyo3::exceptions::PyAttributeError>(self.py) =>
+                {
+                    Ok(args[2].clone())
+                }
+                r => r,
+            };
+        }
         let args = self.call_array_methods(&c, args)?;
         if let Ok(spec) = c.getattr("__autodiff__") {
             if spec.downcast::<PyTuple>().is_ok() {
