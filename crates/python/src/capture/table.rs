@@ -771,7 +771,9 @@ impl<'py> Tracer<'py> {
                 callee_name(&c)
             ));
         }
-        if let Some(what) = nondeterministic(&c) {
+        // (Library code reading the clock for its own bookkeeping, like logging's record
+        // timestamps, is left alone; the user's code reading it is refused.)
+        if let Some(what) = nondeterministic(&c).filter(|_| !self.in_library()) {
             return unsupported(format!(
                 "`{}` {what} inside a traced function: it would be read once, at trace time, and \
                  the same value reused on every call. Call it outside and pass the value in as an \
@@ -1353,7 +1355,7 @@ impl<'py> Tracer<'py> {
             .is_ok_and(|s| s.is_instance_of::<pyo3::types::PyString>())
             || c.getattr("__objclass__")
                 .is_ok_and(|s| s.is(self.py.get_type::<pyo3::types::PyString>().into_any()));
-        if !str_method && !interpreted && !self.is_text_fn(c) {
+        if !str_method && !interpreted && !self.is_text_fn(c) && !self.in_library() {
             let container = CONTAINER_METHODS.contains(&name.as_str())
                 && c.getattr("__self__").is_ok_and(|s| {
                     s.downcast::<PyList>().is_ok() || s.downcast::<PyDict>().is_ok()
