@@ -402,12 +402,12 @@ COUNT = 0
 
 
 def glob(x):
-    global COUNT
-    COUNT += 1
+    # (A `global COUNT; COUNT += 1` here is refused: a side effect only made at trace
+    # time; see test_stale.py. Reading the global is fine: it is checked on each call.)
     assert isinstance(x, np.ndarray), "x must be an array"
     if np.all(x > -10):
         s = f"{x.sum():.3f}"
-    return np.sum(x**3) if len(s) > 0 else 0.0
+    return (COUNT + 1) * np.sum(x**3) if len(s) > 0 else 0.0
 
 
 def early(x):

@@ -141,8 +141,9 @@ def _pretty(path, names):
 
 def trace(fn, args, kwargs, promote=()):
     """Traces `fn(*args, **kwargs)`; returns (result, Trace, Signature, checks) where the
-    checks are the arrays read from outside the function (globals, closures, attributes of
-    non-argument objects), with snapshots: constants of the trace, checked on each call."""
+    checks are the values read from outside the function (globals, closure cells, attributes
+    of non-argument objects, class attributes, default arguments, a partial's arguments),
+    with snapshots: constants of the trace, checked on each call."""
     names = arg_names(fn, len(args))
     sig = Signature(args, kwargs, names, promote)
     leaves, _, treedef = _tree.flatten((tuple(args), dict(kwargs)), "args")
@@ -153,7 +154,7 @@ def trace(fn, args, kwargs, promote=()):
     result, tr, sources = _core.trace(fn, list(cargs), dict(ckwargs), inputs, _markers(), _tree.leaves_of)
     if self_check_enabled():
         _self_check(fn, tr, values, result)
-    checks = tuple((kind, container, key, obj, obj.copy()) for kind, container, key, obj in sources)
+    checks = tuple((kind, container, key, _freeze(obj)) for kind, container, key, obj in sources)
     return result, tr, sig, checks
 
 
@@ -407,24 +408,104 @@ def _fast_leaves(args):
     return out
 
 
+# Snapshots of values read from outside the traced function (see `_freeze`), by tag.
+_ARR, _VAL, _SEQ, _MAP, _SET, _ID = range(6)
+_MISSING = object()
+_SCALARS = (bool, int, float, complex, str, bytes, type(None))
+# Arrays up to this many bytes are compared as bytes (fast; NaN equals an identical NaN).
+_SMALL = 1 << 16
+
+
+def _freeze(v, depth=0):
+    """A snapshot of `v` that `_same` compares with a later value: arrays by contents,
+    scalars and strings by type and value, lists/tuples/dicts/sets item by item (deeply),
+    anything else (user functions and objects) by identity."""
+    t = type(v)
+    if isinstance(v, np.ndarray):
+        snap = v.copy()
+        return (_ARR, v, snap, snap.tobytes() if snap.nbytes <= _SMALL else None)
+    if t in _SCALARS or isinstance(v, np.generic):
+        return (_VAL, v)
+    if depth < 8 and isinstance(v, (list, tuple)):
+        return (_SEQ, v, t, [_freeze(e, depth + 1) for e in v])
+    if depth < 8 and isinstance(v, dict):
+        return (_MAP, v, t, [(k, _freeze(e, depth + 1)) for k, e in v.items()])
+    if isinstance(v, (set, frozenset)):
+        return (_SET, v, t, frozenset(v))
+    return (_ID, v)
+
+
+def _same(cur, fz):
+    tag = fz[0]
+    if tag is _ARR:
+        snap = fz[2]
+        if type(cur) is not type(fz[1]) or cur.shape != snap.shape or cur.dtype != snap.dtype:
+            return False
+        if fz[3] is not None:
+            return cur.tobytes() == fz[3]
+        # Equal values (as np.array_equal), or equal bits (a NaN in the same place).
+        return bool((cur == snap).all()) or cur.tobytes() == snap.tobytes()
+    if tag is _VAL:
+        old = fz[1]
+        if cur is old:
+            return True
+        if type(cur) is not type(old):
+            return False
+        return bool(cur == old) or (cur != cur and old != old)
+    if tag is _SEQ:
+        items = fz[3]
+        return type(cur) is fz[2] and len(cur) == len(items) and all(_same(c, f) for c, f in zip(cur, items))
+    if tag is _MAP:
+        items = fz[3]
+        if type(cur) is not fz[2] or len(cur) != len(items):
+            return False
+        for k, f in items:
+            c = cur.get(k, _MISSING)
+            if c is _MISSING or not _same(c, f):
+                return False
+        return True
+    if tag is _SET:
+        return type(cur) is fz[2] and cur == fz[3]
+    return cur is fz[1]
+
+
 def stale(checks):
-    """Why a trace's outside arrays no longer hold (None while they all do)."""
-    for kind, container, key, obj, snap in checks:
+    """Why a trace's outside values no longer hold (None while they all do)."""
+    for kind, container, key, fz in checks:
         try:
-            cur = (
-                container.get(key)
-                if kind == "global"
-                else container.cell_contents
-                if kind == "cell"
-                else getattr(container, key)
-            )
-        except (AttributeError, ValueError):
-            cur = None
-        if cur is not obj:
-            return f"the {kind} '{key}' was rebound since tracing"
-        if obj.shape != snap.shape or not np.array_equal(obj, snap, equal_nan=obj.dtype.kind in "fc"):
-            return f"the {kind} '{key}' was modified in place since tracing"
+            if kind == "global":
+                cur = container[key]
+            elif kind == "cell":
+                cur = container.cell_contents
+            else:
+                cur = getattr(container, key)
+        except (AttributeError, KeyError, ValueError):
+            cur = _MISSING
+        if not _same(cur, fz):
+            return _why(kind, container, key, cur, fz)
     return None
+
+
+def _why(kind, container, key, cur, fz):
+    what = {"global": "global", "cell": "closure variable", "attr": "attribute"}.get(kind, kind)
+    if kind == "attr":
+        owner = getattr(container, "__qualname__", None) or getattr(container, "__name__", None)
+        owner = owner or type(container).__name__
+        name = f"{what} '{owner}.{key}'"
+    else:
+        name = f"{what} '{key}'"
+    if cur is _MISSING:
+        return f"the {name} was deleted since tracing"
+    if fz[0] is _ARR:
+        if cur is fz[1]:
+            return f"the {name} (an array) was modified in place since tracing"
+        return f"the {name} (an array) was rebound since tracing"
+    if fz[0] is _VAL:
+        return f"the {name} changed since tracing (was {fz[1]!r}, now {cur!r})"
+    if fz[0] is _ID:
+        return f"the {name} was rebound to another object since tracing"
+    how = "modified in place" if cur is fz[1] else "rebound"
+    return f"the {name} (a {type(fz[1]).__name__}) was {how} since tracing"
 
 
 def _describe(sig):

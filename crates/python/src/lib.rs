@@ -43,6 +43,9 @@ fn trace<'py>(
         .iter()
         .map(|(k, v)| Ok((k.extract::<String>()?, Val::new(v))))
         .collect::<PyResult<_>>()?;
+    // The function itself (its closure, defaults, a bound method's object, a partial's
+    // arguments) is outside state: read, checked, never written.
+    t.mark_foreign(&func);
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         t.call(Val::new(func.clone()), a, kw)
     }));
@@ -97,7 +100,13 @@ fn trace<'py>(
 fn into_pyerr(py: Python<'_>, t: &Tracer<'_>, e: CapErr) -> PyErr {
     let all = t.err_trail.clone().unwrap_or_else(|| t.where_.clone());
     let trail: Vec<&String> = all.iter().rev().filter(|w| !w.is_empty()).collect();
-    let at = trail.first().map(|s| s.as_str()).unwrap_or("<unknown>");
+    // The innermost frame of the user's code (not of a library it called into).
+    let at = trail
+        .iter()
+        .find(|s| !capture::is_library_path(s))
+        .or(trail.first())
+        .map(|s| s.as_str())
+        .unwrap_or("<unknown>");
     let stack = trail
         .iter()
         .map(|s| format!("\n    {s}"))

@@ -6,7 +6,7 @@
 
 use autodiff_ir::{BinaryOp, DType, NodeId, Op, ReduceOp, SliceDim, UnaryOp};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::interp::TracedGen;
 use super::table::{axes_of, Call};
@@ -297,6 +297,65 @@ impl<'py> Tracer<'py> {
         Ok(self.g.add(Op::Concat(ax), nodes)?)
     }
 
+    /// `sliding_window_view` / `as_strided` of a traced array: a gather. The positions it
+    /// reads are found by applying the same call to an array of flat positions of the same
+    /// shape, layout and item size.
+    fn strided_view(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        let np = self.r.np.clone();
+        let xv = c.args[0].clone();
+        if self.sym(&xv).is_none() || !xv.obj().is_instance(&self.r.ndarray)? {
+            return unsupported(format!(
+                "{name} of a value holding traced arrays: pass the traced array itself"
+            ));
+        }
+        let res = c.real()?;
+        let x = self.node(&xv)?;
+        let shape = self.g.shape(x).clone();
+        let size: usize = shape.iter().product();
+        let itemsize: usize = xv.obj().getattr("itemsize")?.extract()?;
+        let idt = if name.ends_with("as_strided") {
+            let contiguous: bool = xv
+                .obj()
+                .getattr("flags")?
+                .getattr("c_contiguous")?
+                .extract()?;
+            let idt = match itemsize {
+                8 => "int64",
+                4 => "int32",
+                2 if size < 1 << 15 => "int16",
+                1 if size < 1 << 7 => "int8",
+                _ => "",
+            };
+            if !contiguous || idt.is_empty() {
+                return unsupported(
+                    "np.lib.stride_tricks.as_strided of a traced array that is not C-contiguous \
+                     (or is too large for its item size): call np.ascontiguousarray first, or use \
+                     sliding_window_view",
+                );
+            }
+            idt
+        } else {
+            "int64"
+        };
+        let kw = PyDict::new(self.py);
+        kw.set_item("dtype", idt)?;
+        let pos = np
+            .call_method("arange", (size,), Some(&kw))?
+            .call_method1("reshape", (shape.clone(),))?;
+        let mut args = vec![pos];
+        args.extend(c.args[1..].iter().map(|v| v.obj().clone()));
+        let kwd = PyDict::new(self.py);
+        for (k, v) in &c.kwargs {
+            kwd.set_item(k, v.obj())?;
+        }
+        let p = c.callee.call(PyTuple::new(self.py, args)?, Some(&kwd))?;
+        let p = np.call_method1("array", (p, "int64"))?;
+        let idx = self.g.constant(convert::to_tensor(&p)?);
+        let fx = self.g.reshape(x, &[size])?;
+        let out = self.g.add(Op::Gather(0), vec![fx, idx])?;
+        self.track(res, out)
+    }
+
     /// The table entries called by canonical name.
     pub fn call_known(&mut self, name: &str, mut c: Call<'py>) -> Res<Val<'py>> {
         // Generators made by traced code: next/iter act on them; everything else consumes them.
@@ -585,6 +644,9 @@ impl<'py> Tracer<'py> {
             }
             "np.bincount" => self.bincount(&c),
             "np.copyto" => self.copyto(c),
+            "np.lib.stride_tricks.sliding_window_view" | "np.lib.stride_tricks.as_strided" => {
+                self.strided_view(name, c)
+            }
             "np.corrcoef" => self.corrcoef(&c),
             "np.unique" => self.unique(&c),
             "np.conj" | "np.conjugate" => {

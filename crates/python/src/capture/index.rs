@@ -131,7 +131,16 @@ impl<'py> Tracer<'py> {
         let csym = self.sym(c).is_some();
         if !csym && !self.deep_sym(k) {
             self.check_not_stale(c.obj())?;
-            return Ok(Val::new(c.obj().get_item(k.obj())?));
+            let out = c.obj().get_item(k.obj())?;
+            if super::is_namespace(c.obj()) {
+                // `globals()["X"]`: a global read.
+                if let Ok(key) = k.obj().extract::<String>() {
+                    self.note_source("global", c.obj(), &key, &out)?;
+                }
+            } else if self.is_foreign(c.obj()) {
+                self.mark_foreign(&out);
+            }
+            return Ok(Val::new(out));
         }
         if !self.is_array(c.obj()) {
             self.concrete_key(k)?;
@@ -158,6 +167,19 @@ impl<'py> Tracer<'py> {
 
     pub fn setitem(&mut self, c: &Val<'py>, k: &Val<'py>, v: &Val<'py>) -> Res<()> {
         let o = c.obj();
+        self.check_owned(o, "`x[...] = v`")?;
+        if super::type_name(o) == "flatiter" {
+            let base = o.getattr("base")?;
+            if self.deep_sym(v) || self.deep_sym(k) || self.sym_obj(&base).is_some() {
+                return unsupported(
+                    "a write through `.flat` (also used by np.fill_diagonal) with traced values: \
+                     it writes memory behind the engine's back, so the result would be a constant \
+                     of the trace. Build the array with indexing instead, e.g. \
+                     `a[np.arange(n), np.arange(n)] = v` or `a = a + np.diag(v)`",
+                );
+            }
+            self.check_owned(&base, "a write through `.flat`")?;
+        }
         if !self.is_array(o) || (self.sym(c).is_none() && !self.deep_sym(v) && !self.deep_sym(k)) {
             self.concrete_key(k)?;
             o.set_item(k.obj(), self.escape(v)?)?;

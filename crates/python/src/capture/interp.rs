@@ -206,23 +206,39 @@ impl<'py> Tracer<'py> {
         if let Some(d) = varkw {
             locals[slot] = Some(Val::new(d.into_any()));
         }
+        // Defaults of a function not made during the trace are read from outside: checked
+        // on each call (`f.__defaults__ = ...` or a mutated default re-traces).
+        let foreign_fn = !self.is_owned(func);
         let defaults = func.getattr("__defaults__")?;
         if !defaults.is_none() {
             let d = defaults.downcast::<PyTuple>().map_err(PyErr::from)?;
             let first = n - d.len();
+            let mut used = false;
             for (j, v) in d.iter().enumerate() {
                 if locals[first + j].is_none() {
+                    if foreign_fn {
+                        self.mark_foreign(&v);
+                    }
                     locals[first + j] = Some(Val::new(v));
+                    used = true;
                 }
+            }
+            if used && foreign_fn {
+                self.note_source("attr", func, "__defaults__", &defaults)?;
             }
         }
         let kwdefaults = func.getattr("__kwdefaults__")?;
+        let mut used = false;
         for (slot, name) in locals[n..n + kwonly].iter_mut().zip(&code.slots[n..]) {
             if slot.is_none() && !kwdefaults.is_none() {
                 if let Ok(v) = kwdefaults.get_item(name) {
                     *slot = Some(Val::new(v));
+                    used = true;
                 }
             }
+        }
+        if used && foreign_fn {
+            self.note_source("attr", func, "__kwdefaults__", &kwdefaults)?;
         }
         for (i, l) in locals.iter().enumerate().take(n + kwonly) {
             if l.is_none() {
@@ -441,13 +457,27 @@ impl<'py> Tracer<'py> {
             Opc::StoreGlobal => {
                 let name: String = ins.argval.extract()?;
                 let v = Self::pop(f)?;
-                f.globals.set_item(name, self.escape(&v)?)?;
+                let same = f
+                    .globals
+                    .get_item(&name)?
+                    .is_some_and(|old| v.obj.as_ref().is_some_and(|o| o.is(&old)));
+                if self.in_library() {
+                    f.globals.set_item(&name, self.escape(&v)?)?;
+                } else if !same {
+                    return unsupported(format!(
+                        "assigning the global variable '{name}' inside a traced function is a \
+                         side effect: it would happen once, at trace time, and not on later \
+                         calls. Return the new value and assign it outside the traced function"
+                    ));
+                }
             }
             Opc::LoadDeref => {
                 let cell = Self::local(f, code, arg)?;
                 match cell.obj().getattr("cell_contents") {
                     Ok(v) => {
-                        self.note_source("cell", cell.obj(), &code.slots[arg], &v)?;
+                        if !self.is_owned(cell.obj()) {
+                            self.note_source("cell", cell.obj(), &code.slots[arg], &v)?;
+                        }
                         f.stack.push(self.obj(v))
                     }
                     Err(_) => {
@@ -461,9 +491,17 @@ impl<'py> Tracer<'py> {
             }
             Opc::StoreDeref => {
                 let v = Self::pop(f)?;
-                Self::local(f, code, arg)?
-                    .obj()
-                    .setattr("cell_contents", self.escape(&v)?)?;
+                let cell = Self::local(f, code, arg)?;
+                if !self.is_owned(cell.obj()) && !self.in_library() {
+                    return unsupported(format!(
+                        "assigning the variable '{}' of an enclosing function (nonlocal) that \
+                         was defined outside the traced function is a side effect: it would \
+                         happen once, at trace time, and not on later calls. Return the new \
+                         value instead",
+                        code.slots[arg]
+                    ));
+                }
+                cell.obj().setattr("cell_contents", self.escape(&v)?)?;
             }
             Opc::LoadClosure => f.stack.push(Self::local(f, code, arg)?),
             Opc::MakeCell => {
@@ -474,6 +512,7 @@ impl<'py> Tracer<'py> {
                     }
                     None => self.r.cell_type.call0()?,
                 };
+                self.note_owned(&cell);
                 f.locals[arg] = Some(self.obj(cell));
             }
             Opc::CopyFreeVars => {
@@ -520,12 +559,17 @@ impl<'py> Tracer<'py> {
                         let r = self.g.reshape(n, &shape)?;
                         self.ids.insert(o.obj().as_ptr() as usize, r);
                     }
-                    _ => o.obj().setattr(name, self.escape(&v)?)?,
+                    _ => {
+                        self.check_owned(o.obj(), &format!("`.{name} = ...`"))?;
+                        o.obj().setattr(name, self.escape(&v)?)?
+                    }
                 }
             }
             Opc::DeleteAttr => {
                 let name: String = ins.argval.extract()?;
-                Self::pop(f)?.obj().delattr(name)?;
+                let o = Self::pop(f)?;
+                self.check_owned(o.obj(), &format!("`del .{name}`"))?;
+                o.obj().delattr(name)?;
             }
             Opc::KwNames => {
                 f.kw_names = Some(
@@ -567,11 +611,23 @@ impl<'py> Tracer<'py> {
                         kwargs.push((n.extract::<String>()?, v));
                     }
                 }
-                let out = if args.is_empty()
-                    && kwargs.is_empty()
-                    && callee.obj().is(self.r.builtins.getattr("super")?)
-                {
+                let no_args = args.is_empty() && kwargs.is_empty();
+                let builtin = |n: &str| {
+                    self.r
+                        .builtins
+                        .getattr(n)
+                        .is_ok_and(|b| callee.obj().is(&b))
+                };
+                let out = if no_args && builtin("super") {
                     self.zero_arg_super(f, code)?
+                } else if no_args && builtin("globals") {
+                    // The traced frame's globals (natively, it would be the engine caller's).
+                    self.obj(f.globals.clone().into_any())
+                } else if no_args && (builtin("locals") || builtin("vars")) {
+                    return unsupported(
+                        "locals() / vars() without arguments inside a traced function: the \
+                         engine's frames are not Python frames. Name the variables directly",
+                    );
                 } else {
                     self.call(callee, args, kwargs)?
                 };
@@ -673,10 +729,7 @@ impl<'py> Tracer<'py> {
             Opc::ContainsOp => {
                 let b = Self::pop(f)?;
                 let a = Self::pop(f)?;
-                if self.deep_sym(&a) || self.sym(&b).is_some() {
-                    self.concretize(&a, "`in` on a traced value")?;
-                }
-                let r = b.obj().contains(a.obj())? != (arg == 1);
+                let r = self.contains(&a, &b)? != (arg == 1);
                 f.stack
                     .push(self.obj(PyBool::new(py, r).to_owned().into_any()));
             }
@@ -698,6 +751,7 @@ impl<'py> Tracer<'py> {
                 if self.sym(&c).is_some() {
                     return unsupported("del on a traced array");
                 }
+                self.check_owned(c.obj(), "`del x[...]`")?;
                 c.obj().del_item(k.obj())?;
             }
             Opc::BinarySlice | Opc::StoreSlice => {
@@ -757,10 +811,15 @@ impl<'py> Tracer<'py> {
             Opc::BuildString => {
                 let items = Self::popn(f, arg)?;
                 let mut s = String::new();
+                let tainted = items.iter().any(|v| self.is_tainted(v.obj()));
                 for v in items {
                     s.push_str(&v.obj().extract::<String>()?);
                 }
-                f.stack.push(self.obj(PyString::new(py, &s).into_any()));
+                let out = PyString::new(py, &s).into_any();
+                if tainted {
+                    self.taint(&out);
+                }
+                f.stack.push(self.obj(out));
             }
             Opc::FormatValue => {
                 let spec = if arg & 4 != 0 {
@@ -769,34 +828,45 @@ impl<'py> Tracer<'py> {
                     None
                 };
                 let v = Self::pop(f)?;
+                let t = self.deep_sym(&v) || self.is_tainted(v.obj());
                 let v = self.convert_value(v.obj(), arg & 3)?;
                 let fmt = self.r.builtins.getattr("format")?;
                 let s = match spec {
                     Some(sp) => fmt.call1((v, sp.obj()))?,
                     None => fmt.call1((v,))?,
                 };
+                if t {
+                    self.taint(&s);
+                }
                 f.stack.push(self.obj(s));
             }
             Opc::FormatSimple => {
                 let v = Self::pop(f)?;
-                f.stack
-                    .push(self.obj(self.r.builtins.getattr("format")?.call1((v.obj(),))?));
+                let s = self.r.builtins.getattr("format")?.call1((v.obj(),))?;
+                if self.deep_sym(&v) || self.is_tainted(v.obj()) {
+                    self.taint(&s);
+                }
+                f.stack.push(self.obj(s));
             }
             Opc::FormatWithSpec => {
                 let sp = Self::pop(f)?;
                 let v = Self::pop(f)?;
-                f.stack.push(
-                    self.obj(
-                        self.r
-                            .builtins
-                            .getattr("format")?
-                            .call1((v.obj(), sp.obj()))?,
-                    ),
-                );
+                let s = self
+                    .r
+                    .builtins
+                    .getattr("format")?
+                    .call1((v.obj(), sp.obj()))?;
+                if self.deep_sym(&v) || self.is_tainted(v.obj()) {
+                    self.taint(&s);
+                }
+                f.stack.push(self.obj(s));
             }
             Opc::ConvertValue => {
                 let v = Self::pop(f)?;
                 let out = self.convert_value(v.obj(), arg)?;
+                if self.deep_sym(&v) || self.is_tainted(v.obj()) {
+                    self.taint(&out);
+                }
                 f.stack.push(self.obj(out));
             }
             Opc::ListAppend | Opc::SetAdd => {
@@ -904,7 +974,11 @@ impl<'py> Tracer<'py> {
                     self.obj(l.try_iter()?.into_any())
                 } else {
                     self.check_not_stale(v.obj())?;
-                    self.obj(v.obj().try_iter()?.into_any())
+                    let it = v.obj().try_iter()?.into_any();
+                    if self.is_foreign(v.obj()) {
+                        self.mark_foreign(&it);
+                    }
+                    self.obj(it)
                 };
                 f.stack.push(it);
             }
@@ -917,6 +991,9 @@ impl<'py> Tracer<'py> {
                     let pynext = self.r.builtins.getattr("next")?;
                     let sentinel = self.r.markers.get_item("_sentinel")?.unwrap();
                     let n = pynext.call1((&it, &sentinel))?;
+                    if !n.is(&sentinel) && self.is_foreign(&it) {
+                        self.mark_foreign(&n);
+                    }
                     (!n.is(&sentinel)).then(|| self.obj(n))
                 };
                 match next {
@@ -963,6 +1040,7 @@ impl<'py> Tracer<'py> {
                     }
                 }
                 let func = self.make_function(f, c.obj(), &defaults, &closure, &kwdefaults)?;
+                self.note_owned(&func);
                 f.stack.push(self.obj(func));
             }
             Opc::SetFunctionAttribute => {
@@ -994,6 +1072,7 @@ impl<'py> Tracer<'py> {
                         func
                     }
                 };
+                self.note_owned(&out);
                 f.stack.push(self.obj(out));
             }
             Opc::ReturnGenerator => f.stack.push(self.obj(py.None().into_bound(py))),
@@ -1096,6 +1175,15 @@ impl<'py> Tracer<'py> {
         Ok(None)
     }
 
+    /// `a in b`: a decision on the values of both, guarded (continuous values refused).
+    pub fn contains(&mut self, a: &Val<'py>, b: &Val<'py>) -> Res<bool> {
+        if self.deep_sym(a) || self.sym(b).is_some() {
+            self.concretize(a, "`in` on a traced value")?;
+            self.concretize(b, "`in` on a traced value")?;
+        }
+        Ok(b.obj().contains(a.obj())?)
+    }
+
     fn convert_value(&self, v: &Bound<'py, PyAny>, conv: usize) -> Res<Bound<'py, PyAny>> {
         let name = match conv {
             1 => "str",
@@ -1157,6 +1245,11 @@ impl<'py> Tracer<'py> {
         }
         let seq = self.materialize(seq)?;
         let items: Vec<Bound<'py, PyAny>> = seq.obj().try_iter()?.collect::<PyResult<_>>()?;
+        if self.is_foreign(seq.obj()) {
+            for it in &items {
+                self.mark_foreign(it);
+            }
+        }
         Ok(items.into_iter().map(Val::new).collect())
     }
 }

@@ -146,8 +146,19 @@ pub struct Tracer<'py> {
     pub generators: Vec<Option<interp::Frame<'py>>>,
     /// Values named with `autodiff.tag(x, name)`.
     pub tags: Vec<(String, NodeId)>,
-    /// Arrays read from outside the function: (kind, container, key, array).
+    /// Values read from outside the function: (kind, container, key, value). Python
+    /// snapshots them and checks them on every call.
     pub sources: Vec<(String, Bound<'py, PyAny>, String, Bound<'py, PyAny>)>,
+    source_keys: std::collections::HashSet<(String, usize, String)>,
+    /// Objects reached from outside the function (globals, closure cells made before the
+    /// trace, attributes and items of such objects, defaults): writing to them would be a
+    /// side effect that happens at trace time only, so it is refused.
+    foreign: std::collections::HashSet<usize>,
+    /// Cells and functions created during the trace (owned: free to write).
+    owned: std::collections::HashSet<usize>,
+    /// Strings made from traced values (`str(x)`, f-strings): using them as numbers again
+    /// would freeze the value, so they may only be printed.
+    tainted: std::collections::HashSet<usize>,
     /// The call stack when the first uncaught error happened.
     pub err_trail: Option<Vec<String>>,
 }
@@ -232,6 +243,10 @@ impl<'py> Tracer<'py> {
             generators: vec![],
             tags: vec![],
             sources: vec![],
+            source_keys: Default::default(),
+            foreign: Default::default(),
+            owned: Default::default(),
+            tainted: Default::default(),
             err_trail: None,
         })
     }
@@ -289,6 +304,15 @@ impl<'py> Tracer<'py> {
             return;
         }
         let Some(o) = v.obj.as_ref() else { return };
+        // A method bound to a traced value (`x.__getitem__`, `x.sum`) carries it.
+        let tn = type_name(o);
+        if (tn == "method-wrapper" || tn == "builtin_function_or_method")
+            && o.getattr("__self__")
+                .is_ok_and(|s| self.sym_obj(&s).is_some())
+        {
+            out.push(v);
+            return;
+        }
         if depth > 4 {
             return;
         }
@@ -631,9 +655,13 @@ impl<'py> Tracer<'py> {
         self.guard(n, v.obj(), what)
     }
 
-    /// Remembers an array read from outside the function (a global, a closure cell, an
-    /// attribute of an object that is not an argument): it is a constant of the trace, so
-    /// each call checks that it is still the same array with the same values.
+    /// Remembers a value read from outside the function (a global, a closure cell, an
+    /// attribute of an object that is not an argument, a default argument): it is a
+    /// constant of the trace, so each call checks that it still holds (arrays: same
+    /// contents; scalars and strings: same value; containers: same items, deeply; user
+    /// functions and objects: same identity). The value is also marked foreign (writes to
+    /// it are refused). Values that are not data (modules, classes, NumPy functions) are
+    /// not recorded, so looking up `np.sum` costs nothing per call.
     pub fn note_source(
         &mut self,
         kind: &str,
@@ -641,12 +669,22 @@ impl<'py> Tracer<'py> {
         key: &str,
         v: &Bound<'py, PyAny>,
     ) -> Res<()> {
-        if !v.is_instance(&self.r.ndarray)? || self.sym_obj(v).is_some() {
+        if self.sym_obj(v).is_some() {
             return Ok(());
         }
-        if self.sources.iter().any(|s| s.3.is(v)) {
+        self.mark_foreign(v);
+        if !self.is_data(kind, container, key, v)? {
             return Ok(());
         }
+        let k = (
+            kind.to_string(),
+            container.as_ptr() as usize,
+            key.to_string(),
+        );
+        if !self.source_keys.insert(k) {
+            return Ok(());
+        }
+        self.keep.push(container.clone());
         self.sources.push((
             kind.to_string(),
             container.clone(),
@@ -654,6 +692,171 @@ impl<'py> Tracer<'py> {
             v.clone(),
         ));
         Ok(())
+    }
+
+    /// Is `v` (read as `kind` from `container`) a value that can change a result?
+    fn is_data(
+        &self,
+        kind: &str,
+        container: &Bound<'py, PyAny>,
+        key: &str,
+        v: &Bound<'py, PyAny>,
+    ) -> PyResult<bool> {
+        if v.is_none()
+            || v.is_instance(&self.r.ndarray)?
+            || v.is_instance(&self.r.generic)?
+            || v.is_instance_of::<pyo3::types::PyBool>()
+            || v.is_instance_of::<pyo3::types::PyInt>()
+            || v.is_instance_of::<PyFloat>()
+            || v.is_instance_of::<pyo3::types::PyComplex>()
+            || v.is_instance_of::<pyo3::types::PyString>()
+            || v.is_instance_of::<pyo3::types::PyBytes>()
+            || v.is_instance_of::<PyTuple>()
+            || v.is_instance_of::<PyList>()
+            || v.is_instance_of::<PyDict>()
+            || v.is_instance_of::<pyo3::types::PySet>()
+            || v.is_instance_of::<pyo3::types::PyFrozenSet>()
+        {
+            // Attributes of library modules (np.pi, np.newaxis) never change.
+            return Ok(!(kind == "attr" && library_module(container)));
+        }
+        if v.is_instance_of::<PyModule>() {
+            return Ok(false);
+        }
+        if v.is_instance_of::<pyo3::types::PyType>() {
+            // A user class held in a global or a closure variable may be rebound.
+            return Ok(matches!(kind, "global" | "cell") && !library_object(v));
+        }
+        let user_fn = v.is_instance(&self.r.function_type)?
+            && !self.owned.contains(&(v.as_ptr() as usize))
+            && !library_object(v);
+        let user_obj = plain_dict(&self.r, v).is_some() && !library_object(v);
+        match kind {
+            // A global or a closure variable rebound to another function or object.
+            "global" | "cell" => Ok(user_fn
+                || user_obj
+                || v.is_instance(&self.r.method_type)?
+                || type_name(v) == "partial"),
+            // An object stored in an attribute (not made afresh by each access).
+            _ => Ok(user_obj
+                && plain_dict(&self.r, container)
+                    .and_then(|d| d.get_item(key).ok().flatten())
+                    .is_some_and(|x| x.is(v))),
+        }
+    }
+
+    /// Marks an object reached from outside the function (see `foreign`).
+    pub fn mark_foreign(&mut self, v: &Bound<'py, PyAny>) {
+        if v.is_none()
+            || v.is_instance_of::<PyFloat>()
+            || v.is_instance_of::<pyo3::types::PyInt>()
+            || v.is_instance_of::<pyo3::types::PyString>()
+            || self.sym_obj(v).is_some()
+        {
+            return;
+        }
+        if self.foreign.insert(v.as_ptr() as usize) {
+            self.keep.push(v.clone());
+        }
+    }
+
+    /// Was `o` (or, for an array, the array whose memory it views) reached from outside?
+    pub fn is_foreign(&self, o: &Bound<'py, PyAny>) -> bool {
+        if o.is_instance_of::<PyModule>()
+            || o.is_instance_of::<pyo3::types::PyType>()
+            || is_namespace(o)
+        {
+            return true;
+        }
+        let mut cur = o.clone();
+        for _ in 0..32 {
+            if self.foreign.contains(&(cur.as_ptr() as usize)) {
+                return true;
+            }
+            if !cur.is_instance(&self.r.ndarray).unwrap_or(false) {
+                return false;
+            }
+            match cur.getattr("base") {
+                Ok(b) if !b.is_none() => cur = b,
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// Refuses a write into an object the function does not own (`what` names the write).
+    pub fn check_owned(&self, o: &Bound<'py, PyAny>, what: &str) -> Res<()> {
+        if self.in_library() || !self.is_foreign(o) {
+            return Ok(());
+        }
+        unsupported(format!(
+            "{what} writes to {} that the traced function does not own (it was reached \
+             from a global, a closure variable, a default argument or an attribute of an \
+             object that is not an argument). The write would happen once, at trace time, \
+             and not on later calls. Pass the object in as an argument and return the new \
+             value instead, or do the update outside the traced function",
+            self.describe_foreign(o)
+        ))
+    }
+
+    /// Is the engine running code of the standard library or an installed package (not
+    /// the user's)? Their bookkeeping writes (`warnings.catch_warnings`, `np.errstate`)
+    /// are not the user's side effects; writes the user's code makes are checked where it
+    /// makes them.
+    pub fn in_library(&self) -> bool {
+        self.where_.last().is_some_and(|w| is_library_path(w))
+    }
+
+    /// Names a foreign object by where it was read (`the global 'G' (a list)`), else by type.
+    fn describe_foreign(&self, o: &Bound<'py, PyAny>) -> String {
+        if is_namespace(o) {
+            let m = o
+                .get_item("__name__")
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            return format!("the globals of module '{m}'");
+        }
+        let mut cur = o.clone();
+        for _ in 0..32 {
+            if let Some(s) = self.sources.iter().find(|s| s.3.is(&cur)) {
+                let kind = match s.0.as_str() {
+                    "global" => "the global",
+                    "cell" => "the closure variable",
+                    _ => "the attribute",
+                };
+                let view = if cur.is(o) { "" } else { "a view of " };
+                return format!("{view}{kind} '{}' (a {})", s.2, type_name(&cur));
+            }
+            match cur.getattr("base") {
+                Ok(b) if !b.is_none() && cur.is_instance(&self.r.ndarray).unwrap_or(false) => {
+                    cur = b
+                }
+                _ => break,
+            }
+        }
+        format!("an object of type {}", type_name(o))
+    }
+
+    /// Records that a cell or function was made during the trace.
+    pub fn note_owned(&mut self, o: &Bound<'py, PyAny>) {
+        if self.owned.insert(o.as_ptr() as usize) {
+            self.keep.push(o.clone());
+        }
+    }
+
+    pub fn is_owned(&self, o: &Bound<'py, PyAny>) -> bool {
+        self.owned.contains(&(o.as_ptr() as usize))
+    }
+
+    /// Marks a string made from a traced value.
+    pub fn taint(&mut self, s: &Bound<'py, PyAny>) {
+        if s.is_instance_of::<pyo3::types::PyString>() && self.tainted.insert(s.as_ptr() as usize) {
+            self.keep.push(s.clone());
+        }
+    }
+
+    pub fn is_tainted(&self, s: &Bound<'py, PyAny>) -> bool {
+        !self.tainted.is_empty() && self.tainted.contains(&(s.as_ptr() as usize))
     }
 
     /// Gives a traced value the user's variable name (for printing), first name wins.
@@ -695,6 +898,50 @@ fn plain_dict<'py>(r: &Refs<'py>, o: &Bound<'py, PyAny>) -> Option<Bound<'py, Py
         return None;
     }
     o.getattr("__dict__").ok()?.downcast_into::<PyDict>().ok()
+}
+
+/// A module's namespace dict (`globals()`, `vars(module)`, `module.__dict__`).
+pub fn is_namespace(o: &Bound<'_, PyAny>) -> bool {
+    o.downcast::<PyDict>().is_ok_and(|d| {
+        d.contains("__name__").unwrap_or(false)
+            && (d.contains("__builtins__").unwrap_or(false)
+                || d.contains("__spec__").unwrap_or(false))
+    })
+}
+
+/// A location (`file:line in f`) in the standard library or an installed package.
+pub fn is_library_path(w: &str) -> bool {
+    w.contains("/site-packages/") || w.contains("/lib/python3")
+}
+
+/// Is this a module of NumPy, SciPy or the standard library (whose data never changes)?
+fn library_module(o: &Bound<'_, PyAny>) -> bool {
+    if !o.is_instance_of::<PyModule>() {
+        return false;
+    }
+    let name: String = o
+        .getattr("__name__")
+        .and_then(|n| n.extract())
+        .unwrap_or_default();
+    let top = name.split('.').next().unwrap_or("");
+    matches!(
+        top,
+        "numpy" | "scipy" | "math" | "cmath" | "builtins" | "operator" | "functools" | "sys"
+    )
+}
+
+/// Is this a function or object of NumPy, SciPy or the standard library?
+fn library_object(o: &Bound<'_, PyAny>) -> bool {
+    let m: String = o
+        .getattr("__module__")
+        .and_then(|n| n.extract())
+        .or_else(|_| o.get_type().getattr("__module__").and_then(|n| n.extract()))
+        .unwrap_or_default();
+    let top = m.split('.').next().unwrap_or("");
+    matches!(
+        top,
+        "numpy" | "scipy" | "math" | "builtins" | "functools" | "operator" | "autodiff"
+    )
 }
 
 /// `type(o).__name__`.

@@ -136,6 +136,60 @@ const NP_FUNCS: &[&str] = &[
     "linalg.det",
     "linalg.slogdet",
     "linalg.cholesky",
+    "lib.stride_tricks.sliding_window_view",
+    "lib.stride_tricks.as_strided",
+];
+
+/// Methods that change the object they are bound to (lists, dicts, sets, deques, arrays):
+/// refused on objects the traced function does not own.
+const MUTATORS: &[&str] = &[
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "sort",
+    "reverse",
+    "update",
+    "setdefault",
+    "popitem",
+    "add",
+    "discard",
+    "difference_update",
+    "intersection_update",
+    "symmetric_difference_update",
+    "appendleft",
+    "extendleft",
+    "popleft",
+    "rotate",
+    "fill",
+    "resize",
+    "put",
+    "itemset",
+    "setfield",
+    "partition",
+    "byteswap",
+    "setflags",
+    "at",
+    "__setitem__",
+    "__delitem__",
+    "__setattr__",
+    "__delattr__",
+    "__iadd__",
+    "__isub__",
+    "__imul__",
+    "__itruediv__",
+];
+
+/// NumPy functions that write into their first argument.
+const NP_WRITERS: &[&str] = &[
+    "copyto",
+    "fill_diagonal",
+    "put",
+    "place",
+    "putmask",
+    "put_along_axis",
 ];
 
 const BUILTINS: &[&str] = &[
@@ -475,12 +529,28 @@ impl<'py> Tracer<'py> {
     fn binary_op_inner(&mut self, arg: usize, a: &Val<'py>, b: &Val<'py>) -> Res<Val<'py>> {
         let f = self.r.binops[arg].clone();
         let (sa, sb) = (self.sym(a).is_some(), self.sym(b).is_some());
+        if arg >= 13 && self.is_foreign(a.obj()) {
+            // `w -= lr * g` on a global array, `L += [x]` on a global list: in place.
+            let ao = a.obj();
+            let immutable = ao.is_instance_of::<PyFloat>()
+                || ao.is_instance_of::<pyo3::types::PyInt>()
+                || ao.is_instance_of::<pyo3::types::PyString>()
+                || ao.is_instance_of::<PyTuple>()
+                || ao.is_instance(&self.r.generic)?;
+            if !immutable {
+                self.check_owned(ao, "an in-place operator")?;
+            }
+        }
         if !sa && !sb {
             self.check_vals_not_stale([a, b])?;
             if let Some(v) = self.user_dunder(arg, a, b)? {
                 return Ok(v);
             }
-            return Ok(self.val(f.call1((a.obj(), b.obj()))?));
+            let out = f.call1((a.obj(), b.obj()))?;
+            if self.is_tainted(a.obj()) || self.is_tainted(b.obj()) {
+                self.taint(&out);
+            }
+            return Ok(self.val(out));
         }
         let inplace = arg >= 13 && a.obj().is_instance(&self.r.ndarray)?;
         if inplace {
@@ -620,6 +690,14 @@ impl<'py> Tracer<'py> {
                         "the array attribute .{name} is not supported on traced arrays"
                     ))
                 }
+                "data" | "__array_interface__" | "__array_struct__" | "ctypes" => {
+                    return unsupported(format!(
+                        "`.{name}` of a traced array exposes its memory: whatever is built from \
+                         it (np.frombuffer, as_strided, ctypes) would hold the values of the trace \
+                         as constants. Use NumPy operations on the array itself (indexing, \
+                         reshape, np.lib.stride_tricks.sliding_window_view)"
+                    ))
+                }
                 _ => {}
             }
         }
@@ -637,7 +715,23 @@ impl<'py> Tracer<'py> {
         }
         let v = obj.getattr(name)?;
         if !obj.is_instance(&self.r.ndarray)? && self.sym(o).is_none() {
-            self.note_source("attr", obj, name, &v)?;
+            if self.is_foreign(obj) {
+                self.note_source("attr", obj, name, &v)?;
+            } else if !obj.is_instance(&self.r.generic)? && self.sym_obj(&v).is_none() {
+                // A class attribute read through an instance the function owns
+                // (`self.scale` where `scale` is set on the class): read from outside.
+                let in_instance = obj
+                    .getattr("__dict__")
+                    .ok()
+                    .and_then(|d| d.downcast_into::<PyDict>().ok())
+                    .is_some_and(|d| d.contains(name).unwrap_or(false));
+                if !in_instance {
+                    let t = obj.get_type().into_any();
+                    if t.getattr(name).is_ok_and(|x| x.is(&v)) {
+                        self.note_source("attr", &t, name, &v)?;
+                    }
+                }
+            }
         }
         Ok(self.val(v))
     }
@@ -652,7 +746,28 @@ impl<'py> Tracer<'py> {
         let c = callee.obj().clone();
         let traced =
             args.iter().any(|a| self.deep_sym(a)) || kwargs.iter().any(|(_, v)| self.deep_sym(v));
+        let str_self = c
+            .getattr("__self__")
+            .ok()
+            .filter(|s| s.is_instance_of::<pyo3::types::PyString>());
+        let to_text = traced
+            && ["str", "repr", "format", "ascii"]
+                .iter()
+                .any(|n| self.r.builtins.getattr(*n).is_ok_and(|b| b.is(&c)));
+        let tainted_in = str_self.as_ref().is_some_and(|s| self.is_tainted(s))
+            || args.iter().any(|a| self.tainted_val(a));
         let out = self.dispatch(callee, args, kwargs);
+        if let Ok(v) = &out {
+            if to_text || (tainted_in && (str_self.is_some() || self.is_text_fn(&c))) {
+                let o = v.obj().clone();
+                self.taint(&o);
+                if let Ok(l) = o.downcast::<PyList>() {
+                    for it in l.iter() {
+                        self.taint(&it);
+                    }
+                }
+            }
+        }
         if traced
             && !c.is_instance(&self.r.function_type)?
             && !c.is_instance(&self.r.method_type)?
@@ -679,9 +794,60 @@ impl<'py> Tracer<'py> {
                 callee_name(&c)
             ));
         }
+        // (Library code reading the clock for its own bookkeeping, like logging's record
+        // timestamps, is left alone; the user's code reading it is refused.)
+        if let Some(what) = nondeterministic(&c).filter(|_| !self.in_library()) {
+            return unsupported(format!(
+                "`{}` {what} inside a traced function: it would be read once, at trace time, and \
+                 the same value reused on every call. Call it outside and pass the value in as an \
+                 argument",
+                callee_name(&c)
+            ));
+        }
+        self.check_effects(&c, &args, &kwargs)?;
         if let Ok(slf) = c.getattr("__self__") {
             self.check_not_stale(&slf)?;
+            let sv = self.val(slf.clone());
+            if self.sym(&sv).is_some() && !slf.is_instance_of::<PyModule>() {
+                let name: String = c
+                    .getattr("__name__")
+                    .and_then(|n| n.extract())
+                    .unwrap_or_default();
+                if name.starts_with("__") && name.ends_with("__") && name.len() > 4 {
+                    return self.call_dunder(&name, sv, args, kwargs);
+                }
+            }
         }
+        // functools.lru_cache / cache: the wrapped function is interpreted (a cached
+        // result computed at trace time could be stale, and its reads must be seen).
+        if type_name(&c) == "_lru_cache_wrapper" {
+            if let Ok(w) = c.getattr("__wrapped__") {
+                if w.is_instance(&self.r.function_type)? {
+                    if self.is_foreign(&c) {
+                        self.mark_foreign(&w);
+                    }
+                    return self.call(self.val(w), args, kwargs);
+                }
+            }
+        }
+        // `getattr(obj, "name")` reads like `obj.name` (so outside values are recorded).
+        if self.r.builtins.getattr("getattr").is_ok_and(|g| g.is(&c))
+            && kwargs.is_empty()
+            && (2..=3).contains(&args.len())
+            && args[1].obj().is_instance_of::<pyo3::types::PyString>()
+        {
+            let name: String = args[1].obj().extract()?;
+            return match self.getattr(&args[0], &name) {
+                Err(super::Err::Py(e))
+                    if args.len() == 3
+                        && e.is_instance_of::<pyo3::exceptions::PyAttributeError>(self.py) =>
+                {
+                    Ok(args[2].clone())
+                }
+                r => r,
+            };
+        }
+        let args = self.call_array_methods(&c, args)?;
         if let Ok(spec) = c.getattr("__autodiff__") {
             if spec.downcast::<PyTuple>().is_ok() {
                 return self.call_transformed(&c, &spec, args, kwargs);
@@ -705,7 +871,13 @@ impl<'py> Tracer<'py> {
         }
         if c.is_instance(&self.r.method_type)? {
             let func = c.getattr("__func__")?;
-            let mut a = vec![self.val(c.getattr("__self__")?)];
+            let slf = c.getattr("__self__")?;
+            if self.is_foreign(&c) {
+                // `Function(model.loss)`: the model is read from outside.
+                self.mark_foreign(&slf);
+                self.mark_foreign(&func);
+            }
+            let mut a = vec![self.val(slf)];
             a.extend(args);
             return self.call(self.val(func), a, kwargs);
         }
@@ -746,7 +918,11 @@ impl<'py> Tracer<'py> {
                     for (k, v) in &kwargs {
                         kw.set_item(k, self.escape(v)?)?;
                     }
-                    return Ok(self.val(c.call(PyTuple::new(self.py, args)?, Some(&kw))?));
+                    let out = c.call(PyTuple::new(self.py, args)?, Some(&kw))?;
+                    if self.is_foreign(&slf) {
+                        self.mark_foreign(&out);
+                    }
+                    return Ok(self.val(out));
                 }
                 if slf.is_instance(&self.r.ufunc)? {
                     let call = Call {
@@ -771,6 +947,20 @@ impl<'py> Tracer<'py> {
             .and_then(|f| f.getattr("partial"))
         {
             if c.is_instance(&partial)? {
+                if self.is_foreign(&c) {
+                    // Its arguments are read from outside: checked on every call.
+                    for k in ["args", "keywords"] {
+                        let v = c.getattr(k)?;
+                        self.note_source("attr", &c, k, &v)?;
+                        for x in v.try_iter()? {
+                            let x = x?;
+                            let x = if k == "keywords" { v.get_item(x)? } else { x };
+                            self.mark_foreign(&x);
+                        }
+                    }
+                    let f = c.getattr("func")?;
+                    self.mark_foreign(&f);
+                }
                 let mut a: Vec<Val> = c
                     .getattr("args")?
                     .try_iter()?
@@ -1165,6 +1355,338 @@ impl<'py> Tracer<'py> {
             }
         }
     }
+}
+
+impl<'py> Tracer<'py> {
+    /// Is `v` (or a string in the list/tuple it is) made from a traced value?
+    fn tainted_val(&self, v: &Val<'py>) -> bool {
+        let Some(o) = v.obj.as_ref() else {
+            return false;
+        };
+        if self.is_tainted(o) {
+            return true;
+        }
+        if let Ok(l) = o.downcast::<PyList>() {
+            return l.iter().any(|x| self.is_tainted(&x));
+        }
+        if let Ok(t) = o.downcast::<PyTuple>() {
+            return t.iter().any(|x| self.is_tainted(&x));
+        }
+        false
+    }
+
+    /// Callables that only make or show text (a string made from a traced value may go
+    /// through them).
+    fn is_text_fn(&self, c: &Bound<'py, PyAny>) -> bool {
+        [
+            "str",
+            "repr",
+            "format",
+            "ascii",
+            "print",
+            "len",
+            "isinstance",
+            "type",
+            "id",
+        ]
+        .iter()
+        .any(|n| self.r.builtins.getattr(*n).is_ok_and(|b| b.is(c)))
+    }
+
+    /// Refuses calls with effects the trace cannot reproduce: writes into objects the
+    /// function does not own (a global list's `append`, `np.copyto(global, ...)`,
+    /// `out=global`, `setattr(global_obj, ...)`) and numbers parsed back from strings made
+    /// of traced values (`float(str(x))`).
+    fn check_effects(
+        &mut self,
+        c: &Bound<'py, PyAny>,
+        args: &[Val<'py>],
+        kwargs: &[(String, Val<'py>)],
+    ) -> Res<()> {
+        let name: String = c
+            .getattr("__name__")
+            .and_then(|n| n.extract())
+            .unwrap_or_default();
+        let interpreted =
+            c.is_instance(&self.r.function_type)? || c.is_instance(&self.r.method_type)?;
+        if let Ok(slf) = c.getattr("__self__") {
+            // (Python methods are interpreted: their own writes are checked.)
+            if MUTATORS.contains(&name.as_str())
+                && !interpreted
+                && !slf.is_instance_of::<PyModule>()
+                && self.is_foreign(&slf)
+            {
+                let what = if slf.is_instance(&self.r.ufunc)? {
+                    format!("`{}.{name}`", callee_name(&slf))
+                } else {
+                    format!("`.{name}(...)`")
+                };
+                let target = if slf.is_instance(&self.r.ufunc)? {
+                    args.first().map(|a| a.obj().clone()).unwrap_or(slf)
+                } else {
+                    slf
+                };
+                self.check_owned(&target, &what)?;
+            }
+        }
+        let cname = callee_name(c);
+        let np_writer = NP_WRITERS
+            .iter()
+            .any(|w| self.r.np.getattr(*w).is_ok_and(|f| f.is(c)));
+        if np_writer {
+            if let Some(a) = args.first() {
+                self.check_owned(a.obj(), &format!("`{cname}`"))?;
+            }
+        }
+        for (k, v) in kwargs {
+            if k == "out" {
+                let outs: Vec<Bound<'py, PyAny>> = match v.obj().downcast::<PyTuple>() {
+                    Ok(t) => t.iter().collect(),
+                    Err(_) => vec![v.obj().clone()],
+                };
+                for o in outs {
+                    if !o.is_none() {
+                        self.check_owned(&o, &format!("`{cname}(..., out=...)`"))?;
+                    }
+                }
+            }
+        }
+        for n in ["setattr", "delattr"] {
+            if self.r.builtins.getattr(n).is_ok_and(|b| b.is(c)) {
+                if let Some(a) = args.first() {
+                    self.check_owned(a.obj(), &format!("`{n}`"))?;
+                }
+            }
+        }
+        let str_method = c
+            .getattr("__self__")
+            .is_ok_and(|s| s.is_instance_of::<pyo3::types::PyString>())
+            || c.getattr("__objclass__")
+                .is_ok_and(|s| s.is(self.py.get_type::<pyo3::types::PyString>().into_any()));
+        if !str_method && !interpreted && !self.is_text_fn(c) && !self.in_library() {
+            let container = CONTAINER_METHODS.contains(&name.as_str())
+                && c.getattr("__self__").is_ok_and(|s| {
+                    s.downcast::<PyList>().is_ok() || s.downcast::<PyDict>().is_ok()
+                });
+            if !container
+                && (args.iter().any(|a| self.tainted_val(a))
+                    || kwargs.iter().any(|(_, v)| self.tainted_val(v)))
+            {
+                return unsupported(format!(
+                    "a string made from a traced value (by str(), repr(), format() or an \
+                     f-string) is passed to `{cname}`: a number read back from it would be a \
+                     constant of the trace, wrong on later calls and without a gradient. Use \
+                     the array itself (e.g. float(x[0]) instead of float(str(x[0])))"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A user object with a Python `__array__` passed to a NumPy function: NumPy would
+    /// call it natively (freezing a traced result), so it is interpreted here.
+    fn call_array_methods(
+        &mut self,
+        c: &Bound<'py, PyAny>,
+        mut args: Vec<Val<'py>>,
+    ) -> Res<Vec<Val<'py>>> {
+        let np_fn = self
+            .table
+            .by_id
+            .get(&(c.as_ptr() as usize))
+            .is_some_and(|n| n.starts_with("np."))
+            || c.is_instance(&self.r.ufunc)?;
+        if !np_fn {
+            return Ok(args);
+        }
+        for a in args.iter_mut() {
+            let o = a.obj().clone();
+            if self.sym(a).is_some()
+                || o.is_instance(&self.r.ndarray)?
+                || o.is_instance(&self.r.generic)?
+                || o.is_instance_of::<PyModule>()
+                || o.is_instance_of::<pyo3::types::PyType>()
+            {
+                continue;
+            }
+            if let Ok(m) = o.get_type().getattr("__array__") {
+                if m.is_instance(&self.r.function_type)? {
+                    *a = self.call_function(&m, vec![a.clone()], vec![])?;
+                }
+            }
+        }
+        Ok(args)
+    }
+
+    /// `x.__mul__(2.0)`, `x.__getitem__(i)`, ... on a traced array or scalar: the same as
+    /// the operator or builtin, so the engine mirrors them; other dunders are refused.
+    fn call_dunder(
+        &mut self,
+        name: &str,
+        x: Val<'py>,
+        args: Vec<Val<'py>>,
+        kwargs: Vec<(String, Val<'py>)>,
+    ) -> Res<Val<'py>> {
+        const BIN: [&str; 13] = [
+            "add", "and", "floordiv", "lshift", "matmul", "mul", "mod", "or", "pow", "rshift",
+            "sub", "truediv", "xor",
+        ];
+        let py = self.py;
+        let inner = &name[2..name.len() - 2];
+        let pos = |s: &str| BIN.iter().position(|b| *b == s);
+        let builtin =
+            |t: &Self, n: &str| -> PyResult<Val<'py>> { Ok(Val::new(t.r.builtins.getattr(n)?)) };
+        if kwargs.is_empty() && args.len() == 1 {
+            let y = &args[0];
+            if let Some(i) = pos(inner) {
+                return self.binary_op(i, &x, y);
+            }
+            if let Some(i) = inner.strip_prefix('r').and_then(pos) {
+                return self.binary_op(i, y, &x);
+            }
+            if let Some(i) = inner.strip_prefix('i').and_then(pos) {
+                return self.binary_op(i + 13, &x, y);
+            }
+            let cmp = match inner {
+                "lt" => Some("<"),
+                "le" => Some("<="),
+                "gt" => Some(">"),
+                "ge" => Some(">="),
+                "eq" => Some("=="),
+                "ne" => Some("!="),
+                _ => None,
+            };
+            if let Some(op) = cmp {
+                return self.compare(op, &x, y);
+            }
+            match inner {
+                "getitem" => return self.getitem(&x, y),
+                "contains" => {
+                    let b = self.contains(y, &x)?;
+                    return Ok(Val::new(
+                        pyo3::types::PyBool::new(py, b).to_owned().into_any(),
+                    ));
+                }
+                "divmod" | "rdivmod" => {
+                    let (a, b) = if inner == "divmod" { (&x, y) } else { (y, &x) };
+                    let q = self.binary_op(2, a, b)?;
+                    let r = self.binary_op(6, a, b)?;
+                    let t = PyTuple::new(py, self.escape_all(&[q, r])?)?;
+                    return Ok(Val::new(t.into_any()));
+                }
+                "round" | "format" => {
+                    let f = builtin(self, inner)?;
+                    return self.call(f, vec![x, y.clone()], vec![]);
+                }
+                "deepcopy" => {
+                    let f = Val::new(self.r.np.getattr("copy")?);
+                    return self.call(f, vec![x], vec![]);
+                }
+                _ => {}
+            }
+        }
+        if kwargs.is_empty() && args.len() == 2 && inner == "setitem" {
+            self.setitem(&x, &args[0], &args[1])?;
+            return Ok(Val::new(py.None().into_bound(py)));
+        }
+        if kwargs.is_empty() && args.is_empty() {
+            match inner {
+                "neg" => return self.unary(Unary::Neg, &x),
+                "pos" => return self.unary(Unary::Pos, &x),
+                "invert" => return self.unary(Unary::Invert, &x),
+                "bool" => {
+                    let b = self.truth(&x)?;
+                    return Ok(Val::new(
+                        pyo3::types::PyBool::new(py, b).to_owned().into_any(),
+                    ));
+                }
+                "abs" | "float" | "int" | "round" | "len" | "str" | "repr" => {
+                    let f = builtin(self, inner)?;
+                    return self.call(f, vec![x], vec![]);
+                }
+                "index" => {
+                    let f = builtin(self, "int")?;
+                    return self.call(f, vec![x], vec![]);
+                }
+                "iter" => {
+                    let rows = self.unpack(x)?;
+                    let l = PyList::new(py, rows.iter().map(|r| r.obj().clone()))?;
+                    return Ok(Val::new(l.try_iter()?.into_any()));
+                }
+                "copy" => {
+                    let f = Val::new(self.r.np.getattr("copy")?);
+                    return self.call(f, vec![x], vec![]);
+                }
+                "sizeof" | "dir" | "reduce_ex" | "hash" | "class" | "init_subclass" => {}
+                _ => {}
+            }
+            if matches!(inner, "sizeof" | "dir" | "hash") {
+                let m = x.obj().getattr(name)?;
+                return Ok(Val::new(m.call0()?));
+            }
+        }
+        unsupported(format!(
+            "`x.{name}(...)` called directly on a traced value is not supported (it would run \
+             outside the engine and freeze the result); use the operator or NumPy function \
+             instead"
+        ))
+    }
+}
+
+/// What a non-deterministic callable reads (the clock, the OS's entropy), if it is one.
+fn nondeterministic(c: &Bound<'_, PyAny>) -> Option<&'static str> {
+    let s = |o: &Bound<'_, PyAny>, a: &str| -> String {
+        o.getattr(a)
+            .and_then(|m| m.extract::<String>())
+            .unwrap_or_default()
+    };
+    let (m, n) = (s(c, "__module__"), s(c, "__name__"));
+    const CLOCKS: &[&str] = &[
+        "time",
+        "time_ns",
+        "perf_counter",
+        "perf_counter_ns",
+        "monotonic",
+        "monotonic_ns",
+        "process_time",
+        "process_time_ns",
+        "thread_time",
+        "thread_time_ns",
+        "clock_gettime",
+        "clock_gettime_ns",
+        "localtime",
+        "gmtime",
+        "ctime",
+        "asctime",
+        "strftime",
+    ];
+    if m == "time" && CLOCKS.contains(&n.as_str()) {
+        return Some("reads the clock");
+    }
+    if let Ok(slf) = c.getattr("__self__") {
+        let owner = if slf.is_instance_of::<pyo3::types::PyType>() {
+            slf.clone()
+        } else {
+            slf.get_type().into_any()
+        };
+        let om = s(&owner, "__module__");
+        if om == "datetime" && matches!(n.as_str(), "now" | "today" | "utcnow") {
+            return Some("reads the clock");
+        }
+        if s(&slf, "__name__") == "time" && CLOCKS.contains(&n.as_str()) {
+            return Some("reads the clock");
+        }
+    }
+    if (m == "posix" || m == "nt" || m == "os") && matches!(n.as_str(), "urandom" | "getrandom") {
+        return Some("reads random bytes from the operating system");
+    }
+    if m == "uuid" && matches!(n.as_str(), "uuid1" | "uuid4") {
+        return Some("makes a new unique id");
+    }
+    if m == "secrets" {
+        return Some("draws random numbers");
+    }
+    None
 }
 
 /// `module.qualname` of a callable, for messages.
