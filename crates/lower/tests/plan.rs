@@ -205,8 +205,9 @@ fn buffers_are_reused_and_elementwise_kernels_write_in_place() {
     assert_eq!(slots, 2, "{}", p.stats());
     assert_eq!(elems, 200);
     assert_eq!(p.num_in_place(), 10, "{}", p.stats());
-    // ten rounds of sin(cumsum) amplify sin's last-bit differences from libm past 1e-14
-    approx(&g, &[h]);
+    // ten rounds of sin(cumsum over 100 elements) amplify sin's last-bit differences from
+    // libm (~1e-16) by the chain's condition number (measured: ~2e-12 relative)
+    check_against_reference(&g, &[h], &rand_inputs(&g, 3), 1e-9, 1e-9).unwrap();
 }
 
 #[test]
