@@ -14,6 +14,7 @@ use autodiff_exec::special;
 use autodiff_ir::{BinaryOp, DType, ReduceOp, UnaryOp};
 
 use crate::view::{gather_strided, Loc};
+use crate::vmath::{self, Func};
 use crate::Env;
 
 /// Elements per chunk (each register holds one chunk).
@@ -513,37 +514,38 @@ macro_rules! map2 {
     }};
 }
 
-/// `d = u(a)` elementwise, with the reference's definitions.
+/// `d = u(a)` elementwise, with the reference's definitions (transcendental functions from
+/// [`vmath`]: within 2 ulp of the correctly rounded result, not bit-equal to libm).
 pub(crate) fn unary(u: UnaryOp, d: &mut [f64], a: &[f64]) {
     match u {
         UnaryOp::Neg => map1!(d, a, |x: f64| -x),
         UnaryOp::Abs => map1!(d, a, f64::abs),
         UnaryOp::Sign => map1!(d, a, special::sign),
-        UnaryOp::Exp => map1!(d, a, f64::exp),
-        UnaryOp::Expm1 => map1!(d, a, f64::exp_m1),
-        UnaryOp::Log => map1!(d, a, f64::ln),
-        UnaryOp::Log1p => map1!(d, a, f64::ln_1p),
-        UnaryOp::Log2 => map1!(d, a, f64::log2),
-        UnaryOp::Log10 => map1!(d, a, f64::log10),
+        UnaryOp::Exp => vmath::apply(Func::Exp, d, a),
+        UnaryOp::Expm1 => vmath::apply(Func::Expm1, d, a),
+        UnaryOp::Log => vmath::apply(Func::Log, d, a),
+        UnaryOp::Log1p => vmath::apply(Func::Log1p, d, a),
+        UnaryOp::Log2 => vmath::apply(Func::Log2, d, a),
+        UnaryOp::Log10 => vmath::apply(Func::Log10, d, a),
         UnaryOp::Sqrt => map1!(d, a, f64::sqrt),
         UnaryOp::Square => map1!(d, a, |x: f64| x * x),
         UnaryOp::Reciprocal => map1!(d, a, |x: f64| 1.0 / x),
-        UnaryOp::Sin => map1!(d, a, f64::sin),
-        UnaryOp::Cos => map1!(d, a, f64::cos),
+        UnaryOp::Sin => vmath::apply(Func::Sin, d, a),
+        UnaryOp::Cos => vmath::apply(Func::Cos, d, a),
         UnaryOp::Tan => map1!(d, a, f64::tan),
         UnaryOp::Arcsin => map1!(d, a, f64::asin),
         UnaryOp::Arccos => map1!(d, a, f64::acos),
         UnaryOp::Arctan => map1!(d, a, f64::atan),
-        UnaryOp::Sinh => map1!(d, a, f64::sinh),
-        UnaryOp::Cosh => map1!(d, a, f64::cosh),
-        UnaryOp::Tanh => map1!(d, a, f64::tanh),
+        UnaryOp::Sinh => vmath::apply(Func::Sinh, d, a),
+        UnaryOp::Cosh => vmath::apply(Func::Cosh, d, a),
+        UnaryOp::Tanh => vmath::apply(Func::Tanh, d, a),
         UnaryOp::Arcsinh => map1!(d, a, f64::asinh),
         UnaryOp::Arccosh => map1!(d, a, f64::acosh),
         UnaryOp::Arctanh => map1!(d, a, f64::atanh),
         UnaryOp::Floor => map1!(d, a, f64::floor),
         UnaryOp::Ceil => map1!(d, a, f64::ceil),
         UnaryOp::Round => map1!(d, a, f64::round_ties_even),
-        UnaryOp::Sigmoid => map1!(d, a, special::sigmoid),
+        UnaryOp::Sigmoid => vmath::apply(Func::Sigmoid, d, a),
         UnaryOp::Erf => map1!(d, a, special::erf),
         UnaryOp::Gammaln => map1!(d, a, special::gammaln),
         UnaryOp::Digamma => map1!(d, a, special::digamma),
@@ -565,7 +567,7 @@ pub(crate) fn binary(b: BinaryOp, d: &mut [f64], x: &[f64], y: &[f64]) {
         BinaryOp::Maximum => map2!(d, x, y, special::maximum),
         BinaryOp::Minimum => map2!(d, x, y, special::minimum),
         BinaryOp::Arctan2 => map2!(d, x, y, f64::atan2),
-        BinaryOp::LogAddExp => map2!(d, x, y, special::logaddexp),
+        BinaryOp::LogAddExp => vmath::logaddexp(d, x, y),
         BinaryOp::Lt => map2!(d, x, y, |p: f64, q: f64| (p < q) as u8 as f64),
         BinaryOp::Le => map2!(d, x, y, |p: f64, q: f64| (p <= q) as u8 as f64),
         BinaryOp::Gt => map2!(d, x, y, |p: f64, q: f64| (p > q) as u8 as f64),

@@ -40,6 +40,7 @@ mod contract;
 mod fused;
 mod kernels;
 mod view;
+pub mod vmath;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

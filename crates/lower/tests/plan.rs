@@ -27,8 +27,11 @@ fn rand_inputs(g: &Graph, seed: u64) -> Vec<Tensor> {
         .collect()
 }
 
+/// Same order of operations as the reference: equal up to the transcendental functions,
+/// which come from `vmath` (within 2 ulp of the correctly rounded value, not bit-equal to
+/// libm) — a few ulp once propagated.
 fn exact(g: &Graph, outs: &[NodeId]) {
-    check_against_reference(g, outs, &rand_inputs(g, 3), 0.0, 0.0).unwrap();
+    check_against_reference(g, outs, &rand_inputs(g, 3), 1e-14, 0.0).unwrap();
 }
 
 fn approx(g: &Graph, outs: &[NodeId]) {
@@ -202,7 +205,9 @@ fn buffers_are_reused_and_elementwise_kernels_write_in_place() {
     assert_eq!(slots, 2, "{}", p.stats());
     assert_eq!(elems, 200);
     assert_eq!(p.num_in_place(), 10, "{}", p.stats());
-    exact(&g, &[h]);
+    // ten rounds of sin(cumsum over 100 elements) amplify sin's last-bit differences from
+    // libm (~1e-16) by the chain's condition number (measured: ~2e-12 relative)
+    check_against_reference(&g, &[h], &rand_inputs(&g, 3), 1e-9, 1e-9).unwrap();
 }
 
 #[test]
