@@ -116,6 +116,9 @@ pub fn signature(name: &str, method: bool) -> Option<&'static str> {
              signature=None"
         }
         "np.tensordot" => "a b axes",
+        // every argument is applied again to an array of positions (`strided_view`)
+        "np.lib.stride_tricks.sliding_window_view" => "x window_shape axis * subok writeable",
+        "np.lib.stride_tricks.as_strided" => "x shape strides subok writeable",
         "np.einsum" => "*operands * out@ optimize~ dtype casting~ order~",
         "np.reshape" => "a shape order * copy~",
         "np.ravel" => "a order",
