@@ -189,26 +189,18 @@ impl Contract {
                 let mut bi = 0usize;
                 walk2(batch_ext, a_batch, b_batch, |oa, ob| {
                     let c = out.as_mut_ptr().add(bi * m * n);
-                    if k == 0 {
-                        std::slice::from_raw_parts_mut(c, m * n).fill(0.0);
-                    } else {
-                        matrixmultiply::dgemm(
-                            m,
-                            k,
-                            n,
-                            1.0,
-                            a.offset(oa),
-                            *rsa,
-                            *csa,
-                            b.offset(ob),
-                            *rsb,
-                            *csb,
-                            0.0,
-                            c,
-                            n as isize,
-                            1,
-                        );
-                    }
+                    crate::matmul::matmul(
+                        m,
+                        n,
+                        k,
+                        a.offset(oa),
+                        *rsa,
+                        *csa,
+                        b.offset(ob),
+                        *rsb,
+                        *csb,
+                        c,
+                    );
                     bi += 1;
                 });
             }

@@ -39,6 +39,7 @@
 mod contract;
 mod fused;
 mod kernels;
+mod matmul;
 mod view;
 
 use std::collections::HashMap;
