@@ -51,6 +51,9 @@ use contract::{classify, merge, perm_of, Contract, Plan, GEMM_MIN};
 pub use fused::PAR_MIN;
 use fused::{Fused, Ins, InsKind, Leaf, ReduceSpec, SendPtr, Sink};
 use kernels::{one_node_graph, split_at_axis, Kernel, Src};
+/// The GEMM/GEMV entry point, exposed for `examples/gemm.rs` only (not a stable API).
+#[doc(hidden)]
+pub use matmul::matmul as __matmul;
 use view::{Loc, View};
 
 /// A compilation or execution failure (bad inputs, or a value an op is undefined on).

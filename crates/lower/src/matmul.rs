@@ -3,15 +3,12 @@
 //! - matrix × matrix: the `gemm` crate (faer's GEMM: packed micro-kernels chosen at run time
 //!   for the CPU found — AVX-512, AVX2+FMA, SSE), on the rayon pool when the product is
 //!   large enough;
-//! - matrix × vector (`m == 1` or `n == 1`): our own loops, split over output elements
-//!   across the rayon pool: a dot product per output element when the summed axis is
-//!   contiguous in the matrix (`X @ w`), otherwise a running `out += v[k]·M[k, ·]` over
-//!   contiguous rows (`X.T @ r`); other strides go to `gemm` on one thread.
+//! - matrix × vector (`m == 1` or `n == 1`): `gemm`'s GEMV kernels, one thread per task,
+//!   the tasks cut by the shape alone and run on the rayon pool (see [`gemv`]).
 //!
 //! Determinism: every output element is summed in an order that depends only on the
-//! shapes and strides, never on the number of threads. Our loops split over output
-//! elements only (each element's sum is one sequential chain, so the split cannot change
-//! it). `gemm` splits over output tiles inside each block of the summed axis; the block
+//! shapes and strides, never on the number of threads. The GEMV tasks are fixed by the
+//! shape (their partial sums are added in a fixed order). `gemm` splits over output tiles inside each block of the summed axis; the block
 //! size (`kc`) comes from the shape and the CPU's cache sizes, not the thread count, so
 //! every element still sums the same blocks in the same order
 //! (`tests::gemm_is_independent_of_thread_count` checks this bit for bit). Results do
@@ -35,7 +32,7 @@ unsafe impl Sync for P {}
 /// # Safety
 /// `a`, `b` cover their strided views; `c` holds `m·n` elements and overlaps neither.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn matmul(
+pub unsafe fn matmul(
     m: usize,
     n: usize,
     k: usize,
@@ -89,7 +86,25 @@ unsafe fn gemm_call(
     );
 }
 
+/// Output elements per task of a dot-product GEMV (above 256, where `gemm` switches to a
+/// slower kernel for tiny outputs), output columns per task of a row GEMV (a multiple of
+/// every SIMD width), and rows of the matrix per block of a short row GEMV.
+const GEMV_ROWS: usize = 1024;
+const GEMV_COLS: usize = 1024;
+const GEMV_KBLOCK: usize = 1024;
+/// At most this many partial sums per output element (blocks of the summed axis).
+const GEMV_MAX_BLOCKS: usize = 32;
+
 /// `out[o] = Σ_p M[o, p]·v[p]` with `M[o, p] = mat[o·so + p·sp]`, `v[p] = vec[p·sv]`.
+///
+/// The work is cut into tasks by the shape alone (never by the thread count), each task
+/// one single-threaded `gemm` call (its GEMV kernels), so the result is the same on any
+/// number of threads:
+/// - `M` rows contiguous (`X @ w`): tasks of `GEMV_ROWS` output elements, a dot each;
+/// - `M` columns contiguous (`X.T @ r`), long output: tasks of `GEMV_COLS` outputs, each
+///   streaming over all `p`;
+/// - same, short output: the summed axis is cut into blocks of at least `GEMV_KBLOCK`
+///   rows, one partial vector per block, then the partials are added in block order.
 unsafe fn gemv(
     out: &mut [f64],
     k: usize,
@@ -109,186 +124,53 @@ unsafe fn gemv(
         gathered.as_ptr()
     };
     let (mat, v) = (P(mat), P(v));
-    let threads = rayon::current_num_threads();
-    let par = threads > 1 && len * k >= GEMV_PAR_MIN;
-    if sp == 1 {
-        // one dot product per output element, over a contiguous row of M
-        let run = |o0: usize, dst: &mut [f64]| {
-            let (mat, v) = (&mat, &v);
-            simd::dot_rows(dst, mat.0.offset(o0 as isize * so), so, v.0, k)
-        };
-        if par {
-            let chunk = len.div_ceil(4 * threads).max(1);
-            out.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(i, dst)| run(i * chunk, dst));
-        } else {
-            run(0, out);
-        }
-    } else if so == 1 {
-        // out = Σ_p v[p]·M[·, p], each M[·, p] contiguous
-        let run = |o0: usize, dst: &mut [f64]| {
-            let (mat, v) = (&mat, &v);
-            simd::axpy_rows(dst, mat.0.add(o0), sp, v.0, k)
-        };
-        if par {
-            // chunks of whole cache lines; at least 64 outputs so the rows stay long
-            let chunk = len.div_ceil(2 * threads).max(64).next_multiple_of(8);
-            out.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(i, dst)| run(i * chunk, dst));
-        } else {
-            run(0, out);
-        }
-    } else {
-        // neither axis contiguous: gemm's own strided path (an m×1 product), one thread
+    let par = rayon::current_num_threads() > 1 && len * k >= GEMV_PAR_MIN;
+    // out[o0..o0+dst.len()] = Σ_{p in p0..p0+kn} M[o, p]·v[p]
+    let task = |o0: usize, p0: usize, kn: usize, dst: &mut [f64]| {
+        let (mat, v) = (&mat, &v);
         gemm_call(
-            len,
+            dst.len(),
             1,
-            k,
-            mat.0,
+            kn,
+            mat.0.offset(o0 as isize * so + p0 as isize * sp),
             so,
             sp,
-            v.0,
+            v.0.add(p0),
             1,
             1,
-            out.as_mut_ptr(),
+            dst.as_mut_ptr(),
             gemm::Parallelism::None,
-        );
-    }
-}
-
-/// The matrix-vector loops, compiled twice: for AVX2+FMA (chosen at run time) and portable.
-mod simd {
-    #[inline(always)]
-    fn madd<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
-        if FMA {
-            a.mul_add(b, c)
+        )
+    };
+    let over_outputs = |chunk: usize, out: &mut [f64]| {
+        if par && len > chunk {
+            out.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(i, dst)| task(i * chunk, 0, k, dst));
         } else {
-            a * b + c
+            out.chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(i, dst)| task(i * chunk, 0, k, dst));
         }
-    }
-
-    const L: usize = 16;
-
-    /// `dst[i] = Σ_p row_i[p]·v[p]`, `row_i = mat + i·rs`: 16 running partial sums (lane
-    /// `p mod 16`), added pairwise at the end, then the tail in order.
-    #[inline(always)]
-    unsafe fn dot_rows_body<const FMA: bool>(
-        dst: &mut [f64],
-        mat: *const f64,
-        rs: isize,
-        v: *const f64,
-        k: usize,
-    ) {
-        let full = k / L * L;
-        let v = std::slice::from_raw_parts(v, k);
-        for (i, d) in dst.iter_mut().enumerate() {
-            let row = std::slice::from_raw_parts(mat.offset(i as isize * rs), k);
-            let mut acc = [0.0f64; L];
-            for (r, w) in row[..full].chunks_exact(L).zip(v[..full].chunks_exact(L)) {
-                for l in 0..L {
-                    acc[l] = madd::<FMA>(r[l], w[l], acc[l]);
-                }
-            }
-            let mut width = L;
-            while width > 1 {
-                width /= 2;
-                for l in 0..width {
-                    acc[l] += acc[l + width];
-                }
-            }
-            let mut s = acc[0];
-            for p in full..k {
-                s = madd::<FMA>(row[p], v[p], s);
-            }
-            *d = s;
+    };
+    if so == 1 && sp != 1 && len < GEMV_COLS && k >= 2 * GEMV_KBLOCK {
+        let kb = GEMV_KBLOCK.max(k.div_ceil(GEMV_MAX_BLOCKS));
+        let blocks = k.div_ceil(kb);
+        let mut partial = vec![0.0; blocks * len];
+        let run = |(b, dst): (usize, &mut [f64])| task(0, b * kb, kb.min(k - b * kb), dst);
+        if par {
+            partial.par_chunks_mut(len).enumerate().for_each(run);
+        } else {
+            partial.chunks_mut(len).enumerate().for_each(run);
         }
-    }
-
-    /// `dst = Σ_p v[p]·row_p`, `row_p = mat + p·rs` (contiguous, `dst.len()` long): each
-    /// element is one chain over `p` in order, four rows per pass over `dst`.
-    #[inline(always)]
-    unsafe fn axpy_rows_body<const FMA: bool>(
-        dst: &mut [f64],
-        mat: *const f64,
-        rs: isize,
-        v: *const f64,
-        k: usize,
-    ) {
-        let len = dst.len();
-        dst.fill(0.0);
-        let row = |p: usize| std::slice::from_raw_parts(mat.offset(p as isize * rs), len);
-        let mut p = 0;
-        while p + 4 <= k {
-            let (r0, r1, r2, r3) = (row(p), row(p + 1), row(p + 2), row(p + 3));
-            let (v0, v1, v2, v3) = (*v.add(p), *v.add(p + 1), *v.add(p + 2), *v.add(p + 3));
-            for j in 0..len {
-                let mut s = dst[j];
-                s = madd::<FMA>(v0, r0[j], s);
-                s = madd::<FMA>(v1, r1[j], s);
-                s = madd::<FMA>(v2, r2[j], s);
-                s = madd::<FMA>(v3, r3[j], s);
-                dst[j] = s;
-            }
-            p += 4;
+        out.copy_from_slice(&partial[..len]);
+        for part in partial[len..].chunks(len) {
+            out.iter_mut().zip(part).for_each(|(o, x)| *o += x);
         }
-        while p < k {
-            let (r, vp) = (row(p), *v.add(p));
-            for j in 0..len {
-                dst[j] = madd::<FMA>(vp, r[j], dst[j]);
-            }
-            p += 1;
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    fn fma() -> bool {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dot_rows_fma(dst: &mut [f64], mat: *const f64, rs: isize, v: *const f64, k: usize) {
-        dot_rows_body::<true>(dst, mat, rs, v, k)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn axpy_rows_fma(dst: &mut [f64], mat: *const f64, rs: isize, v: *const f64, k: usize) {
-        axpy_rows_body::<true>(dst, mat, rs, v, k)
-    }
-
-    /// # Safety
-    /// `mat + i·rs` holds `k` values for each `i < dst.len()`; `v` holds `k`.
-    pub(super) unsafe fn dot_rows(
-        dst: &mut [f64],
-        mat: *const f64,
-        rs: isize,
-        v: *const f64,
-        k: usize,
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        if fma() {
-            return dot_rows_fma(dst, mat, rs, v, k);
-        }
-        dot_rows_body::<false>(dst, mat, rs, v, k)
-    }
-
-    /// # Safety
-    /// `mat + p·rs` holds `dst.len()` values for each `p < k`; `v` holds `k`.
-    pub(super) unsafe fn axpy_rows(
-        dst: &mut [f64],
-        mat: *const f64,
-        rs: isize,
-        v: *const f64,
-        k: usize,
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        if fma() {
-            return axpy_rows_fma(dst, mat, rs, v, k);
-        }
-        axpy_rows_body::<false>(dst, mat, rs, v, k)
+    } else if so == 1 && sp != 1 {
+        over_outputs(GEMV_COLS, out);
+    } else {
+        over_outputs(GEMV_ROWS, out);
     }
 }
 
