@@ -1,11 +1,11 @@
 //! Two-operand einsum (`Contract`). Labels split into batch (in a, b and out), m (a and out),
-//! n (b and out) and k (a and b, summed). Large products run as one `dgemm` per batch index
+//! n (b and out) and k (a and b, summed). Large products run as one GEMM (`matmul.rs`) per batch index
 //! on strided operand views (a transposed operand is read in place; an operand whose m/k
 //! (k/n) axes cannot be merged into one strided axis is first packed by a copy step); the
 //! result is written as `[batch, m, n]` and the node's value is a (free) transposed view
 //! of it. Small products (and dot products) are summed directly in the reference's order:
 //! for each output element, `0.0 + Σ a·b` over the summed labels in row-major order, so
-//! they are bit-identical to the reference; `dgemm` may sum in another order (and use FMA).
+//! they are bit-identical to the reference; GEMM may sum in another order (and use FMA).
 
 use autodiff_ir::{ContractSpec, DType};
 
