@@ -27,10 +27,10 @@ if __name__ == "__main__" and "--threads" in sys.argv:
     for _v in ("RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MATMUL_NUM_THREADS"):
         os.environ[_v] = _n
 
-import autodiff  # noqa: E402
-import numpy  # noqa: E402
-from bench_gradients import hand_logistic, make_logistic  # noqa: E402
-from common import check, fmt_us, time_round_robin  # noqa: E402
+import autodiff
+import numpy
+from bench_gradients import hand_logistic, make_logistic
+from common import check, fmt_us, time_round_robin
 
 rng = numpy.random.default_rng(0)
 
