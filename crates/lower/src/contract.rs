@@ -1,11 +1,11 @@
 //! Two-operand einsum (`Contract`). Labels split into batch (in a, b and out), m (a and out),
-//! n (b and out) and k (a and b, summed). Large products run as one `dgemm` per batch index
+//! n (b and out) and k (a and b, summed). Large products run as one GEMM (`matmul.rs`) per batch index
 //! on strided operand views (a transposed operand is read in place; an operand whose m/k
 //! (k/n) axes cannot be merged into one strided axis is first packed by a copy step); the
 //! result is written as `[batch, m, n]` and the node's value is a (free) transposed view
 //! of it. Small products (and dot products) are summed directly in the reference's order:
 //! for each output element, `0.0 + Σ a·b` over the summed labels in row-major order, so
-//! they are bit-identical to the reference; `dgemm` may sum in another order (and use FMA).
+//! they are bit-identical to the reference; GEMM may sum in another order (and use FMA).
 
 use autodiff_ir::{ContractSpec, DType};
 
@@ -189,26 +189,18 @@ impl Contract {
                 let mut bi = 0usize;
                 walk2(batch_ext, a_batch, b_batch, |oa, ob| {
                     let c = out.as_mut_ptr().add(bi * m * n);
-                    if k == 0 {
-                        std::slice::from_raw_parts_mut(c, m * n).fill(0.0);
-                    } else {
-                        matrixmultiply::dgemm(
-                            m,
-                            k,
-                            n,
-                            1.0,
-                            a.offset(oa),
-                            *rsa,
-                            *csa,
-                            b.offset(ob),
-                            *rsb,
-                            *csb,
-                            0.0,
-                            c,
-                            n as isize,
-                            1,
-                        );
-                    }
+                    crate::matmul::matmul(
+                        m,
+                        n,
+                        k,
+                        a.offset(oa),
+                        *rsa,
+                        *csa,
+                        b.offset(ob),
+                        *rsb,
+                        *csb,
+                        c,
+                    );
                     bi += 1;
                 });
             }

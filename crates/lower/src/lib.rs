@@ -11,21 +11,23 @@
 //!   materialized) when the reduced axes form one contiguous block (all axes, trailing
 //!   axes, leading axes, ...); other axis sets are reduced block by block, like the
 //!   reference;
-//! - lowers large `Contract`s to `dgemm` (the `matrixmultiply` crate) on strided views,
-//!   with batch dims, and small ones to a direct loop in the reference's order;
+//! - lowers large `Contract`s to GEMM on strided views, with batch dims (the `gemm` crate
+//!   for matrix × matrix, its GEMV kernels in shape-fixed tasks for matrix × vector: see
+//!   `matmul.rs`), and small ones to a direct loop in the reference's order;
 //! - gives every other op a plain kernel (the linear-algebra ops run the reference's code);
 //! - plans buffers: a slot is reused once its last reader has run, and an elementwise
 //!   kernel writes in place over an operand that dies there; constants are materialized
 //!   once; the buffers (an arena) are pooled and reused across runs;
-//! - splits large fused kernels (≥ [`PAR_MIN`] elements) across the rayon pool; `dgemm`
-//!   uses its own threads. Small graphs run on the calling thread.
+//! - splits large fused kernels (≥ [`PAR_MIN`] elements) across the rayon pool, and large
+//!   products too (their order of summation never depends on the thread count). Small
+//!   graphs run on the calling thread.
 //!
 //! Guarantees:
 //! - [`Program::run`] has the contract of `autodiff_exec::eval` (same input checks, same
 //!   errors on bad values: out-of-range indices, int to a negative power, max of an empty
 //!   axis, singular matrices, ...) and returns the same values: bit for bit where the order
 //!   of operations is the reference's (every elementwise op, data movement, scans, small
-//!   contractions, reductions on one thread), and up to summation order otherwise (`dgemm`
+//!   contractions, reductions on one thread), and up to summation order otherwise (GEMM
 //!   contractions, reductions split across threads), i.e. within ~1e-12 relative of the
 //!   terms' magnitude;
 //! - one deliberate difference: `x ** 2` with a constant exponent 2 computes `x * x` (as
@@ -39,6 +41,7 @@
 mod contract;
 mod fused;
 mod kernels;
+mod matmul;
 mod view;
 pub mod vmath;
 
@@ -51,6 +54,9 @@ use contract::{classify, merge, perm_of, Contract, Plan, GEMM_MIN};
 pub use fused::PAR_MIN;
 use fused::{Fused, Ins, InsKind, Leaf, ReduceSpec, SendPtr, Sink};
 use kernels::{one_node_graph, split_at_axis, Kernel, Src};
+/// The GEMM/GEMV entry point, exposed for `examples/gemm.rs` only (not a stable API).
+#[doc(hidden)]
+pub use matmul::matmul as __matmul;
 use view::{Loc, View};
 
 /// A compilation or execution failure (bad inputs, or a value an op is undefined on).
