@@ -115,3 +115,27 @@ def test_memory_stays_flat_over_many_retraces():
     assert len(spec.cache) <= _compile.MAX_SIGNATURES
     # it leaked ~5.7 KB per trace (names, records): 1500 traces were ~8.5 MB
     assert grown_kb < 3000, f"RSS grew by {grown_kb} KB over 1500 re-traces"
+
+
+def test_a_failed_trace_exits_the_with_blocks_it_entered():
+    """np.errstate entered inside a trace that stops with an error used to stay in force
+    for the rest of the process (later casts then raised unrelated errors)."""
+
+    class Flag:
+        open = 0
+
+        def __enter__(self):
+            Flag.open += 1
+
+        def __exit__(self, *exc):
+            Flag.open -= 1
+
+    def f(a):
+        with np.errstate(invalid="raise"), Flag():
+            return np.sum(np.linalg.eigh(np.outer(a, a))[0])
+
+    before = np.geterr()
+    with pytest.raises(autodiff.TraceError):
+        autodiff.Gradient(f)(np.ones(3))
+    assert np.geterr() == before
+    assert Flag.open == 0

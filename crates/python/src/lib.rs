@@ -49,6 +49,12 @@ fn trace<'py>(
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         t.call(Val::new(func.clone()), a, kw)
     }));
+    if !matches!(out, Ok(Ok(_))) {
+        // A trace that stops with an error leaves the `with` blocks it entered: exit them
+        // (innermost first), so state such as np.errstate or a held lock does not leak
+        // into the user's process.
+        t.close_open_withs();
+    }
     let out = match out {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return Err(into_pyerr(py, &t, e)),

@@ -1154,6 +1154,7 @@ impl<'py> Tracer<'py> {
                 let exit = mgr.obj().getattr("__exit__")?;
                 let enter = self.obj(mgr.obj().getattr("__enter__")?);
                 let res = self.call(enter, vec![], vec![])?;
+                self.open_withs.push(exit.clone());
                 f.stack.push(self.obj(exit));
                 f.stack.push(res);
             }
@@ -1162,6 +1163,7 @@ impl<'py> Tracer<'py> {
                 let exit = f.stack[n - 4].obj().clone();
                 let val = f.stack[n - 1].obj().clone();
                 let tb = val.getattr("__traceback__")?;
+                self.note_exit_call(&exit);
                 let r = exit.call1((val.get_type(), &val, tb))?;
                 f.stack.push(self.obj(r));
             }

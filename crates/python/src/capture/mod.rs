@@ -161,6 +161,8 @@ pub struct Tracer<'py> {
     tainted: std::collections::HashSet<usize>,
     /// The call stack when the first uncaught error happened.
     pub err_trail: Option<Vec<String>>,
+    /// The `__exit__` of each `with` block entered and not yet exited, innermost last.
+    pub open_withs: Vec<Bound<'py, PyAny>>,
 }
 
 /// Is this object safe to track by identity (never a shared singleton)?
@@ -248,7 +250,25 @@ impl<'py> Tracer<'py> {
             owned: Default::default(),
             tainted: Default::default(),
             err_trail: None,
+            open_withs: vec![],
         })
+    }
+
+    /// Calls `__exit__(None, None, None)` of every `with` block still open (after a trace
+    /// stopped with an error), innermost first; their own errors are ignored.
+    pub fn close_open_withs(&mut self) {
+        while let Some(exit) = self.open_withs.pop() {
+            let none = self.py.None();
+            let _ = exit.call1((&none, &none, &none));
+        }
+    }
+
+    /// Notes that `callee` is being called: the exit of the innermost open `with` block
+    /// closes it.
+    pub fn note_exit_call(&mut self, callee: &Bound<'py, PyAny>) {
+        if self.open_withs.last().is_some_and(|e| e.is(callee)) {
+            self.open_withs.pop();
+        }
     }
 
     /// The user's current location, `file:line`.

@@ -744,6 +744,7 @@ impl<'py> Tracer<'py> {
         kwargs: Vec<(String, Val<'py>)>,
     ) -> Res<Val<'py>> {
         let c = callee.obj().clone();
+        self.note_exit_call(&c);
         let traced =
             args.iter().any(|a| self.deep_sym(a)) || kwargs.iter().any(|(_, v)| self.deep_sym(v));
         let str_self = c
