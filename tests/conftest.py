@@ -18,6 +18,17 @@ def numeric_grad(f, args, i, eps=1e-6):
     return g
 
 
+def central_grad(f, x, eps=1e-6):
+    """Central finite differences of scalar f of one array argument."""
+    x = np.asarray(x, dtype=np.float64)
+    g = np.zeros_like(x)
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e.flat[i] = eps
+        g.flat[i] = (f(x + e) - f(x - e)) / (2 * eps)
+    return g
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

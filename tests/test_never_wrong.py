@@ -6,18 +6,9 @@ import autodiff
 import numpy as np
 import pytest
 from autodiff._compile import directional_check
+from conftest import central_grad
 
 scipy_special = pytest.importorskip("scipy.special")
-
-
-def central_grad(f, x, eps=1e-6):
-    x = np.asarray(x, dtype=float)
-    g = np.zeros_like(x)
-    for i in range(x.size):
-        e = np.zeros_like(x)
-        e.flat[i] = eps
-        g.flat[i] = (f(x + e) - f(x - e)) / (2 * eps)
-    return g
 
 
 # --- 1. long loops: fused kernels with more than 32k registers ---------------------------

@@ -16,18 +16,13 @@ from collections import namedtuple
 import autodiff
 import numpy as np
 import pytest
+from conftest import central_grad
 
 X0 = np.array([0.5, -1.0, 2.0])
 XS = [np.array([1.5, 0.25, -0.75]), np.array([-2.0, 3.0, 0.5])]
 
 
-def fd_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in range(x.size):
-        e = np.zeros_like(x)
-        e.flat[i] = eps
-        g.flat[i] = (f(x + e) - f(x - e)) / (2 * eps)
-    return g
+fd_grad = central_grad
 
 
 def agrees(fn, F, G, xs=XS):
