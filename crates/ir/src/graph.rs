@@ -1,6 +1,7 @@
 //! The arena graph with hash-consing and provenance.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::infer::infer;
 use crate::{err, BinaryOp, DType, IrError, Op, ReduceOp, Shape, SliceDim, Tensor, UnaryOp};
@@ -37,8 +38,14 @@ impl Node {
 pub struct Graph {
     nodes: Vec<Node>,
     memo: HashMap<(Op, Vec<NodeId>), NodeId>,
-    consts: Vec<Tensor>,
-    const_memo: HashMap<(DType, Shape, Vec<u64>), u32>,
+    /// Shared between the graphs derived from one another (simplify rebuilds a graph many
+    /// times: a large constant is never copied).
+    consts: Vec<Arc<Tensor>>,
+    /// `bits_hash` of each constant (so copying one between graphs never rehashes it).
+    const_hash: Vec<u64>,
+    /// Constants by (dtype, shape, hash of their bits): the candidates, compared bit by bit
+    /// (a large constant is hashed once per insertion, never copied into a key).
+    const_memo: HashMap<(DType, Shape, u64), Vec<u32>>,
     /// The input nodes, in argument order.
     pub inputs: Vec<NodeId>,
     /// The user's name for each input (`x`, `W`, ...).
@@ -84,14 +91,14 @@ impl Graph {
     }
 
     /// The literal tensors referenced by `Op::Const`.
-    pub fn consts(&self) -> &[Tensor] {
+    pub fn consts(&self) -> &[Arc<Tensor>] {
         &self.consts
     }
 
     /// The tensor of a `Const` node.
     pub fn const_value(&self, id: NodeId) -> Option<&Tensor> {
         match self.node(id).op {
-            Op::Const(c) => Some(&self.consts[c as usize]),
+            Op::Const(c) => Some(&*self.consts[c as usize]),
             _ => None,
         }
     }
@@ -134,17 +141,44 @@ impl Graph {
 
     /// Adds (or finds) a literal tensor.
     pub fn constant(&mut self, t: Tensor) -> NodeId {
-        let key = t.key();
-        let c = match self.const_memo.get(&key) {
-            Some(&c) => c,
-            None => {
-                self.consts.push(t.clone());
-                let c = (self.consts.len() - 1) as u32;
-                self.const_memo.insert(key, c);
-                c
-            }
-        };
-        self.intern(Op::Const(c), vec![], t.shape, t.dtype)
+        let h = t.bits_hash();
+        match self.find_const(&t, h) {
+            Some(id) => id,
+            None => self.push_const(Arc::new(t), h),
+        }
+    }
+
+    /// Constant `c` of `from`, copied (or found) here: its hash is reused and its data
+    /// cloned only when this graph does not hold it yet.
+    pub fn copy_constant(&mut self, from: &Graph, c: u32) -> NodeId {
+        let (t, h) = (&from.consts[c as usize], from.const_hash[c as usize]);
+        match self.find_const(t, h) {
+            Some(id) => id,
+            None => self.push_const(Arc::clone(t), h),
+        }
+    }
+
+    fn find_const(&mut self, t: &Tensor, h: u64) -> Option<NodeId> {
+        let key = (t.dtype, t.shape.clone(), h);
+        let c = self
+            .const_memo
+            .get(&key)?
+            .iter()
+            .copied()
+            .find(|&c| self.consts[c as usize].same_bits(t))?;
+        Some(self.intern(Op::Const(c), vec![], t.shape.clone(), t.dtype))
+    }
+
+    fn push_const(&mut self, t: Arc<Tensor>, h: u64) -> NodeId {
+        let (shape, dtype) = (t.shape.clone(), t.dtype);
+        self.consts.push(t);
+        self.const_hash.push(h);
+        let c = (self.consts.len() - 1) as u32;
+        self.const_memo
+            .entry((dtype, shape.clone(), h))
+            .or_default()
+            .push(c);
+        self.intern(Op::Const(c), vec![], shape, dtype)
     }
 
     /// A 0-d constant.

@@ -47,12 +47,22 @@ impl Tensor {
             .then_some(first)
     }
 
-    /// Bit-exact key for hash-consing.
-    pub fn key(&self) -> (DType, Shape, Vec<u64>) {
-        (
-            self.dtype,
-            self.shape.clone(),
-            self.data.iter().map(|v| v.to_bits()).collect(),
-        )
+    /// A hash of the bits of the data (no allocation; equal tensors hash equal).
+    pub fn bits_hash(&self) -> u64 {
+        self.data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| {
+            (h.rotate_left(5) ^ v.to_bits()).wrapping_mul(0x517c_c1b7_2722_0a95)
+        })
+    }
+
+    /// Bit-exact equality (NaN payloads and the sign of zero included).
+    pub fn same_bits(&self, other: &Tensor) -> bool {
+        self.dtype == other.dtype
+            && self.shape == other.shape
+            && self.data.len() == other.data.len()
+            && self
+                .data
+                .iter()
+                .zip(&other.data)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
     }
 }

@@ -486,7 +486,7 @@ impl PyTrace {
                         shapes[*k as usize].clone(),
                         n.dtype,
                     ),
-                    Op::Const(c) => ng.constant(g.consts()[*c as usize].clone()),
+                    Op::Const(c) => ng.copy_constant(g, *c),
                     Op::Unary(u) => ng.unary(*u, m(0)).map_err(ir_err)?,
                     Op::Binary(b) => ng.binary(*b, m(0), m(1)).map_err(ir_err)?,
                     Op::Where => ng.select(m(0), m(1), m(2)).map_err(ir_err)?,

@@ -125,7 +125,7 @@ fn rebuild(
         rw.g.set_loc(g.loc(NodeId(i as u32)));
         let new = match &n.op {
             Op::Input(_) => unreachable!("inputs are mapped first"),
-            Op::Const(c) => rw.constant(g.consts()[*c as usize].clone()),
+            Op::Const(c) => rw.copy_constant(g, *c),
             op => {
                 let ins = n.inputs.iter().map(|x| map[x.index()].unwrap()).collect();
                 rw.mk(op.clone(), ins)
@@ -159,7 +159,10 @@ fn same_graph(a: &Graph, b: &Graph) -> bool {
                     && match x.op {
                         Op::Const(_) => {
                             let id = NodeId(i as u32);
-                            a.const_value(id).map(|t| t.key()) == b.const_value(id).map(|t| t.key())
+                            match (a.const_value(id), b.const_value(id)) {
+                                (Some(p), Some(q)) => p.same_bits(q),
+                                (p, q) => p.is_none() && q.is_none(),
+                            }
                         }
                         _ => true,
                     }

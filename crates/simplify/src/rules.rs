@@ -45,6 +45,17 @@ impl Rewriter {
         }
     }
 
+    /// Copies constant `c` of `from` (uniform ones become `Broadcast(scalar)` as above).
+    pub fn copy_constant(&mut self, from: &Graph, c: u32) -> NodeId {
+        let t = &from.consts()[c as usize];
+        if self.phase.is_some() && t.size() > 1 {
+            if let Some(v) = t.uniform_value() {
+                return self.g.full(v, &t.shape.clone(), t.dtype);
+            }
+        }
+        self.g.copy_constant(from, c)
+    }
+
     /// Adds `op(ins)`, or an equal node the rules prefer.
     pub fn mk(&mut self, op: Op, ins: Vec<NodeId>) -> NodeId {
         if self.phase.is_some() && self.depth < MAX_DEPTH {

@@ -53,7 +53,7 @@ pub fn vmap(
                     ng.add_input(&g.input_names[*k as usize], n.shape.clone(), n.dtype),
                     false,
                 ),
-                Op::Const(c) => (ng.constant(g.consts()[*c as usize].clone()), false),
+                Op::Const(c) => (ng.copy_constant(g, *c), false),
                 op => (ng.add(op.clone(), plain)?, false),
             }
         } else {
