@@ -379,6 +379,17 @@ impl<'py> Tracer<'py> {
                 _ => {}
             }
         }
+        // `next(it)` / `iter(it)` of a native iterator (over a list, tuple, dict view or
+        // the rows of a traced array): the real call yields the real (tracked) objects;
+        // draining the iterator into a list first would lose its position.
+        if matches!(name, "builtins.next" | "builtins.iter")
+            && c.args.first().is_some_and(|a| {
+                a.obj().hasattr("__next__").unwrap_or(false) && self.sym(a).is_none()
+            })
+            && !(name == "builtins.iter" && c.args.len() > 1)
+        {
+            return Ok(Val::new(c.real()?));
+        }
         for a in c.args.iter_mut() {
             *a = self.materialize(a.clone())?;
         }
