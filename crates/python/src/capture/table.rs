@@ -919,7 +919,13 @@ impl<'py> Tracer<'py> {
 
     /// The stand-in `name` of `autodiff/_pure.py` unless it is running already.
     pub(super) fn pure_fn(&self, name: &str) -> Option<Bound<'py, PyAny>> {
-        let f = self.table.pure_mod.as_ref()?.bind(self.py).getattr(name).ok()?;
+        let f = self
+            .table
+            .pure_mod
+            .as_ref()?
+            .bind(self.py)
+            .getattr(name)
+            .ok()?;
         (!self.table.active.contains(&(f.as_ptr() as usize))).then_some(f)
     }
 
@@ -1075,8 +1081,14 @@ impl<'py> Tracer<'py> {
             && c.hasattr("_fields")?
             && c.downcast::<pyo3::types::PyType>()
                 .is_ok_and(|t| t.is_subclass_of::<PyTuple>().unwrap_or(false));
-        if is_namedtuple {
-            // A namedtuple only stores its arguments (identity kept): build it for real.
+        let is_partial = self
+            .py
+            .import("functools")
+            .and_then(|f| f.getattr("partial"))
+            .is_ok_and(|p| p.is(&c));
+        if is_namedtuple || is_partial {
+            // A namedtuple or a functools.partial only stores its arguments (identity
+            // kept): build it for real (a partial's call is interpreted, see above).
             let call = Call {
                 callee: c,
                 args,
@@ -1116,7 +1128,14 @@ impl<'py> Tracer<'py> {
                 }
             }
         }
-        if !is_type && any_sym && self.r.np.getattr("vectorize").is_ok_and(|v| c.is_instance(&v).unwrap_or(false)) {
+        if !is_type
+            && any_sym
+            && self
+                .r
+                .np
+                .getattr("vectorize")
+                .is_ok_and(|v| c.is_instance(&v).unwrap_or(false))
+        {
             // `np.vectorize(f)(x)`: `f` interpreted on each element.
             if let Some(f) = self.pure_fn("vectorize_call") {
                 let mut a = vec![callee.clone()];
