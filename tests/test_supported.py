@@ -208,8 +208,8 @@ def _batch(x):
 
 def test_batched_slogdet():
     def f(x):
-        s, l = np.linalg.slogdet(_batch(x))
-        return np.sum(s * l)
+        s, ld = np.linalg.slogdet(_batch(x))
+        return np.sum(s * ld)
 
     check(f, X, others=[(X2,)])
 
@@ -267,13 +267,44 @@ def test_fill_diagonal():
     check(f, X, others=[(X2,)])
 
 
-def test_lexsort_partition():
+def test_lexsort():
     def f(x):
         i = np.lexsort((x, np.array([1, 0, 1, 0, 1, 0])))
-        p = np.partition(x, 2)
-        return np.sum(x[i] * np.arange(6)) + p[2] + np.sum(p[:2])
+        return np.sum(x[i] * np.arange(6))
 
     check(f, X, others=[(X2 + 0.01,)])
+
+
+def test_partition():
+    def f(x):
+        p = np.partition(x, 2)
+        q = np.partition(x.reshape(2, 3), 1, axis=0)
+        j = np.argpartition(x, 3)
+        return p[2] + np.sum(p[:2] * np.arange(2)) + np.sum(q * q.T.ravel()[:3]) + np.sum(x[j] * np.arange(6))
+
+    X3 = np.array([2.0, -1.5, 0.5, 3.5, 1.0, -0.25])  # the same order as X
+    check(f, X, others=[(X3,)])
+    F = autodiff.Function(f)
+    np.testing.assert_allclose(F(X2), f(X2))  # another order: traced again
+
+
+def test_view_before_base_written():
+    def f(x):
+        y = np.zeros(6)
+        v = y[1:3]
+        w = y[::2]
+        y[:] = x * 2
+        v += x[:2]
+        return np.sum(v**2) + np.sum(w * x[:3]) + np.sum(y)
+
+    check(f, X, others=[(X2,)])
+
+
+def test_c_():
+    def f(x):
+        return np.sum(np.c_[x[:3], x[3:] ** 2] @ np.array([1.0, 2.0]))
+
+    check(f, X, others=[(X2,)])
 
 
 def test_vectorize():

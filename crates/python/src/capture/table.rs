@@ -90,6 +90,8 @@ const NP_FUNCS: &[&str] = &[
     "diff",
     "sort",
     "argsort",
+    "partition",
+    "argpartition",
     "argmax",
     "argmin",
     "repeat",
