@@ -212,7 +212,6 @@ REFUSED = [
     ("nansum_int_dtype", lambda a: np.nansum(a, dtype=int), ["nansum", "dtype"]),
     ("ravel_K", lambda a: np.ravel(sq(a).T, order="K"), ["ravel", "order='K'"]),
     ("reshape_A", lambda a: np.reshape(sq(a).T, (2, 6), order="A"), ["reshape", "order='A'"]),
-    ("diff_prepend", lambda a: np.diff(a, prepend=0.0), ["diff", "prepend"]),
     ("var_mean", lambda a: np.var(a, mean=np.mean(a, keepdims=True)), ["var", "mean"]),
     ("cross_axis", lambda a: np.cross(a[:6].reshape(3, 2), a[6:].reshape(3, 2), axis=0), ["cross", "axis"]),
     ("quantile_weights", lambda a: np.quantile(a, 0.5, method="inverted_cdf", weights=W), ["quantile", "weights"]),

@@ -389,7 +389,7 @@ def f_contains(x):
 
 @pytest.mark.parametrize(
     "fn",
-    [f_interface, f_frombuffer, f_str_roundtrip, f_fstring_roundtrip, f_flat_write, f_fill_diagonal, f_contains],
+    [f_interface, f_frombuffer, f_str_roundtrip, f_fstring_roundtrip, f_flat_write, f_contains],
     ids=lambda f: f.__name__,
 )
 def test_operations_that_cannot_be_mirrored_are_refused(fn):

@@ -342,6 +342,7 @@ fn unary(u: UnaryOp, x: &ArrayD<f64>) -> Res<ArrayD<f64>> {
         UnaryOp::Erf => special::erf,
         UnaryOp::Gammaln => special::gammaln,
         UnaryOp::Digamma => special::digamma,
+        UnaryOp::Trigamma => special::trigamma,
         UnaryOp::Not => |x| (x == 0.0) as u8 as f64,
         UnaryOp::StopGradient => |x| x,
     };

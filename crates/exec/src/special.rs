@@ -149,6 +149,48 @@ pub fn digamma(x: f64) -> f64 {
     acc + y.ln() - 0.5 / y - series
 }
 
+/// polygamma(1, x) = Σ_{k≥0} 1/(x+k)²: reflection below 1/2, the recurrence
+/// ψ₁(x) = ψ₁(x+1) + 1/x² up to 10, then the asymptotic series (≈1e-16 relative).
+pub fn trigamma(x: f64) -> f64 {
+    if x.is_nan() || x == f64::NEG_INFINITY {
+        return f64::NAN;
+    }
+    if x == f64::INFINITY {
+        return 0.0;
+    }
+    if x <= 0.0 && x == x.floor() {
+        return f64::INFINITY;
+    }
+    if x < 0.5 {
+        // ψ₁(1 - x) + ψ₁(x) = π² / sin²(πx)
+        let s = (PI * x).sin();
+        return PI * PI / (s * s) - trigamma(1.0 - x);
+    }
+    let (mut y, mut acc) = (x, 0.0);
+    while y < 10.0 {
+        acc += 1.0 / (y * y);
+        y += 1.0;
+    }
+    // ψ₁(y) ~ 1/y + 1/(2y²) + Σ B_{2k} / y^{2k+1}
+    const C: [f64; 7] = [
+        1.0 / 6.0,
+        -1.0 / 30.0,
+        1.0 / 42.0,
+        -1.0 / 30.0,
+        5.0 / 66.0,
+        -691.0 / 2730.0,
+        7.0 / 6.0,
+    ];
+    let inv = 1.0 / y;
+    let inv2 = inv * inv;
+    let (mut series, mut p) = (0.0, inv2 * inv);
+    for c in C {
+        series += c * p;
+        p *= inv2;
+    }
+    acc + inv + 0.5 * inv2 + series
+}
+
 /// `1 / (1 + e^{-x})` without overflow: for x < 0 computed as `e^x / (1 + e^x)`.
 pub fn sigmoid(x: f64) -> f64 {
     if x >= 0.0 {

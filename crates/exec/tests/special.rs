@@ -3,7 +3,7 @@
 // Expected values are pasted from NumPy, so some equal well-known constants.
 #![allow(clippy::approx_constant)]
 
-use autodiff_exec::special::{digamma, erf, gammaln};
+use autodiff_exec::special::{digamma, erf, gammaln, trigamma};
 
 const NAN: f64 = f64::NAN;
 const INF: f64 = f64::INFINITY;
@@ -72,4 +72,15 @@ fn digamma_matches_scipy() {
         (NAN, NAN),
     ];
     check(digamma, "digamma", &special, 0.0, 0.0);
+}
+
+#[rustfmt::skip]
+const TRIGAMMA: [(f64, f64); 21] = [(1e-08, 1e+16), (0.001, 1000001.6425331959), (0.1, 101.43329915079275), (0.45, 5.916350393532539), (0.5, 4.93480220054468), (1.0, 1.6449340668482266), (1.5, 0.9348022005446793), (2.0, 0.6449340668482266), (3.7, 0.31003785767003833), (9.9, 0.1062830416287406), (10.0, 0.10516633568168576), (10.1, 0.10407283129749602), (33.3, 0.03048544409533889), (100.0, 0.010050166663333573), (1234.5, 0.0008103727271269668), (10000000000.0, 1.00000000005e-10), (-0.5, 8.934802200544679), (-1.5, 9.379246644989124), (-2.3, 14.725912160961292), (-10.7, 14.990187139069379), (-100.5, 9.859703491870086)];
+
+#[test]
+fn trigamma_matches_scipy() {
+    // (scipy.special.polygamma(1, x); the reflection loses a few digits for x < 0)
+    check(trigamma, "trigamma", &TRIGAMMA, 1e-12, 0.0);
+    let special = [(0.0, INF), (-3.0, INF), (INF, 0.0), (-INF, NAN), (NAN, NAN)];
+    check(trigamma, "trigamma", &special, 0.0, 0.0);
 }

@@ -95,7 +95,8 @@ pub fn infer(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape
                 | UnaryOp::Sigmoid
                 | UnaryOp::Erf
                 | UnaryOp::Gammaln
-                | UnaryOp::Digamma => {
+                | UnaryOp::Digamma
+                | UnaryOp::Trigamma => {
                     float(u.name(), d(0))?;
                     d(0)
                 }

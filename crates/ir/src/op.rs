@@ -45,6 +45,8 @@ pub enum UnaryOp {
     Erf,
     Gammaln,
     Digamma,
+    /// polygamma(1, x), the derivative of digamma.
+    Trigamma,
     Not,
     /// The identity whose derivative is zero (`autodiff.constant`): the value stays live,
     /// the gradient stops.
@@ -226,7 +228,7 @@ impl Op {
 
 impl UnaryOp {
     /// All unary ops, for tables and tests.
-    pub const ALL: [UnaryOp; 33] = [
+    pub const ALL: [UnaryOp; 34] = [
         UnaryOp::Neg,
         UnaryOp::Abs,
         UnaryOp::Sign,
@@ -258,6 +260,7 @@ impl UnaryOp {
         UnaryOp::Erf,
         UnaryOp::Gammaln,
         UnaryOp::Digamma,
+        UnaryOp::Trigamma,
         UnaryOp::Not,
         UnaryOp::StopGradient,
     ];
@@ -296,6 +299,7 @@ impl UnaryOp {
             UnaryOp::Erf => "erf",
             UnaryOp::Gammaln => "gammaln",
             UnaryOp::Digamma => "digamma",
+            UnaryOp::Trigamma => "trigamma",
             UnaryOp::Not => "not",
             UnaryOp::StopGradient => "stop_gradient",
         }

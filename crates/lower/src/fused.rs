@@ -549,6 +549,7 @@ pub(crate) fn unary(u: UnaryOp, d: &mut [f64], a: &[f64]) {
         UnaryOp::Erf => map1!(d, a, special::erf),
         UnaryOp::Gammaln => map1!(d, a, special::gammaln),
         UnaryOp::Digamma => map1!(d, a, special::digamma),
+        UnaryOp::Trigamma => map1!(d, a, special::trigamma),
         UnaryOp::Not => map1!(d, a, |x: f64| (x == 0.0) as u8 as f64),
         UnaryOp::StopGradient => d.copy_from_slice(a),
     }

@@ -17,7 +17,7 @@ use crate::syntax::*;
 /// Expressions longer than this get their own statement.
 const LONG: usize = 72;
 
-const HELPERS: [(&str, &str); 5] = [
+const HELPERS: [(&str, &str); 6] = [
     (
         "_sigmoid",
         "def _sigmoid(x):\n    return np.exp(-np.logaddexp(0.0, -x))\n",
@@ -33,6 +33,17 @@ const HELPERS: [(&str, &str); 5] = [
          f = 1.0 / (x * x)\n    \
          r = r + np.log(x) - 0.5 / x - f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))))\n    \
          return r - refl\n",
+    ),
+    (
+        "_trigamma",
+        "def _trigamma(x):\n    x = np.array(x, dtype=np.float64)\n    r = np.zeros_like(x)\n    \
+         neg = x < 0.5\n    refl = np.where(neg, (np.pi / np.sin(np.pi * x)) ** 2, 0.0)\n    \
+         sgn = np.where(neg, -1.0, 1.0)\n    x = np.where(neg, 1.0 - x, x)\n    \
+         for _ in range(10):\n        small = x < 10.0\n        \
+         r = r + np.where(small, 1.0 / (x * x), 0.0)\n        x = np.where(small, x + 1.0, x)\n    \
+         f = 1.0 / (x * x)\n    \
+         r = r + 1.0 / x + 0.5 * f + f / x * (1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f * (1.0 / 30 - f * 5.0 / 66))))\n    \
+         return refl + sgn * r\n",
     ),
     (
         "_scatter_along_add",
@@ -251,6 +262,7 @@ impl Py<'_> {
                     UnaryOp::Erf => self.helper("_erf", &[xe.s]),
                     UnaryOp::Gammaln => self.helper("_gammaln", &[xe.s]),
                     UnaryOp::Digamma => self.helper("_digamma", &[xe.s]),
+                    UnaryOp::Trigamma => self.helper("_trigamma", &[xe.s]),
                     UnaryOp::Abs
                     | UnaryOp::Sign
                     | UnaryOp::Exp

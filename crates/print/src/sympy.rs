@@ -98,6 +98,7 @@ fn node(g: &Graph, id: NodeId, cache: &[Option<Expr>]) -> Result<Expr, String> {
                 UnaryOp::Erf => call("erf", &[&x]),
                 UnaryOp::Gammaln => call("loggamma", &[&x]),
                 UnaryOp::Digamma => call("digamma", &[&x]),
+                UnaryOp::Trigamma => call("polygamma", &[&Expr::atom("1".to_string()), &x]),
             }
         }
         Op::Binary(b) => {

@@ -468,6 +468,7 @@ impl Math<'_> {
                 | UnaryOp::Erf
                 | UnaryOp::Gammaln
                 | UnaryOp::Digamma
+                | UnaryOp::Trigamma
                 | UnaryOp::StopGradient,
                 _,
             ) => self.call(u.name(), &[sx]),

@@ -115,6 +115,7 @@ fn every_op_family_runs() {
         U::Erf,
         U::Gammaln,
         U::Digamma,
+        U::Trigamma,
         U::Abs,
         U::Round,
     ] {
@@ -182,6 +183,7 @@ fn every_op_family_runs() {
     let src = to_numpy_source(&g.0, &outs, "f");
     for needle in [
         "def _digamma",
+        "def _trigamma",
         "import math",
         "np.add.at(t",
         ".copy()",

@@ -340,6 +340,7 @@ impl Rewriter {
             | U::Erf
             | U::Gammaln
             | U::Digamma
+            | U::Trigamma
             | U::Not
             // kept: removing it before differentiation would let the gradient through
             | U::StopGradient => None,

@@ -47,7 +47,7 @@ pub fn unary(u: UnaryOp, x: f64) -> Option<f64> {
         UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         UnaryOp::Not => (x == 0.0) as u8 as f64,
         UnaryOp::StopGradient => x,
-        UnaryOp::Erf | UnaryOp::Gammaln | UnaryOp::Digamma => return None,
+        UnaryOp::Erf | UnaryOp::Gammaln | UnaryOp::Digamma | UnaryOp::Trigamma => return None,
     })
 }
 

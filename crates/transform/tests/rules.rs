@@ -13,7 +13,7 @@ fn unary_range(u: UnaryOp) -> Option<(f64, f64)> {
         Log | Log1p | Log2 | Log10 | Sqrt | Reciprocal => (0.3, 2.0),
         Arcsin | Arccos | Arctanh => (-0.8, 0.8),
         Arccosh => (1.2, 3.0),
-        Gammaln | Digamma => (0.5, 4.0),
+        Gammaln | Digamma | Trigamma => (0.5, 4.0),
         Tan => (-1.2, 1.2),
         Not => return None,
         _ => (-2.0, 2.0),
@@ -29,7 +29,7 @@ mod elementwise {
             let Some((lo, hi)) = unary_range(u) else {
                 continue;
             };
-            if u == UnaryOp::Digamma || u == UnaryOp::StopGradient {
+            if u == UnaryOp::Trigamma || u == UnaryOp::StopGradient {
                 continue; // no derivative rule: see the error tests; stop_gradient below
             }
             check(

@@ -379,6 +379,17 @@ impl<'py> Tracer<'py> {
                 _ => {}
             }
         }
+        // `next(it)` / `iter(it)` of a native iterator (over a list, tuple, dict view or
+        // the rows of a traced array): the real call yields the real (tracked) objects;
+        // draining the iterator into a list first would lose its position.
+        if matches!(name, "builtins.next" | "builtins.iter")
+            && c.args.first().is_some_and(|a| {
+                a.obj().hasattr("__next__").unwrap_or(false) && self.sym(a).is_none()
+            })
+            && !(name == "builtins.iter" && c.args.len() > 1)
+        {
+            return Ok(Val::new(c.real()?));
+        }
         for a in c.args.iter_mut() {
             *a = self.materialize(a.clone())?;
         }
@@ -1038,6 +1049,80 @@ impl<'py> Tracer<'py> {
                     n = self.g.sub(hi, lo)?;
                 }
                 self.track(res, n)
+            }
+            "np.partition" | "np.argpartition" => {
+                // NumPy's selection algorithm only compares elements: its permutation is
+                // fixed by the order of the values and which neighbours in that order are
+                // equal, both guarded; the result is a gather at that permutation.
+                let res = c.real()?;
+                let xo = x.clone().unwrap();
+                let mut n = self.arr_node(&xo)?;
+                let kth = c.arg(1, "kth").unwrap().obj().clone();
+                let mut xr = np.call_method1("asarray", (xo.obj(),))?;
+                let ax = match c.arg(2, "axis") {
+                    Some(v) if v.obj().is_none() => {
+                        n = self.flat(n)?;
+                        xr = xr.call_method0("ravel")?;
+                        0
+                    }
+                    Some(v) => axes_of(Some(v.obj()), self.ndim(n))?[0],
+                    None => self.ndim(n).saturating_sub(1),
+                };
+                if self.ndim(n) == 0 {
+                    return self.call_native(c);
+                }
+                let kw = PyDict::new(py);
+                kw.set_item("axis", ax)?;
+                let perm = np.call_method("argpartition", (&xr, &kth), Some(&kw))?;
+                kw.set_item("kind", "stable")?;
+                let order = np.call_method("argsort", (&xr,), Some(&kw))?;
+                let onode = self.g.add(Op::ArgSort(ax), vec![n])?;
+                self.guard(
+                    onode,
+                    &order,
+                    "the order of a traced array's elements (np.partition)",
+                )?;
+                let shape = self.g.shape(n).clone();
+                let len = shape[ax];
+                if len > 1 {
+                    let dims = |start: usize| -> Vec<SliceDim> {
+                        shape
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &d)| SliceDim {
+                                start: if i == ax { start } else { 0 },
+                                step: 1,
+                                len: if i == ax { len - 1 } else { d },
+                            })
+                            .collect()
+                    };
+                    let sorted = self.g.add(Op::TakeAlong(ax), vec![n, onode])?;
+                    let hi = self.g.slice(sorted, dims(1))?;
+                    let lo = self.g.slice(sorted, dims(0))?;
+                    let eq = self.g.binary(BinaryOp::Eq, hi, lo)?;
+                    let kw = PyDict::new(py);
+                    kw.set_item("axis", ax)?;
+                    let s = np.call_method("take_along_axis", (&xr, &order), Some(&kw))?;
+                    let r1 = np.call_method1("arange", (1, len))?;
+                    let r0 = np.call_method1("arange", (0, len - 1))?;
+                    let hr = s.call_method("take", (r1,), Some(&kw))?;
+                    let lr = s.call_method("take", (r0,), Some(&kw))?;
+                    let er = np.call_method1("equal", (hr, lr))?;
+                    self.guard(
+                        eq,
+                        &er,
+                        "which elements of a traced array are equal (np.partition)",
+                    )?;
+                }
+                let pn = self.g.constant(convert::to_tensor(
+                    &np.call_method1("asarray", (&perm, "int64"))?,
+                )?);
+                let out = if name == "np.argpartition" {
+                    pn
+                } else {
+                    self.g.add(Op::TakeAlong(ax), vec![n, pn])?
+                };
+                self.track(res, out)
             }
             "np.sort" | "np.argsort" | "np.argmax" | "np.argmin" => {
                 let res = c.real()?;

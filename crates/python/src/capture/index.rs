@@ -127,11 +127,38 @@ impl<'py> Tracer<'py> {
         Ok((self.g.constant(convert::to_tensor(&p)?), pshape))
     }
 
+    /// A basic-slice view of an untracked array the function owns (`y = np.zeros(6)`;
+    /// `y[1:3]`) is recorded, so that a traced write through it (`y[1:3] += x[1:3]`,
+    /// `row = y[0]; row += x`) updates `y` instead of leaving it stale.
+    fn note_untracked_view(
+        &mut self,
+        base: &Bound<'py, PyAny>,
+        k: &Bound<'py, PyAny>,
+        view: &Bound<'py, PyAny>,
+    ) -> Res<()> {
+        if !view.is_instance(&self.r.ndarray)?
+            || !base.is_instance(&self.r.ndarray)?
+            || view.getattr("base")?.is_none()
+            || self.is_foreign(base)
+            || !view.getattr("flags")?.getattr("writeable")?.is_truthy()?
+        {
+            return Ok(());
+        }
+        let Some((shape, _)) = convert::shape_dtype(base)? else {
+            return Ok(());
+        };
+        if let Some(dims) = self.basic_dims(k, &shape)? {
+            self.note_view(view, base, dims);
+        }
+        Ok(())
+    }
+
     pub fn getitem(&mut self, c: &Val<'py>, k: &Val<'py>) -> Res<Val<'py>> {
         let csym = self.sym(c).is_some();
         if !csym && !self.deep_sym(k) {
             self.check_not_stale(c.obj())?;
             let out = c.obj().get_item(k.obj())?;
+            self.note_untracked_view(c.obj(), k.obj(), &out)?;
             if super::is_namespace(c.obj()) {
                 // `globals()["X"]`: a global read.
                 if let Ok(key) = k.obj().extract::<String>() {
@@ -143,6 +170,18 @@ impl<'py> Tracer<'py> {
             return Ok(Val::new(out));
         }
         if !self.is_array(c.obj()) {
+            let conc = self
+                .r
+                .np
+                .getattr("lib")
+                .and_then(|l| l.getattr("_index_tricks_impl"))
+                .and_then(|m| m.getattr("AxisConcatenator"));
+            if conc.is_ok_and(|t| c.obj().is_instance(&t).unwrap_or(false)) {
+                // `np.r_[a, 0.0, b]`, `np.c_[...]` with traced parts: a concatenation.
+                if let Some(f) = self.pure_fn("concat_getitem") {
+                    return self.call_pure(&f, vec![c.clone(), k.clone()], vec![]);
+                }
+            }
             self.concrete_key(k)?;
             return Ok(Val::new(c.obj().get_item(k.obj())?));
         }

@@ -486,9 +486,9 @@ impl<'py> Tracer<'py> {
             self.keep.push(obj.clone());
         }
         let mroot = mem_root(obj)?;
-        self.written_roots.insert(mroot.as_ptr() as usize);
-        self.keep.push(mroot.clone());
         // Propagate into the base of a view, then refresh the other views of that base.
+        // (The base may be untracked: `y = np.zeros(6); y[1:3] += x[1:3]` writes through
+        // the view `y[1:3]`; its base becomes the slice update of its current contents.)
         let mut root = obj.clone();
         let mut root_node = node;
         while let Some(v) = self.views.get(&(root.as_ptr() as usize)) {
@@ -500,9 +500,14 @@ impl<'py> Tracer<'py> {
             root_node = self
                 .g
                 .add(autodiff_ir::Op::SetSlice(dims), vec![bnode, val])?;
+            if self.sym_obj(&base).is_none() {
+                self.keep.push(base.clone());
+            }
             self.ids.insert(base.as_ptr() as usize, root_node);
             root = base;
         }
+        self.written_roots.insert(mroot.as_ptr() as usize);
+        self.keep.push(mroot.clone());
         self.refresh_views(&root, obj)?;
         // Any other tracked array sharing memory with the root is now stale.
         let shares = self.r.np.getattr("shares_memory")?;
@@ -562,7 +567,9 @@ impl<'py> Tracer<'py> {
         Ok(())
     }
 
-    /// Remembers that `view` is the basic slice `dims` of `base` (both tracked).
+    /// Remembers that `view` is the basic slice `dims` of `base` (a tracked view of a
+    /// tracked base, or an untracked view of an owned array: a later traced write through
+    /// it updates the base).
     pub fn note_view(
         &mut self,
         view: &Bound<'py, PyAny>,
@@ -570,7 +577,11 @@ impl<'py> Tracer<'py> {
         dims: Vec<SliceDim>,
     ) {
         if self.sym_obj(base).is_none() {
-            return;
+            if self.sym_obj(view).is_some() {
+                return;
+            }
+            // Kept alive so the address is never reused while the record exists.
+            self.keep.push(view.clone());
         }
         self.views.insert(
             view.as_ptr() as usize,

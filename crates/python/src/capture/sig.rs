@@ -145,6 +145,7 @@ pub fn signature(name: &str, method: bool) -> Option<&'static str> {
         "np.cumsum" | "np.cumprod" => "a axis dtype out@",
         "np.diff" => "a n axis prepend=None append=None",
         "np.sort" | "np.argsort" => "a axis kind~ order=None * stable~",
+        "np.partition" | "np.argpartition" => "a kth axis kind~ order=None",
         "np.argmax" | "np.argmin" => "a axis out@ * keepdims~",
         "np.repeat" => "a repeats axis",
         "np.tile" => "A reps",

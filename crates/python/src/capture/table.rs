@@ -25,6 +25,14 @@ pub enum Unary {
 pub struct Table {
     by_id: HashMap<usize, &'static str>,
     _keep: Vec<Py<PyAny>>,
+    /// C callables with a pure-Python stand-in (`autodiff/_pure.py`, `REPLACE`),
+    /// interpreted when they receive traced values.
+    pure: HashMap<usize, Py<PyAny>>,
+    /// The module holding the stand-ins.
+    pure_mod: Option<Py<PyModule>>,
+    /// Stand-ins being interpreted: a call to the original from inside its own stand-in
+    /// goes to the original.
+    active: Vec<usize>,
 }
 
 const NP_FUNCS: &[&str] = &[
@@ -82,6 +90,8 @@ const NP_FUNCS: &[&str] = &[
     "diff",
     "sort",
     "argsort",
+    "partition",
+    "argpartition",
     "argmax",
     "argmin",
     "repeat",
@@ -280,7 +290,21 @@ impl Table {
         let mut t = Table {
             by_id: HashMap::new(),
             _keep: vec![],
+            pure: HashMap::new(),
+            pure_mod: None,
+            active: vec![],
         };
+        if let Ok(m) = py.import("autodiff._pure") {
+            if let Ok(d) = m.getattr("REPLACE") {
+                if let Ok(d) = d.downcast::<PyDict>() {
+                    for (k, v) in d.iter() {
+                        t.pure.insert(k.as_ptr() as usize, v.unbind());
+                        t._keep.push(k.unbind());
+                    }
+                }
+            }
+            t.pure_mod = Some(m.unbind());
+        }
         let mut add = |o: Bound<'_, PyAny>, name: &'static str| {
             t.by_id.entry(o.as_ptr() as usize).or_insert(name);
             t._keep.push(o.unbind());
@@ -854,6 +878,66 @@ impl<'py> Tracer<'py> {
                 return self.call_transformed(&c, &spec, args, kwargs);
             }
         }
+        // C callables with a pure-Python stand-in (functools.reduce, itertools, operator,
+        // copy, batched linalg, ...): the stand-in is interpreted when values are traced.
+        if let Some(f) = self
+            .table
+            .pure
+            .get(&(c.as_ptr() as usize))
+            .map(|f| f.bind(self.py).clone())
+        {
+            if !self.table.active.contains(&(f.as_ptr() as usize)) {
+                let mut args = args;
+                for a in args.iter_mut() {
+                    *a = self.materialize(a.clone())?;
+                }
+                let any_sym = args.iter().any(|a| self.deep_sym(a))
+                    || kwargs.iter().any(|(_, v)| self.deep_sym(v));
+                if any_sym {
+                    return self.call_pure(&f, args, kwargs);
+                }
+                return self.dispatch_known(callee, c, args, kwargs);
+            }
+        }
+        self.dispatch_known(callee, c, args, kwargs)
+    }
+
+    /// Interprets the pure-Python stand-in `f` (never recursively: inside it, a call to
+    /// the function it stands for goes to the original).
+    pub(super) fn call_pure(
+        &mut self,
+        f: &Bound<'py, PyAny>,
+        args: Vec<Val<'py>>,
+        kwargs: Vec<(String, Val<'py>)>,
+    ) -> Res<Val<'py>> {
+        let fid = f.as_ptr() as usize;
+        self.table.active.push(fid);
+        let out = self.call_function(f, args, kwargs);
+        if let Some(p) = self.table.active.iter().rposition(|&a| a == fid) {
+            self.table.active.remove(p);
+        }
+        out
+    }
+
+    /// The stand-in `name` of `autodiff/_pure.py` unless it is running already.
+    pub(super) fn pure_fn(&self, name: &str) -> Option<Bound<'py, PyAny>> {
+        let f = self
+            .table
+            .pure_mod
+            .as_ref()?
+            .bind(self.py)
+            .getattr(name)
+            .ok()?;
+        (!self.table.active.contains(&(f.as_ptr() as usize))).then_some(f)
+    }
+
+    fn dispatch_known(
+        &mut self,
+        callee: Val<'py>,
+        c: Bound<'py, PyAny>,
+        args: Vec<Val<'py>>,
+        kwargs: Vec<(String, Val<'py>)>,
+    ) -> Res<Val<'py>> {
         // The table comes first: many NumPy/SciPy entries are Python functions
         // (np.mean, np.linalg.solve, scipy.special.logsumexp) that must not be inlined.
         if let Some(&name) = self.table.by_id.get(&(c.as_ptr() as usize)) {
@@ -926,6 +1010,17 @@ impl<'py> Tracer<'py> {
                     return Ok(self.val(out));
                 }
                 if slf.is_instance(&self.r.ufunc)? {
+                    let mname: String = c.getattr("__name__")?.extract()?;
+                    if mname == "at"
+                        && (args.iter().any(|a| self.deep_sym(a))
+                            || kwargs.iter().any(|(_, v)| self.deep_sym(v)))
+                    {
+                        if let Some(f) = self.pure_fn("ufunc_at") {
+                            let mut a = vec![self.val(slf.clone())];
+                            a.extend(args);
+                            return self.call_pure(&f, a, kwargs);
+                        }
+                    }
                     let call = Call {
                         name: format!("{}.{}", callee_name(&slf), c.getattr("__name__")?),
                         callee: c,
@@ -988,8 +1083,14 @@ impl<'py> Tracer<'py> {
             && c.hasattr("_fields")?
             && c.downcast::<pyo3::types::PyType>()
                 .is_ok_and(|t| t.is_subclass_of::<PyTuple>().unwrap_or(false));
-        if is_namedtuple {
-            // A namedtuple only stores its arguments (identity kept): build it for real.
+        let is_partial = self
+            .py
+            .import("functools")
+            .and_then(|f| f.getattr("partial"))
+            .is_ok_and(|p| p.is(&c));
+        if is_namedtuple || is_partial {
+            // A namedtuple or a functools.partial only stores its arguments (identity
+            // kept): build it for real (a partial's call is interpreted, see above).
             let call = Call {
                 callee: c,
                 args,
@@ -1027,6 +1128,21 @@ impl<'py> Tracer<'py> {
                         e => e,
                     });
                 }
+            }
+        }
+        if !is_type
+            && any_sym
+            && self
+                .r
+                .np
+                .getattr("vectorize")
+                .is_ok_and(|v| c.is_instance(&v).unwrap_or(false))
+        {
+            // `np.vectorize(f)(x)`: `f` interpreted on each element.
+            if let Some(f) = self.pure_fn("vectorize_call") {
+                let mut a = vec![callee.clone()];
+                a.extend(args);
+                return self.call_pure(&f, a, kwargs);
             }
         }
         if !is_type {

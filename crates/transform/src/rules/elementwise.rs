@@ -222,8 +222,15 @@ fn unary_d(g: &mut Graph, u: UnaryOp, x: NodeId, y: NodeId) -> R<D> {
         }
         // d/dx gammaln x = digamma x
         Gammaln => D::Mul(g.unary(Digamma, x)?),
-        // d/dx digamma x = polygamma(1, x): not in the IR
-        Digamma => return err("second derivative of gammaln (polygamma) is not supported"),
+        // d/dx digamma x = polygamma(1, x)
+        Digamma => D::Mul(g.unary(Trigamma, x)?),
+        // d/dx polygamma(1, x) = polygamma(2, x): not in the IR
+        Trigamma => {
+            return err(
+                "the derivative of polygamma(1, x) (the third derivative of gammaln, the second \
+                 of digamma/psi) is not supported",
+            )
+        }
     })
 }
 
