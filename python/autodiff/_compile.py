@@ -8,8 +8,10 @@ anew when every one of them has a failing guard. The cache is bounded (LRU).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import signal
 import threading
 from collections import OrderedDict, deque
 
@@ -139,6 +141,32 @@ def _pretty(path, names):
     return path
 
 
+def _on_sigint(signum, frame):
+    _core._interrupt()  # the engine stops at its next check, even if this is swallowed
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops_the_trace():
+    """While tracing on the main thread with Python's default SIGINT handler, Ctrl-C also
+    raises a flag the engine polls: a KeyboardInterrupt raised inside Python code that the
+    engine calls could otherwise be lost, and the trace run on."""
+    try:
+        install = threading.current_thread() is threading.main_thread() and (
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        )
+    except Exception:  # no signal module state: nothing to install
+        install = False
+    if not install:
+        yield
+        return
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def trace(fn, args, kwargs, promote=()):
     """Traces `fn(*args, **kwargs)`; returns (result, Trace, Signature, checks) where the
     checks are the values read from outside the function (globals, closure cells, attributes
@@ -151,7 +179,8 @@ def trace(fn, args, kwargs, promote=()):
     cargs, ckwargs = _tree.unflatten(treedef, fresh)
     inputs = list(zip(fresh, sig.names))
     values = [np.array(f) for f in fresh]
-    result, tr, sources = _core.trace(fn, list(cargs), dict(ckwargs), inputs, _markers(), _tree.leaves_of)
+    with _ctrl_c_stops_the_trace():
+        result, tr, sources = _core.trace(fn, list(cargs), dict(ckwargs), inputs, _markers(), _tree.leaves_of)
     if self_check_enabled():
         _self_check(fn, tr, values, result)
     checks = tuple((kind, container, key, _freeze(obj)) for kind, container, key, obj in sources)
@@ -194,7 +223,10 @@ def _check_fast_path(fn, compiled, values):
     evaluator at the traced inputs: a lowering bug (a kernel reading the wrong register, a
     wrong fusion) is an error, never a wrong derivative."""
     fast, _ = compiled.run(values)
-    ref, _ = compiled.run(values, reference=True)
+    try:
+        ref, _ = compiled.run(values, reference=True)
+    except MemoryError:
+        return  # the unsimplified graph holds a value too large to evaluate: no verdict
     if fast is None or ref is None:
         return
     for k, (g, w) in enumerate(zip(fast, ref)):
