@@ -141,30 +141,29 @@ def _pretty(path, names):
     return path
 
 
-def _on_sigint(signum, frame):
-    _core._interrupt()  # the engine stops at its next check, even if this is swallowed
-    raise KeyboardInterrupt
-
-
 @contextlib.contextmanager
 def _ctrl_c_stops_the_trace():
-    """While tracing on the main thread with Python's default SIGINT handler, Ctrl-C also
-    raises a flag the engine polls: a KeyboardInterrupt raised inside Python code that the
-    engine calls could otherwise be lost, and the trace run on."""
+    """While tracing on the main thread, SIGINT also raises a flag the engine polls, then
+    runs the handler that was installed (Python's default raises KeyboardInterrupt): a
+    KeyboardInterrupt raised inside Python code that the engine calls could otherwise be
+    lost, and the trace run on."""
     try:
-        install = threading.current_thread() is threading.main_thread() and (
-            signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        )
+        prev = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
     except Exception:  # no signal module state: nothing to install
-        install = False
-    if not install:
+        prev = None
+    if not callable(prev):  # SIG_IGN, SIG_DFL, not the main thread
         yield
         return
-    signal.signal(signal.SIGINT, _on_sigint)
+
+    def on_sigint(signum, frame):
+        _core._interrupt()  # the engine stops at its next check, even if this is swallowed
+        return prev(signum, frame)
+
+    signal.signal(signal.SIGINT, on_sigint)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, prev)
 
 
 def trace(fn, args, kwargs, promote=()):

@@ -349,6 +349,9 @@ impl<'py> Tracer<'py> {
     /// KeyboardInterrupt) and the size of the trace (a loop unrolled without end is a
     /// TraceError naming the loop, not a trace that never finishes).
     fn check_limits(&mut self, code: &Code<'py>, i: usize) -> Res<()> {
+        // Let other Python threads run for a moment: the engine otherwise holds the GIL
+        // for the whole trace, starving them (a timer thread sending the interrupt too).
+        self.py.allow_threads(|| ());
         if let Err(e) = self.py.check_signals() {
             self.interrupted = true;
             return Err(Err::Py(e));
