@@ -8,8 +8,10 @@ anew when every one of them has a failing guard. The cache is bounded (LRU).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import signal
 import threading
 import time
 from collections import OrderedDict, deque
@@ -140,6 +142,31 @@ def _pretty(path, names):
     return path
 
 
+@contextlib.contextmanager
+def _ctrl_c_stops_the_trace():
+    """While tracing on the main thread, SIGINT also raises a flag the engine polls, then
+    runs the handler that was installed (Python's default raises KeyboardInterrupt): a
+    KeyboardInterrupt raised inside Python code that the engine calls could otherwise be
+    lost, and the trace run on."""
+    try:
+        prev = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    except Exception:  # no signal module state: nothing to install
+        prev = None
+    if not callable(prev):  # SIG_IGN, SIG_DFL, not the main thread
+        yield
+        return
+
+    def on_sigint(signum, frame):
+        _core._interrupt()  # the engine stops at its next check, even if this is swallowed
+        return prev(signum, frame)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, prev)
+
+
 def trace(fn, args, kwargs, promote=()):
     """Traces `fn(*args, **kwargs)`; returns (result, Trace, Signature, checks) where the
     checks are the values read from outside the function (globals, closure cells, attributes
@@ -152,7 +179,8 @@ def trace(fn, args, kwargs, promote=()):
     cargs, ckwargs = _tree.unflatten(treedef, fresh)
     inputs = list(zip(fresh, sig.names))
     values = [np.array(f) for f in fresh]
-    result, tr, sources = _core.trace(fn, list(cargs), dict(ckwargs), inputs, _markers(), _tree.leaves_of)
+    with _ctrl_c_stops_the_trace():
+        result, tr, sources = _core.trace(fn, list(cargs), dict(ckwargs), inputs, _markers(), _tree.leaves_of)
     if self_check_enabled():
         _self_check(fn, tr, values, result)
     checks = tuple((kind, container, key, _freeze(obj)) for kind, container, key, obj in sources)
@@ -204,7 +232,10 @@ def _check_fast_path(fn, compiled, values):
     fast, _ = compiled.run(values)
     if time.perf_counter() - t0 > REFERENCE_CHECK_MAX_S:
         return
-    ref, _ = compiled.run(values, reference=True)
+    try:
+        ref, _ = compiled.run(values, reference=True)
+    except MemoryError:
+        return  # the unsimplified graph holds a value too large to evaluate: no verdict
     if fast is None or ref is None:
         return
     for k, (g, w) in enumerate(zip(fast, ref)):

@@ -109,6 +109,7 @@ pub fn eval(g: &Graph, inputs: &[Tensor], outputs: &[NodeId]) -> Result<Vec<Tens
             continue;
         }
         let node = &g.nodes()[i];
+        autodiff_ir::mem::check_elements(node.size(), &format!("node {i}")).map_err(ExecError)?;
         let args: Vec<&ArrayD<f64>> = node
             .inputs
             .iter()

@@ -34,6 +34,16 @@ fn float(what: &str, d: DType) -> Result<(), IrError> {
 /// The shape and dtype of `op` applied to operands of the given shapes and dtypes.
 /// `n_consts` bounds `Const` ids.
 pub fn infer(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape, DType), IrError> {
+    let (shape, dtype) = infer_op(op, ins, n_consts)?;
+    if crate::mem::checked_size(&shape).is_none() {
+        return err(format!(
+            "{op:?}: the shape {shape:?} has more elements than an array can hold"
+        ));
+    }
+    Ok((shape, dtype))
+}
+
+fn infer_op(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape, DType), IrError> {
     if let Some(n) = op.arity() {
         if ins.len() != n {
             return err(format!("{op:?} takes {n} operands, got {}", ins.len()));

@@ -12,6 +12,7 @@
 pub mod dtype;
 pub mod graph;
 pub mod infer;
+pub mod mem;
 pub mod op;
 pub mod sexpr;
 pub mod tensor;

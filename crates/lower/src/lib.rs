@@ -914,6 +914,18 @@ impl Program {
             stats: String::new(),
         };
         prog.plan_buffers(&p.slot_sizes);
+        // Everything one run holds: the buffers, the kernels' scratch and the copies of
+        // the outputs; over the machine's memory it is a clear error, never an abort.
+        let mut total = prog.scratch_len;
+        for &n in &prog.slot_sizes {
+            total = total.saturating_add(n);
+        }
+        for o in &prog.outputs {
+            let n = o.shape.iter().fold(1usize, |a, &d| a.saturating_mul(d));
+            total = total.saturating_add(n);
+        }
+        autodiff_ir::mem::check_elements(total, "the buffers of this program")
+            .map_err(LowerError)?;
         prog.stats = prog.make_stats();
         Ok(prog)
     }

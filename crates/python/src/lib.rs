@@ -33,6 +33,21 @@ fn trace<'py>(
     markers: Bound<'py, PyDict>,
     flatten: Bound<'py, PyAny>,
 ) -> PyResult<TraceOut<'py>> {
+    traced::shield("trace", || {
+        trace_inner(py, func, args, kwargs, inputs, markers, flatten)
+    })
+}
+
+fn trace_inner<'py>(
+    py: Python<'py>,
+    func: Bound<'py, PyAny>,
+    args: Bound<'py, PyList>,
+    kwargs: Bound<'py, PyDict>,
+    inputs: Bound<'py, PyList>,
+    markers: Bound<'py, PyDict>,
+    flatten: Bound<'py, PyAny>,
+) -> PyResult<TraceOut<'py>> {
+    capture::INTERRUPT.store(false, std::sync::atomic::Ordering::Relaxed);
     let mut t = Tracer::new(py, markers)?;
     for item in inputs.iter() {
         let (obj, name): (Bound<PyAny>, String) = item.extract()?;
@@ -58,9 +73,11 @@ fn trace<'py>(
     let out = match out {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return Err(into_pyerr(py, &t, e)),
-        Err(_) => {
+        Err(p) => {
             return Err(capture::TraceError::new_err(format!(
-                "internal error (panic) while tracing at {}; please report it",
+                "internal error (panic: {}) while tracing at {}; this is a bug in pyautodiff, \
+                 please report it",
+                traced::panic_text(&*p),
                 t.loc()
             )))
         }
@@ -133,9 +150,43 @@ fn into_pyerr(py: Python<'_>, t: &Tracer<'_>, e: CapErr) -> PyErr {
     }
 }
 
+thread_local! {
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Where the last panic on this thread happened (recorded by the module's panic hook).
+pub fn last_panic_location() -> Option<String> {
+    LAST_PANIC.with(|c| c.borrow_mut().take())
+}
+
+/// Every panic is caught at the entry points and becomes an exception whose message says
+/// where it happened; the hook records that place instead of printing to stderr (set
+/// `AUTODIFF_DEBUG_PANICS=1` to print Rust's usual message and backtrace too). The hook
+/// is this extension's own (its Rust runtime is linked in), not other modules'.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
+        LAST_PANIC.with(|c| *c.borrow_mut() = at);
+        if std::env::var_os("AUTODIFF_DEBUG_PANICS").is_some() {
+            default(info);
+        }
+    }));
+}
+
+/// Called by the SIGINT handler installed while tracing: the engine stops at its next check.
+#[pyfunction]
+fn _interrupt() {
+    capture::INTERRUPT.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    install_panic_hook();
     m.add_function(wrap_pyfunction!(trace, m)?)?;
+    m.add_function(wrap_pyfunction!(_interrupt, m)?)?;
     m.add_class::<PyTrace>()?;
     m.add("TraceError", m.py().get_type::<capture::TraceError>())?;
     let _ = PyTuple::empty(m.py());

@@ -3,7 +3,7 @@
 
 use autodiff_ir::{DType, Graph, NodeId, Tensor};
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -27,19 +27,28 @@ pub struct PyTrace {
 
 /// Runs `f`, turning a panic (an internal bug) into an `autodiff.TraceError` that says so,
 /// instead of pyo3's `PanicException` (which `except Exception` does not catch).
-fn shield<T>(what: &str, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+pub fn shield<T>(what: &str, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = panic_text(&*p);
             Err(crate::capture::TraceError::new_err(format!(
                 "internal error in {what}: {msg}. This is a bug in pyautodiff; please report it"
             )))
         }
+    }
+}
+
+/// The message of a caught panic, with where it happened when the hook recorded it.
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    let msg = p
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    match crate::last_panic_location() {
+        Some(at) => format!("{msg} at {at}"),
+        None => msg,
     }
 }
 
@@ -70,6 +79,9 @@ type RunResult<'py> = (Option<Vec<Bound<'py, PyAny>>>, Option<usize>);
 /// first, traced call, where NumPy itself raised), anything else `ValueError`.
 fn eval_err(py: Python<'_>, e: impl std::fmt::Display) -> PyErr {
     let msg = format!("evaluation failed: {e}");
+    if msg.contains(autodiff_ir::mem::TOO_LARGE) {
+        return PyMemoryError::new_err(msg);
+    }
     let linalg = ["singular", "positive definite", "positive-definite"]
         .iter()
         .any(|w| msg.contains(w));
@@ -184,11 +196,26 @@ impl PyTrace {
     fn program(&self, want: &[NodeId]) -> PyResult<&autodiff_lower::Program> {
         // Execution runs the simplified graph (cheapest form; same values, property-tested).
         let p = self.program.get_or_init(|| {
-            let (sg, outs) = autodiff_simplify::simplify(&self.inner.graph, want);
-            autodiff_lower::Program::compile(&sg, &outs).map_err(|e| e.to_string())
+            // A panic while compiling is kept as this trace's error (the lock is never
+            // left half-initialized, and every later call reports the same error).
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let (sg, outs) = autodiff_simplify::simplify(&self.inner.graph, want);
+                autodiff_lower::Program::compile(&sg, &outs).map_err(|e| e.to_string())
+            }))
+            .unwrap_or_else(|p| {
+                Err(format!(
+                    "internal error (panic: {}); this is a bug in pyautodiff, please report it",
+                    panic_text(&*p)
+                ))
+            })
         });
-        p.as_ref()
-            .map_err(|e| PyValueError::new_err(format!("compiling the trace failed: {e}")))
+        p.as_ref().map_err(|e| {
+            if e.contains(autodiff_ir::mem::TOO_LARGE) {
+                PyMemoryError::new_err(e.clone())
+            } else {
+                PyValueError::new_err(format!("compiling the trace failed: {e}"))
+            }
+        })
     }
 
     fn derived(&self, graph: Graph) -> PyTrace {
@@ -264,16 +291,20 @@ impl PyTrace {
 
     /// How the fast path runs this trace: kernels, fused groups, buffers.
     fn program_stats(&self) -> PyResult<String> {
-        let g = &self.inner.graph;
-        let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
-        want.extend(&g.outputs);
-        Ok(self.program(&want)?.stats())
+        shield("program_stats", || {
+            let g = &self.inner.graph;
+            let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
+            want.extend(&g.outputs);
+            Ok(self.program(&want)?.stats())
+        })
     }
 
     /// Nodes the outputs need.
-    fn node_count(&self) -> usize {
-        let g = &self.inner.graph;
-        autodiff_simplify::node_count(g, &g.outputs)
+    fn node_count(&self) -> PyResult<usize> {
+        shield("node_count", || {
+            let g = &self.inner.graph;
+            Ok(autodiff_simplify::node_count(g, &g.outputs))
+        })
     }
 
     /// Whether the graph holds a `stop_gradient` (`autodiff.constant`): its derivative is
@@ -700,7 +731,9 @@ impl PyTrace {
     }
 
     /// The graph in the s-expression text form.
-    fn sexpr(&self) -> String {
-        autodiff_ir::sexpr::print_graph(&self.inner.graph)
+    fn sexpr(&self) -> PyResult<String> {
+        shield("sexpr", || {
+            Ok(autodiff_ir::sexpr::print_graph(&self.inner.graph))
+        })
     }
 }

@@ -865,8 +865,38 @@ impl Rewriter {
         if full {
             return Some(x);
         }
-        let v = self.uc(x)?;
         let to: Shape = dims.iter().map(|d| d.len).collect();
+        if let Op::Broadcast(bto) = &n.op {
+            // slice(broadcast(y)) = broadcast(slice(y)): a broadcast axis gives the same
+            // value at every index, so only y's own axes are sliced; a huge broadcast that
+            // is indexed is never materialized.
+            let bto = bto.clone();
+            let y = n.inputs[0];
+            let ys = self.g.shape(y).clone();
+            let lead = bto.len() - ys.len();
+            let padded: Shape = (0..bto.len())
+                .map(|i| if i < lead { 1 } else { ys[i - lead] })
+                .collect();
+            let ydims: Vec<SliceDim> = dims
+                .iter()
+                .zip(&padded)
+                .map(|(d, &p)| {
+                    if p == 1 {
+                        SliceDim {
+                            start: 0,
+                            step: 1,
+                            len: 1,
+                        }
+                    } else {
+                        *d
+                    }
+                })
+                .collect();
+            let y = self.mk(Op::Reshape(padded), vec![y]);
+            let y = self.mk(Op::Slice(ydims), vec![y]);
+            return Some(self.bcast(y, &to));
+        }
+        let v = self.uc(x)?;
         let dt = n.dtype;
         Some(self.full(v, &to, dt))
     }
@@ -932,6 +962,25 @@ impl Rewriter {
             Op::Unary(U::Neg) if sum => {
                 let s = self.mk(Op::Reduce(r, axes.to_vec()), vec![n.inputs[0]]);
                 Some(self.u(U::Neg, s))
+            }
+            // sum(set_slice(zeros, v)) = set_slice(zeros, sum(v)) over the kept axes: the
+            // zeros add nothing (the cotangent of an index into a broadcast, which would
+            // otherwise materialize the broadcast's full shape).
+            Op::SetSlice(dims) if sum && n.dtype != DType::Bool && self.is(n.inputs[0], 0.0) => {
+                let v = self.mk(Op::Reduce(r, axes.to_vec()), vec![n.inputs[1]]);
+                let kept: Vec<SliceDim> = (0..n.shape.len())
+                    .filter(|i| !axes.contains(i))
+                    .map(|i| dims[i])
+                    .collect();
+                let covers = kept
+                    .iter()
+                    .zip(&out)
+                    .all(|(d, &e)| d.start == 0 && d.step == 1 && d.len == e);
+                if covers {
+                    return Some(v);
+                }
+                let z = self.full(0.0, &out, n.dtype);
+                Some(self.mk(Op::SetSlice(kept), vec![z, v]))
             }
             _ => None,
         }

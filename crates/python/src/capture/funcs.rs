@@ -363,7 +363,7 @@ impl<'py> Tracer<'py> {
             .args
             .first()
             .and_then(|a| a.obj().downcast::<TracedGen>().ok())
-            .map(|g| g.borrow().idx)
+            .map(|g| g.get().idx)
         {
             match name {
                 "builtins.next" => {
@@ -407,14 +407,31 @@ impl<'py> Tracer<'py> {
         {
             return self.call_native(c);
         }
-        if let Some(s) = spec {
-            let orig = c.clone();
-            if let Some(out) = self.bind(s, &mut c)? {
-                let v = self.entry(name, c)?;
-                return self.finish_out(orig, out, v);
+        // An entry reads its arguments by position; a call missing one (`pow(x)`,
+        // `getattr(x)`) must fail as the real call does, with Python's own TypeError: the
+        // real function is called when the entry stops on a panic, and its error returned.
+        let orig = c.clone();
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Res<Val<'py>> {
+            if let Some(s) = spec {
+                let before = c.clone();
+                if let Some(out) = self.bind(s, &mut c)? {
+                    let v = self.entry(name, c)?;
+                    return self.finish_out(before, out, v);
+                }
+            }
+            self.entry(name, c)
+        }));
+        match run {
+            Ok(r) => r,
+            Err(p) => {
+                orig.real()?;
+                unsupported(format!(
+                    "internal error (panic: {}) in the tracer's entry for `{name}`; this is a \
+                     bug in pyautodiff, please report it",
+                    crate::traced::panic_text(&*p)
+                ))
             }
         }
-        self.entry(name, c)
     }
 
     /// The entries, called with their arguments bound.
@@ -430,12 +447,12 @@ impl<'py> Tracer<'py> {
                 self.stop_gradient(&o)
             }
             "autodiff.tag" => {
-                let v = x.unwrap();
-                let tag: String = c
-                    .opt(1, "name")
-                    .map(|n| n.extract())
-                    .transpose()?
-                    .unwrap_or_default();
+                // tag(x, name): both required, as outside a trace.
+                let (Some(v), Some(tag)) = (x, c.opt(1, "name")) else {
+                    c.real()?;
+                    return unsupported("autodiff.tag(x, name) takes a value and a name");
+                };
+                let tag: String = tag.extract()?;
                 if let Some(n) = self.sym(&v) {
                     self.g.names.insert(n, tag.clone());
                     self.tags.push((tag, n));
@@ -512,8 +529,10 @@ impl<'py> Tracer<'py> {
                     pyo3::types::PyBool::new(py, b).to_owned().into_any(),
                 ))
             }
-            "builtins.pow" => self.binary_op(8, &c.args[0], &c.args[1]),
-            "builtins.getattr" => {
+            "builtins.pow" if c.args.len() == 2 && c.kwargs.is_empty() => {
+                self.binary_op(8, &c.args[0], &c.args[1])
+            }
+            "builtins.getattr" if (2..=3).contains(&c.args.len()) && c.kwargs.is_empty() => {
                 let name: String = c.args[1].obj().extract()?;
                 match self.getattr(&c.args[0], &name) {
                     Ok(v) => Ok(v),
@@ -522,6 +541,12 @@ impl<'py> Tracer<'py> {
                         None => Err(e),
                     },
                 }
+            }
+            // Other forms: Python's own error for a wrong call (`pow(x)`, `getattr(x)`),
+            // else the usual refusal of an unsupported form.
+            "builtins.pow" | "builtins.getattr" => {
+                c.real()?;
+                self.call_native(c)
             }
             // These depend only on types, shapes and dtypes, never on values.
             "np.result_type"

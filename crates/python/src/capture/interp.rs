@@ -29,13 +29,18 @@ pub struct Frame<'py> {
     line: u32,
 }
 
+/// Instructions between two checks of pending signals and of the trace's size.
+const CHECK_EVERY: u64 = 4096;
+
 pub enum Outcome<'py> {
     Return(Val<'py>),
     Yield(Val<'py>),
 }
 
-/// A generator created by traced code; it runs only inside the engine.
-#[pyclass(unsendable, module = "autodiff._core")]
+/// A generator created by traced code; it runs only inside the engine. Not `unsendable`:
+/// touching it from another thread must raise the `TraceError` below, not pyo3's
+/// `PanicException` (it holds only an index, so any thread may see it).
+#[pyclass(frozen, module = "autodiff._core")]
 pub struct TracedGen {
     pub idx: usize,
 }
@@ -134,7 +139,7 @@ impl<'py> Tracer<'py> {
             .obj
             .as_ref()
             .and_then(|o| o.downcast::<TracedGen>().ok())
-            .map(|g| g.borrow().idx)
+            .map(|g| g.get().idx)
         else {
             return Ok(v);
         };
@@ -279,9 +284,24 @@ impl<'py> Tracer<'py> {
                 *self.where_.last_mut().unwrap() = loc;
             }
             f.pc += 1;
+            self.ticks += 1;
+            if self.ticks.is_multiple_of(CHECK_EVERY) {
+                if let Err(e) = self.check_limits(&code, i) {
+                    break Err(e);
+                }
+            }
             match self.step(f, &code, i) {
                 Ok(None) => {}
                 Ok(Some(o)) => break Ok(o),
+                // Ctrl-C: no `try` of the traced code catches it (the trace stops).
+                // (Python code the engine calls may have run the signal handler itself.)
+                Err(Err::Py(e))
+                    if self.interrupted
+                        || e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(self.py) =>
+                {
+                    self.interrupted = true;
+                    break Err(Err::Py(e));
+                }
                 Err(Err::Py(e)) => match code.handler(i) {
                     Some(_)
                         if e.value(self.py)
@@ -323,6 +343,56 @@ impl<'py> Tracer<'py> {
         }
         self.where_.pop();
         out
+    }
+
+    /// Every `CHECK_EVERY` instructions: pending signals (Ctrl-C stops the trace with
+    /// KeyboardInterrupt) and the size of the trace (a loop unrolled without end is a
+    /// TraceError naming the loop, not a trace that never finishes).
+    fn check_limits(&mut self, code: &Code<'py>, i: usize) -> Res<()> {
+        // Let other Python threads run for a moment: the engine otherwise holds the GIL
+        // for the whole trace, starving them (a timer thread sending the interrupt too).
+        self.py.allow_threads(|| ());
+        if let Err(e) = self.py.check_signals() {
+            self.interrupted = true;
+            return Err(Err::Py(e));
+        }
+        if super::INTERRUPT.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            self.interrupted = true;
+            return Err(Err::Py(pyo3::exceptions::PyKeyboardInterrupt::new_err(())));
+        }
+        if self.g.len() <= self.max_nodes {
+            return Ok(());
+        }
+        // The innermost loop of this frame around the current instruction: a backward
+        // jump from at or after it to at or before it.
+        let lp = code
+            .instrs
+            .iter()
+            .enumerate()
+            .filter(|(j, ins)| {
+                ins.opname.starts_with("JUMP_BACKWARD") && ins.target <= i && i <= *j
+            })
+            .min_by_key(|(j, ins)| j - ins.target)
+            .map(|(j, ins)| {
+                code.instrs[ins.target..=j]
+                    .iter()
+                    .map(|x| x.line)
+                    .filter(|&l| l > 0)
+                    .min()
+                    .unwrap_or(ins.line)
+            });
+        let what = match lp {
+            Some(line) => format!("the loop at {}:{line}", code.filename),
+            None => "a loop".to_string(),
+        };
+        unsupported(format!(
+            "the trace grew past {} graph nodes: {what} runs on the real values and every \
+             iteration is recorded (unrolled), so a loop that runs very many times makes a \
+             trace that never finishes. Vectorize the loop (whole-array NumPy operations), \
+             move it out of the traced function (call the traced function inside it), or raise \
+             the limit with the environment variable AUTODIFF_MAX_TRACE_NODES",
+            self.max_nodes
+        ))
     }
 
     fn pop(f: &mut Frame<'py>) -> Res<Val<'py>> {
@@ -985,7 +1055,7 @@ impl<'py> Tracer<'py> {
             Opc::ForIter => {
                 let it = f.stack.last().unwrap().obj().clone();
                 let next = if let Ok(g) = it.downcast::<TracedGen>() {
-                    let idx = g.borrow().idx;
+                    let idx = g.get().idx;
                     self.resume(idx)?
                 } else {
                     let pynext = self.r.builtins.getattr("next")?;

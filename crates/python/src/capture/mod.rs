@@ -126,6 +126,26 @@ pub struct Refs<'py> {
     pub markers: Bound<'py, PyDict>,
 }
 
+/// The default bound on the nodes of one trace. A data-dependent loop unrolled 10^6 times
+/// makes 2–5 million nodes and takes minutes (measured: 10^5 guarded iterations of
+/// `x = x * a + b` make 5·10^5 nodes in ~20 s on a 2-core machine); real traces (unrolled
+/// loops of 10^4 steps included) stay far below.
+pub const DEFAULT_MAX_TRACE_NODES: usize = 1_000_000;
+
+/// Set by the SIGINT handler that `autodiff._compile.trace` installs while tracing: the
+/// KeyboardInterrupt it raises may surface inside Python code the engine calls (and be
+/// dropped there), so the engine also polls this flag.
+pub static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `AUTODIFF_MAX_TRACE_NODES` if set (a positive integer), else the default.
+pub fn max_trace_nodes() -> usize {
+    std::env::var("AUTODIFF_MAX_TRACE_NODES")
+        .ok()
+        .and_then(|s| s.trim().replace('_', "").parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_MAX_TRACE_NODES)
+}
+
 /// The state of one trace.
 pub struct Tracer<'py> {
     pub py: Python<'py>,
@@ -137,10 +157,21 @@ pub struct Tracer<'py> {
     /// one of them may hold stale values and is refused as a constant.
     written_roots: std::collections::HashSet<usize>,
     pub guards: Vec<Guard>,
+    /// The guards on each node (indices into `guards`): a guard already recorded is found
+    /// without scanning them all (a loop of 10^5 guarded steps was quadratic).
+    guards_on: HashMap<NodeId, Vec<usize>>,
     pub r: Refs<'py>,
     codes: HashMap<usize, Rc<Code<'py>>>,
     table: table::Table,
     pub depth: usize,
+    /// Instructions interpreted so far (signals and the trace size are checked every
+    /// `CHECK_EVERY` of them).
+    pub ticks: u64,
+    /// A KeyboardInterrupt (or another signal handler's exception) is on its way out: no
+    /// `try` in the traced code catches it, the trace stops.
+    pub interrupted: bool,
+    /// The most graph nodes one trace may hold (`AUTODIFF_MAX_TRACE_NODES`).
+    pub max_nodes: usize,
     /// Where the engine is in the user's code: `file:line (function)` per frame.
     pub where_: Vec<String>,
     pub generators: Vec<Option<interp::Frame<'py>>>,
@@ -241,6 +272,10 @@ impl<'py> Tracer<'py> {
             codes: HashMap::new(),
             table,
             depth: 0,
+            guards_on: HashMap::new(),
+            ticks: 0,
+            interrupted: false,
+            max_nodes: max_trace_nodes(),
             where_: vec![],
             generators: vec![],
             tags: vec![],
@@ -643,11 +678,9 @@ impl<'py> Tracer<'py> {
             return Ok(());
         }
         let why = format!("{why} at {}", self.loc());
-        if !self
-            .guards
-            .iter()
-            .any(|gd| gd.node == node && gd.expected == t)
-        {
+        let on = self.guards_on.entry(node).or_default();
+        if !on.iter().any(|&k| self.guards[k].expected == t) {
+            on.push(self.guards.len());
             self.guards.push(Guard {
                 node,
                 expected: t,
