@@ -50,8 +50,41 @@ struct Np {
     float64_scalar: usize,
     f64_descr: Py<PyAny>,
     empty: Py<PyAny>,
+    /// `PyArray_NewFromDescr` from NumPy's C-API table (slot 94), when found and checked.
+    new_from_descr: Option<NewFromDescr>,
     /// The struct layout matched a live array.
     ok: bool,
+}
+
+type NewFromDescr = unsafe extern "C" fn(
+    *mut ffi::PyObject,
+    *mut ffi::PyObject,
+    c_int,
+    *const isize,
+    *const isize,
+    *mut std::ffi::c_void,
+    c_int,
+    *mut ffi::PyObject,
+) -> *mut ffi::PyObject;
+
+/// `PyArray_NewFromDescr` from the `_ARRAY_API` capsule, after checking that the table's
+/// slot 2 is `numpy.ndarray` (the table is NumPy's stable C-API, read by every extension).
+fn find_new_from_descr(py: Python<'_>, ndarray: &Bound<'_, PyAny>) -> Option<NewFromDescr> {
+    let capsule = ["numpy._core._multiarray_umath", "numpy.core.multiarray"]
+        .iter()
+        .find_map(|m| py.import(*m).ok()?.getattr("_ARRAY_API").ok())?;
+    let capsule = capsule.downcast::<pyo3::types::PyCapsule>().ok()?;
+    let table = capsule.pointer() as *const *const std::ffi::c_void;
+    if table.is_null() {
+        return None;
+    }
+    // SAFETY: the capsule holds NumPy's C-API table (an array of pointers, > 94 slots).
+    unsafe {
+        if *table.add(2) as usize != ndarray.as_ptr() as usize {
+            return None;
+        }
+        Some(std::mem::transmute::<*const std::ffi::c_void, NewFromDescr>(*table.add(94)))
+    }
 }
 
 static NP: GILOnceCell<Np> = GILOnceCell::new();
@@ -81,14 +114,58 @@ fn np(py: Python<'_>) -> PyResult<&Np> {
                 && descr.is(&f64_descr)
                 && h.flags & (C_CONTIGUOUS | ALIGNED) == C_CONTIGUOUS | ALIGNED
         };
-        Ok(Np {
+        let mut np = Np {
             ndarray: ndarray.as_ptr() as usize,
             float64_scalar: m.getattr("float64")?.as_ptr() as usize,
             f64_descr: f64_descr.unbind(),
             empty: empty.unbind(),
+            new_from_descr: find_new_from_descr(py, &ndarray),
             ok,
-        })
+        };
+        // The C-API allocation must make what numpy.empty makes, else numpy.empty is used.
+        if ok && np.new_from_descr.is_some() {
+            let fine = np.empty_f64(py, &[2, 3]).is_ok_and(|a| {
+                a.get_type_ptr() as usize == np.ndarray
+                    && a.getattr("shape")
+                        .is_ok_and(|s| s.eq((2, 3)).unwrap_or(false))
+                    && a.getattr("dtype").is_ok_and(|d| d.is(&np.f64_descr))
+                    && a.getattr("flags")
+                        .and_then(|f| f.getattr("c_contiguous"))
+                        .is_ok_and(|c| c.is_truthy().unwrap_or(false))
+            });
+            if !fine {
+                np.new_from_descr = None;
+            }
+        }
+        Ok(np)
     })
+}
+
+impl Np {
+    /// A new C-contiguous float64 array of shape `dims` (uninitialized, as numpy.empty).
+    fn empty_f64<'py>(&self, py: Python<'py>, dims: &[isize]) -> PyResult<Bound<'py, PyAny>> {
+        match self.new_from_descr {
+            // SAFETY: NumPy's PyArray_NewFromDescr with a new reference to the float64
+            // descriptor (it steals one), no strides, data or flags: a fresh array.
+            Some(f) => unsafe {
+                let d = self.f64_descr.as_ptr();
+                ffi::Py_IncRef(d);
+                let nd = dims.len() as c_int;
+                let p = f(
+                    self.ndarray as *mut ffi::PyObject,
+                    d,
+                    nd,
+                    dims.as_ptr(),
+                    std::ptr::null(),
+                    std::ptr::null_mut(),
+                    0,
+                    std::ptr::null_mut(),
+                );
+                Bound::from_owned_ptr_or_err(py, p)
+            },
+            None => self.empty.bind(py).call1((PyTuple::new(py, dims.iter())?,)),
+        }
+    }
 }
 
 /// A positional argument read as a float64 leaf: a C-contiguous aligned float64 ndarray
@@ -162,7 +239,7 @@ struct Entry {
     sources: Vec<Source>,
     /// Output shapes as tuples (for `numpy.empty`), when every output is float64 and small
     /// (else outputs are built by `convert::tensor_into_numpy`).
-    out_shapes: Option<Vec<Py<PyAny>>>,
+    out_shapes: Option<Vec<Vec<isize>>>,
 }
 
 struct Group {
@@ -356,15 +433,12 @@ impl CallTable {
             let small = g.outputs.iter().all(|&o| {
                 g.dtype(o) == DType::F64 && g.node(o).size() < crate::convert::ZERO_COPY_MIN
             });
-            let out_shapes = if small {
-                let mut v = vec![];
-                for &o in &g.outputs {
-                    v.push(PyTuple::new(py, g.shape(o).iter())?.into_any().unbind());
-                }
-                Some(v)
-            } else {
-                None
-            };
+            let out_shapes = small.then(|| {
+                g.outputs
+                    .iter()
+                    .map(|&o| g.shape(o).iter().map(|&d| d as isize).collect())
+                    .collect()
+            });
             let mut sources = vec![];
             for c in e.get_item(2)?.try_iter()? {
                 sources.push(parse_source(py, &c?)?);
@@ -437,13 +511,12 @@ impl CallTable {
                 return Ok(None);
             }
             let groups = self.snapshot();
-            let args: Vec<Bound<'py, PyAny>> = args.iter().collect();
             // The signature: types, dtypes and shapes (no Python code runs here).
             let group = groups.iter().find(|g| {
                 g.shapes.len() == args.len()
                     && args.iter().zip(&g.shapes).all(|(a, s)| {
                         // SAFETY: GIL held, `a` alive, pointers not kept.
-                        match unsafe { leaf(np, a) } {
+                        match unsafe { leaf(np, &a) } {
                             Some(Leaf::Array { dims, .. }) => dims == s.as_slice(),
                             Some(Leaf::Scalar(_)) => s.is_empty(),
                             None => false,
@@ -459,7 +532,7 @@ impl CallTable {
                     Stale::Yes => continue,
                     Stale::Unsure => return Ok(None),
                 }
-                if let Some(outs) = self.run_entry(py, np, e, &group.shapes, &args)? {
+                if let Some(outs) = self.run_entry(py, np, e, &group.shapes, args)? {
                     return Ok(Some((outs, e.obj.clone_ref(py))));
                 }
             }
@@ -474,49 +547,58 @@ impl CallTable {
         np: &Np,
         e: &Entry,
         shapes: &[Vec<isize>],
-        args: &[Bound<'py, PyAny>],
+        args: &Bound<'py, PyTuple>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let t = e.trace.get();
         let program = t.run_program()?;
         let data = t.data();
         let ng = data.guards.len();
-        // Output arrays first: numpy.empty is Python code, and no Python code may run
-        // between reading the inputs' pointers and the end of the run.
-        let mut arrays = vec![];
-        if let Some(shapes) = &e.out_shapes {
-            for s in shapes {
-                arrays.push(np.empty.bind(py).call1((s.bind(py),))?);
-            }
-        }
-        let mut scalars = vec![0.0f64; args.len()];
-        let mut slices: Vec<&[f64]> = Vec::with_capacity(args.len());
-        for (k, (a, s)) in args.iter().zip(shapes).enumerate() {
-            // SAFETY: GIL held, `a` alive; the pointers are used only until the run ends,
-            // with no Python code in between.
-            match unsafe { leaf(np, a) } {
-                Some(Leaf::Array { dims, .. }) if dims != s.as_slice() => return Ok(None),
-                Some(Leaf::Array { .. }) | Some(Leaf::Scalar(_)) => {}
-                None => return Ok(None),
-            }
-            if let Some(Leaf::Scalar(v)) = unsafe { leaf(np, a) } {
-                scalars[k] = v;
-            }
-        }
-        for (k, a) in args.iter().enumerate() {
-            match unsafe { leaf(np, a) } {
-                Some(Leaf::Array { data, .. }) => {
-                    let n: usize = shapes[k].iter().product::<isize>() as usize;
-                    // SAFETY: a C-contiguous aligned float64 array of the checked shape.
-                    slices.push(unsafe { std::slice::from_raw_parts(data, n) });
+        // Output arrays first: allocating them may run Python code (the garbage
+        // collector), and none may run between reading the inputs' pointers and the end
+        // of the run.
+        let outs = match &e.out_shapes {
+            Some(shapes) => {
+                let list = PyList::empty(py);
+                for s in shapes {
+                    list.append(np.empty_f64(py, s)?)?;
                 }
-                _ => slices.push(std::slice::from_ref(&scalars[k])),
+                Some(list)
+            }
+            None => None,
+        };
+        let n = args.len();
+        let mut scalars = [0.0f64; 8];
+        if n > scalars.len() && args.iter().any(|a| a.get_type_ptr() as usize != np.ndarray) {
+            return Ok(None);
+        }
+        let mut slices: Vec<&[f64]> = Vec::with_capacity(n);
+        for (k, (a, s)) in args.iter().zip(shapes).enumerate() {
+            // SAFETY: GIL held, `a` alive (the tuple holds it); the pointers are used only
+            // until the run ends, with no Python code in between.
+            match unsafe { leaf(np, &a) } {
+                Some(Leaf::Array { data, dims }) if dims == s.as_slice() => {
+                    let len: usize = s.iter().product::<isize>() as usize;
+                    // SAFETY: a C-contiguous aligned float64 array of the checked shape.
+                    slices.push(unsafe { std::slice::from_raw_parts(data, len) });
+                }
+                Some(Leaf::Scalar(v)) if s.is_empty() => {
+                    scalars[k] = v;
+                    slices.push(&[]); // filled below (the scalars must stop moving first)
+                }
+                _ => return Ok(None),
             }
         }
-        if e.out_shapes.is_some() {
+        for (k, sl) in slices.iter_mut().enumerate() {
+            if sl.is_empty() && shapes[k].is_empty() {
+                *sl = std::slice::from_ref(&scalars[k]);
+            }
+        }
+        if let Some(list) = outs {
             let mut failed = false;
-            let mut ptrs = Vec::with_capacity(arrays.len());
-            for a in &arrays {
-                // SAFETY: made by numpy.empty above: a fresh C-contiguous float64 array.
+            let mut ptrs: Vec<*mut f64> = Vec::with_capacity(list.len());
+            for a in list.iter() {
+                // SAFETY: made by empty_f64 above: a fresh C-contiguous float64 array,
+                // kept alive by the list.
                 ptrs.push(unsafe { (*(a.as_ptr() as *const ArrayHead)).data as *mut f64 });
             }
             // The GIL stays held: the kernels read the arguments' buffers in place.
@@ -533,7 +615,7 @@ impl CallTable {
             if failed {
                 return Ok(None);
             }
-            return Ok(Some(PyList::new(py, arrays)?.into_any()));
+            return Ok(Some(list.into_any()));
         }
         let vals = program.run_f64(&slices).map_err(|e| eval_err(py, e))?;
         drop(slices);
