@@ -80,7 +80,7 @@ fn find_new_from_descr(py: Python<'_>, ndarray: &Bound<'_, PyAny>) -> Option<New
     }
     // SAFETY: the capsule holds NumPy's C-API table (an array of pointers, > 94 slots).
     unsafe {
-        if *table.add(2) as usize != ndarray.as_ptr() as usize {
+        if !std::ptr::eq(*table.add(2), ndarray.as_ptr() as *const std::ffi::c_void) {
             return None;
         }
         Some(std::mem::transmute::<*const std::ffi::c_void, NewFromDescr>(*table.add(94)))
