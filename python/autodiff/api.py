@@ -437,10 +437,15 @@ def grad(fn, argnums=0):
     """`grad(f)(x, ...)`: the gradient of scalar `f` w.r.t. argument `argnums` (an int gives
     one array, a tuple gives a tuple)."""
     g = Gradient(fn, wrt=argnums)
+    single = isinstance(argnums, int)
 
     def grad_fn(*args, **kwargs):
+        if not kwargs and g._direct:  # Gradient.__call__'s native path, one layer less
+            out = g._native(args)
+            if out is not None:
+                return out[0] if single else tuple(out)
         out = g(*args, **kwargs)
-        return out[0] if isinstance(argnums, int) else tuple(out)
+        return out[0] if single else tuple(out)
 
     grad_fn.gradient = g
     grad_fn.__autodiff__ = (
@@ -456,10 +461,15 @@ def grad(fn, argnums=0):
 def value_and_grad(fn, argnums=0):
     """`value_and_grad(f)(x, ...)` returns `(f(x, ...), grad)` from one evaluation."""
     g = Gradient(fn, wrt=argnums, with_value=True)
+    single = isinstance(argnums, int)
 
     def vg(*args, **kwargs):
+        if not kwargs and g._direct:  # Gradient.__call__'s native path, one layer less
+            out = g._native(args)
+            if out is not None:
+                return out[0], (out[1] if single else tuple(out[1:]))
         value, out = g(*args, **kwargs)
-        return value, (out[0] if isinstance(argnums, int) else tuple(out))
+        return value, (out[0] if single else tuple(out))
 
     vg.gradient = g
     vg.__autodiff__ = ("grad", fn, _argnums_list(argnums), True, "single" if isinstance(argnums, int) else "tuple")
