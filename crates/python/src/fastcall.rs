@@ -276,7 +276,7 @@ impl CallTable {
             let got = match &s.fetch {
                 Fetch::Global(d, k) => {
                     let d = d.bind(py);
-                    match d.downcast::<PyDict>() {
+                    match d.downcast_exact::<PyDict>() {
                         Ok(d) => d.get_item(k.bind(py)),
                         Err(_) => d.get_item(k.bind(py)).map(Some),
                     }
