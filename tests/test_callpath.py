@@ -163,3 +163,26 @@ def test_same_array_twice_and_threads():
     for t in threads:
         t.join()
     assert all(results) and len(results) == 800
+
+
+def test_lists_and_tuples_of_arrays():
+    def f(p, s):
+        return np.sum(p[0] * p[1] + p[2]) * s
+
+    g = autodiff.grad(f)
+    F = autodiff.Function(f)
+    ps = [np.arange(3.0) + k for k in range(3)]
+    for _ in range(3):
+        for p in (ps, tuple(ps)):
+            out = g(p, 2.0)
+            assert type(out) is type(p) and len(out) == 3
+            np.testing.assert_array_equal(out[0], 2 * p[1])
+            np.testing.assert_array_equal(out[2], np.full(3, 2.0))
+            assert F(p, 2.0) == f(p, 2.0)
+    assert F._spec.native.lookup((ps, 2.0)) is not None
+    assert F._spec.native.lookup((tuple(ps), 2.0)) is not None
+    assert F._spec.native((ps, 2.0)) is None  # the direct call takes leaves only
+    # another length, a float inside, a non-contiguous element: declined, still right
+    for p in (ps[:2] + [ps[2], ps[0]], [ps[0], ps[1], 1.5], [ps[0], ps[1], np.arange(6.0)[::2]]):
+        assert F._spec.native.lookup((p, 2.0)) is None
+        np.testing.assert_allclose(F(p, 2.0), f(p, 2.0))

@@ -330,10 +330,18 @@ class Specializer:
         """Hands the cache entries of `key` to the native path when it can read these
         arguments as they are (float64 arrays and floats, one leaf each)."""
         if all(_native_leaf(a) for a in args):
-            with self._lock:
-                entries = self.cache.get(key)
-                if entries:
-                    self.native.install([np.shape(a) for a in args], list(entries))
+            shapes, containers = [np.shape(a) for a in args], None
+        elif all(_native_leaf(a) or _native_seq(a) for a in args):
+            # flat lists/tuples of float64 arrays too (Specializer.lookup only: the caller
+            # regroups the outputs)
+            shapes = [np.shape(e) for a in args for e in (a if _native_seq(a) else (a,))]
+            containers = [(type(a).__name__, len(a)) if _native_seq(a) else ("leaf", 1) for a in args]
+        else:
+            return
+        with self._lock:
+            entries = self.cache.get(key)
+            if entries:
+                self.native.install(shapes, list(entries), containers)
 
     def _lookup(self, args, kwargs, extra):
         with self._lock:
@@ -422,6 +430,16 @@ def _native_leaf(a):
     order, a float or a numpy.float64."""
     t = type(a)
     return t is float or t is np.float64 or (t is np.ndarray and a.dtype == np.float64 and a.dtype.isnative)
+
+
+def _native_seq(a):
+    """A non-empty list or tuple (exactly) of float64 arrays in native byte order."""
+    t = type(a)
+    return (
+        (t is list or t is tuple)
+        and len(a) > 0
+        and all(type(e) is np.ndarray and e.dtype == np.float64 and e.dtype.isnative for e in a)
+    )
 
 
 def _fast_leaves(args):

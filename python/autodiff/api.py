@@ -348,7 +348,18 @@ def _group(args, pos, outs):
     tag gradients, as they are)."""
     grouped, k = [], 0
     for p in pos:
-        idx, _, tdef = _tree.flatten(args[p])
+        a = args[p]
+        t = type(a)
+        if t is np.ndarray:
+            grouped.append(outs[k])
+            k += 1
+            continue
+        if (t is list or t is tuple) and all(type(e) is np.ndarray for e in a):
+            # a flat list/tuple of arrays: what flatten + unflatten would build
+            grouped.append(t(outs[k : k + len(a)]))
+            k += len(a)
+            continue
+        idx, _, tdef = _tree.flatten(a)
         grouped.append(_tree.unflatten(tdef, outs[k : k + len(idx)]))
         k += len(idx)
     grouped.extend(outs[k:])

@@ -242,7 +242,62 @@ struct Entry {
     out_shapes: Option<Vec<Vec<isize>>>,
 }
 
+/// How a positional argument holds its leaves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The argument is one leaf (a float64 array or a float).
+    Leaf,
+    /// A list (exactly) of this many float64 arrays.
+    List(usize),
+    /// A tuple (exactly) of this many float64 arrays.
+    Tuple(usize),
+}
+
+/// The leaves of `args` laid out as `kinds` says (into `out`), or `false`.
+fn collect_leaves<'py>(
+    args: &Bound<'py, PyTuple>,
+    kinds: &[Kind],
+    out: &mut Vec<Bound<'py, PyAny>>,
+) -> bool {
+    out.clear();
+    if args.len() != kinds.len() {
+        return false;
+    }
+    for (a, k) in args.iter().zip(kinds) {
+        match *k {
+            Kind::Leaf => out.push(a),
+            Kind::List(n) => match a.downcast_exact::<PyList>() {
+                Ok(l) if l.len() == n => out.extend(l.iter()),
+                _ => return false,
+            },
+            Kind::Tuple(n) => match a.downcast_exact::<PyTuple>() {
+                Ok(t) if t.len() == n => out.extend(t.iter()),
+                _ => return false,
+            },
+        }
+    }
+    true
+}
+
+/// Whether leaf `k` of the layout `kinds` is an argument itself (may be a float).
+fn top_level(kinds: &[Kind], k: usize) -> bool {
+    let mut at = 0;
+    for kind in kinds {
+        let n = match *kind {
+            Kind::Leaf => 1,
+            Kind::List(n) | Kind::Tuple(n) => n,
+        };
+        if k < at + n {
+            return *kind == Kind::Leaf;
+        }
+        at += n;
+    }
+    false
+}
+
 struct Group {
+    kinds: Vec<Kind>,
+    /// Shapes of the leaves, flattened as `kinds` lays them out.
     shapes: Vec<Vec<isize>>,
     /// Tried in order: most recent trace first (as `Specializer.lookup`).
     entries: Vec<Entry>,
@@ -405,13 +460,36 @@ impl CallTable {
     /// Registers the cache entries `[(compiled, info, checks), ...]` (oldest first) of the
     /// signature of float64 arrays of `shapes`. Returns whether they were taken (every
     /// program input must be float64 of those shapes).
+    #[pyo3(signature = (shapes, entries, containers=None))]
     fn install(
         &self,
         py: Python<'_>,
         shapes: Vec<Vec<isize>>,
         entries: Vec<Bound<'_, PyAny>>,
+        containers: Option<Vec<(String, usize)>>,
     ) -> PyResult<bool> {
         if !np(py)?.ok {
+            return Ok(false);
+        }
+        let kinds: Vec<Kind> = match containers {
+            None => vec![Kind::Leaf; shapes.len()],
+            Some(c) => c
+                .iter()
+                .map(|(t, n)| match t.as_str() {
+                    "list" => Kind::List(*n),
+                    "tuple" => Kind::Tuple(*n),
+                    _ => Kind::Leaf,
+                })
+                .collect(),
+        };
+        let leaves: usize = kinds
+            .iter()
+            .map(|k| match *k {
+                Kind::Leaf => 1,
+                Kind::List(n) | Kind::Tuple(n) => n,
+            })
+            .sum();
+        if leaves != shapes.len() {
             return Ok(false);
         }
         let mut parsed = Vec::with_capacity(entries.len());
@@ -451,6 +529,7 @@ impl CallTable {
             });
         }
         let group = Arc::new(Group {
+            kinds,
             shapes,
             entries: parsed,
         });
@@ -458,7 +537,7 @@ impl CallTable {
         let mut next: Vec<Arc<Group>> = vec![group.clone()];
         next.extend(
             lock.iter()
-                .filter(|g| g.shapes != group.shapes)
+                .filter(|g| g.shapes != group.shapes || g.kinds != group.kinds)
                 .take(MAX_GROUPS - 1)
                 .cloned(),
         );
@@ -479,7 +558,7 @@ impl CallTable {
         py: Python<'py>,
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        Ok(self.call(py, args)?.map(|(outs, _)| outs))
+        Ok(self.call(py, args, true)?.map(|(outs, _)| outs))
     }
 
     /// As `Specializer.lookup`: `(outputs, info, compiled)`, or `None`.
@@ -488,7 +567,7 @@ impl CallTable {
         py: Python<'py>,
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let Some((outs, obj)) = self.call(py, args)? else {
+        let Some((outs, obj)) = self.call(py, args, false)? else {
             return Ok(None);
         };
         let obj = obj.bind(py);
@@ -500,10 +579,13 @@ impl CallTable {
 }
 
 impl CallTable {
+    /// `leaves_only`: only signatures whose arguments are leaves themselves (the output
+    /// list is then the caller's result as it is).
     fn call<'py>(
         &self,
         py: Python<'py>,
         args: &Bound<'py, PyTuple>,
+        leaves_only: bool,
     ) -> PyResult<Option<(Bound<'py, PyAny>, Py<PyAny>)>> {
         shield("the call path", || {
             let np = np(py)?;
@@ -511,14 +593,19 @@ impl CallTable {
                 return Ok(None);
             }
             let groups = self.snapshot();
-            // The signature: types, dtypes and shapes (no Python code runs here).
+            let mut leaves = Vec::with_capacity(args.len());
+            // The signature: containers, types, dtypes and shapes (no Python code runs).
             let group = groups.iter().find(|g| {
-                g.shapes.len() == args.len()
-                    && args.iter().zip(&g.shapes).all(|(a, s)| {
+                if leaves_only && g.kinds.iter().any(|k| *k != Kind::Leaf) {
+                    return false;
+                }
+                collect_leaves(args, &g.kinds, &mut leaves)
+                    && leaves.len() == g.shapes.len()
+                    && leaves.iter().zip(&g.shapes).enumerate().all(|(k, (a, s))| {
                         // SAFETY: GIL held, `a` alive, pointers not kept.
-                        match unsafe { leaf(np, &a) } {
+                        match unsafe { leaf(np, a) } {
                             Some(Leaf::Array { dims, .. }) => dims == s.as_slice(),
-                            Some(Leaf::Scalar(_)) => s.is_empty(),
+                            Some(Leaf::Scalar(_)) => s.is_empty() && top_level(&g.kinds, k),
                             None => false,
                         }
                     })
@@ -526,13 +613,14 @@ impl CallTable {
             let Some(group) = group else {
                 return Ok(None);
             };
+            drop(leaves);
             for e in &group.entries {
                 match self.stale(py, np, e)? {
                     Stale::No => {}
                     Stale::Yes => continue,
                     Stale::Unsure => return Ok(None),
                 }
-                if let Some(outs) = self.run_entry(py, np, e, &group.shapes, args)? {
+                if let Some(outs) = self.run_entry(py, np, e, group, args)? {
                     return Ok(Some((outs, e.obj.clone_ref(py))));
                 }
             }
@@ -546,9 +634,10 @@ impl CallTable {
         py: Python<'py>,
         np: &Np,
         e: &Entry,
-        shapes: &[Vec<isize>],
+        group: &Group,
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let shapes = &group.shapes;
         let t = e.trace.get();
         let program = t.run_program()?;
         let data = t.data();
@@ -566,22 +655,31 @@ impl CallTable {
             }
             None => None,
         };
-        let n = args.len();
+        // The leaves again (a list argument may have changed while Python code ran).
+        let mut leaves = Vec::with_capacity(shapes.len());
+        if !collect_leaves(args, &group.kinds, &mut leaves) || leaves.len() != shapes.len() {
+            return Ok(None);
+        }
+        let n = leaves.len();
         let mut scalars = [0.0f64; 8];
-        if n > scalars.len() && args.iter().any(|a| a.get_type_ptr() as usize != np.ndarray) {
+        if n > scalars.len()
+            && leaves
+                .iter()
+                .any(|a| a.get_type_ptr() as usize != np.ndarray)
+        {
             return Ok(None);
         }
         let mut slices: Vec<&[f64]> = Vec::with_capacity(n);
-        for (k, (a, s)) in args.iter().zip(shapes).enumerate() {
-            // SAFETY: GIL held, `a` alive (the tuple holds it); the pointers are used only
+        for (k, (a, s)) in leaves.iter().zip(shapes).enumerate() {
+            // SAFETY: GIL held, `a` alive (`leaves` holds it); the pointers are used only
             // until the run ends, with no Python code in between.
-            match unsafe { leaf(np, &a) } {
+            match unsafe { leaf(np, a) } {
                 Some(Leaf::Array { data, dims }) if dims == s.as_slice() => {
                     let len: usize = s.iter().product::<isize>() as usize;
                     // SAFETY: a C-contiguous aligned float64 array of the checked shape.
                     slices.push(unsafe { std::slice::from_raw_parts(data, len) });
                 }
-                Some(Leaf::Scalar(v)) if s.is_empty() => {
+                Some(Leaf::Scalar(v)) if s.is_empty() && top_level(&group.kinds, k) => {
                     scalars[k] = v;
                     slices.push(&[]); // filled below (the scalars must stop moving first)
                 }
