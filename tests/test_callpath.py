@@ -186,3 +186,25 @@ def test_lists_and_tuples_of_arrays():
     for p in (ps[:2] + [ps[2], ps[0]], [ps[0], ps[1], 1.5], [ps[0], ps[1], np.arange(6.0)[::2]]):
         assert F._spec.native.lookup((p, 2.0)) is None
         np.testing.assert_allclose(F(p, 2.0), f(p, 2.0))
+
+
+def test_cycles_through_the_table_are_collected():
+    import gc
+    import weakref
+
+    class Model:
+        def __init__(self):
+            self.w = np.ones(3)
+            self.g = autodiff.Gradient(self.loss)
+
+        def loss(self, x):
+            return (self.w * x).sum()
+
+    m = Model()
+    x = np.zeros(3)
+    m.g(x)
+    assert m.g._native((x,)) is not None
+    r = weakref.ref(m)
+    del m
+    gc.collect()
+    assert r() is None

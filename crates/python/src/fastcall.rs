@@ -545,6 +545,49 @@ impl CallTable {
         Ok(true)
     }
 
+    /// The garbage collector's view: the table holds user objects (sources reach
+    /// `self` of methods, globals dicts, ...), so cycles through it must be visible.
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.same)?;
+        // never block here: a table being swapped is skipped for this collection
+        let Ok(groups) = self.groups.try_lock().map(|g| g.clone()) else {
+            return Ok(());
+        };
+        for g in groups.iter() {
+            for e in &g.entries {
+                visit.call(&e.trace)?;
+                visit.call(&e.obj)?;
+                for src in &e.sources {
+                    match &src.fetch {
+                        Fetch::Global(a, b) => {
+                            visit.call(a)?;
+                            visit.call(b)?;
+                        }
+                        Fetch::Cell(a) => visit.call(a)?,
+                        Fetch::Attr(a, b) => {
+                            visit.call(a)?;
+                            visit.call(b)?;
+                        }
+                    }
+                    match &src.frozen {
+                        Frozen::Arr(a, b) => {
+                            visit.call(a)?;
+                            visit.call(b)?;
+                        }
+                        Frozen::Val(a) | Frozen::Id(a) => visit.call(a)?,
+                        Frozen::Other => {}
+                    }
+                    visit.call(&src.fz)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        self.clear();
+    }
+
     /// Forgets every signature (after the Python cache evicted or changed entries).
     fn clear(&self) {
         let mut lock = self.groups.lock().unwrap_or_else(|p| p.into_inner());
