@@ -208,3 +208,20 @@ def test_cycles_through_the_table_are_collected():
     del m
     gc.collect()
     assert r() is None
+
+
+def test_large_and_non_float_outputs():
+    g = autodiff.Gradient(seed)
+    x = np.linspace(-1, 1, 5000)
+    g(x)
+    out = g._native((x,))
+    np.testing.assert_array_equal(out[0], 2 * (x + 1))
+    F = autodiff.Function(lambda x: (x > 0, x.argmax(), x * 2))
+    y = np.array([-1.0, 2.0, 0.5])
+    F(y)
+    hit = F._spec.native.lookup((y,))
+    assert hit is not None
+    mask, idx, twice = F(y)
+    assert mask.dtype == bool and list(mask) == [False, True, True]
+    assert int(idx) == 1
+    np.testing.assert_array_equal(twice, 2 * y)
