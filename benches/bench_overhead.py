@@ -62,6 +62,50 @@ def run() -> list[tuple[str, float, float]]:
     return rows
 
 
+def latency(native=True) -> list[tuple[str, dict]]:
+    """Steady-state latency of the seed gradient at shapes () (a numpy.float64, what
+    `np.zeros(()) + 0.5` gives) and (3,): ours against hand-written NumPy and jax.jit, timed
+    round-robin in one run. `native=False` disables the native call path (`CallTable`),
+    leaving the Python path that served every call before it existed."""
+    from common import jax, jax_call, to_jax
+
+    rows: dict = {}
+    for shape in ((), (3,)):
+        x = numpy.zeros(shape) + 0.5
+        seed = make_seed(numpy)
+        G = autodiff.Gradient(seed)
+        g = autodiff.grad(seed)
+        if not native:
+            for spec in (G._spec, g.gradient._spec):
+                spec.native.clear()
+                spec._install = lambda args, key: None
+        G(x), g(x)
+        cases = {
+            "hand NumPy 2*(x+1)": (lambda x: 2 * (x + 1), (x,)),
+            "autodiff.Gradient(f)(x)": (G, (x,)),
+            "autodiff.grad(f)(x)": (g, (x,)),
+        }
+        if jax is not None:
+            jg = jax.jit(jax.grad(make_seed(jax.numpy)))
+            cases["jax.jit(jax.grad(f))(x), x on device"] = (jax_call(jg), (to_jax(x),))
+            cases["jax.jit(jax.grad(f))(x), x a NumPy array"] = (jax_call(jg), (x,))
+        for name, (best, _) in time_round_robin(cases).items():
+            rows.setdefault(name, {})[shape] = best
+    return list(rows.items())
+
+
+def latency_table(rows) -> str:
+    base = dict(rows)["hand NumPy 2*(x+1)"]
+    lines = [
+        "| seed gradient, steady state | shape () | vs NumPy | shape (3,) | vs NumPy |",
+        "|---|---|---|---|---|",
+    ]
+    for name, t in rows:
+        cells = [f"{fmt_us(t[s])} | {t[s] / base[s]:.2f}x" for s in ((), (3,))]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def table(rows) -> str:
     lines = ["| layer | time per call | share of the full call |", "|---|---|---|"]
     for name, us, share in rows:
@@ -85,5 +129,9 @@ def profile_small_call(n=20000, top=12) -> str:
 
 
 if __name__ == "__main__":
+    import sys
+
+    print(latency_table(latency(native="--python-path" not in sys.argv)))
+    print()
     print(table(run()))
     print(profile_small_call())

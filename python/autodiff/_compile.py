@@ -301,6 +301,10 @@ class Specializer:
         # eviction, re-batching) runs under this lock; the fast path only reads
         self._lock = threading.RLock()
         self._arg_names: dict = {}
+        # The per-call hot path in Rust: float64 arrays (and floats) as positional
+        # arguments, a signature seen before. It answers only where this class would answer
+        # the same (same entry, same sources, same guards), else None: see `_core.CallTable`.
+        self.native = _core.CallTable(_same)
 
     def _names(self, n):
         names = self._arg_names.get(n)
@@ -316,6 +320,10 @@ class Specializer:
 
     def lookup(self, args, kwargs, extra=()):
         """Returns (outputs, (signature, output structure), compiled trace)."""
+        if not kwargs and not extra:
+            hit = self.native.lookup(args)
+            if hit is not None:
+                return hit
         # Fast path: positional arrays (or flat lists/tuples of arrays), a signature seen
         # before: one pass builds both the key and the input values.
         fast = None
@@ -345,6 +353,8 @@ class Specializer:
                         except BufferError:  # a misaligned array: the general path copies it
                             break
                         if outs is not None:
+                            if not extra:
+                                self._install(args, hit[0])
                             return outs, entry[1], entry[0]
         out = self._lookup(args, kwargs, extra)
         if fast is not None:
@@ -353,7 +363,26 @@ class Specializer:
             if len(self.fast) >= MAX_FAST_KEYS:
                 self.fast.clear()
             self.fast[fast] = (sig.cache_key, convert)
+        if not kwargs and not extra:
+            self._install(args, out[1][0].cache_key)
         return out
+
+    def _install(self, args, key):
+        """Hands the cache entries of `key` to the native path when it can read these
+        arguments as they are (float64 arrays and floats, one leaf each)."""
+        if all(_native_leaf(a) for a in args):
+            shapes, containers = [np.shape(a) for a in args], None
+        elif all(_native_leaf(a) or _native_seq(a) for a in args):
+            # flat lists/tuples of float64 arrays too (Specializer.lookup only: the caller
+            # regroups the outputs)
+            shapes = [np.shape(e) for a in args for e in (a if _native_seq(a) else (a,))]
+            containers = [(type(a).__name__, len(a)) if _native_seq(a) else ("leaf", 1) for a in args]
+        else:
+            return
+        with self._lock:
+            entries = self.cache.get(key)
+            if entries:
+                self.native.install(shapes, list(entries), containers)
 
     def _lookup(self, args, kwargs, extra):
         with self._lock:
@@ -400,6 +429,8 @@ class Specializer:
         del entries[:-MAX_TRACES_PER_SIGNATURE]
         while len(self.cache) > MAX_SIGNATURES:
             self.cache.popitem(last=False)
+        # the native table holds copies of entry lists: re-installed by `lookup`
+        self.native.clear()
         outs, bad = compiled.run(values)
         if outs is None:
             raise TraceError(f"internal: guard {compiled.guards[bad]} fails right after tracing")
@@ -424,6 +455,7 @@ class Specializer:
             if outs is None:
                 return None
             self.cache[sig.key] = [(batched, (sig, info[1]), checks)]
+            self.native.clear()
             sig.cache_key = sig.key
             self.log.append(f"elementwise reuse of the 0-d trace for {_describe(sig)}")
             return outs, (sig, info[1]), batched
@@ -432,6 +464,23 @@ class Specializer:
     def explain(self) -> str:
         """Why each trace happened (`first call`, `new signature ...`, `guard failed: ...`)."""
         return "\n".join(self.log) if self.log else "not traced yet"
+
+
+def _native_leaf(a):
+    """Whether `CallTable` reads this argument as it is: a float64 ndarray in native byte
+    order, a float or a numpy.float64."""
+    t = type(a)
+    return t is float or t is np.float64 or (t is np.ndarray and a.dtype == np.float64 and a.dtype.isnative)
+
+
+def _native_seq(a):
+    """A non-empty list or tuple (exactly) of float64 arrays in native byte order."""
+    t = type(a)
+    return (
+        (t is list or t is tuple)
+        and len(a) > 0
+        and all(type(e) is np.ndarray and e.dtype == np.float64 and e.dtype.isnative for e in a)
+    )
 
 
 def _fast_leaves(args):

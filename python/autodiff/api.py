@@ -192,6 +192,8 @@ class Gradient(_Traced):
             self._pos, self._tags = _resolve_wrt(fn, wrt, list(example_args))
             self._wrt = self._pos + self._tags
         self._spec = Specializer(fn, self._transform, promote=self._promote, elementwise=True, check=self._check)
+        self._native = self._spec.native
+        self._direct = False
         self.__autodiff__ = ("grad", fn, None, with_value, "list")
         if example_args is not None:
             self(*example_args)
@@ -281,6 +283,12 @@ class Gradient(_Traced):
         return leaves
 
     def __call__(self, *args, **kwargs):
+        if not kwargs and self._direct:
+            # The native path: float64 arrays/floats as arguments, one gradient per
+            # argument leaf, so the result is the output list itself (see below).
+            outs = self._native(args)
+            if outs is not None:
+                return (outs[0], outs[1:]) if self._with_value else outs
         if kwargs:
             args, kwargs = _positional(self._fn, args, kwargs)
         if self._wrt is not None and not _by_position(self._wrt):
@@ -291,6 +299,10 @@ class Gradient(_Traced):
         if not all(type(a) is np.ndarray for a in args):
             args = _promote_ints(args, pos)
         outs, (sig, _), tr = self._spec.lookup(args, kwargs)
+        # With wrt fixed by position, every argument a float64 array or a float (the only
+        # calls the native path takes), `pos` and the result's grouping are the same for
+        # every call: the result is the output list (regrouped per leaf: the same items).
+        self._direct = self._wrt is None or _by_position(self._wrt)
         if self._with_value:
             value, outs = outs[0], outs[1:]
         if len(outs) == len(pos) and all(type(args[p]) is np.ndarray for p in pos):
@@ -336,7 +348,18 @@ def _group(args, pos, outs):
     tag gradients, as they are)."""
     grouped, k = [], 0
     for p in pos:
-        idx, _, tdef = _tree.flatten(args[p])
+        a = args[p]
+        t = type(a)
+        if t is np.ndarray:
+            grouped.append(outs[k])
+            k += 1
+            continue
+        if (t is list or t is tuple) and all(type(e) is np.ndarray for e in a):
+            # a flat list/tuple of arrays: what flatten + unflatten would build
+            grouped.append(t(outs[k : k + len(a)]))
+            k += len(a)
+            continue
+        idx, _, tdef = _tree.flatten(a)
         grouped.append(_tree.unflatten(tdef, outs[k : k + len(idx)]))
         k += len(idx)
     grouped.extend(outs[k:])
@@ -428,10 +451,15 @@ def grad(fn, argnums=0):
     """`grad(f)(x, ...)`: the gradient of scalar `f` w.r.t. argument `argnums` (an int gives
     one array, a tuple gives a tuple)."""
     g = Gradient(fn, wrt=argnums)
+    single = isinstance(argnums, int)
 
     def grad_fn(*args, **kwargs):
+        if not kwargs and g._direct:  # Gradient.__call__'s native path, one layer less
+            out = g._native(args)
+            if out is not None:
+                return out[0] if single else tuple(out)
         out = g(*args, **kwargs)
-        return out[0] if isinstance(argnums, int) else tuple(out)
+        return out[0] if single else tuple(out)
 
     grad_fn.gradient = g
     grad_fn.__autodiff__ = (
@@ -447,10 +475,15 @@ def grad(fn, argnums=0):
 def value_and_grad(fn, argnums=0):
     """`value_and_grad(f)(x, ...)` returns `(f(x, ...), grad)` from one evaluation."""
     g = Gradient(fn, wrt=argnums, with_value=True)
+    single = isinstance(argnums, int)
 
     def vg(*args, **kwargs):
+        if not kwargs and g._direct:  # Gradient.__call__'s native path, one layer less
+            out = g._native(args)
+            if out is not None:
+                return out[0], (out[1] if single else tuple(out[1:]))
         value, out = g(*args, **kwargs)
-        return value, (out[0] if isinstance(argnums, int) else tuple(out))
+        return value, (out[0] if single else tuple(out))
 
     vg.gradient = g
     vg.__autodiff__ = ("grad", fn, _argnums_list(argnums), True, "single" if isinstance(argnums, int) else "tuple")

@@ -1218,6 +1218,79 @@ impl Program {
         res.map(|()| outs)
     }
 
+    /// Evaluates the outputs like `run_f64`, but hands each output (in order) to `visit` as
+    /// a row-major slice instead of allocating it: outputs that are whole slots are read in
+    /// place, views are gathered into one reused scratch vector. Nothing is allocated per
+    /// call once the arena pool is warm (the per-call path of small programs).
+    pub fn run_f64_visit(
+        &self,
+        inputs: &[&[f64]],
+        visit: &mut dyn FnMut(usize, &[f64]),
+    ) -> Result<(), LowerError> {
+        if inputs.len() != self.input_types.len() {
+            return fail(format!(
+                "expected {} inputs, got {}",
+                self.input_types.len(),
+                inputs.len()
+            ));
+        }
+        for (k, (x, (shape, dtype))) in inputs.iter().zip(&self.input_types).enumerate() {
+            let n: usize = shape.iter().product();
+            if x.len() != n {
+                return fail(format!(
+                    "input {k} ({}): expected {dtype} {shape:?} ({n} elements), got {} elements",
+                    self.input_names.get(k).map_or("?", |s| s.as_str()),
+                    x.len()
+                ));
+            }
+        }
+        let arena = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
+        let mut arena = arena.unwrap_or_else(|| self.new_arena());
+        for &s in &self.taken {
+            if arena.bufs[s].len() != self.slot_sizes[s] {
+                arena.bufs[s] = vec![0.0; self.slot_sizes[s]];
+                arena.ptrs[s] = SendPtr(arena.bufs[s].as_mut_ptr());
+            }
+        }
+        let env = Env {
+            inputs,
+            consts: &self.consts,
+            slots: &arena.ptrs,
+            scratch: SendPtr(arena.scratch.as_mut_ptr()),
+            scratch_len: arena.scratch.len(),
+        };
+        let res = self.execute(&env);
+        if res.is_ok() {
+            let mut tmp: Vec<f64> = vec![];
+            for (k, o) in self.outputs.iter().enumerate() {
+                let n: usize = o.shape.iter().product();
+                match (o.take, o.loc) {
+                    (true, Loc::Slot(s)) => visit(k, &arena.bufs[s as usize][..n]),
+                    _ => {
+                        tmp.clear();
+                        tmp.resize(n, 0.0);
+                        // SAFETY: the output's buffer is live (its slot is never reused).
+                        unsafe {
+                            view::gather_strided(
+                                env.ptr(o.loc),
+                                o.offset,
+                                &o.cshape,
+                                &o.cstrides,
+                                0,
+                                &mut tmp,
+                            )
+                        };
+                        visit(k, &tmp);
+                    }
+                }
+            }
+        }
+        if let Ok(mut p) = self.pool.lock() {
+            p.push(arena);
+        }
+        res
+    }
+
     fn execute(&self, env: &Env) -> Result<(), LowerError> {
         for st in &self.steps {
             // SAFETY: the planner guarantees each step's operands are live slots (or inputs

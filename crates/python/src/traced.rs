@@ -77,7 +77,7 @@ type RunResult<'py> = (Option<Vec<Bound<'py, PyAny>>>, Option<usize>);
 /// An evaluation error as the exception NumPy raises for the same input: linear algebra
 /// on a singular or non-positive-definite matrix is `numpy.linalg.LinAlgError` (as at the
 /// first, traced call, where NumPy itself raised), anything else `ValueError`.
-fn eval_err(py: Python<'_>, e: impl std::fmt::Display) -> PyErr {
+pub(crate) fn eval_err(py: Python<'_>, e: impl std::fmt::Display) -> PyErr {
     let msg = format!("evaluation failed: {e}");
     if msg.contains(autodiff_ir::mem::TOO_LARGE) {
         return PyMemoryError::new_err(msg);
@@ -108,6 +108,18 @@ impl PyTrace {
             inner,
             program: std::sync::OnceLock::new(),
         }
+    }
+
+    pub(crate) fn data(&self) -> &TraceData {
+        &self.inner
+    }
+
+    /// The compiled program of guards + outputs (what `run` executes).
+    pub(crate) fn run_program(&self) -> PyResult<&autodiff_lower::Program> {
+        let g = &self.inner.graph;
+        let mut want: Vec<NodeId> = self.inner.guards.iter().map(|x| x.0).collect();
+        want.extend(&g.outputs);
+        self.program(&want)
     }
 
     fn tensors(&self, inputs: &Bound<'_, PyList>) -> PyResult<Vec<Tensor>> {

@@ -1,0 +1,227 @@
+"""The native call path (`_core.CallTable`): it serves steady-state calls of float64 arrays
+and floats, and answers exactly what the general path answers — else it declines (None)."""
+
+import threading
+
+import autodiff
+import numpy as np
+import pytest
+
+SCALE = 2.0
+W = np.array([1.0, 2.0, 3.0])
+TABLE = {"w": np.array([1.0, -1.0, 0.5]), "k": [1.0, 2.0]}
+
+
+def seed(x):
+    return ((x + 1) ** 2).sum()
+
+
+def test_steady_state_calls_are_served_natively():
+    g = autodiff.Gradient(seed)
+    x = np.arange(3.0)
+    np.testing.assert_array_equal(g(x)[0], 2 * (x + 1))
+    out = g._native((x,))
+    assert out is not None
+    np.testing.assert_array_equal(out[0], 2 * (x + 1))
+    # a fresh, writable, C-contiguous float64 array each call
+    again = g._native((x,))
+    assert again[0] is not out[0] and again[0].flags.c_contiguous and again[0].flags.writeable
+    # Function goes through Specializer.lookup, which asks the table first
+    F = autodiff.Function(seed)
+    F(x)
+    assert F._spec.native.lookup((x,)) is not None
+    assert F(x + 1) == seed(x + 1)
+
+
+@pytest.mark.parametrize("x", [2.0, np.float64(2.0), np.array(2.0)], ids=["float", "np.float64", "0-d"])
+def test_scalar_arguments(x):
+    g = autodiff.Gradient(seed)
+    assert float(g(x)[0]) == 6.0
+    assert g._native((x,)) is not None
+    for y in (-1.5, np.float64(0.25), np.array(3.0)):
+        out = g(y)
+        assert isinstance(out, list) and float(out[0]) == 2 * (float(y) + 1)
+    assert g.trace_count == 1
+
+
+def test_other_kinds_of_arrays_decline_and_stay_right():
+    g = autodiff.Gradient(seed)
+    x = np.arange(6.0)
+    g(x)
+    others = [
+        np.arange(12.0)[::2],  # not contiguous
+        np.arange(6.0).astype(">f8"),  # byte-swapped
+        np.arange(6, dtype=np.float32),  # another dtype (another signature)
+        np.arange(6),  # integers, promoted
+        np.frombuffer(b"\0" + np.arange(6.0).tobytes(), dtype=np.float64, offset=1),  # misaligned
+    ]
+    for y in others:
+        if y.dtype != np.float32:
+            assert g._native((y,)) is None
+        np.testing.assert_allclose(g(y)[0], 2 * (np.asarray(y, dtype=np.float64) + 1), rtol=1e-6)
+
+
+def test_guards_on_the_native_path():
+    def f(x):
+        return (x**2).sum() if x.sum() > 0 else (x**3).sum()
+
+    g = autodiff.Gradient(f)
+    for k in range(6):
+        x = np.array([1.0, 2.0]) * (1 if k % 2 else -1)
+        want = 2 * x if x.sum() > 0 else 3 * x**2
+        np.testing.assert_array_equal(g(x)[0], want)
+    assert g.trace_count == 2
+
+
+def f_sources(x):
+    return (SCALE * W * x).sum() + (TABLE["w"] * x).sum() * TABLE["k"][1]
+
+
+def test_sources_are_checked_on_the_native_path():
+    global SCALE, W
+    saved = SCALE, W.copy(), TABLE["w"].copy(), list(TABLE["k"])
+    try:
+        g = autodiff.Gradient(f_sources)
+        x = np.zeros(3)
+
+        def want():
+            return SCALE * W + TABLE["w"] * TABLE["k"][1]
+
+        np.testing.assert_array_equal(g(x)[0], want())
+        assert g._native((x,)) is not None
+        changes = [
+            lambda: W.__imul__(2.0),  # an array modified in place
+            lambda: globals().__setitem__("SCALE", 3.0),  # a float rebound
+            lambda: globals().__setitem__("SCALE", 3),  # same value, another type
+            lambda: TABLE["w"].__setitem__(0, 7.0),  # an array inside a dict
+            lambda: TABLE["k"].__setitem__(1, 5.0),  # a float inside a list
+            lambda: globals().__setitem__("W", W.copy()),  # rebound to an equal array
+        ]
+        for change in changes:
+            change()
+            np.testing.assert_array_equal(g(x)[0], want())
+            np.testing.assert_array_equal(g(x)[0], want())  # the native path, re-installed
+        # rebinding to an equal value does not re-trace
+        assert g.trace_count == 6
+    finally:
+        SCALE, W = saved[0], saved[1]
+        TABLE["w"], TABLE["k"] = saved[2], saved[3]
+
+
+def test_nan_in_a_source_is_equal_to_itself():
+    box = np.array([np.nan, 1.0])
+
+    def f(x):
+        return (np.nan_to_num(box) * x).sum()
+
+    g = autodiff.Gradient(f)
+    x = np.ones(2)
+    g(x)
+    g(x)
+    assert g.trace_count == 1 and g._native((x,)) is not None
+
+
+def test_several_signatures_stay_native():
+    g = autodiff.Gradient(seed)
+    xs = [np.arange(float(n)) for n in (2, 3, 4)]
+    for _ in range(3):
+        for x in xs:
+            np.testing.assert_array_equal(g(x)[0], 2 * (x + 1))
+    assert all(g._native((x,)) is not None for x in xs)
+    assert g.trace_count == 3
+
+
+def test_with_value_and_several_arguments():
+    vg = autodiff.value_and_grad(lambda a, b: (a * b).sum() + SCALE, argnums=(0, 1))
+    a, b = np.arange(3.0), np.ones(3)
+    for _ in range(3):
+        v, (ga, gb) = vg(a, b)
+        assert v == (a * b).sum() + SCALE
+        np.testing.assert_array_equal(ga, b)
+        np.testing.assert_array_equal(gb, a)
+    g = autodiff.Gradient(lambda a, b: (a * b).sum(), wrt=[1])
+    g(a, b)
+    out = g(a, b)
+    assert len(out) == 1
+    np.testing.assert_array_equal(out[0], a)
+
+
+def test_same_array_twice_and_threads():
+    g = autodiff.Gradient(lambda a, b: (a * b).sum())
+    x = np.arange(4.0)
+    g(x, x)
+    results = []
+
+    def work():
+        for _ in range(200):
+            ga, gb = g(x, x)
+            results.append(np.array_equal(ga, x) and np.array_equal(gb, x))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results) and len(results) == 800
+
+
+def test_lists_and_tuples_of_arrays():
+    def f(p, s):
+        return np.sum(p[0] * p[1] + p[2]) * s
+
+    g = autodiff.grad(f)
+    F = autodiff.Function(f)
+    ps = [np.arange(3.0) + k for k in range(3)]
+    for _ in range(3):
+        for p in (ps, tuple(ps)):
+            out = g(p, 2.0)
+            assert type(out) is type(p) and len(out) == 3
+            np.testing.assert_array_equal(out[0], 2 * p[1])
+            np.testing.assert_array_equal(out[2], np.full(3, 2.0))
+            assert F(p, 2.0) == f(p, 2.0)
+    assert F._spec.native.lookup((ps, 2.0)) is not None
+    assert F._spec.native.lookup((tuple(ps), 2.0)) is not None
+    assert F._spec.native((ps, 2.0)) is None  # the direct call takes leaves only
+    # another length, a float inside, a non-contiguous element: declined, still right
+    for p in (ps[:2] + [ps[2], ps[0]], [ps[0], ps[1], 1.5], [ps[0], ps[1], np.arange(6.0)[::2]]):
+        assert F._spec.native.lookup((p, 2.0)) is None
+        np.testing.assert_allclose(F(p, 2.0), f(p, 2.0))
+
+
+def test_cycles_through_the_table_are_collected():
+    import gc
+    import weakref
+
+    class Model:
+        def __init__(self):
+            self.w = np.ones(3)
+            self.g = autodiff.Gradient(self.loss)
+
+        def loss(self, x):
+            return (self.w * x).sum()
+
+    m = Model()
+    x = np.zeros(3)
+    m.g(x)
+    assert m.g._native((x,)) is not None
+    r = weakref.ref(m)
+    del m
+    gc.collect()
+    assert r() is None
+
+
+def test_large_and_non_float_outputs():
+    g = autodiff.Gradient(seed)
+    x = np.linspace(-1, 1, 5000)
+    g(x)
+    out = g._native((x,))
+    np.testing.assert_array_equal(out[0], 2 * (x + 1))
+    F = autodiff.Function(lambda x: (x > 0, x.argmax(), x * 2))
+    y = np.array([-1.0, 2.0, 0.5])
+    F(y)
+    hit = F._spec.native.lookup((y,))
+    assert hit is not None
+    mask, idx, twice = F(y)
+    assert mask.dtype == bool and list(mask) == [False, True, True]
+    assert int(idx) == 1
+    np.testing.assert_array_equal(twice, 2 * y)
