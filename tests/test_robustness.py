@@ -139,3 +139,9 @@ def test_a_failed_trace_exits_the_with_blocks_it_entered():
         autodiff.Gradient(f)(np.ones(3))
     assert np.geterr() == before
     assert Flag.open == 0
+
+
+def test_eval_of_a_string_is_refused_clearly():
+    f = autodiff.Function(lambda x: eval("x * 2"))
+    with pytest.raises(autodiff.TraceError, match="eval"):
+        f(np.ones(2))

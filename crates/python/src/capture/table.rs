@@ -819,6 +819,18 @@ impl<'py> Tracer<'py> {
                 callee_name(&c)
             ));
         }
+        // eval/exec of a string would run natively, without the caller's locals (NameError)
+        // and without the engine seeing the operations it performs.
+        let (eval, exec) = (
+            self.r.builtins.getattr("eval")?,
+            self.r.builtins.getattr("exec")?,
+        );
+        if !self.in_library() && (c.is(&eval) || c.is(&exec)) {
+            return unsupported(format!(
+                "`{}()` of a string inside a traced function is not supported: the tracer                  cannot see the code it runs. Write the expression as ordinary code (or build                  the function outside and call it)",
+                callee_name(&c)
+            ));
+        }
         // (Library code reading the clock for its own bookkeeping, like logging's record
         // timestamps, is left alone; the user's code reading it is refused.)
         if let Some(what) = nondeterministic(&c).filter(|_| !self.in_library()) {
