@@ -145,3 +145,15 @@ def test_eval_of_a_string_is_refused_clearly():
     f = autodiff.Function(lambda x: eval("x * 2"))
     with pytest.raises(autodiff.TraceError, match="eval"):
         f(np.ones(2))
+
+
+def test_an_unsupported_derivative_is_a_trace_error_with_the_users_line():
+    special = pytest.importorskip("scipy.special")
+
+    def f(x):
+        return np.sum(special.psi(x))  # the HVP needs the derivative of polygamma(1, x)
+
+    np.testing.assert_allclose(autodiff.Gradient(f)(np.array([1.5, 2.0]))[0], special.polygamma(1, [1.5, 2.0]))
+    with pytest.raises(autodiff.TraceError, match="cannot differentiate") as e:
+        autodiff.HessianVector(f)(np.array([1.5, 2.0]), vectors=[np.ones(2)])
+    assert "test_robustness.py:" in str(e.value)

@@ -98,6 +98,20 @@ pub(crate) fn eval_err(py: Python<'_>, e: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(msg)
 }
 
+/// A transform that cannot differentiate something (a derivative rule the IR lacks): a
+/// `TraceError` with the user's file:line (the rule's error carries it).
+fn transform_err(e: impl std::fmt::Display) -> PyErr {
+    let e = e.to_string();
+    let (what, loc) = match e.split_once("\n  at ") {
+        Some((w, l)) => (w.to_string(), format!("\n  at {l}")),
+        None => (e, String::new()),
+    };
+    crate::capture::TraceError::new_err(format!(
+        "cannot differentiate: {what}. If this value's derivative is not needed, keep it \
+         out of the derivative with autodiff.constant(...){loc}"
+    ))
+}
+
 fn ir_err(e: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
@@ -420,7 +434,7 @@ impl PyTrace {
                 .outputs
                 .get(output)
                 .ok_or_else(|| PyValueError::new_err("no such output"))?;
-            let grads = autodiff_transform::grad(&mut g, out, &wrt).map_err(ir_err)?;
+            let grads = autodiff_transform::grad(&mut g, out, &wrt).map_err(transform_err)?;
             g.outputs = if with_value {
                 std::iter::once(out).chain(grads).collect()
             } else {
@@ -441,7 +455,7 @@ impl PyTrace {
                 let (s, d) = (g.shape(o).clone(), g.dtype(o));
                 cots.push(g.add_input(&format!("ct{k}"), s, d));
             }
-            let r = autodiff_transform::vjp(&mut g, &outs, &cots, &wrt).map_err(ir_err)?;
+            let r = autodiff_transform::vjp(&mut g, &outs, &cots, &wrt).map_err(transform_err)?;
             g.outputs = r;
             Ok(self.derived(g))
         })
@@ -463,7 +477,7 @@ impl PyTrace {
                 tans.push(g.add_input(&name, s, d));
             }
             let outs = g.outputs.clone();
-            let t = autodiff_transform::jvp(&mut g, &outs, &wrt, &tans).map_err(ir_err)?;
+            let t = autodiff_transform::jvp(&mut g, &outs, &wrt, &tans).map_err(transform_err)?;
             g.outputs = outs.into_iter().chain(t).collect();
             Ok(self.derived(g))
         })
@@ -480,7 +494,7 @@ impl PyTrace {
                 vs.push(g.add_input(&format!("v{k}"), s, d));
             }
             let out = g.outputs[0];
-            let r = autodiff_transform::hvp(&mut g, out, &wrt, &vs).map_err(ir_err)?;
+            let r = autodiff_transform::hvp(&mut g, out, &wrt, &vs).map_err(transform_err)?;
             g.outputs = r;
             Ok(self.derived(g))
         })
@@ -501,7 +515,10 @@ impl PyTrace {
                         "rev" => false,
                         _ => g.node(w).size() < g.node(o).size(),
                     };
-                    outs.push(autodiff_transform::jacobian(&mut g, o, w, forward).map_err(ir_err)?);
+                    outs.push(
+                        autodiff_transform::jacobian(&mut g, o, w, forward)
+                            .map_err(transform_err)?,
+                    );
                 }
             }
             g.outputs = outs;

@@ -69,6 +69,14 @@ fn check_like(g: &Graph, d: NodeId, primal: NodeId, what: &str) -> R<()> {
 }
 
 /// Reverse sweep: see [`crate::vjp`].
+/// A rule's error with the user's file:line of the node it was differentiating.
+fn located(e: IrError, loc: Option<&str>) -> IrError {
+    match loc {
+        Some(l) => IrError(format!("{e}\n  at {l}")),
+        None => e,
+    }
+}
+
 pub(crate) fn vjp(
     g: &mut Graph,
     outputs: &[NodeId],
@@ -124,7 +132,7 @@ pub(crate) fn vjp(
         // Derivative nodes carry the provenance of the primal node they come from.
         let loc = g.loc(id).map(str::to_string);
         g.set_loc(loc.as_deref());
-        let contribs = rules::vjp(g, id, c, &need)?;
+        let contribs = rules::vjp(g, id, c, &need).map_err(|e| located(e, loc.as_deref()))?;
         let inputs = g.node(id).inputs.clone();
         for ((&x, &nd), d) in inputs.iter().zip(&need).zip(contribs) {
             if let (true, Some(d)) = (nd, d) {
@@ -206,7 +214,7 @@ pub(crate) fn jvp(
         }
         let loc = g.loc(id).map(str::to_string);
         g.set_loc(loc.as_deref());
-        tan[i] = rules::jvp(g, id, &t)?;
+        tan[i] = rules::jvp(g, id, &t).map_err(|e| located(e, loc.as_deref()))?;
         if let Some(d) = tan[i] {
             check_like(g, d, id, "tangent")?;
         }
