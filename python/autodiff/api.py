@@ -244,7 +244,7 @@ class Gradient(_Traced):
         function along a random direction v (float64 inputs; tags are not perturbed)."""
         wrt = [k for k in self._leaf_wrt(sig, tr) if isinstance(k, int)]
         xs = [np.asarray(values[k]) for k in wrt]
-        if not wrt or any(x.dtype != np.float64 for x in xs) or tr.stops_gradient():
+        if not wrt or any(x.dtype != np.float64 for x in xs) or tr.stops_gradient() or tr.low_precision():
             return
         outs, _ = compiled.run(values)
         if outs is None:
@@ -406,7 +406,7 @@ class HessianVector(_Traced):
         n = len(sig.names)
         xs = [np.asarray(values[k]) for k in wrt]
         vs = [np.asarray(v, dtype=np.float64) for v in values[n:]]
-        if not wrt or len(vs) != len(wrt) or any(x.dtype != np.float64 for x in xs) or tr.stops_gradient():
+        if not wrt or len(vs) != len(wrt) or any(x.dtype != np.float64 for x in xs) or tr.stops_gradient() or tr.low_precision():
             return
         outs, _ = compiled.run(values)
         gtr = tr.grad(wrt)

@@ -345,6 +345,13 @@ impl PyTrace {
         })
     }
 
+    /// Whether any value is float32: finite differences of a graph that rounds to float32
+    /// somewhere are too noisy at float64 step sizes to judge a derivative.
+    fn low_precision(&self) -> bool {
+        let g = &self.inner.graph;
+        g.nodes().iter().any(|n| n.dtype == DType::F32)
+    }
+
     /// Output shapes.
     fn output_shapes(&self) -> Vec<Vec<usize>> {
         let g = &self.inner.graph;
