@@ -69,6 +69,41 @@ def hand_mlp(params, X, y):
     return [X.T @ d_a1, d_a1.sum(0), h1.T @ d_a2, d_a2.sum(0), h2.T @ d_out, d_out.sum(0)]
 
 
+def make_elementwise(np):
+    def elementwise(x):
+        return np.sum(np.tanh(x) * np.exp(-(x**2)) + np.log1p(x**2))
+
+    return elementwise
+
+
+def hand_elementwise(x):
+    t, e = numpy.tanh(x), numpy.exp(-(x**2))
+    return (1 - t * t) * e - 2 * x * t * e + 2 * x / (1 + x * x)
+
+
+def make_mlp_softmax(np):
+    def mlp_softmax(params, X, Y):
+        W1, b1, W2, b2 = params
+        h = np.tanh(X @ W1 + b1)
+        z = h @ W2 + b2
+        z = z - np.max(z, axis=1, keepdims=True)
+        lse = np.log(np.sum(np.exp(z), axis=1))
+        return -np.mean(np.sum(Y * z, axis=1) - lse)
+
+    return mlp_softmax
+
+
+def hand_mlp_softmax(params, X, Y):
+    W1, b1, W2, b2 = params
+    h = numpy.tanh(X @ W1 + b1)
+    z = h @ W2 + b2
+    p = numpy.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    dz = (p - Y) / len(X)
+    dh = (dz @ W2.T) * (1 - h * h)
+    return [X.T @ dh, dh.sum(0), h.T @ dz, dz.sum(0)]
+
+
 def make_rosenbrock(np):
     def rosenbrock(x):
         return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
@@ -127,7 +162,16 @@ def workloads() -> list[Workload]:
         mlp_workload(),
         Workload("Rosenbrock, n=1e4", make_rosenbrock, (rng.standard_normal(10_000),), rosen_der),
         Workload(f"Euler ODE, {STEPS} steps, n=100", make_ode, (numpy.array([0.5, 1.2]), rng.standard_normal(100))),
+        Workload("sum(tanh(x)exp(-x²)+log1p(x²)), n=1e5", make_elementwise, (rng.standard_normal(100_000),), hand_elementwise),
+        Workload("sum(tanh(x)exp(-x²)+log1p(x²)), n=1e6", make_elementwise, (rng.standard_normal(1_000_000),), hand_elementwise),
+        Workload("logistic regression, X 20000x200", make_logistic, (rng.standard_normal(200) * 0.1, rng.standard_normal((20000, 200)), numpy.sign(rng.standard_normal(20000))), hand_logistic),
+        Workload("MLP 784-256-10 tanh+softmax CE, batch 512", make_mlp_softmax, big_mlp_args(), hand_mlp_softmax),
     ]
+
+
+def big_mlp_args():
+    params = [rng.standard_normal((784, 256)) * 0.05, numpy.zeros(256), rng.standard_normal((256, 10)) * 0.05, numpy.zeros(10)]
+    return params, rng.standard_normal((512, 784)), numpy.eye(10)[rng.integers(0, 10, 512)]
 
 
 # --------------------------------------------------------------------------- runners
