@@ -508,10 +508,9 @@ impl CallTable {
             if !fits || t.run_program().is_err() {
                 return Ok(false);
             }
-            // Float64 outputs of any size are copied from the program's pooled buffers into
-            // fresh arrays: handing over a whole buffer instead meant allocating and zeroing
-            // a new one on every call (page faults), about twice as slow at 1e6 elements.
-            let small = g.outputs.iter().all(|&o| g.dtype(o) == DType::F64);
+            let small = g.outputs.iter().all(|&o| {
+                g.dtype(o) == DType::F64 && g.node(o).size() < crate::convert::ZERO_COPY_MIN
+            });
             let out_shapes = small.then(|| {
                 g.outputs
                     .iter()
