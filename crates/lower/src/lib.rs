@@ -1144,9 +1144,9 @@ impl Program {
         }
     }
 
-    /// Evaluates the outputs on row-major f64 inputs (one slice per graph input, in order,
-    /// with the graph's shapes); inputs are read in place.
-    pub fn run_f64(&self, inputs: &[&[f64]]) -> Result<Vec<Vec<f64>>, LowerError> {
+    /// Checks the inputs against the graph's and takes an arena from the pool (a new one
+    /// when it is empty), with the slots handed over as outputs by an earlier run renewed.
+    fn begin_run(&self, inputs: &[&[f64]]) -> Result<Arena, LowerError> {
         if inputs.len() != self.input_types.len() {
             return fail(format!(
                 "expected {} inputs, got {}",
@@ -1172,6 +1172,13 @@ impl Program {
                 arena.ptrs[s] = SendPtr(arena.bufs[s].as_mut_ptr());
             }
         }
+        Ok(arena)
+    }
+
+    /// Evaluates the outputs on row-major f64 inputs (one slice per graph input, in order,
+    /// with the graph's shapes); inputs are read in place.
+    pub fn run_f64(&self, inputs: &[&[f64]]) -> Result<Vec<Vec<f64>>, LowerError> {
+        let mut arena = self.begin_run(inputs)?;
         let env = Env {
             inputs,
             consts: &self.consts,
@@ -1227,31 +1234,7 @@ impl Program {
         inputs: &[&[f64]],
         visit: &mut dyn FnMut(usize, &[f64]),
     ) -> Result<(), LowerError> {
-        if inputs.len() != self.input_types.len() {
-            return fail(format!(
-                "expected {} inputs, got {}",
-                self.input_types.len(),
-                inputs.len()
-            ));
-        }
-        for (k, (x, (shape, dtype))) in inputs.iter().zip(&self.input_types).enumerate() {
-            let n: usize = shape.iter().product();
-            if x.len() != n {
-                return fail(format!(
-                    "input {k} ({}): expected {dtype} {shape:?} ({n} elements), got {} elements",
-                    self.input_names.get(k).map_or("?", |s| s.as_str()),
-                    x.len()
-                ));
-            }
-        }
-        let arena = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
-        let mut arena = arena.unwrap_or_else(|| self.new_arena());
-        for &s in &self.taken {
-            if arena.bufs[s].len() != self.slot_sizes[s] {
-                arena.bufs[s] = vec![0.0; self.slot_sizes[s]];
-                arena.ptrs[s] = SendPtr(arena.bufs[s].as_mut_ptr());
-            }
-        }
+        let mut arena = self.begin_run(inputs)?;
         let env = Env {
             inputs,
             consts: &self.consts,
