@@ -6,6 +6,7 @@
 mod capture;
 mod convert;
 mod fastcall;
+mod optim;
 mod traced;
 
 use pyo3::prelude::*;
@@ -188,6 +189,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     install_panic_hook();
     m.add_function(wrap_pyfunction!(trace, m)?)?;
     m.add_function(wrap_pyfunction!(_interrupt, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::lbfgsb, m)?)?;
     m.add_class::<PyTrace>()?;
     m.add_class::<fastcall::CallTable>()?;
     m.add("TraceError", m.py().get_type::<capture::TraceError>())?;
