@@ -48,6 +48,16 @@ def quad(x):
     return np.sum(C * (x - A) ** 2) + 0.1 * np.sum(x[1:] * x[:-1])
 
 
+RNG = np.random.default_rng(1)
+Q = RNG.standard_normal((50, 50))
+Q = Q @ Q.T / 50 + 0.1 * np.eye(50)
+BQ = RNG.standard_normal(50) * 3
+
+
+def randquad(x):
+    return 0.5 * x @ Q @ x - BQ @ x
+
+
 def trid(x):
     return np.sum((x - 1) ** 2) - np.sum(x[1:] * x[:-1])
 
@@ -73,6 +83,14 @@ CORPUS = [
     ("beale-box", beale, np.array([1.0, 1.0]), (np.array([-4.5, -4.5]), np.array([2.0, 0.4]))),
     ("trid-box", trid, np.zeros(10), (-3.0, 3.0)),
     ("booth-upper", booth, np.zeros(2), (None, np.array([0.5, 10.0]))),
+    ("rosenbrock-100-box", rosen, np.zeros(100), (-0.5, 0.8)),
+    ("randquad-50-box", randquad, np.zeros(50), (-0.5, 0.5)),
+    (
+        "rosenbrock-200-mixed",
+        rosen,
+        np.linspace(-1, 1, 200),
+        (np.where(np.arange(200) % 3 == 0, -0.2, -np.inf), np.where(np.arange(200) % 2 == 0, 0.7, np.inf)),
+    ),
 ]
 
 

@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 
-use crate::dense::{dot, Lu, Mat};
+use crate::dense::{axpy, dot, Lu, Mat};
 use crate::linesearch::{MoreThuente, Params, Verdict};
 
 const EPS: f64 = f64::EPSILON;
@@ -157,11 +157,16 @@ struct Memory {
     ss: Vec<Vec<f64>>,
     sy: Vec<Vec<f64>>,
     yy: Vec<Vec<f64>>,
+    /// `sᵢ·yᵢ`, oldest first.
+    rho: VecDeque<f64>,
+    /// Whether `ss`, `sy`, `yy` are kept (bounded problems); without bounds the direction
+    /// comes from the two-loop recursion, which needs only `rho`.
+    products: bool,
     theta: f64,
 }
 
 impl Memory {
-    fn new(m: usize) -> Memory {
+    fn new(m: usize, products: bool) -> Memory {
         Memory {
             m: m.max(1),
             s: VecDeque::new(),
@@ -169,8 +174,31 @@ impl Memory {
             ss: vec![],
             sy: vec![],
             yy: vec![],
+            rho: VecDeque::new(),
+            products,
             theta: 1.0,
         }
+    }
+
+    /// `H g` for the inverse L-BFGS matrix `H = B⁻¹` with `H₀ = I/θ` (Nocedal's two-loop
+    /// recursion): the same matrix as the compact form, in 4mn multiply-adds.
+    fn two_loop(&self, g: &[f64]) -> Vec<f64> {
+        let c = self.col();
+        let mut q = g.to_vec();
+        let mut alpha = vec![0.0; c];
+        for k in (0..c).rev() {
+            // αₖ = sₖ·q / sₖ·yₖ;  q ← q − αₖ yₖ
+            alpha[k] = dot(&self.s[k], &q) / self.rho[k];
+            axpy(-alpha[k], &self.y[k], &mut q);
+        }
+        let inv_theta = 1.0 / self.theta;
+        q.iter_mut().for_each(|v| *v *= inv_theta);
+        for k in 0..c {
+            // βₖ = yₖ·r / sₖ·yₖ;  r ← r + (αₖ − βₖ) sₖ
+            let beta = dot(&self.y[k], &q) / self.rho[k];
+            axpy(alpha[k] - beta, &self.s[k], &mut q);
+        }
+        q
     }
 
     fn col(&self) -> usize {
@@ -178,13 +206,25 @@ impl Memory {
     }
 
     fn reset(&mut self) {
-        *self = Memory::new(self.m);
+        *self = Memory::new(self.m, self.products);
     }
 
     fn push(&mut self, s: Vec<f64>, y: Vec<f64>) {
         if self.s.len() == self.m {
             self.s.pop_front();
             self.y.pop_front();
+            self.rho.pop_front();
+        }
+        if !self.products {
+            let sy = dot(&s, &y);
+            // θ = yᵀy / sᵀy: the scaling of the initial matrix θI.
+            self.theta = dot(&y, &y) / sy;
+            self.rho.push_back(sy);
+            self.s.push_back(s);
+            self.y.push_back(y);
+            return;
+        }
+        if self.ss.len() == self.m {
             for mat in [&mut self.ss, &mut self.sy, &mut self.yy] {
                 mat.remove(0);
                 for row in mat.iter_mut() {
@@ -223,6 +263,7 @@ impl Memory {
         self.sy.push(sy_row);
         // θ = yᵀy / sᵀy: the scaling of the initial matrix θI.
         self.theta = self.yy[k][k] / self.sy[k][k];
+        self.rho.push_back(self.sy[k][k]);
         self.s.push_back(s);
         self.y.push_back(y);
     }
@@ -413,9 +454,10 @@ fn subspace(
     let theta = mem.theta;
     let all = idx.len() == n;
     // Reduced gradient of the model at x_cp: r = Zᵀ(g + θ(x_cp − x) − W M c).
-    let mc = m_lu.solve(c);
     let mut r_full: Vec<f64> = (0..n).map(|i| g[i] + theta * (xcp[i] - x[i])).collect();
-    mem.add_w_times(-1.0, &mc, &mut r_full);
+    if c.iter().any(|&v| v != 0.0) {
+        mem.add_w_times(-1.0, &m_lu.solve(c), &mut r_full);
+    }
     for i in 0..n {
         if !free[i] {
             r_full[i] = 0.0;
@@ -577,34 +619,26 @@ pub fn lbfgsb<E>(
     if pg <= opts.pgtol {
         finish!(Status::Pgtol, 0);
     }
-    let mut mem = Memory::new(opts.m);
+    let mut mem = Memory::new(opts.m, constrained);
     let mut nit = 0usize;
     let mut xt = vec![0.0; n];
     let mut gt = vec![0.0; n];
     loop {
-        let m_lu = if mem.col() > 0 {
-            Lu::new(mem.mid_inv())
-        } else {
-            None
-        };
-        if mem.col() > 0 && m_lu.is_none() {
-            mem.reset();
-            continue;
-        }
         let z = if !constrained && mem.col() > 0 {
-            // No bounds: the GCP step is skipped, every variable is free.
-            let c = vec![0.0; 2 * mem.col()];
-            subspace(
-                &x,
-                &g,
-                &bx,
-                x.clone(),
-                &c,
-                &vec![true; n],
-                &mem,
-                m_lu.as_ref(),
-            )
+            // No bounds: the GCP step is skipped, every variable is free, and the subspace
+            // step is the quasi-Newton step −Hg.
+            let hg = mem.two_loop(&g);
+            x.iter().zip(&hg).map(|(xi, hi)| xi - hi).collect()
         } else {
+            let m_lu = if mem.col() > 0 {
+                Lu::new(mem.mid_inv())
+            } else {
+                None
+            };
+            if mem.col() > 0 && m_lu.is_none() {
+                mem.reset();
+                continue;
+            }
             let (xcp, c, free) = cauchy(&x, &g, &bx, &mem, m_lu.as_ref());
             subspace(&x, &g, &bx, xcp, &c, &free, &mem, m_lu.as_ref())
         };
@@ -658,7 +692,12 @@ pub fn lbfgsb<E>(
                     xt.copy_from_slice(&z);
                 } else {
                     for i in 0..n {
-                        xt[i] = (x[i] + stp * d[i]).max(lower[i]).min(upper[i]);
+                        xt[i] = x[i] + stp * d[i];
+                    }
+                    if constrained {
+                        for i in 0..n {
+                            xt[i] = xt[i].max(lower[i]).min(upper[i]);
+                        }
                     }
                 }
                 ft = fg(&xt, &mut gt)?;
