@@ -193,10 +193,10 @@ impl Memory {
         }
         let inv_theta = 1.0 / self.theta;
         q.iter_mut().for_each(|v| *v *= inv_theta);
-        for k in 0..c {
+        for (k, a) in alpha.iter().enumerate() {
             // βₖ = yₖ·r / sₖ·yₖ;  r ← r + (αₖ − βₖ) sₖ
             let beta = dot(&self.y[k], &q) / self.rho[k];
-            axpy(alpha[k] - beta, &self.s[k], &mut q);
+            axpy(a - beta, &self.s[k], &mut q);
         }
         q
     }
