@@ -221,3 +221,18 @@ def test_bad_bounds_are_clear_errors():
         autodiff.fmin_l_bfgs_b(rosen, [np.zeros(3)], bounds=[(np.zeros(2), None)])
     with pytest.raises(ValueError, match="low > high"):
         autodiff.fmin_l_bfgs_b(rosen, [np.zeros(3)], bounds=[(1.0, 0.0)])
+
+
+def test_fmin_l_bfgs_b_backends_agree():
+    ours = autodiff.fmin_l_bfgs_b(rosen, [np.zeros(6)], bounds=[(-1.0, 0.9)])
+    ref = autodiff.fmin_l_bfgs_b(rosen, [np.zeros(6)], bounds=[(-1.0, 0.9)], backend="scipy")
+    np.testing.assert_allclose(ours[0], ref[0], atol=1e-6)
+    with pytest.raises(ValueError, match="backend"):
+        autodiff.fmin_l_bfgs_b(rosen, [np.zeros(6)], backend="fortran")
+
+
+def test_verbose_uses_tqdm_when_installed(capsys):
+    pytest.importorskip("tqdm")
+    res = autodiff.minimize(rosen, [np.zeros(3)], verbose=True)
+    err = capsys.readouterr().err
+    assert res.success and "loss=" in err and "grad=" in err
