@@ -269,3 +269,89 @@ impl MoreThuente {
         (xs, ys)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a search on φ from `stp`; returns the accepted step and the evaluations used.
+    fn search(phi: impl Fn(f64) -> (f64, f64), stp0: f64, gtol: f64) -> (f64, usize, Verdict) {
+        let p = Params {
+            ftol: 1e-3,
+            gtol,
+            xtol: 0.1,
+            stpmin: 0.0,
+            stpmax: 1e10,
+        };
+        let (f0, g0) = phi(0.0);
+        let mut ls = MoreThuente::new(p, f0, g0, stp0);
+        let mut stp = stp0;
+        for k in 1..=30 {
+            let (f, g) = phi(stp);
+            let v = ls.next(&mut stp, f, g);
+            if v != Verdict::Evaluate {
+                return (stp, k, v);
+            }
+        }
+        panic!("no convergence");
+    }
+
+    fn strong_wolfe(phi: &impl Fn(f64) -> (f64, f64), stp: f64, gtol: f64) -> bool {
+        let (f0, g0) = phi(0.0);
+        let (f, g) = phi(stp);
+        f <= f0 + 1e-3 * stp * g0 && g.abs() <= gtol * g0.abs()
+    }
+
+    #[test]
+    fn finds_strong_wolfe_steps_from_far_and_near_starts() {
+        // Moré–Thuente's first test function, φ(α) = −α/(α² + β), β = 2: minimizer √2.
+        let phi = |a: f64| (-a / (a * a + 2.0), (a * a - 2.0) / (a * a + 2.0).powi(2));
+        // The paper's Table 1 (ftol 1e-3, gtol 0.1): 6, 3, 1, 4 evaluations ending at
+        // α ≈ 1.4, 1.4, 10, 37.
+        for (stp0, want_evals, want_stp) in [
+            (1e-3, 6, 1.4),
+            (1e-1, 3, 1.4),
+            (1e1, 1, 10.0),
+            (1e3, 4, 37.0),
+        ] {
+            let (stp, evals, v) = search(phi, stp0, 0.1);
+            assert_eq!(v, Verdict::Converged, "from {stp0}");
+            assert!(strong_wolfe(&phi, stp, 0.1), "from {stp0}: {stp}");
+            assert_eq!(evals, want_evals, "from {stp0}");
+            assert!(
+                (stp - want_stp).abs() < 0.05 * want_stp,
+                "from {stp0}: {stp}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_quadratic_accepts_its_minimizer_at_once() {
+        // φ(α) = (α − 1)²: the unit step is exact.
+        let phi = |a: f64| ((a - 1.0).powi(2), 2.0 * (a - 1.0));
+        let (stp, evals, v) = search(phi, 1.0, 0.9);
+        assert_eq!((stp, evals, v), (1.0, 1, Verdict::Converged));
+    }
+
+    #[test]
+    fn stops_at_stpmax_when_the_function_keeps_decreasing() {
+        let p = Params {
+            ftol: 1e-3,
+            gtol: 0.9,
+            xtol: 0.1,
+            stpmin: 0.0,
+            stpmax: 4.0,
+        };
+        let mut ls = MoreThuente::new(p, 0.0, -1.0, 1.0);
+        let mut stp = 1.0;
+        let mut last = Verdict::Evaluate;
+        for _ in 0..10 {
+            let f = -stp; // φ(α) = −α
+            last = ls.next(&mut stp, f, -1.0);
+            if last != Verdict::Evaluate {
+                break;
+            }
+        }
+        assert_eq!((stp, last), (4.0, Verdict::Warning("stp = stpmax")));
+    }
+}
