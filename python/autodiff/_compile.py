@@ -306,8 +306,12 @@ class Specializer:
     compiled program's output at `values` and `base` the traced function's (None when not
     computed)."""
 
-    def __init__(self, fn, transform=None, promote_all=False, promote=(), elementwise=False, check=None):
+    def __init__(self, fn, transform=None, promote_all=False, promote=(), elementwise=False, check=None, out_plan=None):
         self.fn = fn
+        # out_plan(args): how the caller groups the flat outputs of a call (a list of
+        # ("leaf" | "list" | "tuple", n) items, the rest flat), handed to the native table
+        # so that `self.native(args)` returns the caller's result; None: no grouping.
+        self.out_plan = out_plan
         self.check = check
         self.elementwise = elementwise
         self.transform = transform or (lambda tr, sig: tr)
@@ -339,8 +343,11 @@ class Specializer:
         leaves, _, _ = _tree.flatten((tuple(args), {}), "args")
         return frozenset(range(len(leaves))) if self.promote_all else frozenset(self.promote(args))
 
-    def lookup(self, args, kwargs, extra=()):
-        """Returns (outputs, (signature, output structure), compiled trace)."""
+    def lookup(self, args, kwargs, extra=(), extra_arg=None):
+        """Returns (outputs, (signature, output structure), compiled trace). `extra`: input
+        leaves appended after the arguments' (a transform's extra inputs), given by the
+        caller as the one object `extra_arg` (when not None): the native table then reads
+        them as one more argument, `self.native(args + (extra_arg,))`."""
         if not kwargs and not extra:
             hit = self.native.lookup(args)
             if hit is not None:
@@ -376,6 +383,8 @@ class Specializer:
                         if outs is not None:
                             if not extra:
                                 self._install(args, hit[0])
+                            elif extra_arg is not None:
+                                self._install(args, hit[0], (extra_arg,))
                             return outs, entry[1], entry[0]
         out = self._lookup(args, kwargs, extra)
         if fast is not None:
@@ -386,24 +395,27 @@ class Specializer:
             self.fast[fast] = (sig.cache_key, convert)
         if not kwargs and not extra:
             self._install(args, out[1][0].cache_key)
+        elif not kwargs and extra_arg is not None:
+            self._install(args, out[1][0].cache_key, (extra_arg,))
         return out
 
-    def _install(self, args, key):
+    def _install(self, args, key, more=()):
         """Hands the cache entries of `key` to the native path when it can read these
-        arguments as they are (float64 arrays and floats, one leaf each)."""
-        if all(_native_leaf(a) for a in args):
-            shapes, containers = [np.shape(a) for a in args], None
-        elif all(_native_leaf(a) or _native_seq(a) for a in args):
-            # flat lists/tuples of float64 arrays too (Specializer.lookup only: the caller
-            # regroups the outputs)
-            shapes = [np.shape(e) for a in args for e in (a if _native_seq(a) else (a,))]
-            containers = [(type(a).__name__, len(a)) if _native_seq(a) else ("leaf", 1) for a in args]
+        arguments (and `more`, the extra inputs as one argument) as they are: float64
+        arrays and floats, or flat lists/tuples of float64 arrays."""
+        full = tuple(args) + tuple(more)
+        if all(_native_leaf(a) for a in full):
+            shapes, containers = [np.shape(a) for a in full], None
+        elif all(_native_leaf(a) or _native_seq(a) for a in full):
+            shapes = [np.shape(e) for a in full for e in (a if _native_seq(a) else (a,))]
+            containers = [(type(a).__name__, len(a)) if _native_seq(a) else ("leaf", 1) for a in full]
         else:
             return
+        plan = self.out_plan(args) if self.out_plan is not None else None
         with self._lock:
             entries = self.cache.get(key)
             if entries:
-                self.native.install(shapes, list(entries), containers)
+                self.native.install(shapes, list(entries), containers, plan)
 
     def _lookup(self, args, kwargs, extra):
         with self._lock:
@@ -490,20 +502,23 @@ class Specializer:
         return "\n".join(self.log) if self.log else "not traced yet"
 
 
+_NATIVE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
 def _native_leaf(a):
-    """Whether `CallTable` reads this argument as it is: a float64 ndarray in native byte
-    order, a float or a numpy.float64."""
+    """Whether `CallTable` reads this argument as it is: a float64 or float32 ndarray in
+    native byte order, a float or a numpy.float64."""
     t = type(a)
-    return t is float or t is np.float64 or (t is np.ndarray and a.dtype == np.float64 and a.dtype.isnative)
+    return t is float or t is np.float64 or (t is np.ndarray and a.dtype in _NATIVE_DTYPES and a.dtype.isnative)
 
 
 def _native_seq(a):
-    """A non-empty list or tuple (exactly) of float64 arrays in native byte order."""
+    """A non-empty list or tuple (exactly) of float64/float32 arrays in native byte order."""
     t = type(a)
     return (
         (t is list or t is tuple)
         and len(a) > 0
-        and all(type(e) is np.ndarray and e.dtype == np.float64 and e.dtype.isnative for e in a)
+        and all(type(e) is np.ndarray and e.dtype in _NATIVE_DTYPES and e.dtype.isnative for e in a)
     )
 
 

@@ -191,9 +191,12 @@ class Gradient(_Traced):
         if example_args is not None and wrt is not None:
             self._pos, self._tags = _resolve_wrt(fn, wrt, list(example_args))
             self._wrt = self._pos + self._tags
-        self._spec = Specializer(fn, self._transform, promote=self._promote, elementwise=True, check=self._check)
+        self._spec = Specializer(
+            fn, self._transform, promote=self._promote, elementwise=True, check=self._check, out_plan=self._out_plan
+        )
         self._native = self._spec.native
         self._direct = False
+        self._params = None
         self.__autodiff__ = ("grad", fn, None, with_value, "list")
         if example_args is not None:
             self(*example_args)
@@ -214,6 +217,12 @@ class Gradient(_Traced):
                 hit = self._targets_cache[key] = _resolve_wrt(self._fn, self._wrt, list(args))
             return hit
         return _resolve_wrt(self._fn, self._wrt, list(args))
+
+    def _out_plan(self, args):
+        """How `__call__` groups the flat outputs for these arguments (see `_group`): the
+        value first when asked for, then one item per differentiated argument."""
+        plan = [("leaf", 1)] if self._with_value else []
+        return plan + _plan(args, self._targets(args)[0])
 
     def _promote(self, args):
         args = _promote_ints(args, self._targets(args)[0])
@@ -284,14 +293,16 @@ class Gradient(_Traced):
         return leaves
 
     def __call__(self, *args, **kwargs):
+        if kwargs:
+            if self._params is None:
+                self._params = _params(self._fn)
+            args, kwargs = _positional(self._params, args, kwargs)
         if not kwargs and self._direct:
-            # The native path: float64 arrays/floats as arguments, one gradient per
-            # argument leaf, so the result is the output list itself (see below).
+            # The native path: float64 arrays/floats (or flat lists/tuples of float64
+            # arrays) as arguments; it groups the outputs as `_group` would (see below).
             outs = self._native(args)
             if outs is not None:
                 return (outs[0], outs[1:]) if self._with_value else outs
-        if kwargs:
-            args, kwargs = _positional(self._fn, args, kwargs)
         if self._wrt is not None and not _by_position(self._wrt):
             # wrt= given as argument objects: resolved against this call's arguments
             self._pos, self._tags = _resolve_wrt(self._fn, self._wrt, list(args))
@@ -341,21 +352,42 @@ def _by_position(wrt):
     return all(isinstance(w, (int, str, np.integer)) and not isinstance(w, bool) for w in items)
 
 
-def _positional(fn, args, kwargs):
-    """Keyword arguments that name positional parameters, moved into place (so that
-    `Gradient(f)(x=..., y=...)` differentiates x and y as `Gradient(f)(x, y)` does)."""
+def _params(fn):
+    """The names of `fn`'s parameters, with whether each may be passed by keyword or
+    position (read once per Gradient: `_positional` runs on every keyword call)."""
     import inspect
 
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
+        return ()
+    return tuple((p.name, p.kind is p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def _positional(params, args, kwargs):
+    """Keyword arguments that name positional parameters (`params`, from `_params`),
+    moved into place (so that `Gradient(f)(x=..., y=...)` differentiates x and y as
+    `Gradient(f)(x, y)` does)."""
+    if not params:
         return args, kwargs
     args, kwargs = list(args), dict(kwargs)
-    for p in params[len(args) :]:
-        if p.kind is not p.POSITIONAL_OR_KEYWORD or p.name not in kwargs:
+    for name, positional in params[len(args) :]:
+        if not positional or name not in kwargs:
             break
-        args.append(kwargs.pop(p.name))
+        args.append(kwargs.pop(name))
     return tuple(args), kwargs
+
+
+def _plan(args, pos):
+    """The native table's grouping of the per-leaf outputs of the arguments at `pos` (see
+    `_group`): one item per argument, a list/tuple of arrays as a list/tuple of its
+    gradients. Used only for calls the native table reads (arrays, floats, flat
+    lists/tuples of float64 arrays)."""
+    plan = []
+    for p in pos:
+        t = type(args[p])
+        plan.append((t.__name__, len(args[p])) if t is list or t is tuple else ("leaf", 1))
+    return plan
 
 
 def _group(args, pos, outs):
@@ -406,7 +438,11 @@ class HessianVector(_Traced):
     def __init__(self, fn, example_args=None, wrt=None, vectors=None):
         self._fn = fn
         self._grad = Gradient(fn, None, wrt)
-        self._spec = Specializer(fn, self._transform, promote=self._grad._promote, check=self._check)
+        self._spec = Specializer(
+            fn, self._transform, promote=self._grad._promote, check=self._check, out_plan=self._out_plan
+        )
+        self._native = self._spec.native
+        self._direct = False
         if example_args is not None and vectors is not None:
             self(*example_args, vectors=vectors)
 
@@ -446,7 +482,16 @@ class HessianVector(_Traced):
         base = float(sum(_dot(g, w) for g, w in zip(gbase, ws)))
         directional_check(self._fn, g_at, base, slope, xs, vs, "Hessian-vector product")
 
+    def _out_plan(self, args):
+        return _plan(args, self._grad._targets(args)[0])
+
     def __call__(self, *args, vectors):
+        if self._direct:
+            # The native path: the vectors are read as one more argument (the transform
+            # appends them as inputs), the outputs grouped as `_group` does below.
+            outs = self._native(args + (vectors,))
+            if outs is not None:
+                return outs
         pos, _ = self._grad._targets(args)
         args = _promote_ints(args, pos)
         vs = vectors if isinstance(vectors, (list, tuple)) else [vectors]
@@ -454,7 +499,8 @@ class HessianVector(_Traced):
         for v in vs:
             vleaves.extend(np.asarray(x, dtype=np.float64) for x in _tree.flatten(v)[0])
         # The vectors are extra inputs appended by the transform.
-        outs, _, _ = self._spec.lookup(args, {}, vleaves)
+        outs, _, _ = self._spec.lookup(args, {}, vleaves, vectors)
+        self._direct = self._grad._wrt is None or _by_position(self._grad._wrt)
         return _group(args, pos, list(outs))
 
     def _text_labels(self, tr, sig):
