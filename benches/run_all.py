@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import bench_firstcall
 import bench_gradients
 import bench_optim
 import bench_overhead
@@ -109,6 +110,8 @@ def main() -> None:
     overhead = bench_overhead.run()
     print("optimizers:", file=sys.stderr)
     optim = bench_optim.run()
+    print("first call and call kinds:", file=sys.stderr)
+    firstcall = bench_firstcall.run()
     hvp = ", ".join(f"{c} {r:.2f}x" for c, r in ratios.items())
     md = "\n\n".join(
         [
@@ -120,6 +123,7 @@ def main() -> None:
             "## First call (trace/compile) vs steady state\n\n" + first_call_table(rows + hvp_rows),
             "## Where a small call's time goes (pyautodiff)\n\n" + bench_overhead.table(overhead),
             "## Whole optimizer runs (L-BFGS-B)\n\n" + bench_optim.table(optim),
+            "## First call and call path\n\n" + bench_firstcall.tables(firstcall),
             NOTES,
         ]
     )
