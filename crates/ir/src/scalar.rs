@@ -270,23 +270,89 @@ pub fn sign(x: f64) -> f64 {
     }
 }
 
-/// `np.maximum`: NaN-propagating; +0 is above -0.
+/// `np.maximum`: NaN-propagating; of two equal values (`0.0` and `-0.0`) the second, as
+/// NumPy's loops return it (`a > b ? a : b`).
 pub fn maximum(a: f64, b: f64) -> f64 {
-    if a.is_nan() || a > b || (a == b && b.is_sign_negative()) {
+    if a.is_nan() || a > b {
         a
     } else {
         b
     }
 }
 
-/// `np.minimum`: NaN-propagating; -0 is below +0.
+/// `np.minimum`: NaN-propagating; of two equal values the second, like NumPy.
 pub fn minimum(a: f64, b: f64) -> f64 {
-    if a.is_nan() || a < b || (a == b && a.is_sign_negative()) {
+    if a.is_nan() || a < b {
         a
     } else {
         b
     }
 }
+
+/// `np.arcsinh` as C's `asinh` computes it (fdlibm's method, which glibc uses): no overflow
+/// at `f64::MAX` (Rust's `f64::asinh` returns inf there) and `-0.0` kept.
+pub fn asinh(x: f64) -> f64 {
+    let ax = x.abs();
+    if !ax.is_finite() || ax < TWO_M28 {
+        return x; // ±inf, NaN; tiny x (and ±0) are their own asinh
+    }
+    let w = if ax > TWO_P28 {
+        ax.ln() + std::f64::consts::LN_2
+    } else if ax > 2.0 {
+        (2.0 * ax + 1.0 / ((x * x + 1.0).sqrt() + ax)).ln()
+    } else {
+        let t = x * x;
+        (ax + t / (1.0 + (1.0 + t).sqrt())).ln_1p()
+    };
+    w.copysign(x)
+}
+
+/// `np.arccosh` as C's `acosh` computes it (fdlibm's method): no overflow at `f64::MAX`.
+pub fn acosh(x: f64) -> f64 {
+    if x.is_nan() || x < 1.0 {
+        return f64::NAN;
+    }
+    if x >= TWO_P28 {
+        return if x.is_infinite() {
+            x
+        } else {
+            x.ln() + std::f64::consts::LN_2
+        };
+    }
+    if x == 1.0 {
+        return 0.0;
+    }
+    if x > 2.0 {
+        (2.0 * x - 1.0 / (x + (x * x - 1.0).sqrt())).ln()
+    } else {
+        let t = x - 1.0;
+        (t + (2.0 * t + t * t).sqrt()).ln_1p()
+    }
+}
+
+/// `np.arctanh` as C's `atanh` computes it (fdlibm's method).
+pub fn atanh(x: f64) -> f64 {
+    let ax = x.abs();
+    if x.is_nan() || ax > 1.0 {
+        return f64::NAN;
+    }
+    if ax == 1.0 {
+        return x / 0.0;
+    }
+    if ax < TWO_M28 {
+        return x;
+    }
+    let w = if ax < 0.5 {
+        let t = ax + ax;
+        0.5 * (t + t * ax / (1.0 - ax)).ln_1p()
+    } else {
+        0.5 * ((ax + ax) / (1.0 - ax)).ln_1p()
+    };
+    w.copysign(x)
+}
+
+const TWO_M28: f64 = 3.725290298461914e-9; // 2^-28
+const TWO_P28: f64 = 268435456.0; // 2^28
 
 /// `true` as 1.0, `false` as 0.0 (bool values are held as f64).
 fn truth(c: bool) -> f64 {
@@ -320,9 +386,9 @@ impl UnaryOp {
             UnaryOp::Sinh => x.sinh(),
             UnaryOp::Cosh => x.cosh(),
             UnaryOp::Tanh => x.tanh(),
-            UnaryOp::Arcsinh => x.asinh(),
-            UnaryOp::Arccosh => x.acosh(),
-            UnaryOp::Arctanh => x.atanh(),
+            UnaryOp::Arcsinh => asinh(x),
+            UnaryOp::Arccosh => acosh(x),
+            UnaryOp::Arctanh => atanh(x),
             UnaryOp::Floor => x.floor(),
             UnaryOp::Ceil => x.ceil(),
             // half to even, like np.round

@@ -101,6 +101,30 @@ pub fn simplify_traced(
     (g, outs, fired.unwrap_or_default())
 }
 
+/// Runs one phase alone (to its fixed point) on `g`, returning the rules that fired: for
+/// tests of single rules (`tests/rules.rs`).
+pub fn simplify_phase(
+    g: &Graph,
+    outputs: &[NodeId],
+    phase: Phase,
+    goal: Goal,
+) -> (Graph, Vec<NodeId>, Vec<&'static str>) {
+    let spec = PHASES
+        .iter()
+        .find(|p| p.phase == phase)
+        .expect("every phase has a spec");
+    let mut fired = Some(vec![]);
+    let (g, outs) = rebuild(g, outputs, None, goal, &mut None);
+    let (mut g, outs) = run_phase(spec, g, outs, goal, &mut fired);
+    g.outputs = outs.clone();
+    let names = fired
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    (g, outs, names)
+}
+
 fn run_phases(
     g: &Graph,
     outputs: &[NodeId],
@@ -109,22 +133,34 @@ fn run_phases(
 ) -> (Graph, Vec<NodeId>) {
     let (mut g, mut outs) = rebuild(g, outputs, None, goal, &mut None);
     for spec in &PHASES {
-        for _ in 0..spec.passes {
-            let mut names = fired.as_ref().map(|_| vec![]);
-            let (g1, o1) = rebuild(&g, &outs, Some(spec.rules), goal, &mut names);
-            if let (Some(all), Some(names)) = (fired.as_mut(), names) {
-                all.extend(names.into_iter().map(|n| (spec.phase, n)));
-            }
-            let (g2, o2) = rebuild(&g1, &o1, None, goal, &mut None);
-            let done = o2 == outs && same_graph(&g, &g2);
-            (g, outs) = (g2, o2);
-            if done {
-                break;
-            }
-        }
+        (g, outs) = run_phase(spec, g, outs, goal, fired);
     }
     g.outputs = outs.clone();
     debug_assert!(autodiff_ir::verify::verify(&g).is_ok());
+    (g, outs)
+}
+
+/// Passes of one phase until the graph stops changing (at most `spec.passes`).
+fn run_phase(
+    spec: &PhaseSpec,
+    mut g: Graph,
+    mut outs: Vec<NodeId>,
+    goal: Goal,
+    fired: &mut Option<Vec<(Phase, &'static str)>>,
+) -> (Graph, Vec<NodeId>) {
+    for _ in 0..spec.passes {
+        let mut names = fired.as_ref().map(|_| vec![]);
+        let (g1, o1) = rebuild(&g, &outs, Some(spec.rules), goal, &mut names);
+        if let (Some(all), Some(names)) = (fired.as_mut(), names) {
+            all.extend(names.into_iter().map(|n| (spec.phase, n)));
+        }
+        let (g2, o2) = rebuild(&g1, &o1, None, goal, &mut None);
+        let done = o2 == outs && same_graph(&g, &g2);
+        (g, outs) = (g2, o2);
+        if done {
+            break;
+        }
+    }
     (g, outs)
 }
 

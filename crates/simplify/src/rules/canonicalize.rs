@@ -104,12 +104,6 @@ pub(crate) const RULES: &[Rule] = &[
         let c = rw.b(B::Add, c, x[1]);
         Some(rw.b(B::Sub, c, y))
     }),
-    // (y - c) + k = y + (k - c)
-    rule("sub-const-add-const", On::Binary(B::Add), |rw, _, x| {
-        let (y, c) = rw.with_const(x[0], B::Sub).filter(|_| rw.konst(x[1]))?;
-        let c = rw.b(B::Sub, x[1], c);
-        Some(rw.b(B::Add, y, c))
-    }),
     // (y + c) + b = (y + b) + c
     rule("add-const-out-left", On::Binary(B::Add), |rw, _, x| {
         let (y, c) = rw.with_const(x[0], B::Add).filter(|_| !rw.konst(x[1]))?;
