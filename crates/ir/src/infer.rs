@@ -43,6 +43,9 @@ pub fn infer(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape
     Ok((shape, dtype))
 }
 
+/// The typing rule of every op. Over 200 lines on purpose: one exhaustive match, one arm
+/// per op, so the rules that must agree (operand counts, shapes, dtypes) read side by side
+/// and a new op is one more arm the compiler asks for.
 fn infer_op(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape, DType), IrError> {
     if let Some(n) = op.arity() {
         if ins.len() != n {

@@ -4,9 +4,11 @@
 //! fresh, compact graph that computes the same values as the given outputs: it holds only
 //! what those outputs need, the same inputs in the same order with the same names, and its
 //! `outputs` set. The rewriter is hand-written: each pass rebuilds the graph bottom-up through
-//! a smart constructor ([`rules`]) that applies local rules, and passes repeat until the graph
-//! stops changing (a bounded number of times). Hash-consing makes equal subterms one node, so
-//! rebuilding is also common-subexpression elimination.
+//! a smart constructor (`rules::Rewriter`) that applies local rules, and passes repeat until
+//! the graph stops changing (a bounded number of times). Hash-consing makes equal subterms
+//! one node, so rebuilding is also common-subexpression elimination. Rules are named data,
+//! one file per phase (`rules/`); a phase is the list of rule tables it tries, in order
+//! (`PHASES`); [`all_rule_names`] lists them and [`simplify_traced`] reports which fired.
 //!
 //! Phases, in order:
 //! 1. **canonicalize** – constant folding, identities (`x+0`, `x*1`, `x**1`, `--x`, ...),
