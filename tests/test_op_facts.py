@@ -16,10 +16,42 @@ import pytest
 import scipy.special as sp
 
 SPECIAL = np.array(
-    [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e-310, -1e-310,
-     2.2250738585072014e-308, 1e-300, -1e-300, 1e300, -1e300, np.finfo(float).max,
-     800.0, -800.0, 740.0, -740.0, 709.0, -709.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0,
-     2.5, -3.5, 3.7, -3.7, 1e-8, 0.49999999999999994, 1e16]
+    [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        5e-324,
+        -5e-324,
+        1e-310,
+        -1e-310,
+        2.2250738585072014e-308,
+        1e-300,
+        -1e-300,
+        1e300,
+        -1e300,
+        np.finfo(float).max,
+        800.0,
+        -800.0,
+        740.0,
+        -740.0,
+        709.0,
+        -709.0,
+        0.5,
+        -0.5,
+        1.0,
+        -1.0,
+        2.0,
+        -2.0,
+        2.5,
+        -3.5,
+        3.7,
+        -3.7,
+        1e-8,
+        0.49999999999999994,
+        1e16,
+    ]
 )
 # more than one fused chunk (256 elements): vector bodies and scalar tails both run
 XS = np.resize(SPECIAL, 300)
@@ -112,9 +144,8 @@ def _both_paths(fn, *args):
 def _check(name, got_by_path, want, tol, show):
     for path, got in got_by_path.items():
         bad = _mismatches(got, want, tol)
-        assert bad.size == 0, (
-            f"{name} ({path}) differs from NumPy at "
-            + ", ".join(f"{show(i)}: {got[i]!r} vs {want[i]!r}" for i in bad[:5])
+        assert bad.size == 0, f"{name} ({path}) differs from NumPy at " + ", ".join(
+            f"{show(i)}: {got[i]!r} vs {want[i]!r}" for i in bad[:5]
         )
 
 
@@ -132,7 +163,7 @@ def test_binary_op_equals_numpy(name, f, tol):
     ref, fast = _both_paths(lambda x, y: f(x, y), a, b)
     with np.errstate(all="ignore"):
         want = f(a, b).astype(float)
-    show = lambda i: f"({a[i]!r}, {b[i]!r})"  # noqa: E731
+    show = lambda i: f"({a[i]!r}, {b[i]!r})"
     _check(name, {"evaluator": ref, "fast path": fast}, want, tol, show)
 
 
