@@ -76,6 +76,17 @@ const PHASES: [PhaseSpec; 3] = [
 
 pub use rules::all_rule_names;
 
+/// Each phase's rules indexed by op kind, built once per process.
+fn index(phase: usize) -> &'static rules::RuleIndex {
+    static INDEX: std::sync::OnceLock<Vec<rules::RuleIndex>> = std::sync::OnceLock::new();
+    &INDEX.get_or_init(|| {
+        PHASES
+            .iter()
+            .map(|p| rules::RuleIndex::new(p.rules))
+            .collect()
+    })[phase]
+}
+
 /// Simplifies for execution: the cheapest equivalent graph of `outputs`.
 pub fn simplify(g: &Graph, outputs: &[NodeId]) -> (Graph, Vec<NodeId>) {
     simplify_with(g, outputs, Goal::Execute)
@@ -111,13 +122,13 @@ pub fn simplify_phase(
     phase: Phase,
     goal: Goal,
 ) -> (Graph, Vec<NodeId>, Vec<&'static str>) {
-    let spec = PHASES
+    let k = PHASES
         .iter()
-        .find(|p| p.phase == phase)
+        .position(|p| p.phase == phase)
         .expect("every phase has a spec");
     let mut fired = Some(vec![]);
     let (g, outs) = rebuild(g, outputs, None, goal, &mut None);
-    let (mut g, outs) = run_phase(spec, g, outs, goal, &mut fired);
+    let (mut g, outs) = run_phase(k, g, outs, goal, &mut fired);
     g.outputs = outs.clone();
     let names = fired
         .unwrap_or_default()
@@ -134,25 +145,26 @@ fn run_phases(
     fired: &mut Option<Vec<(Phase, &'static str)>>,
 ) -> (Graph, Vec<NodeId>) {
     let (mut g, mut outs) = rebuild(g, outputs, None, goal, &mut None);
-    for spec in &PHASES {
-        (g, outs) = run_phase(spec, g, outs, goal, fired);
+    for k in 0..PHASES.len() {
+        (g, outs) = run_phase(k, g, outs, goal, fired);
     }
     g.outputs = outs.clone();
     debug_assert!(autodiff_ir::verify::verify(&g).is_ok());
     (g, outs)
 }
 
-/// Passes of one phase until the graph stops changing (at most `spec.passes`).
+/// Passes of phase `k` until the graph stops changing (at most its `passes`).
 fn run_phase(
-    spec: &PhaseSpec,
+    k: usize,
     mut g: Graph,
     mut outs: Vec<NodeId>,
     goal: Goal,
     fired: &mut Option<Vec<(Phase, &'static str)>>,
 ) -> (Graph, Vec<NodeId>) {
+    let spec = &PHASES[k];
     for _ in 0..spec.passes {
         let mut names = fired.as_ref().map(|_| vec![]);
-        let (g1, o1) = rebuild(&g, &outs, Some(spec.rules), goal, &mut names);
+        let (g1, o1) = rebuild(&g, &outs, Some(index(k)), goal, &mut names);
         if let (Some(all), Some(names)) = (fired.as_mut(), names) {
             all.extend(names.into_iter().map(|n| (spec.phase, n)));
         }
@@ -192,7 +204,7 @@ pub fn reachable(g: &Graph, outputs: &[NodeId]) -> Vec<bool> {
 fn rebuild(
     g: &Graph,
     outputs: &[NodeId],
-    rules: Option<rules::PhaseRules>,
+    rules: Option<&'static rules::RuleIndex>,
     goal: Goal,
     fired: &mut Option<Vec<&'static str>>,
 ) -> (Graph, Vec<NodeId>) {

@@ -5,7 +5,8 @@
 //! limited to (if any) and a function that returns the replacement or `None`. A phase is an
 //! ordered list of rule tables ([`PhaseRules`], one file per phase: [`canonicalize`],
 //! [`stabilize`], [`specialize`]); `mk` tries the phase's rules in order and keeps the first
-//! replacement. Each rule states its math in a one-line comment beside its table entry, and
+//! replacement (through a [`RuleIndex`], built once per process, it only looks at the rules
+//! whose [`On`] admits the op at hand). Each rule states its math in a one-line comment beside its table entry, and
 //! `tests/rules.rs` holds a `start ⇒ goal` s-expression case for every rule name.
 //!
 //! Guarantees: a rule fires only on operands that are already rewritten, builds its result
@@ -19,7 +20,9 @@ pub(crate) mod canonicalize;
 pub(crate) mod specialize;
 pub(crate) mod stabilize;
 
-use autodiff_ir::{BinaryOp as B, DType, Graph, Node, NodeId, Op, Tensor, UnaryOp as U};
+use autodiff_ir::{
+    BinaryOp as B, ContractSpec, DType, Graph, Node, NodeId, Op, ReduceOp, Tensor, UnaryOp as U,
+};
 
 use crate::Goal;
 
@@ -104,6 +107,89 @@ pub(crate) const fn rule_for(goal: Goal, name: &'static str, on: On, apply: Appl
 /// The rules of one phase: tables tried in order, the first replacement wins.
 pub(crate) type PhaseRules = &'static [&'static [Rule]];
 
+/// Ops that rules can look at, numbered: unary ops, binary ops, then the other heads.
+const KINDS: usize = U::ALL.len() + B::ALL.len() + 8;
+
+/// The kind number of `op`, or `None` for ops no rule looks at.
+fn kind(op: &Op) -> Option<usize> {
+    let (nu, nb) = (U::ALL.len(), B::ALL.len());
+    Some(match op {
+        Op::Unary(u) => *u as usize,
+        Op::Binary(b) => nu + *b as usize,
+        Op::Where => nu + nb,
+        Op::Cast(_) => nu + nb + 1,
+        Op::Broadcast(_) => nu + nb + 2,
+        Op::Reshape(_) => nu + nb + 3,
+        Op::Transpose(_) => nu + nb + 4,
+        Op::Reduce(..) => nu + nb + 5,
+        Op::Slice(_) => nu + nb + 6,
+        Op::Contract(_) => nu + nb + 7,
+        Op::Input(_)
+        | Op::Const(_)
+        | Op::ArgMax(..)
+        | Op::SetSlice(_)
+        | Op::Gather(_)
+        | Op::ScatterAdd(_)
+        | Op::Scatter(_)
+        | Op::TakeAlong(_)
+        | Op::ScatterAlongAdd(_)
+        | Op::Concat(_)
+        | Op::Cumsum(_)
+        | Op::Cumprod(_)
+        | Op::ArgSort(_)
+        | Op::Solve
+        | Op::TriSolve(_)
+        | Op::Cholesky
+        | Op::Inv
+        | Op::Det
+        | Op::LogAbsDet => return None,
+    })
+}
+
+/// An op of kind `k` (attributes are placeholders: [`On`] looks at heads only).
+fn op_of_kind(k: usize) -> Op {
+    let (nu, nb) = (U::ALL.len(), B::ALL.len());
+    if k < nu {
+        return Op::Unary(U::ALL[k]);
+    }
+    if k < nu + nb {
+        return Op::Binary(B::ALL[k - nu]);
+    }
+    match k - nu - nb {
+        0 => Op::Where,
+        1 => Op::Cast(DType::F64),
+        2 => Op::Broadcast(vec![]),
+        3 => Op::Reshape(vec![]),
+        4 => Op::Transpose(vec![]),
+        5 => Op::Reduce(ReduceOp::Sum, vec![]),
+        6 => Op::Slice(vec![]),
+        _ => Op::Contract(ContractSpec {
+            a: vec![],
+            b: vec![],
+            out: vec![],
+        }),
+    }
+}
+
+/// A phase's rules by op kind, in phase order: `mk` tries only the rules that can apply.
+pub(crate) struct RuleIndex {
+    by_kind: Vec<Vec<&'static Rule>>,
+}
+
+impl RuleIndex {
+    pub fn new(tables: PhaseRules) -> RuleIndex {
+        let by_kind = (0..KINDS)
+            .map(|k| {
+                let op = op_of_kind(k);
+                debug_assert_eq!(kind(&op), Some(k), "kind numbers follow ALL's order");
+                let rules = tables.iter().flat_map(|t| t.iter());
+                rules.filter(|r| r.on.matches(&op)).collect()
+            })
+            .collect();
+        RuleIndex { by_kind }
+    }
+}
+
 /// Every rule of every phase (names are unique), for tests and tooling.
 pub fn all_rule_names() -> Vec<&'static str> {
     [canonicalize::RULES, stabilize::RULES, specialize::RULES]
@@ -115,7 +201,7 @@ pub fn all_rule_names() -> Vec<&'static str> {
 /// A graph under construction plus the rules of one phase.
 pub(crate) struct Rewriter {
     pub g: Graph,
-    rules: Option<PhaseRules>,
+    rules: Option<&'static RuleIndex>,
     goal: Goal,
     depth: u32,
     /// Names of the rules that fired, when recording (tests).
@@ -124,7 +210,7 @@ pub(crate) struct Rewriter {
 
 impl Rewriter {
     /// A rewriter applying `rules` (a plain compacting copy when `None`).
-    pub fn new(rules: Option<PhaseRules>, goal: Goal) -> Rewriter {
+    pub fn new(rules: Option<&'static RuleIndex>, goal: Goal) -> Rewriter {
         Rewriter {
             g: Graph::new(),
             rules,
@@ -155,10 +241,10 @@ impl Rewriter {
 
     /// Adds `op(ins)`, or an equal node the rules prefer.
     pub fn mk(&mut self, op: Op, ins: Vec<NodeId>) -> NodeId {
-        if let Some(tables) = self.rules {
+        if let Some(index) = self.rules {
             if self.depth < MAX_DEPTH {
                 self.depth += 1;
-                let r = self.first_rule(tables, &op, &ins);
+                let r = self.first_rule(index, &op, &ins);
                 self.depth -= 1;
                 if let Some(r) = r {
                     return r;
@@ -171,18 +257,17 @@ impl Rewriter {
     }
 
     /// The replacement of the first rule (in phase order) that applies to `op(ins)`.
-    fn first_rule(&mut self, tables: PhaseRules, op: &Op, ins: &[NodeId]) -> Option<NodeId> {
-        for table in tables {
-            for rule in table.iter() {
-                if !rule.on.matches(op) || rule.goal.is_some_and(|g| g != self.goal) {
-                    continue;
+    fn first_rule(&mut self, index: &RuleIndex, op: &Op, ins: &[NodeId]) -> Option<NodeId> {
+        let rules = index.by_kind.get(kind(op)?)?;
+        for rule in rules {
+            if rule.goal.is_some_and(|g| g != self.goal) {
+                continue;
+            }
+            if let Some(r) = (rule.apply)(self, op, ins) {
+                if let Some(f) = &mut self.fired {
+                    f.push(rule.name);
                 }
-                if let Some(r) = (rule.apply)(self, op, ins) {
-                    if let Some(f) = &mut self.fired {
-                        f.push(rule.name);
-                    }
-                    return Some(r);
-                }
+                return Some(r);
             }
         }
         None
