@@ -362,7 +362,9 @@ fn truth(c: bool) -> f64 {
 impl UnaryOp {
     /// `self(x)` for one element: the definition every evaluator and the constant folder
     /// share (libm for the elementary functions).
-    #[inline]
+    // always inlined: the fast path calls it with a literal op inside its per-element
+    // loops, where the match must fold away for the loop to vectorize
+    #[inline(always)]
     pub fn eval_f64(self, x: f64) -> f64 {
         match self {
             UnaryOp::Neg => -x,
@@ -409,7 +411,9 @@ impl BinaryOp {
     /// the constant folder share. Integer operands are held as f64 too: `int // 0` and
     /// `int % 0` give a non-finite value here that int64 rounding turns into NumPy's 0;
     /// integers to negative powers are refused by the callers before this is reached.
-    #[inline]
+    // always inlined: the fast path calls it with a literal op inside its per-element
+    // loops, where the match must fold away for the loop to vectorize
+    #[inline(always)]
     pub fn eval_f64(self, a: f64, b: f64) -> f64 {
         match self {
             BinaryOp::Add => a + b,
