@@ -18,9 +18,11 @@
 //! - plans buffers: a slot is reused once its last reader has run, and an elementwise
 //!   kernel writes in place over an operand that dies there; constants are materialized
 //!   once; the buffers (an arena) are pooled and reused across runs;
-//! - splits large fused kernels (≥ [`PAR_MIN`] elements) across the rayon pool, and large
-//!   products too (their order of summation never depends on the thread count). Small
-//!   graphs run on the calling thread.
+//! - splits large fused kernels (≥ [`PAR_MIN`] elements) into tasks fixed by the shape
+//!   and runs them on the engine's thread pool (`AUTODIFF_NUM_THREADS`, see [`threads`]),
+//!   and large products too; the order of summation never depends on the thread count, so
+//!   results are the same bits on 1 or many threads. Small kernels run on the calling
+//!   thread with no hand-off.
 //!
 //! Guarantees:
 //! - [`Program::run`] has the contract of `autodiff_exec::eval` (same input checks, same
@@ -58,6 +60,67 @@ use kernels::{one_node_graph, split_at_axis, Kernel, Src};
 #[doc(hidden)]
 pub use matmul::matmul as __matmul;
 use view::{Loc, View};
+
+/// The engine's thread pool: `AUTODIFF_NUM_THREADS` threads when set (a positive integer),
+/// else rayon's default (`RAYON_NUM_THREADS`, else one per core). Built on first use.
+fn global_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let n = std::env::var("AUTODIFF_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("autodiff-{i}"))
+            .build()
+            .expect("cannot start the engine's threads")
+    })
+}
+
+/// Runs `f` on the engine's pool; already on a rayon pool's thread (a caller's own pool,
+/// or a nested task), on that pool.
+pub(crate) struct Pool;
+impl Pool {
+    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        if rayon::current_thread_index().is_some() {
+            f()
+        } else {
+            global_pool().install(f)
+        }
+    }
+}
+
+pub(crate) fn pool() -> Pool {
+    Pool
+}
+
+/// Threads large kernels may use (the pool `pool().install` runs on).
+pub fn threads() -> usize {
+    if rayon::current_thread_index().is_some() {
+        rayon::current_num_threads()
+    } else {
+        global_pool().current_num_threads()
+    }
+}
+
+/// A slot's buffer, not initialized: every kernel writes each element of its output slot
+/// before anything reads it (so a fresh multi-MB output costs no memset, and its pages are
+/// first touched by the kernel writing them). Debug builds fill it with NaN instead, so a
+/// kernel that reads its output before writing it makes the property tests fail.
+fn slot_buffer(n: usize) -> Vec<f64> {
+    if cfg!(debug_assertions) {
+        return vec![f64::NAN; n];
+    }
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: f64 has no invalid bit patterns and the elements are written by the kernel
+    // owning the slot before they are read (see above; `tests/props.rs` in debug builds).
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        v.set_len(n)
+    };
+    v
+}
 
 /// A compilation or execution failure (bad inputs, or a value an op is undefined on).
 #[derive(Debug, Clone, PartialEq)]
@@ -1135,7 +1198,7 @@ impl Program {
     }
 
     fn new_arena(&self) -> Arena {
-        let mut bufs: Vec<Vec<f64>> = self.slot_sizes.iter().map(|&n| vec![0.0; n]).collect();
+        let mut bufs: Vec<Vec<f64>> = self.slot_sizes.iter().map(|&n| slot_buffer(n)).collect();
         let ptrs = bufs.iter_mut().map(|b| SendPtr(b.as_mut_ptr())).collect();
         Arena {
             bufs,
@@ -1168,7 +1231,7 @@ impl Program {
         let mut arena = arena.unwrap_or_else(|| self.new_arena());
         for &s in &self.taken {
             if arena.bufs[s].len() != self.slot_sizes[s] {
-                arena.bufs[s] = vec![0.0; self.slot_sizes[s]];
+                arena.bufs[s] = slot_buffer(self.slot_sizes[s]);
                 arena.ptrs[s] = SendPtr(arena.bufs[s].as_mut_ptr());
             }
         }

@@ -758,7 +758,17 @@ impl CallTable {
             }
             return Ok(Some(list.into_any()));
         }
-        let vals = program.run_f64(&slices).map_err(|e| eval_err(py, e))?;
+        // Large runs release the GIL while the kernels run (as NumPy's ufuncs do): other
+        // Python threads go on meanwhile. `leaves` keeps every input array alive (and, by
+        // its reference, unresizable); a Python thread writing an input meanwhile races
+        // with the kernels reading it, as it would with NumPy's own loops.
+        let work: usize = slices.iter().map(|s| s.len()).sum();
+        let vals = if work >= autodiff_lower::PAR_MIN {
+            py.allow_threads(|| program.run_f64(&slices))
+        } else {
+            program.run_f64(&slices)
+        }
+        .map_err(|e| eval_err(py, e))?;
         drop(slices);
         let g = &data.graph;
         let mut outs = vec![];
