@@ -99,6 +99,9 @@ pub(crate) enum Sink {
 pub(crate) struct Fused {
     /// Elements of the group's shape.
     pub n: usize,
+    /// Registers holding a constant for the whole kernel (filled once per sweep; no
+    /// instruction writes them).
+    pub imms: Vec<(Reg, f64)>,
     pub code: Vec<Ins>,
     pub leaves: Vec<Leaf>,
     pub n_regs: usize,
@@ -412,6 +415,9 @@ impl Fused {
                 &mut own[..]
             }
         };
+        for &(r, v) in &self.imms {
+            regs[r as usize * CHUNK..(r as usize + 1) * CHUNK].fill(v);
+        }
         let mut s = lo;
         while s < hi {
             let len = (hi - s).min(CHUNK);

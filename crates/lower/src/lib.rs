@@ -488,9 +488,23 @@ impl<'g> Planner<'g> {
         let mut is_free: Vec<bool> = vec![];
         let mut n_regs = 0usize;
         let mut code = Vec::with_capacity(ssa.len());
+        // immediates (other than the result) get registers of their own, filled once per
+        // sweep instead of once per chunk
+        let mut imms: Vec<(fused::Reg, f64)> = vec![];
+        for (t, (k, _)) in ssa.iter().enumerate() {
+            if let (InsKind::Imm(v), false) = (k, t == result as usize) {
+                n_regs += 1;
+                is_free.push(false);
+                reg_of[t] = fused::reg(n_regs - 1);
+                imms.push((reg_of[t], *v));
+            }
+        }
         for (t, (k, round)) in ssa.iter().enumerate() {
             if let (true, InsKind::Load(l)) = (direct.contains(&t), k) {
                 reg_of[t] = fused::DIRECT | *l;
+                continue;
+            }
+            if matches!(k, InsKind::Imm(_)) && t != result as usize {
                 continue;
             }
             let dst = match free.pop() {
@@ -523,7 +537,12 @@ impl<'g> Planner<'g> {
             ops.dedup();
             for a in ops {
                 let r = reg_of[a as usize];
-                if last[a as usize] == t && r & fused::DIRECT == 0 && !is_free[r as usize] {
+                let pinned = matches!(ssa[a as usize].0, InsKind::Imm(_));
+                if last[a as usize] == t
+                    && r & fused::DIRECT == 0
+                    && !pinned
+                    && !is_free[r as usize]
+                {
                     is_free[r as usize] = true;
                     free.push(r);
                 }
@@ -535,6 +554,7 @@ impl<'g> Planner<'g> {
         let f = Fused {
             direct_store,
             n,
+            imms,
             code,
             leaves,
             n_regs,
@@ -1331,6 +1351,82 @@ impl Program {
                 }
             }
         }
+        if let Ok(mut p) = self.pool.lock() {
+            p.push(arena);
+        }
+        res
+    }
+
+    /// Evaluates the outputs like `run_f64_visit`, writing output `k` into `dst[k]` when
+    /// given (exactly the output's size, row-major): an output that owns a whole slot is
+    /// written there by its kernel directly (the slot points at `dst[k]` for this run: no
+    /// copy, no pooled buffer touched), any other is gathered into it. Outputs without a
+    /// destination go to `visit`, as in `run_f64_visit`.
+    ///
+    /// # Panics
+    /// If `dst` does not have one entry per output, or a destination's length differs from
+    /// its output's size.
+    pub fn run_f64_into(
+        &self,
+        inputs: &[&[f64]],
+        dst: &mut [Option<&mut [f64]>],
+        visit: &mut dyn FnMut(usize, &[f64]),
+    ) -> Result<(), LowerError> {
+        assert_eq!(dst.len(), self.outputs.len(), "one destination per output");
+        let mut arena = self.begin_run(inputs)?;
+        let mut ptrs = arena.ptrs.clone();
+        for (o, d) in self.outputs.iter().zip(dst.iter_mut()) {
+            let n: usize = o.shape.iter().product();
+            if let Some(d) = d {
+                assert_eq!(d.len(), n, "destination of the wrong size");
+                if let (true, Loc::Slot(s)) = (o.take, o.loc) {
+                    ptrs[s as usize] = SendPtr(d.as_mut_ptr());
+                }
+            }
+        }
+        let env = Env {
+            inputs,
+            consts: &self.consts,
+            slots: &ptrs,
+            scratch: SendPtr(arena.scratch.as_mut_ptr()),
+            scratch_len: arena.scratch.len(),
+        };
+        let res = self.execute(&env);
+        if res.is_ok() {
+            let mut tmp: Vec<f64> = vec![];
+            for (k, (o, d)) in self.outputs.iter().zip(dst.iter_mut()).enumerate() {
+                let n: usize = o.shape.iter().product();
+                match (d, o.take, o.loc) {
+                    (Some(_), true, Loc::Slot(_)) => {}
+                    (None, true, Loc::Slot(s)) => visit(k, &arena.bufs[s as usize][..n]),
+                    (d, _, _) => {
+                        let gather = |buf: &mut [f64]| {
+                            // SAFETY: the output's buffer is live (its slot is never reused).
+                            unsafe {
+                                view::gather_strided(
+                                    env.ptr(o.loc),
+                                    o.offset,
+                                    &o.cshape,
+                                    &o.cstrides,
+                                    0,
+                                    buf,
+                                )
+                            }
+                        };
+                        match d {
+                            Some(d) => gather(d),
+                            None => {
+                                tmp.clear();
+                                tmp.resize(n, 0.0);
+                                gather(&mut tmp);
+                                visit(k, &tmp);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        drop(env);
         if let Ok(mut p) = self.pool.lock() {
             p.push(arena);
         }
