@@ -1426,7 +1426,6 @@ impl Program {
                 }
             }
         }
-        drop(env);
         if let Ok(mut p) = self.pool.lock() {
             p.push(arena);
         }
