@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import bench_firstcall
+import autodiff._core
+import bench_elementwise
 import bench_gradients
 import bench_optim
 import bench_overhead
@@ -106,6 +108,8 @@ def main() -> None:
     revision = f"git {git_revision()}; engine built {engine_built()}"  # before: others may rebuild
     print("gradients:", file=sys.stderr)
     rows, hvp_rows, ratios = bench_gradients.run()
+    print("elementwise:", file=sys.stderr)
+    elementwise = bench_elementwise.run()
     print("overhead breakdown:", file=sys.stderr)
     overhead = bench_overhead.run()
     print("optimizers:", file=sys.stderr)
@@ -119,6 +123,10 @@ def main() -> None:
             f"Produced by `{command()}` ({time.perf_counter() - t0:.0f} s).",
             machine_info(load_before, revision),
             "## Steady state: one gradient call\n\n" + steady_table(rows + hvp_rows),
+            "## Elementwise gradient: size and dtype\n\n"
+            + bench_elementwise.__doc__.split("\n\n")[1].replace("\n", " ")
+            + f" pyautodiff's engine threads: {autodiff._core.num_threads()}.\n\n"
+            + bench_elementwise.table(elementwise),
             f"## Hessian-vector product vs gradient (MLP)\n\nHVP time / gradient time: {hvp} (target: at most 4x).",
             "## First call (trace/compile) vs steady state\n\n" + first_call_table(rows + hvp_rows),
             "## Where a small call's time goes (pyautodiff)\n\n" + bench_overhead.table(overhead),

@@ -7,8 +7,11 @@
 //!
 //! Order of operations: each element is computed with the same f64 operations and the same
 //! per-node dtype rounding as the reference; reductions fold in the reference's order
-//! (innermost reduced axis first, each fold from the op's identity) unless the kernel is
-//! split across threads, where partial folds are combined at the end.
+//! (innermost reduced axis first, each fold from the op's identity), except a large
+//! reduction of one kept row (≥ [`PAR_MIN`] elements), whose outermost reduced axis is cut
+//! into blocks fixed by the shape, each folded in the reference's order, the partial folds
+//! combined in block order. Where the cuts fall never depends on the thread count: results
+//! are the same bits on any number of threads.
 
 use autodiff_ir::scalar as special;
 use autodiff_ir::{BinaryOp, DType, ReduceOp, UnaryOp};
@@ -20,8 +23,14 @@ use crate::Env;
 /// Elements per chunk (each register holds one chunk).
 pub(crate) const CHUNK: usize = 256;
 
-/// Minimum elements before a kernel is split across threads.
+/// Minimum elements before a kernel is split into tasks (and run across threads).
 pub const PAR_MIN: usize = 1 << 15;
+
+/// Elements per task of a split kernel (a multiple of [`CHUNK`]).
+pub(crate) const TASK: usize = 1 << 14;
+
+/// At most this many partial folds per reduction split along its reduced axis.
+const MAX_PARTS: usize = 64;
 
 /// A register or leaf number in a kernel's bytecode (the top bit is [`DIRECT`]). Wide
 /// enough for any graph that fits in memory: a kernel fusing a long unrolled loop can hold
@@ -90,6 +99,9 @@ pub(crate) enum Sink {
 pub(crate) struct Fused {
     /// Elements of the group's shape.
     pub n: usize,
+    /// Registers holding a constant for the whole kernel (filled once per sweep; no
+    /// instruction writes them).
+    pub imms: Vec<(Reg, f64)>,
     pub code: Vec<Ins>,
     pub leaves: Vec<Leaf>,
     pub n_regs: usize,
@@ -278,6 +290,54 @@ impl Fused {
         regs: &mut [f64],
         out: *mut f64,
     ) -> Result<*const f64, String> {
+        match vmath::Isa::detect() {
+            // SAFETY: the CPU has the features `detect` found.
+            #[cfg(target_arch = "x86_64")]
+            vmath::Isa::Avx512 => self.eval_chunk_avx512(env, start, len, regs, out),
+            #[cfg(target_arch = "x86_64")]
+            vmath::Isa::Avx2 => self.eval_chunk_avx2(env, start, len, regs, out),
+            _ => self.eval_chunk_body(env, start, len, regs, out),
+        }
+    }
+
+    /// [`Self::eval_chunk`] with every loop compiled for AVX2 + FMA (plain arithmetic is
+    /// never contracted to FMA, so the values are the same bits as on the portable path).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn eval_chunk_avx2(
+        &self,
+        env: &Env,
+        start: usize,
+        len: usize,
+        regs: &mut [f64],
+        out: *mut f64,
+    ) -> Result<*const f64, String> {
+        self.eval_chunk_body(env, start, len, regs, out)
+    }
+
+    /// [`Self::eval_chunk`] compiled for AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn eval_chunk_avx512(
+        &self,
+        env: &Env,
+        start: usize,
+        len: usize,
+        regs: &mut [f64],
+        out: *mut f64,
+    ) -> Result<*const f64, String> {
+        self.eval_chunk_body(env, start, len, regs, out)
+    }
+
+    #[inline(always)]
+    unsafe fn eval_chunk_body(
+        &self,
+        env: &Env,
+        start: usize,
+        len: usize,
+        regs: &mut [f64],
+        out: *mut f64,
+    ) -> Result<*const f64, String> {
         let base = regs.as_mut_ptr();
         let ptr = |r: Reg| -> *const f64 {
             if r & DIRECT != 0 {
@@ -355,6 +415,9 @@ impl Fused {
                 &mut own[..]
             }
         };
+        for &(r, v) in &self.imms {
+            regs[r as usize * CHUNK..(r as usize + 1) * CHUNK].fill(v);
+        }
         let mut s = lo;
         while s < hi {
             let len = (hi - s).min(CHUNK);
@@ -367,13 +430,17 @@ impl Fused {
 
     /// Runs the kernel (split across threads when large).
     ///
+    /// Work is cut into tasks by the kernel's shape alone ([`TASK`] elements, or blocks of
+    /// a reduced axis), never by the thread count; a reduction split into blocks combines
+    /// the blocks' partial folds in block order. So a kernel gives the same bits on 1 or
+    /// many threads (`tests::kernels_are_independent_of_thread_count`).
+    ///
     /// # Safety
     /// `env` resolves every location to a live buffer; the output slot does not alias any
     /// leaf except with identical contiguous positions (in-place elementwise).
     pub unsafe fn run(&self, env: &Env) -> Result<(), String> {
         let out = SendPtr(env.mut_ptr(self.out));
-        let threads = rayon::current_num_threads();
-        let par = threads > 1 && self.n >= PAR_MIN;
+        let big = self.n >= PAR_MIN;
         match &self.sink {
             Sink::Store => {
                 let direct = if self.direct_store {
@@ -387,14 +454,13 @@ impl Fused {
                         std::ptr::copy_nonoverlapping(v.as_ptr(), o.0.add(s), v.len());
                     }
                 };
-                if !par {
+                if !big || crate::threads() == 1 {
                     let regs = Some(env.scratch(self.regs_len()));
                     return self.sweep(env, 0, self.n, regs, direct, store);
                 }
                 let direct = SendPtr(direct);
-                let per = self.n.div_ceil(threads).div_ceil(CHUNK) * CHUNK;
-                let ranges: Vec<(usize, usize)> = (0..threads)
-                    .map(|t| ((t * per).min(self.n), ((t + 1) * per).min(self.n)))
+                let ranges: Vec<(usize, usize)> = (0..self.n.div_ceil(TASK))
+                    .map(|t| (t * TASK, ((t + 1) * TASK).min(self.n)))
                     .collect();
                 let res: Vec<Result<(), String>> = par_map(&ranges, |&(lo, hi)| {
                     let d = direct;
@@ -402,7 +468,7 @@ impl Fused {
                 });
                 res.into_iter().collect()
             }
-            Sink::Reduce(spec) => self.run_reduce(env, spec, out, threads, par),
+            Sink::Reduce(spec) => self.run_reduce(env, spec, out, big),
         }
     }
 
@@ -411,8 +477,7 @@ impl Fused {
         env: &Env,
         spec: &ReduceSpec,
         out: SendPtr,
-        threads: usize,
-        par: bool,
+        big: bool,
     ) -> Result<(), String> {
         let (p, q) = (spec.p, spec.q);
         let r: usize = spec.dims.iter().product();
@@ -428,14 +493,19 @@ impl Fused {
             return Ok(());
         }
         let block = r * q;
-        if par && p >= threads {
-            // split the kept outer axes: every output is folded by one thread, in order
-            let per = p.div_ceil(threads);
-            let ranges: Vec<(usize, usize)> = (0..threads)
-                .map(|t| ((t * per).min(p), ((t + 1) * per).min(p)))
-                .filter(|(a, b)| a < b)
+        let par = big && crate::threads() > 1;
+        // blocks of the outermost reduced axis (by size alone): at least TASK elements each
+        let d0 = spec.dims[0];
+        let inner = block / d0;
+        let per = TASK.div_ceil(inner).max(d0.div_ceil(MAX_PARTS));
+        if big && p > 1 {
+            // split the kept outer axes: every output is folded by one task, in order
+            // (the reference's order, whatever the split)
+            let pp = TASK.div_ceil(block).max(1);
+            let ranges: Vec<(usize, usize)> = (0..p.div_ceil(pp))
+                .map(|t| (t * pp, ((t + 1) * pp).min(p)))
                 .collect();
-            let res: Vec<Result<(), String>> = par_map(&ranges, |&(a, b)| {
+            let task = |&(a, b): &(usize, usize)| {
                 let o = out;
                 let mut red = Reducer::new(spec.op, &spec.dims, q, o.0.add(a * q));
                 self.sweep(
@@ -446,18 +516,20 @@ impl Fused {
                     std::ptr::null_mut(),
                     |_, v| red.push(v),
                 )
-            });
+            };
+            let res: Vec<Result<(), String>> = if par {
+                par_map(&ranges, task)
+            } else {
+                ranges.iter().map(task).collect()
+            };
             res.into_iter().collect::<Result<(), String>>()?;
-        } else if par && p == 1 && spec.dims[0] >= threads {
-            // split the outermost reduced axis; combine the partial folds in order
-            let d0 = spec.dims[0];
-            let inner = block / d0;
-            let per = d0.div_ceil(threads);
-            let ranges: Vec<(usize, usize)> = (0..threads)
-                .map(|t| ((t * per).min(d0), ((t + 1) * per).min(d0)))
-                .filter(|(a, b)| a < b)
+        } else if big && p == 1 && d0 > per {
+            // split the outermost reduced axis into blocks fixed by the shape; combine the
+            // partial folds in block order
+            let ranges: Vec<(usize, usize)> = (0..d0.div_ceil(per))
+                .map(|t| (t * per, ((t + 1) * per).min(d0)))
                 .collect();
-            let res: Vec<Result<Vec<f64>, String>> = par_map(&ranges, |&(a, b)| {
+            let task = |&(a, b): &(usize, usize)| {
                 let mut dims = spec.dims.clone();
                 dims[0] = b - a;
                 let mut part = vec![0.0; q];
@@ -472,7 +544,12 @@ impl Fused {
                 )?;
                 drop(red);
                 Ok(part)
-            });
+            };
+            let res: Vec<Result<Vec<f64>, String>> = if par {
+                par_map(&ranges, task)
+            } else {
+                ranges.iter().map(task).collect()
+            };
             let o = std::slice::from_raw_parts_mut(out.0, q);
             o.fill(reduce_init(spec.op));
             for part in res {
@@ -490,10 +567,10 @@ impl Fused {
     }
 }
 
-/// Runs `f` over the items on the rayon pool, results in order.
+/// Runs `f` over the items on the engine's thread pool, results in order.
 pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
     use rayon::prelude::*;
-    items.par_iter().map(f).collect()
+    crate::pool().install(|| items.par_iter().map(f).collect())
 }
 
 macro_rules! map1 {
@@ -517,6 +594,7 @@ macro_rules! map2 {
 /// `d = u(a)` elementwise: the IR's scalar definition ([`UnaryOp::eval_f64`]) except the
 /// transcendental functions taken from [`vmath`] (within 2 ulp of the correctly rounded
 /// result, special values exact, not bit-equal to libm; `tests/op_facts.rs` checks both).
+#[inline(always)]
 pub(crate) fn unary(u: UnaryOp, d: &mut [f64], a: &[f64]) {
     match u {
         UnaryOp::Neg => map1!(d, a, |x: f64| UnaryOp::Neg.eval_f64(x)),
@@ -558,6 +636,7 @@ pub(crate) fn unary(u: UnaryOp, d: &mut [f64], a: &[f64]) {
 
 /// `d = b(x, y)` elementwise: the IR's scalar definition ([`BinaryOp::eval_f64`]) except
 /// `logaddexp` from [`vmath`].
+#[inline(always)]
 pub(crate) fn binary(b: BinaryOp, d: &mut [f64], x: &[f64], y: &[f64]) {
     match b {
         BinaryOp::Add => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Add.eval_f64(p, q)),

@@ -18,9 +18,11 @@
 //! - plans buffers: a slot is reused once its last reader has run, and an elementwise
 //!   kernel writes in place over an operand that dies there; constants are materialized
 //!   once; the buffers (an arena) are pooled and reused across runs;
-//! - splits large fused kernels (≥ [`PAR_MIN`] elements) across the rayon pool, and large
-//!   products too (their order of summation never depends on the thread count). Small
-//!   graphs run on the calling thread.
+//! - splits large fused kernels (≥ [`PAR_MIN`] elements) into tasks fixed by the shape
+//!   and runs them on the engine's thread pool (`AUTODIFF_NUM_THREADS`, see [`threads`]),
+//!   and large products too; the order of summation never depends on the thread count, so
+//!   results are the same bits on 1 or many threads. Small kernels run on the calling
+//!   thread with no hand-off.
 //!
 //! Guarantees:
 //! - [`Program::run`] has the contract of `autodiff_exec::eval` (same input checks, same
@@ -58,6 +60,67 @@ use kernels::{one_node_graph, split_at_axis, Kernel, Src};
 #[doc(hidden)]
 pub use matmul::matmul as __matmul;
 use view::{Loc, View};
+
+/// The engine's thread pool: `AUTODIFF_NUM_THREADS` threads when set (a positive integer),
+/// else rayon's default (`RAYON_NUM_THREADS`, else one per core). Built on first use.
+fn global_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let n = std::env::var("AUTODIFF_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("autodiff-{i}"))
+            .build()
+            .expect("cannot start the engine's threads")
+    })
+}
+
+/// Runs `f` on the engine's pool; already on a rayon pool's thread (a caller's own pool,
+/// or a nested task), on that pool.
+pub(crate) struct Pool;
+impl Pool {
+    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        if rayon::current_thread_index().is_some() {
+            f()
+        } else {
+            global_pool().install(f)
+        }
+    }
+}
+
+pub(crate) fn pool() -> Pool {
+    Pool
+}
+
+/// Threads large kernels may use (the pool `pool().install` runs on).
+pub fn threads() -> usize {
+    if rayon::current_thread_index().is_some() {
+        rayon::current_num_threads()
+    } else {
+        global_pool().current_num_threads()
+    }
+}
+
+/// A slot's buffer, not initialized: every kernel writes each element of its output slot
+/// before anything reads it (so a fresh multi-MB output costs no memset, and its pages are
+/// first touched by the kernel writing them). Debug builds fill it with NaN instead, so a
+/// kernel that reads its output before writing it makes the property tests fail.
+fn slot_buffer(n: usize) -> Vec<f64> {
+    if cfg!(debug_assertions) {
+        return vec![f64::NAN; n];
+    }
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: f64 has no invalid bit patterns and the elements are written by the kernel
+    // owning the slot before they are read (see above; `tests/props.rs` in debug builds).
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        v.set_len(n)
+    };
+    v
+}
 
 /// A compilation or execution failure (bad inputs, or a value an op is undefined on).
 #[derive(Debug, Clone, PartialEq)]
@@ -399,9 +462,23 @@ impl<'g> Planner<'g> {
         let mut is_free: Vec<bool> = vec![];
         let mut n_regs = 0usize;
         let mut code = Vec::with_capacity(ssa.len());
+        // immediates (other than the result) get registers of their own, filled once per
+        // sweep instead of once per chunk
+        let mut imms: Vec<(fused::Reg, f64)> = vec![];
+        for (t, (k, _)) in ssa.iter().enumerate() {
+            if let (InsKind::Imm(v), false) = (k, t == result as usize) {
+                n_regs += 1;
+                is_free.push(false);
+                reg_of[t] = fused::reg(n_regs - 1);
+                imms.push((reg_of[t], *v));
+            }
+        }
         for (t, (k, round)) in ssa.iter().enumerate() {
             if let (true, InsKind::Load(l)) = (direct.contains(&t), k) {
                 reg_of[t] = fused::DIRECT | *l;
+                continue;
+            }
+            if matches!(k, InsKind::Imm(_)) && t != result as usize {
                 continue;
             }
             let dst = match free.pop() {
@@ -434,7 +511,12 @@ impl<'g> Planner<'g> {
             ops.dedup();
             for a in ops {
                 let r = reg_of[a as usize];
-                if last[a as usize] == t && r & fused::DIRECT == 0 && !is_free[r as usize] {
+                let pinned = matches!(ssa[a as usize].0, InsKind::Imm(_));
+                if last[a as usize] == t
+                    && r & fused::DIRECT == 0
+                    && !pinned
+                    && !is_free[r as usize]
+                {
                     is_free[r as usize] = true;
                     free.push(r);
                 }
@@ -446,6 +528,7 @@ impl<'g> Planner<'g> {
         let f = Fused {
             direct_store,
             n,
+            imms,
             code,
             leaves,
             n_regs,
@@ -1109,7 +1192,7 @@ impl Program {
     }
 
     fn new_arena(&self) -> Arena {
-        let mut bufs: Vec<Vec<f64>> = self.slot_sizes.iter().map(|&n| vec![0.0; n]).collect();
+        let mut bufs: Vec<Vec<f64>> = self.slot_sizes.iter().map(|&n| slot_buffer(n)).collect();
         let ptrs = bufs.iter_mut().map(|b| SendPtr(b.as_mut_ptr())).collect();
         Arena {
             bufs,
@@ -1142,7 +1225,7 @@ impl Program {
         let mut arena = arena.unwrap_or_else(|| self.new_arena());
         for &s in &self.taken {
             if arena.bufs[s].len() != self.slot_sizes[s] {
-                arena.bufs[s] = vec![0.0; self.slot_sizes[s]];
+                arena.bufs[s] = slot_buffer(self.slot_sizes[s]);
                 arena.ptrs[s] = SendPtr(arena.bufs[s].as_mut_ptr());
             }
         }
@@ -1238,6 +1321,81 @@ impl Program {
                             )
                         };
                         visit(k, &tmp);
+                    }
+                }
+            }
+        }
+        if let Ok(mut p) = self.pool.lock() {
+            p.push(arena);
+        }
+        res
+    }
+
+    /// Evaluates the outputs like `run_f64_visit`, writing output `k` into `dst[k]` when
+    /// given (exactly the output's size, row-major): an output that owns a whole slot is
+    /// written there by its kernel directly (the slot points at `dst[k]` for this run: no
+    /// copy, no pooled buffer touched), any other is gathered into it. Outputs without a
+    /// destination go to `visit`, as in `run_f64_visit`.
+    ///
+    /// # Panics
+    /// If `dst` does not have one entry per output, or a destination's length differs from
+    /// its output's size.
+    pub fn run_f64_into(
+        &self,
+        inputs: &[&[f64]],
+        dst: &mut [Option<&mut [f64]>],
+        visit: &mut dyn FnMut(usize, &[f64]),
+    ) -> Result<(), LowerError> {
+        assert_eq!(dst.len(), self.outputs.len(), "one destination per output");
+        let mut arena = self.begin_run(inputs)?;
+        let mut ptrs = arena.ptrs.clone();
+        for (o, d) in self.outputs.iter().zip(dst.iter_mut()) {
+            let n: usize = o.shape.iter().product();
+            if let Some(d) = d {
+                assert_eq!(d.len(), n, "destination of the wrong size");
+                if let (true, Loc::Slot(s)) = (o.take, o.loc) {
+                    ptrs[s as usize] = SendPtr(d.as_mut_ptr());
+                }
+            }
+        }
+        let env = Env {
+            inputs,
+            consts: &self.consts,
+            slots: &ptrs,
+            scratch: SendPtr(arena.scratch.as_mut_ptr()),
+            scratch_len: arena.scratch.len(),
+        };
+        let res = self.execute(&env);
+        if res.is_ok() {
+            let mut tmp: Vec<f64> = vec![];
+            for (k, (o, d)) in self.outputs.iter().zip(dst.iter_mut()).enumerate() {
+                let n: usize = o.shape.iter().product();
+                match (d, o.take, o.loc) {
+                    (Some(_), true, Loc::Slot(_)) => {}
+                    (None, true, Loc::Slot(s)) => visit(k, &arena.bufs[s as usize][..n]),
+                    (d, _, _) => {
+                        let gather = |buf: &mut [f64]| {
+                            // SAFETY: the output's buffer is live (its slot is never reused).
+                            unsafe {
+                                view::gather_strided(
+                                    env.ptr(o.loc),
+                                    o.offset,
+                                    &o.cshape,
+                                    &o.cstrides,
+                                    0,
+                                    buf,
+                                )
+                            }
+                        };
+                        match d {
+                            Some(d) => gather(d),
+                            None => {
+                                tmp.clear();
+                                tmp.resize(n, 0.0);
+                                gather(&mut tmp);
+                                visit(k, &tmp);
+                            }
+                        }
                     }
                 }
             }

@@ -56,12 +56,16 @@ pub unsafe fn matmul(
         // out[j] = Σ_p B[p, j]·a[p]
         gemv(out, k, b, csb, rsb, a, csa);
     } else {
-        let par = if m * n * k >= GEMM_PAR_MIN && rayon::current_num_threads() > 1 {
+        let par = if m * n * k >= GEMM_PAR_MIN && crate::threads() > 1 {
             gemm::Parallelism::Rayon(0)
         } else {
             gemm::Parallelism::None
         };
-        gemm_call(m, n, k, a, rsa, csa, b, rsb, csb, c, par);
+        let (a, b, c) = (P(a), P(b), P(c));
+        crate::pool().install(|| {
+            let (a, b, c) = (&a, &b, &c);
+            gemm_call(m, n, k, a.0, rsa, csa, b.0, rsb, csb, c.0 as *mut f64, par)
+        });
     }
 }
 
@@ -124,7 +128,7 @@ unsafe fn gemv(
         gathered.as_ptr()
     };
     let (mat, v) = (P(mat), P(v));
-    let par = rayon::current_num_threads() > 1 && len * k >= GEMV_PAR_MIN;
+    let par = crate::threads() > 1 && len * k >= GEMV_PAR_MIN;
     // out[o0..o0+dst.len()] = Σ_{p in p0..p0+kn} M[o, p]·v[p]
     let task = |o0: usize, p0: usize, kn: usize, dst: &mut [f64]| {
         let (mat, v) = (&mat, &v);
@@ -144,9 +148,11 @@ unsafe fn gemv(
     };
     let over_outputs = |chunk: usize, out: &mut [f64]| {
         if par && len > chunk {
-            out.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(i, dst)| task(i * chunk, 0, k, dst));
+            crate::pool().install(|| {
+                out.par_chunks_mut(chunk)
+                    .enumerate()
+                    .for_each(|(i, dst)| task(i * chunk, 0, k, dst))
+            });
         } else {
             out.chunks_mut(chunk)
                 .enumerate()
@@ -159,7 +165,7 @@ unsafe fn gemv(
         let mut partial = vec![0.0; blocks * len];
         let run = |(b, dst): (usize, &mut [f64])| task(0, b * kb, kb.min(k - b * kb), dst);
         if par {
-            partial.par_chunks_mut(len).enumerate().for_each(run);
+            crate::pool().install(|| partial.par_chunks_mut(len).enumerate().for_each(run));
         } else {
             partial.chunks_mut(len).enumerate().for_each(run);
         }

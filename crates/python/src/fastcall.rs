@@ -266,8 +266,8 @@ struct Entry {
     /// The Python cache entry `(compiled, (sig, structure), checks)`.
     obj: Py<PyAny>,
     sources: Vec<Source>,
-    /// Output shapes as tuples (for `numpy.empty`), when every output is float64 and small
-    /// (else outputs are built by `convert::tensor_into_numpy`).
+    /// Output shapes (for `numpy.empty`), when every output is float64: the program writes
+    /// straight into those arrays (else outputs are built by `convert::tensor_into_numpy`).
     out_shapes: Option<Vec<Vec<isize>>>,
 }
 
@@ -585,10 +585,8 @@ impl CallTable {
                 Some(d) if *d != these => return Ok(false),
                 _ => dtypes = Some(these),
             }
-            let small = g.outputs.iter().all(|&o| {
-                g.dtype(o) == DType::F64 && g.node(o).size() < crate::convert::ZERO_COPY_MIN
-            });
-            let out_shapes = small.then(|| {
+            let all_f64 = g.outputs.iter().all(|&o| g.dtype(o) == DType::F64);
+            let out_shapes = all_f64.then(|| {
                 g.outputs
                     .iter()
                     .map(|&o| g.shape(o).iter().map(|&d| d as isize).collect())
@@ -838,29 +836,51 @@ impl CallTable {
         }
         if let Some(list) = outs {
             let mut failed = false;
-            let mut ptrs: Vec<*mut f64> = Vec::with_capacity(list.len());
-            for a in list.iter() {
-                // SAFETY: made by empty_f64 above: a fresh C-contiguous float64 array,
-                // kept alive by the list.
-                ptrs.push(unsafe { (*(a.as_ptr() as *const ArrayHead)).data as *mut f64 });
+            let mut dst: Vec<Option<&mut [f64]>> = (0..ng).map(|_| None).collect();
+            for (a, s) in list.iter().zip(e.out_shapes.iter().flatten()) {
+                let len = s.iter().product::<isize>() as usize;
+                // SAFETY: made by empty_f64 above: a fresh C-contiguous float64 array of
+                // this shape, kept alive by the list and seen by no one else yet.
+                dst.push(Some(unsafe {
+                    std::slice::from_raw_parts_mut(
+                        (*(a.as_ptr() as *const ArrayHead)).data as *mut f64,
+                        len,
+                    )
+                }));
             }
-            // The GIL stays held: the kernels read the arguments' buffers in place.
-            program
-                .run_f64_visit(&slices, &mut |k, v| {
-                    if k < ng {
-                        failed |= v != data.guards[k].1.data.as_slice();
-                    } else if !failed {
-                        // SAFETY: the array has exactly the output's size (its shape).
-                        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), ptrs[k - ng], v.len()) };
-                    }
+            let guards: Vec<&[f64]> = data.guards.iter().map(|g| g.1.data.as_slice()).collect();
+            let mut run = || {
+                program.run_f64_into(&slices, &mut dst, &mut |k, v| {
+                    failed |= v != guards[k];
                 })
-                .map_err(|e| eval_err(py, e))?;
+            };
+            // Large runs release the GIL while the kernels run (as NumPy's ufuncs do):
+            // other Python threads go on meanwhile. `leaves` keeps every input array alive
+            // (and, by its reference, unresizable); a Python thread writing an input
+            // meanwhile races with the kernels reading it, as it would with NumPy's loops.
+            let work: usize = slices.iter().map(|s| s.len()).sum();
+            if work >= autodiff_lower::PAR_MIN {
+                py.allow_threads(run)
+            } else {
+                run()
+            }
+            .map_err(|e| eval_err(py, e))?;
             if failed {
                 return Ok(None);
             }
             return Ok(Some(list.into_any()));
         }
-        let vals = program.run_f64(&slices).map_err(|e| eval_err(py, e))?;
+        // Large runs release the GIL while the kernels run (as NumPy's ufuncs do): other
+        // Python threads go on meanwhile. `leaves` keeps every input array alive (and, by
+        // its reference, unresizable); a Python thread writing an input meanwhile races
+        // with the kernels reading it, as it would with NumPy's own loops.
+        let work: usize = slices.iter().map(|s| s.len()).sum();
+        let vals = if work >= autodiff_lower::PAR_MIN {
+            py.allow_threads(|| program.run_f64(&slices))
+        } else {
+            program.run_f64(&slices)
+        }
+        .map_err(|e| eval_err(py, e))?;
         drop(slices);
         let g = &data.graph;
         let mut outs = vec![];

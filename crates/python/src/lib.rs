@@ -184,12 +184,19 @@ fn _interrupt() {
     capture::INTERRUPT.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Threads the engine's large kernels run on (`AUTODIFF_NUM_THREADS`, else one per core).
+#[pyfunction]
+fn num_threads() -> usize {
+    autodiff_lower::threads()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     install_panic_hook();
     m.add_function(wrap_pyfunction!(trace, m)?)?;
     m.add_function(wrap_pyfunction!(_interrupt, m)?)?;
     m.add_function(wrap_pyfunction!(optim::lbfgsb, m)?)?;
+    m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     m.add_class::<PyTrace>()?;
     m.add_class::<fastcall::CallTable>()?;
     m.add("TraceError", m.py().get_type::<capture::TraceError>())?;
