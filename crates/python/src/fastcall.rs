@@ -56,6 +56,8 @@ struct Np {
     ok: bool,
 }
 
+/// NumPy's `PyArray_NewFromDescr` (C-API slot 94). A type, not a block: calling it is
+/// `unsafe`, and each call site states why its arguments are valid (see `empty_f64`).
 type NewFromDescr = unsafe extern "C" fn(
     *mut ffi::PyObject,
     *mut ffi::PyObject,
@@ -299,6 +301,9 @@ struct Group {
     kinds: Vec<Kind>,
     /// Shapes of the leaves, flattened as `kinds` lays them out.
     shapes: Vec<Vec<isize>>,
+    /// Which leaves were traced as Python/NumPy scalars (not ndarrays): a 0-d array and a
+    /// float are different signatures (user code may branch on `isinstance(x, float)`).
+    scalars: Vec<bool>,
     /// Tried in order: most recent trace first (as `Specializer.lookup`).
     entries: Vec<Entry>,
 }
@@ -460,13 +465,15 @@ impl CallTable {
     /// Registers the cache entries `[(compiled, info, checks), ...]` (oldest first) of the
     /// signature of float64 arrays of `shapes`. Returns whether they were taken (every
     /// program input must be float64 of those shapes).
-    #[pyo3(signature = (shapes, entries, containers=None))]
+    /// `scalars` says which leaves are floats (else ndarrays; default: none).
+    #[pyo3(signature = (shapes, entries, containers=None, scalars=None))]
     fn install(
         &self,
         py: Python<'_>,
         shapes: Vec<Vec<isize>>,
         entries: Vec<Bound<'_, PyAny>>,
         containers: Option<Vec<(String, usize)>>,
+        scalars: Option<Vec<bool>>,
     ) -> PyResult<bool> {
         if !np(py)?.ok {
             return Ok(false);
@@ -489,7 +496,8 @@ impl CallTable {
                 Kind::List(n) | Kind::Tuple(n) => n,
             })
             .sum();
-        if leaves != shapes.len() {
+        let scalars = scalars.unwrap_or_else(|| vec![false; shapes.len()]);
+        if leaves != shapes.len() || scalars.len() != shapes.len() {
             return Ok(false);
         }
         let mut parsed = Vec::with_capacity(entries.len());
@@ -531,13 +539,16 @@ impl CallTable {
         let group = Arc::new(Group {
             kinds,
             shapes,
+            scalars,
             entries: parsed,
         });
         let mut lock = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         let mut next: Vec<Arc<Group>> = vec![group.clone()];
         next.extend(
             lock.iter()
-                .filter(|g| g.shapes != group.shapes || g.kinds != group.kinds)
+                .filter(|g| {
+                    g.shapes != group.shapes || g.kinds != group.kinds || g.scalars != group.scalars
+                })
                 .take(MAX_GROUPS - 1)
                 .cloned(),
         );
@@ -647,8 +658,10 @@ impl CallTable {
                     && leaves.iter().zip(&g.shapes).enumerate().all(|(k, (a, s))| {
                         // SAFETY: GIL held, `a` alive, pointers not kept.
                         match unsafe { leaf(np, a) } {
-                            Some(Leaf::Array { dims, .. }) => dims == s.as_slice(),
-                            Some(Leaf::Scalar(_)) => s.is_empty() && top_level(&g.kinds, k),
+                            Some(Leaf::Array { dims, .. }) => !g.scalars[k] && dims == s.as_slice(),
+                            Some(Leaf::Scalar(_)) => {
+                                g.scalars[k] && s.is_empty() && top_level(&g.kinds, k)
+                            }
                             None => false,
                         }
                     })
@@ -717,12 +730,14 @@ impl CallTable {
             // SAFETY: GIL held, `a` alive (`leaves` holds it); the pointers are used only
             // until the run ends, with no Python code in between.
             match unsafe { leaf(np, a) } {
-                Some(Leaf::Array { data, dims }) if dims == s.as_slice() => {
+                Some(Leaf::Array { data, dims }) if !group.scalars[k] && dims == s.as_slice() => {
                     let len: usize = s.iter().product::<isize>() as usize;
                     // SAFETY: a C-contiguous aligned float64 array of the checked shape.
                     slices.push(unsafe { std::slice::from_raw_parts(data, len) });
                 }
-                Some(Leaf::Scalar(v)) if s.is_empty() && top_level(&group.kinds, k) => {
+                Some(Leaf::Scalar(v))
+                    if group.scalars[k] && s.is_empty() && top_level(&group.kinds, k) =>
+                {
                     scalars[k] = v;
                     slices.push(&[]); // filled below (the scalars must stop moving first)
                 }
