@@ -17,7 +17,7 @@ from autodiff import _compile
 
 FULL = os.environ.get("AUTODIFF_SOAK", "0") not in ("", "0")
 CALLS = 1_000_000 if FULL else 20_000
-RETRACES = 10_000 if FULL else 400
+RETRACES = 10_000 if FULL else 200
 
 
 def rss_mb():
@@ -110,7 +110,7 @@ def test_threads_calling_retracing_and_evicting_agree_with_one_thread(monkeypatc
     g = autodiff.Gradient(_branchy, wrt=0)
     f = autodiff.Function(_branchy)
     errors = []
-    rounds = 40 if FULL else 6
+    rounds = 40 if FULL else 2
 
     def worker(t):
         r = random.Random(t)
@@ -121,7 +121,7 @@ def test_threads_calling_retracing_and_evicting_agree_with_one_thread(monkeypatc
                 got = g(x, k)[0]
                 np.testing.assert_allclose(got, want_g[i], rtol=1e-12, atol=1e-14)
                 np.testing.assert_allclose(f(x, k), want_f[i], rtol=1e-12)
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append((t, repr(e)))
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
@@ -151,15 +151,15 @@ def test_keyboard_interrupt_at_random_points_leaves_objects_usable():
     r = random.Random(1)
     interrupted = 0
     objs = []
-    for trial in range(12 if not FULL else 100):
+    for _ in range(8 if not FULL else 100):
         g = autodiff.Gradient(_long)
         f = autodiff.Function(_long)
         objs.append((f, g))
-        delay = r.uniform(0.0, 0.15)
+        delay = r.uniform(0.0, 0.1)
         timer = threading.Timer(delay, _thread.interrupt_main)
         timer.start()
         try:
-            deadline = time.time() + 0.5
+            deadline = time.time() + 0.25
             while time.time() < deadline:
                 g(x + 0.0)
                 f(x)
@@ -171,6 +171,6 @@ def test_keyboard_interrupt_at_random_points_leaves_objects_usable():
             timer.join()
         np.testing.assert_allclose(g(x)[0], want_g, rtol=1e-10)
         np.testing.assert_allclose(f(x), want_f, rtol=1e-12)
-    assert interrupted >= 6
-    for f, g in objs:
+    assert interrupted >= 4
+    for _, g in objs:
         np.testing.assert_allclose(g(x)[0], want_g, rtol=1e-10)

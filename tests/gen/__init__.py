@@ -566,7 +566,7 @@ def check(p: Program, use_jax="autograd", hvp: bool = True) -> Verdict:
         msg = str(e)
         kind = "internal" if "internal" in msg or "self-check" in msg else "unsupported"
         return Verdict(False, kind, f"TraceError: {msg}")
-    except Exception as e:  # noqa: BLE001 - every other exception is a finding
+    except Exception as e:
         return Verdict(False, "error", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=6)}")
     return Verdict(True)
 
@@ -578,7 +578,7 @@ def _check(p, autodiff, use_jax, hvp):
     x0, x1, x2 = p.inputs(0), p.inputs(1), p.inputs(2)
     try:
         with np.errstate(all="ignore"):
-            want0 = f(*_copy(x0))
+            f(*_copy(x0))
     except Exception as e:  # the program itself is invalid (a shrink removed a definition)
         raise Failure("invalid", f"plain Python raises {type(e).__name__}: {e}") from None
 
