@@ -42,6 +42,13 @@ def self_check_enabled() -> bool:
     return os.environ.get("AUTODIFF_SELF_CHECK", "1") != "0"
 
 
+def check_every_call_enabled() -> bool:
+    """AUTODIFF_CHECK_EVERY_CALL=1 (read when a function is wrapped): every call, not only
+    the first of each trace, is checked against the reference evaluator (slow; for chasing
+    a suspected wrong result)."""
+    return os.environ.get("AUTODIFF_CHECK_EVERY_CALL", "0") not in ("", "0")
+
+
 def arg_names(fn, nargs):
     try:
         params = list(inspect.signature(fn).parameters.values())
@@ -123,7 +130,10 @@ class Signature:
             elif not dt.isnative:
                 dt = dt.newbyteorder("=")
             self.shapes.append((a.shape, dt.str))
-        self.key = (_tree.static_key(treedef), tuple(self.shapes))
+        # a 0-d array and a float (or NumPy scalar) are different signatures: user code may
+        # branch on isinstance(x, float) or np.ndarray
+        kinds = tuple(type(leaf) is not np.ndarray for leaf in leaves)
+        self.key = (_tree.static_key(treedef), tuple(self.shapes), kinds)
         # the key of the cache entry that holds this (traced) signature's trace
         self.cache_key = self.key
 
@@ -282,7 +292,9 @@ def directional_check(fn, f_at, value, slope, x, v, what="gradient"):
         size = abs(central) + abs(slope)
         if abs(fwd - bwd) > 1e-2 * size + 4 * noise:
             return None  # a kink or strong curvature at this step: no verdict
-        if np.isfinite(slope) and abs(central - slope) <= 1e-4 * size + 4 * noise + 1e-12:
+        # (absolute floor 1e-10: a saturated tanh leaves gradients of 1e-13 made of rounding
+        # noise, which the noise estimate from the values alone does not see)
+        if np.isfinite(slope) and abs(central - slope) <= 1e-4 * size + 4 * noise + 1e-10:
             return central
         seen.append(central)
     raise TraceError(
@@ -330,6 +342,34 @@ class Specializer:
         # arguments, a signature seen before. It answers only where this class would answer
         # the same (same entry, same sources, same guards), else None: see `_core.CallTable`.
         self.native = _core.CallTable(_same)
+        if check_every_call_enabled():  # AUTODIFF_CHECK_EVERY_CALL=1: see `_checked_lookup`
+            self.native = _CheckedTable(self.native)
+            self.lookup = self._checked_lookup
+
+    def _checked_lookup(self, args, kwargs, extra=()):
+        """`lookup`, then the same call evaluated by the reference evaluator (guards and
+        outputs): a disagreement is a TraceError instead of a returned number."""
+        out = Specializer.lookup(self, args, kwargs, extra)
+        outs, (sig, _), compiled = out
+        leaves, _, _ = _tree.flatten((tuple(args), dict(kwargs)), "args")
+        promote = self._promote_set(args)
+        values = [_value(v, i in promote) for i, v in enumerate(leaves)] + list(extra)
+        try:
+            ref, bad = compiled.run(values, reference=True)
+        except MemoryError:
+            return out  # too large for the reference evaluator: no verdict
+        if ref is None:
+            raise TraceError(
+                f"AUTODIFF_CHECK_EVERY_CALL: the trace of {_fname(self.fn)} that answered this call has a "
+                f"failing guard in the reference evaluator ({compiled.guards[bad]}). Please report this."
+            )
+        for k, (g, w) in enumerate(zip(outs, ref)):
+            if not _agree(g, w):
+                raise TraceError(
+                    f"AUTODIFF_CHECK_EVERY_CALL: the compiled program of {_fname(self.fn)} disagrees with the "
+                    f"reference evaluator on this call (output {k}: {g!r} vs {w!r}). Please report this."
+                )
+        return out
 
     def _names(self, n):
         names = self._arg_names.get(n)
@@ -415,7 +455,8 @@ class Specializer:
         with self._lock:
             entries = self.cache.get(key)
             if entries:
-                self.native.install(shapes, list(entries), containers, plan)
+                scalars = [type(e) is not np.ndarray for a in full for e in (a if _native_seq(a) else (a,))]
+                self.native.install(shapes, list(entries), containers, plan, scalars)
 
     def _lookup(self, args, kwargs, extra):
         with self._lock:
@@ -477,8 +518,8 @@ class Specializer:
         """A trace made on 0-d inputs whose graph is elementwise applies elementwise to
         arrays of any (broadcastable) shapes, without re-tracing."""
         for key, entries in self.cache.items():
-            if key[0] != sig.key[0] or len(key[1]) != len(sig.shapes):
-                continue
+            if key[0] != sig.key[0] or len(key[1]) != len(sig.shapes) or key[1] == sig.key[1]:
+                continue  # (same shapes: only the kinds differ, 0-d array vs float: trace anew)
             if extra or any(s != () or dt != ndt for (s, dt), (_, ndt) in zip(key[1], sig.shapes)):
                 continue
             tr, info, checks = entries[-1]
@@ -644,3 +685,17 @@ def _describe(sig):
 
 def _fname(fn):
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+class _CheckedTable:
+    """The native call table with its direct call turned off (every call then goes through
+    `Specializer.lookup`, which checks it): AUTODIFF_CHECK_EVERY_CALL mode."""
+
+    def __init__(self, table):
+        self._table = table
+
+    def __call__(self, args):
+        return None
+
+    def __getattr__(self, name):
+        return getattr(self._table, name)

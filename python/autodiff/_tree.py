@@ -19,15 +19,20 @@ def is_leaf(x) -> bool:
 def flatten(tree, prefix="arg"):
     """Returns (leaves, names, treedef); `treedef` rebuilds the structure with `unflatten`."""
     leaves, names = [], []
+    path = set()  # ids of the containers being walked: a cycle is an error, not a RecursionError
 
     def walk(x, name, depth=0):
-        if isinstance(x, tuple) and hasattr(x, "_fields"):
-            return ("namedtuple", type(x), [walk(v, f"{name}.{k}") for k, v in zip(x._fields, x)])
-        if isinstance(x, (list, tuple)):
-            return (type(x), [walk(v, f"{name}[{i}]") for i, v in enumerate(x)])
-        if isinstance(x, dict):
-            keys = list(x.keys())
-            return (dict, keys, [walk(x[k], f"{name}[{k!r}]") for k in keys])
+        if isinstance(x, (list, tuple, dict)):
+            if id(x) in path:
+                raise TypeError(
+                    f"{name} contains itself (a reference cycle); pass arguments without cycles "
+                    "(or hold the cyclic structure in an object that is not an argument)"
+                )
+            path.add(id(x))
+            try:
+                return walk_container(x, name)
+            finally:
+                path.discard(id(x))
         if is_leaf(x):
             leaves.append(x)
             names.append(name)
@@ -37,6 +42,14 @@ def flatten(tree, prefix="arg"):
             keys = sorted(attrs)
             return ("object", x, keys, [walk(attrs[k], f"{name}.{k}", depth + 1) for k in keys])
         return ("static", x)
+
+    def walk_container(x, name):
+        if isinstance(x, tuple) and hasattr(x, "_fields"):
+            return ("namedtuple", type(x), [walk(v, f"{name}.{k}") for k, v in zip(x._fields, x)])
+        if isinstance(x, (list, tuple)):
+            return (type(x), [walk(v, f"{name}[{i}]") for i, v in enumerate(x)])
+        keys = list(x.keys())
+        return (dict, keys, [walk(x[k], f"{name}[{k!r}]") for k in keys])
 
     treedef = walk(tree, prefix)
     return leaves, names, treedef

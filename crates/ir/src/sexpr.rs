@@ -58,7 +58,10 @@ use crate::{
 pub const MAX_INLINE_DEPTH: usize = 32;
 
 /// The parser refuses text nested deeper than this (instead of exhausting the stack).
-const MAX_PARSE_DEPTH: usize = 1000;
+/// 256: the recursive term parser stays far inside a 2 MiB thread stack even in debug
+/// builds (1000 overflowed one at depth ~800); printed graphs nest at most
+/// `MAX_INLINE_DEPTH` terms (deeper ones get a `let`).
+const MAX_PARSE_DEPTH: usize = 256;
 
 /// The head word of an op in the text form (`add`, `sum`, `argmin`, `scatter_add`, ...).
 pub fn op_head(op: &Op) -> &'static str {

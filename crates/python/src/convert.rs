@@ -208,5 +208,9 @@ impl OwnedF64 {
         Ok(())
     }
 
+    /// # Safety
+    /// Nothing to release: `__getbuffer__` allocated nothing for the view (its pointers
+    /// point into `self`, which the view's `obj` reference keeps alive until Python drops
+    /// it after this call). The body touches no pointer, so any `view` is sound.
     unsafe fn __releasebuffer__(&self, _view: *mut pyo3::ffi::Py_buffer) {}
 }

@@ -62,6 +62,8 @@ struct Np {
     ok: bool,
 }
 
+/// NumPy's `PyArray_NewFromDescr` (C-API slot 94). A type, not a block: calling it is
+/// `unsafe`, and each call site states why its arguments are valid (see `empty_f64`).
 type NewFromDescr = unsafe extern "C" fn(
     *mut ffi::PyObject,
     *mut ffi::PyObject,
@@ -187,11 +189,13 @@ enum Leaf<'a> {
 impl Leaf<'_> {
     /// Whether this leaf is what the program reads for an input of `shape` and `dtype`
     /// (`top`: the leaf is an argument itself, where a float may stand for a 0-d array).
-    fn fits(&self, shape: &[isize], dtype: DType, top: bool) -> bool {
+    /// `scalar`: the leaf was traced as a Python/NumPy scalar (a 0-d array and a float are
+    /// different signatures: user code may branch on `isinstance(x, float)`).
+    fn fits(&self, shape: &[isize], dtype: DType, scalar: bool, top: bool) -> bool {
         match self {
-            Leaf::Array { dims, .. } => dtype == DType::F64 && *dims == shape,
-            Leaf::ArrayF32 { dims, .. } => dtype == DType::F32 && *dims == shape,
-            Leaf::Scalar(_) => dtype == DType::F64 && shape.is_empty() && top,
+            Leaf::Array { dims, .. } => !scalar && dtype == DType::F64 && *dims == shape,
+            Leaf::ArrayF32 { dims, .. } => !scalar && dtype == DType::F32 && *dims == shape,
+            Leaf::Scalar(_) => scalar && dtype == DType::F64 && shape.is_empty() && top,
         }
     }
 }
@@ -363,6 +367,9 @@ struct Group {
     shapes: Vec<Vec<isize>>,
     /// The programs' input dtypes (float64 or float32), one per leaf.
     dtypes: Vec<DType>,
+    /// Which leaves were traced as Python/NumPy scalars (not ndarrays): a 0-d array and a
+    /// float are different signatures (user code may branch on `isinstance(x, float)`).
+    scalars: Vec<bool>,
     /// Tried in order: most recent trace first (as `Specializer.lookup`).
     entries: Vec<Entry>,
 }
@@ -525,8 +532,9 @@ impl CallTable {
     /// signature of float64 arrays of `shapes`. Returns whether they were taken (every
     /// program input must be float64 of those shapes). `containers`: `(type, n)` per
     /// argument ("list"/"tuple" of n arrays, else one leaf); `plan`: the same per item of
-    /// the caller's result, grouping the flat outputs (see `Group::plan`).
-    #[pyo3(signature = (shapes, entries, containers=None, plan=None))]
+    /// the caller's result, grouping the flat outputs (see `Group::plan`); `scalars` says
+    /// which leaves are floats (else ndarrays; default: none).
+    #[pyo3(signature = (shapes, entries, containers=None, plan=None, scalars=None))]
     fn install(
         &self,
         py: Python<'_>,
@@ -534,6 +542,7 @@ impl CallTable {
         entries: Vec<Bound<'_, PyAny>>,
         containers: Option<Vec<(String, usize)>>,
         plan: Option<Vec<(String, usize)>>,
+        scalars: Option<Vec<bool>>,
     ) -> PyResult<bool> {
         if !np(py)?.ok {
             return Ok(false);
@@ -559,7 +568,8 @@ impl CallTable {
                 Kind::List(n) | Kind::Tuple(n) => n,
             })
             .sum();
-        if leaves != shapes.len() {
+        let scalars = scalars.unwrap_or_else(|| vec![false; shapes.len()]);
+        if leaves != shapes.len() || scalars.len() != shapes.len() {
             return Ok(false);
         }
         let mut parsed = Vec::with_capacity(entries.len());
@@ -611,6 +621,7 @@ impl CallTable {
             plan,
             shapes,
             dtypes,
+            scalars,
             entries: parsed,
         });
         let mut lock = self.groups.lock().unwrap_or_else(|p| p.into_inner());
@@ -618,7 +629,10 @@ impl CallTable {
         next.extend(
             lock.iter()
                 .filter(|g| {
-                    g.shapes != group.shapes || g.kinds != group.kinds || g.dtypes != group.dtypes
+                    g.shapes != group.shapes
+                        || g.kinds != group.kinds
+                        || g.dtypes != group.dtypes
+                        || g.scalars != group.scalars
                 })
                 .take(MAX_GROUPS - 1)
                 .cloned(),
@@ -735,8 +749,9 @@ impl CallTable {
                     && leaves.len() == g.shapes.len()
                     && leaves.iter().zip(&g.shapes).enumerate().all(|(k, (a, s))| {
                         // SAFETY: GIL held, `a` alive, pointers not kept.
-                        unsafe { leaf(np, a) }
-                            .is_some_and(|l| l.fits(s, g.dtypes[k], top_level(&g.kinds, k)))
+                        unsafe { leaf(np, a) }.is_some_and(|l| {
+                            l.fits(s, g.dtypes[k], g.scalars[k], top_level(&g.kinds, k))
+                        })
                     })
             });
             let Some(group) = group.cloned() else {
@@ -805,7 +820,16 @@ impl CallTable {
             // SAFETY: GIL held, `a` alive (`leaves` holds it); the pointers are used only
             // until the run ends, with no Python code in between.
             let l = match unsafe { leaf(np, a) } {
-                Some(l) if l.fits(s, group.dtypes[k], top_level(&group.kinds, k)) => l,
+                Some(l)
+                    if l.fits(
+                        s,
+                        group.dtypes[k],
+                        group.scalars[k],
+                        top_level(&group.kinds, k),
+                    ) =>
+                {
+                    l
+                }
                 _ => return Ok(None),
             };
             let len: usize = s.iter().product::<isize>() as usize;

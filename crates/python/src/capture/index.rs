@@ -251,6 +251,15 @@ impl<'py> Tracer<'py> {
             .extract()?;
         let vn = self.arr_node(v)?;
         let vn = self.g.cast(vn, dt)?;
+        // As NumPy: a value with more axes than the target loses its leading length-1 axes
+        // (`v[0] = w[None]`, `v[:2] = ones((1, 1, n))`).
+        let vs = self.g.shape(vn).clone();
+        let extra = vs.len().saturating_sub(target.len());
+        let vn = if extra > 0 && vs[..extra].iter().all(|&d| d == 1) {
+            self.g.reshape(vn, &vs[extra..])?
+        } else {
+            vn
+        };
         let vn = match self.g.broadcast(vn, &target) {
             Ok(n) => n,
             Err(_) => {

@@ -688,6 +688,17 @@ impl<'py> Tracer<'py> {
     /// Attribute access; array attributes that compute (`.T`) are traced, properties
     /// written in Python are interpreted.
     pub fn getattr(&mut self, o: &Val<'py>, name: &str) -> Res<Val<'py>> {
+        // A NumPy bool carries its node in its stack slot (the objects are shared): a method
+        // bound to it (`(x > 0).any()`, `.astype(float)`) would lose the node, so its
+        // attributes are read from a 0-d array tracked by identity instead.
+        if o.node.is_some()
+            && o.obj.as_ref().is_some_and(|b| {
+                self.sym_obj(b).is_none() && b.is_instance(&self.r.np_bool).unwrap_or(false)
+            })
+        {
+            let boxed = self.escape(o)?;
+            return self.getattr(&Val::new(boxed), name);
+        }
         if let Some(n) = self.sym(o) {
             match name {
                 "T" | "mT" => {
