@@ -23,9 +23,8 @@
 # %%
 import importlib.util
 
-import numpy as np
-
 import autodiff
+import numpy as np
 
 try:  # in a notebook, rich displays (LaTeX, SVG, HTML); as a script, text
     from IPython.display import display

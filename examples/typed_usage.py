@@ -1,15 +1,14 @@
 """pyautodiff under `mypy --strict`: the public API is typed (py.typed, a stub for the
-native module). Run: `mypy --strict examples/typed_usage.py` (tests/test_typing.py does)."""
+native module). Run: `mypy --strict examples/typed_usage.py` (scripts/test.sh does, on 3.11)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+import autodiff
 import numpy as np
 from numpy.typing import NDArray
-
-import autodiff
 
 
 def loss(w: NDArray[np.float64], X: NDArray[np.float64], y: NDArray[np.float64]) -> np.float64:

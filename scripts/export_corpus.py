@@ -2,7 +2,7 @@
 compares each with our own result (1e-12 relative to the largest entry) and prints the
 counts. Needs JAX and numba (`.venv/bin/python -m pip install jax numba`).
 
-    .venv/bin/python scripts/export_corpus.py
+    .venv/bin/python scripts/export_corpus.py [jax] [jax.jit] [numba]   (default: all three)
 """
 
 import pathlib
@@ -26,11 +26,11 @@ def attempt(run):
     try:
         run()
         return None
-    except Exception as e:  # noqa: BLE001 - report, do not stop
+    except Exception as e:
         return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
 
 
-counts = {"jax": 0, "jax.jit": 0, "numba": 0}
+counts = {k: 0 for k in (sys.argv[1:] or ["jax", "jax.jit", "numba"])}
 failures: dict[str, list[str]] = {k: [] for k in counts}
 t0 = time.time()
 for p in CORPUS:
@@ -41,12 +41,13 @@ for p in CORPUS:
         "jax.jit": lambda: _close(jax.jit(G.to_jax())(*leaves), want, "jax.jit"),
         "numba": lambda: _close(G.to_numba()(*[np.asarray(x) for x in leaves]), want, "numba"),
     }
-    for k, run in runs.items():
-        err = attempt(run)
+    for k in counts:
+        err = attempt(runs[k])
         if err is None:
             counts[k] += 1
         else:
             failures[k].append(f"{fn.__name__}: {err}")
+        print(f"{k:8s} {fn.__name__}: {err or 'ok'}", flush=True)
 for k in counts:
     print(f"{k}: {counts[k]}/{len(CORPUS)} corpus gradients equal ours")
     for f in failures[k]:

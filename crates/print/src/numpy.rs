@@ -496,7 +496,7 @@ impl Py<'_> {
     }
 
     /// The statements of a functional update (`{}` stands for the result's name).
-    fn update(&self, id: NodeId) -> Option<Vec<String>> {
+    fn update(&mut self, id: NodeId) -> Option<Vec<String>> {
         let n = self.g.node(id);
         if !matches!(n.op, Op::SetSlice(_) | Op::Scatter(_) | Op::ScatterAdd(_)) {
             return None;
@@ -514,7 +514,8 @@ impl Py<'_> {
                 Op::ScatterAdd(k) => format!("at[{}].add({})", axis_index(*k, &a(1)), a(2)),
                 _ => return None,
             };
-            return Some(vec![format!("{{}} = {base}.{at}")]);
+            // `asarray`: the base may be a NumPy array (an input), which has no `.at`
+            return Some(vec![format!("{{}} = np.asarray({}).{at}", a(0))]);
         }
         let copy = format!("{{}} = {base}.copy()");
         if self.target == Target::Numba {
@@ -536,6 +537,7 @@ impl Py<'_> {
                         contiguous(&a(1), &[ni]),
                         contiguous(&a(2), &[pa, ni, pb])
                     );
+                    self.helpers.insert(f);
                     return Some(vec![copy, call]);
                 }
             }
