@@ -17,7 +17,7 @@ if importlib.util.find_spec("pdoc") is None:
 
 out = ROOT / "docs" / "api"
 subprocess.run(
-    [sys.executable, "-m", "pdoc", "--docformat", "markdown", "-o", str(out), "autodiff", "autodiff.display"],
+    [sys.executable, "-m", "pdoc", "--docformat", "markdown", "-o", str(out), "autodiff"],
     check=True,
 )
 print(f"API reference written to {out.relative_to(ROOT)}/ (open index.html)")
