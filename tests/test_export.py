@@ -27,10 +27,15 @@ except Exception:  # pragma: no cover
 
 FULL = bool(os.environ.get("AUTODIFF_EXPORT_CORPUS"))
 
-# Corpus gradients whose graph holds an op the numba target cannot write yet (numba has no
-# einsum): `to_numba()` raises numba's typing error for them.
-NOT_IN_NUMBA = {"attention_scores", "tensor_contractions"}
-NUMBA_SAMPLE = {"rosenbrock", "logistic_regression", "softmax_regression", "gp_nlml_cholesky", "erf_probit", "sort_and_mask"}
+NUMBA_SAMPLE = {
+    "rosenbrock",
+    "logistic_regression",
+    "softmax_regression",
+    "attention_scores",
+    "gp_nlml_cholesky",
+    "erf_probit",
+    "sort_and_mask",
+}
 JAX_SAMPLE = NUMBA_SAMPLE | {
     "logistic_expit_bias",
     "mlp_tanh_relu",
@@ -85,12 +90,7 @@ def test_to_numba_matches_ours(fn, make, wrt, seeds, fd_rtol):  # pragma: no cov
     if not FULL and fn.__name__ not in NUMBA_SAMPLE:
         pytest.skip("a sample of the corpus; AUTODIFF_EXPORT_CORPUS=1 compiles the whole corpus")
     G, leaves, want = _case(fn, make, wrt, seeds)
-    f = G.to_numba()
-    if fn.__name__ in NOT_IN_NUMBA:
-        with pytest.raises(Exception):  # noqa: B017 - numba's typing errors
-            f(*leaves)
-        return
-    _close(f(*leaves), want, f"{fn.__name__} to_numba")
+    _close(G.to_numba()(*leaves), want, f"{fn.__name__} to_numba")
 
 
 def test_to_source_targets_and_bad_target():

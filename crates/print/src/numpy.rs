@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use autodiff_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceOp, UnaryOp};
+use autodiff_ir::{BinaryOp, ContractSpec, DType, Graph, NodeId, Op, ReduceOp, UnaryOp};
 
 use crate::syntax::*;
 
@@ -55,7 +55,7 @@ const HELPERS: [(&str, &str); 6] = [
 
 /// The NumPy helpers in forms numba compiles (`@numba.njit` / `@numba.vectorize`), and the
 /// 2-d/3-d kernels the `Numba` target writes axis operations with.
-const NUMBA_HELPERS: [(&str, &str); 14] = [
+const NUMBA_HELPERS: [(&str, &str); 15] = [
     (
         "_sigmoid",
         "@numba.njit\ndef _sigmoid(x):\n    return np.exp(-np.logaddexp(0.0, -x))\n",
@@ -132,6 +132,11 @@ const NUMBA_HELPERS: [(&str, &str); 14] = [
     (
         "_add_at3",
         "@numba.njit\ndef _add_at3(out, idx, v):\n    for j in range(idx.shape[0]):\n        out[:, idx[j], :] += v[:, j, :]\n",
+    ),
+    (
+        "_bmm",
+        "@numba.njit\ndef _bmm(a, b):\n    out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=a.dtype)\n    \
+         for i in range(a.shape[0]):\n        out[i] = a[i] @ b[i]\n    return out\n",
     ),
 ];
 
@@ -481,9 +486,92 @@ impl Py<'_> {
                 let last = shape(x?)[*k];
                 self.unrows(r.s, ts, last, &inv)
             }
+            Op::Contract(spec) if contract_form(spec) == ContractForm::Einsum => {
+                return self.numba_einsum(id, spec);
+            }
             _ => return None,
         };
         Some(e)
+    }
+
+    /// A two-operand einsum as one batched matrix product: `a` transposed to (batch, its
+    /// free labels, summed labels) and `b` to (batch, summed, its free), each viewed as
+    /// 3-d, multiplied, reshaped and transposed to the output's order. `None` (np.einsum
+    /// stays) for repeated labels or a label summed within one operand.
+    fn numba_einsum(&mut self, id: NodeId, spec: &ContractSpec) -> Option<Expr> {
+        let n = self.g.node(id);
+        let (a, b) = (n.inputs[0], n.inputs[1]);
+        let (sa, sb) = (self.g.shape(a).clone(), self.g.shape(b).clone());
+        let dup = |v: &[u8]| (1..v.len()).any(|i| v[..i].contains(&v[i]));
+        if dup(&spec.a) || dup(&spec.b) || dup(&spec.out) {
+            return None;
+        }
+        let (in_a, in_b) = (|l: &u8| spec.a.contains(l), |l: &u8| spec.b.contains(l));
+        let batch: Vec<u8> = spec
+            .out
+            .iter()
+            .copied()
+            .filter(|l| in_a(l) && in_b(l))
+            .collect();
+        let afree: Vec<u8> = spec
+            .out
+            .iter()
+            .copied()
+            .filter(|l| in_a(l) && !in_b(l))
+            .collect();
+        let bfree: Vec<u8> = spec
+            .out
+            .iter()
+            .copied()
+            .filter(|l| in_b(l) && !in_a(l))
+            .collect();
+        let summed: Vec<u8> = spec
+            .a
+            .iter()
+            .copied()
+            .filter(|l| in_b(l) && !spec.out.contains(l))
+            .collect();
+        if batch.len() + afree.len() + summed.len() != spec.a.len()
+            || batch.len() + bfree.len() + summed.len() != spec.b.len()
+        {
+            return None;
+        }
+        let size = |l: u8| match spec.a.iter().position(|&x| x == l) {
+            Some(k) => sa[k],
+            None => sb[spec.b.iter().position(|&x| x == l).unwrap_or(0)],
+        };
+        let prod = |ls: &[u8]| ls.iter().map(|&l| size(l)).product::<usize>();
+        let pos = |v: &[u8], l: &u8| v.iter().position(|x| x == l).unwrap_or(0);
+        let view = |x: String, of: &[u8], order: Vec<u8>, dims: [usize; 3]| {
+            let perm: Vec<usize> = order.iter().map(|l| pos(of, l)).collect();
+            let t = match identity(&perm) {
+                true => x,
+                false => format!("np.transpose({x}, {})", shape_tuple(&perm)),
+            };
+            contiguous(&t, &dims)
+        };
+        let (bt, m, k, nn) = (prod(&batch), prod(&afree), prod(&summed), prod(&bfree));
+        let va = view(
+            self.s(a),
+            &spec.a,
+            [&batch[..], &afree, &summed].concat(),
+            [bt, m, k],
+        );
+        let vb = view(
+            self.s(b),
+            &spec.b,
+            [&batch[..], &summed, &bfree].concat(),
+            [bt, k, nn],
+        );
+        let r = self.helper("_bmm", &[va, vb]);
+        let inter: Vec<u8> = [&batch[..], &afree, &bfree].concat();
+        let ishape: Vec<usize> = inter.iter().map(|&l| size(l)).collect();
+        let back = format!("{}.reshape({})", r.s, shape_tuple(&ishape));
+        let perm: Vec<usize> = spec.out.iter().map(|l| pos(&inter, l)).collect();
+        Some(match identity(&perm) {
+            true => Expr::new(back, P_POST),
+            false => self.call("np.transpose", &[back, shape_tuple(&perm)]),
+        })
     }
 
     fn helper(&mut self, name: &'static str, args: &[String]) -> Expr {

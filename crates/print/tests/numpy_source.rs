@@ -197,6 +197,12 @@ fn every_op_family_runs() {
     outs.push(g.op(Op::Inv, &[spd]));
     outs.push(g.op(Op::Det, &[spd]));
     outs.push(g.op(Op::LogAbsDet, &[spd]));
+    // batched contractions (np.einsum; the numba target writes them as batched products)
+    let q = g.x("Q", &[2, 2, 3]);
+    outs.push(g.contract("bij,kj->bik", q, m));
+    let qt = g.0.transpose(q, &[0, 2, 1]).unwrap();
+    outs.push(g.contract("axy,ayz->axz", q, qt));
+    outs.push(g.contract("bij,bik->kj", q, q));
     let idx = |d: &[f64], s: &[usize]| Tensor::new(DType::I64, s.to_vec(), d.to_vec());
     let ins = [
         t(&[4], |k| 0.7 * k as f64 + 0.3),
@@ -206,8 +212,14 @@ fn every_op_family_runs() {
         idx(&[0., 2., 1., 1., 1., 0.], &[2, 3]),
         t(&[2], |k| 10.0 + k as f64),
         t(&[2, 2], |k| k as f64),
+        t(&[2, 2, 3], |k| 0.25 * k as f64 - 1.0),
     ];
     check_runs(&g.0, &outs, &ins);
+    let numba = to_source(&g.0, &outs, "f", Target::Numba);
+    assert!(
+        numba.contains("_bmm(") && !numba.contains("np.einsum"),
+        "{numba}"
+    );
     let src = to_numpy_source(&g.0, &outs, "f");
     for needle in [
         "def _digamma",
