@@ -8,6 +8,9 @@ echo "== cargo fmt --check"; cargo fmt --all -- --check
 echo "== cargo clippy"; cargo clippy -q --workspace --all-targets -- -D warnings
 echo "== cargo test"; cargo test -q --workspace
 echo "== ruff"; .venv/bin/ruff check python tests benches examples
+echo "== mypy --strict (the typed public API, on a usage example)"
+.venv/bin/python -m pip install -q mypy
+.venv/bin/python -m mypy --strict examples/typed_usage.py
 # JAX comparisons run on every Python version: a missing JAX fails the run.
 export AUTODIFF_REQUIRE_JAX=1
 .venv/bin/python -m pip install -q jax

@@ -5,6 +5,7 @@
 [array(-1.)]
 """
 
+from . import display
 from .api import (
     Function,
     Gradient,
@@ -26,7 +27,7 @@ from .api import (
     vjp,
     vmap,
 )
-from .errors import AutodiffError, NotScalarError, TraceError, WrtError
+from .errors import AutodiffError, MissingDependencyError, NotScalarError, TraceError, WrtError
 from .optim import OptimizeResult, fmin_adam, fmin_cg, fmin_l_bfgs_b, fmin_ncg, fmin_sgd, minimize
 
 __all__ = [
@@ -60,5 +61,7 @@ __all__ = [
     "AutodiffError",
     "NotScalarError",
     "WrtError",
+    "MissingDependencyError",
+    "display",
 ]
 __version__ = "0.1.0"

@@ -4,15 +4,23 @@
 from __future__ import annotations
 
 import types
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from . import _tree
+from . import _export, _tree
 from ._compile import Specializer, arg_names, directional_check
 from .errors import NotScalarError, WrtError
 
+if TYPE_CHECKING:
+    from ._core import Trace
+    from .display import Drawing
 
-def constant(x):
+_T = TypeVar("_T")
+
+
+def constant(x: _T) -> _T:
     """Marks `x` as a constant inside a traced function: no gradient flows through it."""
     return x
 
@@ -20,7 +28,7 @@ def constant(x):
 escape = constant
 
 
-def tag(x, name):
+def tag(x: _T, name: str) -> _T:
     """Names an intermediate value so that `Gradient(..., wrt=name)` can target it."""
     return x
 
@@ -44,17 +52,17 @@ class _Traced:
         return None, None
 
     @property
-    def trace(self):
+    def trace(self) -> Trace | None:
         """The latest compiled trace (graph, guards), or None before the first call."""
         return self._latest()[0]
 
     def _text_labels(self, tr, sig):
         return None, None
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.math()
 
-    def math(self, shapes=False, locs=False) -> str:
+    def math(self, shapes: bool = False, locs: bool = False) -> str:
         """The compiled computation as math; `shapes` and `locs` annotate each line with
         its shape and the file:line of the user's code that produced it."""
         tr, sig = self._latest()
@@ -63,36 +71,69 @@ class _Traced:
         labels, header = self._text_labels(tr, sig)
         return tr.to_text(labels, header, shapes, locs)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<autodiff.{type(self).__name__} of {_fname(self._fn)}>"
 
-    def __get__(self, obj, objtype=None):
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
         # Used as a method: bind the instance as the first (static) argument.
         return self if obj is None else types.MethodType(self, obj)
 
     def latex(self) -> str:
+        """The compiled computation as LaTeX (what notebooks display)."""
         tr, sig = self._latest()
         labels, _ = self._text_labels(tr, sig)
         return tr.to_latex(labels)
 
-    def _repr_latex_(self):
+    def _repr_latex_(self) -> str | None:
         tr, _ = self._latest()
         return None if tr is None else f"$${self.latex()}$$"
 
-    def to_source(self, name=None) -> str:
-        """Runnable NumPy source of the compiled computation (no autodiff needed to run it)."""
+    def to_source(self, name: str | None = None, target: str = "numpy") -> str:
+        """Runnable source of the compiled computation: `target="numpy"` (no autodiff
+        needed to run it), `"numba"` (compiles with `numba.njit`) or `"jax"` (`jax.numpy`)."""
         tr, _ = self._latest()
-        return tr.to_source(name or _ident(self._fn))
+        return tr.to_source(name or _ident(self._fn), target)
 
-    def to_python(self, name=None):
+    def to_numba(self, name: str | None = None) -> Callable[..., Any]:
+        """`numba.njit` of `to_source(target="numba")` (needs numba). It takes the arrays of
+        `trace.input_names` in order and returns the outputs (a tuple when several)."""
+        return _export.to_numba(self._need_trace("to_numba()"), name or _ident(self._fn))
+
+    def to_jax(self, name: str | None = None) -> Callable[..., Any]:
+        """A `jax.numpy` function computing the same outputs (needs JAX; enable
+        `jax_enable_x64` for float64), which `jax.jit`, `jax.vmap` and JAX's sharding take.
+        It takes the arrays of `trace.input_names` in order."""
+        return _export.to_jax(self._need_trace("to_jax()"), name or _ident(self._fn))
+
+    def draw(self) -> Drawing:
+        """A drawing of the graph for notebooks (SVG via Graphviz's `dot` when installed)."""
+        from .display import Drawing
+
+        return Drawing(self.to_dot())
+
+    def to_svg(self) -> str:
+        """The graph as SVG (needs Graphviz's `dot`)."""
+        return _export.dot_to_svg(self.to_dot(), "to_svg()")
+
+    def _need_trace(self, what: str) -> Trace:
+        tr = self.trace
+        if tr is None:
+            raise RuntimeError(f"{what}: {_fname(self._fn)} is not traced yet; call it once or pass example_args")
+        return tr
+
+    def to_python(self, name: str | None = None) -> Callable[..., Any]:
         """A plain Python function compiled from `to_source()`."""
         name = name or _ident(self._fn)
-        ns: dict = {}
+        ns: dict[str, Any] = {}
         exec(compile(self.to_source(name), f"<autodiff:{name}>", "exec"), ns)
-        return ns[name]
+        fn: Callable[..., Any] = ns[name]
+        return fn
 
-    def to_sympy(self):
-        import sympy
+    def to_sympy(self) -> Any:
+        """The computation as a SymPy expression (elementwise graphs; needs SymPy)."""
+        from ._optional import require
+
+        sympy = require("sympy", "to_sympy()")
 
         tr, sig = self._latest()
         expr = tr.to_sympy()
@@ -101,9 +142,10 @@ class _Traced:
         return eval(expr, ns)
 
     def to_dot(self) -> str:
+        """The graph in Graphviz's DOT language."""
         return self._latest()[0].to_dot()
 
-    def _repr_svg_(self):
+    def _repr_svg_(self) -> str | None:
         import shutil
         import subprocess
 
@@ -116,13 +158,18 @@ class Function(_Traced):
     """`fn` compiled: same results, evaluated from the traced graph; re-traces when a guard
     (a branch on data, `int(x)`, ...) or the signature changes."""
 
-    def __init__(self, fn, example_args=None, example_kwargs=None):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        example_args: Sequence[Any] | None = None,
+        example_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
         self._fn = fn
         self._spec = Specializer(fn)
         if example_args is not None:
             self._spec.lookup(tuple(example_args), dict(example_kwargs or {}))
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         outs, (sig, structure), _ = self._spec.lookup(args, kwargs)
         return _tree.rebuild(structure, outs)
 
@@ -183,7 +230,9 @@ class Gradient(_Traced):
     Integer arguments that are differentiated are promoted to float64.
     """
 
-    def __init__(self, fn, example_args=None, wrt=None, *, with_value=False):
+    def __init__(
+        self, fn: Callable[..., Any], example_args: Sequence[Any] | None = None, wrt: Any = None, *, with_value: bool = False
+    ) -> None:
         self._fn = fn
         self._wrt = wrt
         self._with_value = with_value
@@ -292,7 +341,7 @@ class Gradient(_Traced):
             raise WrtError(f"{_fname(self._fn)} has no array arguments to differentiate")
         return leaves
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs:
             if self._params is None:
                 self._params = _params(self._fn)
@@ -435,7 +484,9 @@ class HessianVector(_Traced):
     """Hessian-vector products of a scalar `fn`: `hv(*args, vectors=v)` returns
     `[H v]` per differentiated argument (forward-over-reverse)."""
 
-    def __init__(self, fn, example_args=None, wrt=None, vectors=None):
+    def __init__(
+        self, fn: Callable[..., Any], example_args: Sequence[Any] | None = None, wrt: Any = None, vectors: Any = None
+    ) -> None:
         self._fn = fn
         self._grad = Gradient(fn, None, wrt)
         self._spec = Specializer(
@@ -485,7 +536,7 @@ class HessianVector(_Traced):
     def _out_plan(self, args):
         return _plan(args, self._grad._targets(args)[0])
 
-    def __call__(self, *args, vectors):
+    def __call__(self, *args: Any, vectors: Any) -> list[Any]:
         if self._direct:
             # The native path: the vectors are read as one more argument (the transform
             # appends them as inputs), the outputs grouped as `_group` does below.
@@ -507,7 +558,7 @@ class HessianVector(_Traced):
         return None, "H·v ="
 
 
-def grad(fn, argnums=0):
+def grad(fn: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
     """`grad(f)(x, ...)`: the gradient of scalar `f` w.r.t. argument `argnums` (an int gives
     one array, a tuple gives a tuple)."""
     g = Gradient(fn, wrt=argnums)
@@ -532,7 +583,7 @@ def grad(fn, argnums=0):
     return grad_fn
 
 
-def value_and_grad(fn, argnums=0):
+def value_and_grad(fn: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
     """`value_and_grad(f)(x, ...)` returns `(f(x, ...), grad)` from one evaluation."""
     g = Gradient(fn, wrt=argnums, with_value=True)
     single = isinstance(argnums, int)
@@ -588,7 +639,7 @@ class _Derivative(_Traced):
             return tr.grad(wrt).jacobian(wrt, self._mode)
         return tr.jacobian(wrt, self._mode)
 
-    def __call__(self, *args):
+    def __call__(self, *args: Any) -> Any:
         args = _promote_ints(args, _argnums_list(self._argnums))
         outs, (sig, structure), _ = self._spec.lookup(args, {})
         nw = len(_argnums_list(self._argnums))
@@ -597,27 +648,29 @@ class _Derivative(_Traced):
         return rows[0] if len(rows) == 1 else tuple(rows)
 
 
-def jacobian(fn, argnums=0, mode="auto"):
+def jacobian(fn: Callable[..., Any], argnums: int | Sequence[int] = 0, mode: str = "auto") -> _Derivative:
     """`jacobian(f)(x)`: d f / d x shaped `f(x).shape + x.shape`. `mode` is "fwd"
     (one forward sweep per input element), "rev" (one reverse sweep per output element)
     or "auto" (the fewer)."""
     return _Derivative(fn, argnums, "jacobian", mode)
 
 
-def jacfwd(fn, argnums=0):
+def jacfwd(fn: Callable[..., Any], argnums: int | Sequence[int] = 0) -> _Derivative:
+    """`jacobian` in forward mode."""
     return jacobian(fn, argnums, "fwd")
 
 
-def jacrev(fn, argnums=0):
+def jacrev(fn: Callable[..., Any], argnums: int | Sequence[int] = 0) -> _Derivative:
+    """`jacobian` in reverse mode."""
     return jacobian(fn, argnums, "rev")
 
 
-def hessian(fn, argnums=0):
+def hessian(fn: Callable[..., Any], argnums: int | Sequence[int] = 0) -> _Derivative:
     """`hessian(f)(x)` of scalar `f`, shaped `x.shape + x.shape` (forward over reverse)."""
     return _Derivative(fn, argnums, "hessian", "fwd")
 
 
-def jvp(fn, primals, tangents):
+def jvp(fn: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
     """Forward mode: returns `(f(*primals), J·tangents)`."""
     primals = tuple(primals)
     spec = Specializer(fn, lambda tr, sig: tr.jvp(list(range(tr.n_inputs))), promote_all=True)
@@ -627,7 +680,7 @@ def jvp(fn, primals, tangents):
     return _tree.rebuild(structure, res[:n]), _tree.rebuild(structure, res[n:])
 
 
-def vjp(fn, *primals):
+def vjp(fn: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
     """Reverse mode: returns `(f(*primals), vjp_fn)` with `vjp_fn(cotangent)` giving one
     gradient per primal."""
     spec = Specializer(fn, lambda tr, sig: tr, promote_all=True)
@@ -646,7 +699,7 @@ def vjp(fn, *primals):
     return _tree.rebuild(structure, outs), vjp_fn
 
 
-def hvp(fn, argnums=0):
+def hvp(fn: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
     """`hvp(f)(x, v)`: Hessian-vector product of scalar `f` at `x` along `v`."""
     hv = HessianVector(fn, wrt=argnums)
 
@@ -686,7 +739,7 @@ class _VMap(_Traced):
             return tuple(np.stack([o[j] for o in outs]) for j in range(len(outs[0])))
         return np.stack(outs)
 
-    def __call__(self, *args):
+    def __call__(self, *args: Any) -> Any:
         axes = self._axes(args)
         arrs = [np.asarray(a) if ax is not None else a for a, ax in zip(args, axes)]
         sizes = {a.shape[0] for a, ax in zip(arrs, axes) if ax is not None}
@@ -712,14 +765,14 @@ class _VMap(_Traced):
         return self._loop(*args)
 
 
-def vmap(fn, in_axes=0):
+def vmap(fn: Callable[..., Any], in_axes: int | None | Sequence[int | None] = 0) -> _VMap:
     """`vmap(f, in_axes=0)(X, ...)`: maps `f` over the leading axis of the arguments whose
     `in_axes` entry is 0 (None leaves an argument unmapped). See `_VMap`."""
     return _VMap(fn, in_axes)
 
 
-def _decorator(cls):
-    def deco(fn=None, **kw):
+def _decorator(cls: type[_Traced]) -> Callable[..., Any]:
+    def deco(fn: Any = None, **kw: Any) -> Any:
         if fn is None:
             return lambda f: deco(f, **kw)
         if isinstance(fn, staticmethod):

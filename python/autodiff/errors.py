@@ -16,4 +16,9 @@ class WrtError(AutodiffError, ValueError):
     """`wrt=` names something that is not an input or tag of the function."""
 
 
-__all__ = ["TraceError", "AutodiffError", "NotScalarError", "WrtError"]
+class MissingDependencyError(AutodiffError, ImportError):
+    """A feature needs an optional package (SciPy, SymPy, numba, JAX, matplotlib) or
+    program (Graphviz's `dot`) that is not installed; the message names what to install."""
+
+
+__all__ = ["TraceError", "AutodiffError", "NotScalarError", "WrtError", "MissingDependencyError"]

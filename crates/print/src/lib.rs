@@ -13,6 +13,6 @@ pub mod syntax;
 mod text;
 
 pub use dot::to_dot;
-pub use numpy::to_numpy_source;
+pub use numpy::{to_numpy_source, to_source, Target};
 pub use sympy::to_sympy;
 pub use text::{to_latex, to_text, TextOptions};

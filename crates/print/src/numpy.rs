@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use autodiff_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceOp, UnaryOp};
+use autodiff_ir::{BinaryOp, ContractSpec, DType, Graph, NodeId, Op, ReduceOp, UnaryOp};
 
 use crate::syntax::*;
 
@@ -53,6 +53,114 @@ const HELPERS: [(&str, &str); 6] = [
     ),
 ];
 
+/// The NumPy helpers in forms numba compiles (`@numba.njit` / `@numba.vectorize`), and the
+/// 2-d/3-d kernels the `Numba` target writes axis operations with.
+const NUMBA_HELPERS: [(&str, &str); 15] = [
+    (
+        "_sigmoid",
+        "@numba.njit\ndef _sigmoid(x):\n    return np.exp(-np.logaddexp(0.0, -x))\n",
+    ),
+    (
+        "_erf",
+        "@numba.vectorize([\"float64(float64)\"])\ndef _erf(x):\n    return math.erf(x)\n",
+    ),
+    (
+        "_gammaln",
+        "@numba.vectorize([\"float64(float64)\"])\ndef _gammaln(x):\n    return math.lgamma(x)\n",
+    ),
+    (
+        "_digamma",
+        "@numba.vectorize([\"float64(float64)\"])\ndef _digamma(x):\n    r = 0.0\n    refl = 0.0\n    \
+         if x < 0.5:\n        refl = math.pi / math.tan(math.pi * x)\n        x = 1.0 - x\n    \
+         for _ in range(6):\n        if x < 6.0:\n            r = r - 1.0 / x\n            x = x + 1.0\n    \
+         f = 1.0 / (x * x)\n    \
+         r = r + math.log(x) - 0.5 / x - f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))))\n    \
+         return r - refl\n",
+    ),
+    (
+        "_trigamma",
+        "@numba.vectorize([\"float64(float64)\"])\ndef _trigamma(x):\n    r = 0.0\n    refl = 0.0\n    sgn = 1.0\n    \
+         if x < 0.5:\n        refl = (math.pi / math.sin(math.pi * x)) ** 2\n        sgn = -1.0\n        x = 1.0 - x\n    \
+         for _ in range(10):\n        if x < 10.0:\n            r = r + 1.0 / (x * x)\n            x = x + 1.0\n    \
+         f = 1.0 / (x * x)\n    \
+         r = r + 1.0 / x + 0.5 * f + f / x * (1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f * (1.0 / 30 - f * 5.0 / 66))))\n    \
+         return refl + sgn * r\n",
+    ),
+    (
+        "_reduce_rows",
+        "@numba.njit\ndef _reduce_rows(x, op):\n    out = np.empty(x.shape[0], dtype=x.dtype)\n    \
+         for i in range(x.shape[0]):\n        if op == 0:\n            out[i] = np.sum(x[i])\n        \
+         elif op == 1:\n            out[i] = np.prod(x[i])\n        elif op == 2:\n            out[i] = np.max(x[i])\n        \
+         else:\n            out[i] = np.min(x[i])\n    return out\n",
+    ),
+    (
+        "_argmax_rows",
+        "@numba.njit\ndef _argmax_rows(x, is_max):\n    out = np.empty(x.shape[0], dtype=np.int64)\n    \
+         for i in range(x.shape[0]):\n        out[i] = np.argmax(x[i]) if is_max else np.argmin(x[i])\n    return out\n",
+    ),
+    (
+        "_cum_rows",
+        "@numba.njit\ndef _cum_rows(x, prod):\n    out = np.empty_like(x)\n    \
+         for i in range(x.shape[0]):\n        out[i] = np.cumprod(x[i]) if prod else np.cumsum(x[i])\n    return out\n",
+    ),
+    (
+        "_argsort_rows",
+        "@numba.njit\ndef _argsort_rows(x):\n    out = np.empty(x.shape, dtype=np.int64)\n    \
+         for i in range(x.shape[0]):\n        out[i] = np.argsort(x[i], kind=\"mergesort\")\n    return out\n",
+    ),
+    (
+        "_take3",
+        "@numba.njit\ndef _take3(a, idx):\n    out = np.empty((a.shape[0], idx.shape[0], a.shape[2]), dtype=a.dtype)\n    \
+         for j in range(idx.shape[0]):\n        out[:, j, :] = a[:, idx[j], :]\n    return out\n",
+    ),
+    (
+        "_take_rows",
+        "@numba.njit\ndef _take_rows(a, idx):\n    out = np.empty(idx.shape, dtype=a.dtype)\n    \
+         for i in range(idx.shape[0]):\n        for j in range(idx.shape[1]):\n            out[i, j] = a[i, idx[i, j]]\n    \
+         return out\n",
+    ),
+    (
+        "_add_along_rows",
+        "@numba.njit\ndef _add_along_rows(x, idx, v):\n    out = x.copy()\n    \
+         for i in range(idx.shape[0]):\n        for j in range(idx.shape[1]):\n            out[i, idx[i, j]] += v[i, j]\n    \
+         return out\n",
+    ),
+    (
+        "_set_at3",
+        "@numba.njit\ndef _set_at3(out, idx, v):\n    for j in range(idx.shape[0]):\n        out[:, idx[j], :] = v[:, j, :]\n",
+    ),
+    (
+        "_add_at3",
+        "@numba.njit\ndef _add_at3(out, idx, v):\n    for j in range(idx.shape[0]):\n        out[:, idx[j], :] += v[:, j, :]\n",
+    ),
+    (
+        "_bmm",
+        "@numba.njit\ndef _bmm(a, b):\n    out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=a.dtype)\n    \
+         for i in range(a.shape[0]):\n        out[i] = a[i] @ b[i]\n    return out\n",
+    ),
+];
+
+/// The helpers for the `Jax` target.
+const JAX_HELPERS: [(&str, &str); 6] = [
+    (
+        "_sigmoid",
+        "def _sigmoid(x):\n    return jnp.exp(-jnp.logaddexp(0.0, -x))\n",
+    ),
+    ("_erf", "_erf = jax.scipy.special.erf\n"),
+    ("_gammaln", "_gammaln = jax.scipy.special.gammaln\n"),
+    ("_digamma", "_digamma = jax.scipy.special.digamma\n"),
+    (
+        "_trigamma",
+        "def _trigamma(x):\n    return jax.scipy.special.polygamma(1, x)\n",
+    ),
+    (
+        "_scatter_along_add",
+        "def _scatter_along_add(x, idx, v, axis):\n    \
+         ix = list(jnp.indices(idx.shape, sparse=True))\n    ix[axis] = idx\n    \
+         return x.at[tuple(ix)].add(v)\n",
+    ),
+];
+
 const KEYWORDS: [&str; 36] = [
     "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
     "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
@@ -60,14 +168,31 @@ const KEYWORDS: [&str; 36] = [
     "with", "yield", "np",
 ];
 
+/// The library the generated source runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Plain NumPy (and the standard library).
+    NumPy,
+    /// NumPy that `numba.njit` compiles (helpers are `@numba.njit`; needs numba to import).
+    Numba,
+    /// `jax.numpy`, traceable by `jax.jit` (enable `jax_enable_x64` for float64).
+    Jax,
+}
+
 /// A Python function `def fn_name(inputs...)` computing the outputs (a tuple when several).
 pub fn to_numpy_source(g: &Graph, outputs: &[NodeId], fn_name: &str) -> String {
+    to_source(g, outputs, fn_name, Target::NumPy)
+}
+
+/// [`to_numpy_source`] for another [`Target`].
+pub fn to_source(g: &Graph, outputs: &[NodeId], fn_name: &str, target: Target) -> String {
     let update = |op: &Op| matches!(op, Op::SetSlice(_) | Op::Scatter(_) | Op::ScatterAdd(_));
     let b = Bindings::new(g, outputs, &update);
     let mut p = Py {
         g,
         cache: vec![None; g.len()],
         helpers: BTreeSet::new(),
+        target,
     };
     let mut names = Names::default();
     let args: Vec<String> = g.input_names.iter().map(|n| names.fresh(Some(n))).collect();
@@ -103,12 +228,27 @@ pub fn to_numpy_source(g: &Graph, outputs: &[NodeId], fn_name: &str) -> String {
         1 => format!("return {}", outs[0]),
         _ => format!("return ({})", outs.join(", ")),
     });
+    if target == Target::Jax {
+        body = body.iter().map(|l| jnp(l)).collect();
+    }
     let mut src = String::new();
-    if p.helpers.iter().any(|h| *h == "_erf" || *h == "_gammaln") {
+    let helpers: &[(&str, &str)] = match target {
+        Target::NumPy => &HELPERS,
+        Target::Numba => &NUMBA_HELPERS,
+        Target::Jax => &JAX_HELPERS,
+    };
+    let math = ["_erf", "_gammaln", "_digamma", "_trigamma"];
+    if target != Target::Jax && p.helpers.iter().any(|h| math.contains(h)) {
         src.push_str("import math\n\n");
     }
-    src.push_str("import numpy as np\n\n\n");
-    for (name, text) in HELPERS {
+    src.push_str(match target {
+        Target::NumPy => "import numpy as np\n\n\n",
+        Target::Numba if p.helpers.is_empty() => "import numpy as np\n\n\n",
+        Target::Numba => "import numba\nimport numpy as np\n\n\n",
+        Target::Jax if p.helpers.is_empty() => "import jax.numpy as jnp\n\n\n",
+        Target::Jax => "import jax\nimport jax.numpy as jnp\nimport jax.scipy.special\n\n\n",
+    });
+    for (name, text) in helpers {
         if p.helpers.contains(name) {
             src.push_str(text);
             src.push_str("\n\n");
@@ -153,6 +293,7 @@ struct Py<'g> {
     g: &'g Graph,
     cache: Vec<Option<Expr>>,
     helpers: BTreeSet<&'static str>,
+    target: Target,
 }
 
 fn np_dtype(dt: DType) -> &'static str {
@@ -162,6 +303,49 @@ fn np_dtype(dt: DType) -> &'static str {
         DType::F32 => "np.float32",
         DType::F64 => "np.float64",
     }
+}
+
+/// `perm` moves `axes` last (in order), the other axes first; with its inverse and the
+/// sizes (kept, moved) of the 2-d view it gives.
+fn move_last(shape: &[usize], axes: &[usize]) -> (Vec<usize>, Vec<usize>, usize, usize) {
+    let mut perm: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).collect();
+    perm.extend(axes);
+    let mut inv = vec![0; perm.len()];
+    for (k, &p) in perm.iter().enumerate() {
+        inv[p] = k;
+    }
+    let moved: usize = axes.iter().map(|&a| shape[a]).product();
+    let kept: usize = perm[..perm.len() - axes.len()]
+        .iter()
+        .map(|&a| shape[a])
+        .product();
+    (perm, inv, kept, moved)
+}
+
+/// `np.` → `jnp.` wherever `np` is the module (not the tail of a longer name).
+fn jnp(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() + 8);
+    let mut prev: Option<char> = None;
+    let mut rest = line;
+    while let Some(c) = rest.chars().next() {
+        let word = prev.is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '.');
+        if !word && rest.starts_with("np.") {
+            out.push('j');
+        }
+        out.push(c);
+        prev = Some(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// `x` as a contiguous array of shape `to` (numba reshapes contiguous arrays only).
+fn contiguous(x: &str, to: &[usize]) -> String {
+    format!("np.ascontiguousarray({x}).reshape({})", shape_tuple(to))
+}
+
+fn identity(perm: &[usize]) -> bool {
+    perm.iter().enumerate().all(|(k, &p)| k == p)
 }
 
 impl Py<'_> {
@@ -183,6 +367,213 @@ impl Py<'_> {
         Expr::atom(format!("{f}({})", args.join(", ")))
     }
 
+    /// `x` along `axes` as a contiguous 2-d (rest, axes) view, the shape of its
+    /// transpose and the inverse permutation (for [`Py::unrows`]).
+    fn rows(&self, x: NodeId, axes: &[usize]) -> (String, Vec<usize>, Vec<usize>) {
+        let shape = self.g.shape(x);
+        let (perm, inv, kept, moved) = move_last(shape, axes);
+        let t = match identity(&perm) {
+            true => self.s(x),
+            false => format!("np.transpose({}, {})", self.s(x), shape_tuple(&perm)),
+        };
+        let tshape = perm.iter().map(|&p| shape[p]).collect();
+        (contiguous(&t, &[kept, moved]), tshape, inv)
+    }
+
+    /// A 2-d result of a row kernel back in the shape `tshape` (last axis `last`), then
+    /// transposed by `inv`.
+    fn unrows(&self, r: String, mut tshape: Vec<usize>, last: usize, inv: &[usize]) -> Expr {
+        if let Some(l) = tshape.last_mut() {
+            *l = last;
+        }
+        let back = format!("{r}.reshape({})", shape_tuple(&tshape));
+        match identity(inv) {
+            true => Expr::new(back, P_POST),
+            false => self.call("np.transpose", &[back, shape_tuple(inv)]),
+        }
+    }
+
+    /// The expression of a node the `Numba` target writes differently, or `None`.
+    fn numba(&mut self, id: NodeId) -> Option<Expr> {
+        let n = self.g.node(id);
+        let x = n.inputs.first().copied();
+        let shape = |i: NodeId| self.g.shape(i).clone();
+        let same_rest = |a: &[usize], b: &[usize], k: usize| {
+            a.len() == b.len() && (0..a.len()).all(|d| d == k || a[d] == b[d])
+        };
+        let e = match &n.op {
+            Op::Unary(
+                u @ (UnaryOp::Sigmoid
+                | UnaryOp::Erf
+                | UnaryOp::Gammaln
+                | UnaryOp::Digamma
+                | UnaryOp::Trigamma),
+            ) => {
+                let name = match u {
+                    UnaryOp::Sigmoid => "_sigmoid",
+                    UnaryOp::Erf => "_erf",
+                    UnaryOp::Gammaln => "_gammaln",
+                    UnaryOp::Digamma => "_digamma",
+                    _ => "_trigamma",
+                };
+                let xe = self.s(shown_operands(self.g, id)[0]);
+                self.helper(name, &[xe])
+            }
+            Op::Reshape(to) => Expr::new(contiguous(&self.s(x?), to), P_POST),
+            Op::Reduce(r, axes) if axes.len() != shape(x?).len() => {
+                let (v, _, _) = self.rows(x?, axes);
+                let code = match r {
+                    ReduceOp::Sum => 0,
+                    ReduceOp::Prod => 1,
+                    ReduceOp::Max => 2,
+                    ReduceOp::Min => 3,
+                };
+                let r = self.helper("_reduce_rows", &[v, code.to_string()]);
+                Expr::new(
+                    format!("{}.reshape({})", r.s, shape_tuple(&n.shape)),
+                    P_POST,
+                )
+            }
+            Op::ArgMax(k, max) => {
+                let (v, _, _) = self.rows(x?, &[*k]);
+                let r = self.helper(
+                    "_argmax_rows",
+                    &[v, (if *max { "True" } else { "False" }).into()],
+                );
+                Expr::new(
+                    format!("{}.reshape({})", r.s, shape_tuple(&n.shape)),
+                    P_POST,
+                )
+            }
+            Op::Cumsum(k) | Op::Cumprod(k) | Op::ArgSort(k) => {
+                let (v, ts, inv) = self.rows(x?, &[*k]);
+                let r = match &n.op {
+                    Op::Cumsum(_) => self.helper("_cum_rows", &[v, "False".into()]),
+                    Op::Cumprod(_) => self.helper("_cum_rows", &[v, "True".into()]),
+                    _ => self.helper("_argsort_rows", &[v]),
+                };
+                let last = shape(x?)[*k];
+                self.unrows(r.s, ts, last, &inv)
+            }
+            Op::Gather(k) => {
+                let s0 = shape(x?);
+                let (pa, pb): (usize, usize) =
+                    (s0[..*k].iter().product(), s0[k + 1..].iter().product());
+                let ni = self.g.node(n.inputs[1]).size();
+                let a = contiguous(&self.s(x?), &[pa, s0[*k], pb]);
+                let i = contiguous(&self.s(n.inputs[1]), &[ni]);
+                let r = self.helper("_take3", &[a, i]);
+                Expr::new(
+                    format!("{}.reshape({})", r.s, shape_tuple(&n.shape)),
+                    P_POST,
+                )
+            }
+            Op::TakeAlong(k) if same_rest(&shape(x?), &shape(n.inputs[1]), *k) => {
+                let (a, _, _) = self.rows(x?, &[*k]);
+                let (i, ts, inv) = self.rows(n.inputs[1], &[*k]);
+                let r = self.helper("_take_rows", &[a, i]);
+                let last = shape(n.inputs[1])[*k];
+                self.unrows(r.s, ts, last, &inv)
+            }
+            Op::ScatterAlongAdd(k)
+                if same_rest(&shape(x?), &shape(n.inputs[1]), *k)
+                    && shape(n.inputs[1]) == shape(n.inputs[2]) =>
+            {
+                let (a, ts, inv) = self.rows(x?, &[*k]);
+                let (i, _, _) = self.rows(n.inputs[1], &[*k]);
+                let (v, _, _) = self.rows(n.inputs[2], &[*k]);
+                let r = self.helper("_add_along_rows", &[a, i, v]);
+                let last = shape(x?)[*k];
+                self.unrows(r.s, ts, last, &inv)
+            }
+            Op::Contract(spec) if contract_form(spec) == ContractForm::Einsum => {
+                return self.numba_einsum(id, spec);
+            }
+            _ => return None,
+        };
+        Some(e)
+    }
+
+    /// A two-operand einsum as one batched matrix product: `a` transposed to (batch, its
+    /// free labels, summed labels) and `b` to (batch, summed, its free), each viewed as
+    /// 3-d, multiplied, reshaped and transposed to the output's order. `None` (np.einsum
+    /// stays) for repeated labels or a label summed within one operand.
+    fn numba_einsum(&mut self, id: NodeId, spec: &ContractSpec) -> Option<Expr> {
+        let n = self.g.node(id);
+        let (a, b) = (n.inputs[0], n.inputs[1]);
+        let (sa, sb) = (self.g.shape(a).clone(), self.g.shape(b).clone());
+        let dup = |v: &[u8]| (1..v.len()).any(|i| v[..i].contains(&v[i]));
+        if dup(&spec.a) || dup(&spec.b) || dup(&spec.out) {
+            return None;
+        }
+        let (in_a, in_b) = (|l: &u8| spec.a.contains(l), |l: &u8| spec.b.contains(l));
+        let batch: Vec<u8> = spec
+            .out
+            .iter()
+            .copied()
+            .filter(|l| in_a(l) && in_b(l))
+            .collect();
+        let afree: Vec<u8> = spec
+            .out
+            .iter()
+            .copied()
+            .filter(|l| in_a(l) && !in_b(l))
+            .collect();
+        let bfree: Vec<u8> = spec
+            .out
+            .iter()
+            .copied()
+            .filter(|l| in_b(l) && !in_a(l))
+            .collect();
+        let summed: Vec<u8> = spec
+            .a
+            .iter()
+            .copied()
+            .filter(|l| in_b(l) && !spec.out.contains(l))
+            .collect();
+        if batch.len() + afree.len() + summed.len() != spec.a.len()
+            || batch.len() + bfree.len() + summed.len() != spec.b.len()
+        {
+            return None;
+        }
+        let size = |l: u8| match spec.a.iter().position(|&x| x == l) {
+            Some(k) => sa[k],
+            None => sb[spec.b.iter().position(|&x| x == l).unwrap_or(0)],
+        };
+        let prod = |ls: &[u8]| ls.iter().map(|&l| size(l)).product::<usize>();
+        let pos = |v: &[u8], l: &u8| v.iter().position(|x| x == l).unwrap_or(0);
+        let view = |x: String, of: &[u8], order: Vec<u8>, dims: [usize; 3]| {
+            let perm: Vec<usize> = order.iter().map(|l| pos(of, l)).collect();
+            let t = match identity(&perm) {
+                true => x,
+                false => format!("np.transpose({x}, {})", shape_tuple(&perm)),
+            };
+            contiguous(&t, &dims)
+        };
+        let (bt, m, k, nn) = (prod(&batch), prod(&afree), prod(&summed), prod(&bfree));
+        let va = view(
+            self.s(a),
+            &spec.a,
+            [&batch[..], &afree, &summed].concat(),
+            [bt, m, k],
+        );
+        let vb = view(
+            self.s(b),
+            &spec.b,
+            [&batch[..], &summed, &bfree].concat(),
+            [bt, k, nn],
+        );
+        let r = self.helper("_bmm", &[va, vb]);
+        let inter: Vec<u8> = [&batch[..], &afree, &bfree].concat();
+        let ishape: Vec<usize> = inter.iter().map(|&l| size(l)).collect();
+        let back = format!("{}.reshape({})", r.s, shape_tuple(&ishape));
+        let perm: Vec<usize> = spec.out.iter().map(|l| pos(&inter, l)).collect();
+        Some(match identity(&perm) {
+            true => Expr::new(back, P_POST),
+            false => self.call("np.transpose", &[back, shape_tuple(&perm)]),
+        })
+    }
+
     fn helper(&mut self, name: &'static str, args: &[String]) -> Expr {
         self.helpers.insert(name);
         self.call(name, args)
@@ -193,13 +584,52 @@ impl Py<'_> {
     }
 
     /// The statements of a functional update (`{}` stands for the result's name).
-    fn update(&self, id: NodeId) -> Option<Vec<String>> {
+    fn update(&mut self, id: NodeId) -> Option<Vec<String>> {
         let n = self.g.node(id);
         if !matches!(n.op, Op::SetSlice(_) | Op::Scatter(_) | Op::ScatterAdd(_)) {
             return None;
         }
         let a = |k: usize| self.s(n.inputs[k]);
-        let copy = format!("{{}} = {}.copy()", self.w(n.inputs[0], P_POST));
+        let base = self.w(n.inputs[0], P_POST);
+        if self.target == Target::Jax {
+            let at = match &n.op {
+                Op::SetSlice(dims) => format!(
+                    "at[{}].set({})",
+                    slice_text(dims, self.g.shape(n.inputs[0])),
+                    a(1)
+                ),
+                Op::Scatter(k) => format!("at[{}].set({})", axis_index(*k, &a(1)), a(2)),
+                Op::ScatterAdd(k) => format!("at[{}].add({})", axis_index(*k, &a(1)), a(2)),
+                _ => return None,
+            };
+            // `asarray`: the base may be a NumPy array (an input), which has no `.at`
+            return Some(vec![format!("{{}} = np.asarray({}).{at}", a(0))]);
+        }
+        let copy = format!("{{}} = {base}.copy()");
+        if self.target == Target::Numba {
+            if let Op::Scatter(k) | Op::ScatterAdd(k) = &n.op {
+                // out viewed as (A, D, B), the index as (n,), the values as (A, n, B)
+                let s0 = self.g.shape(n.inputs[0]);
+                let (pa, pb): (usize, usize) =
+                    (s0[..*k].iter().product(), s0[k + 1..].iter().product());
+                let ni = self.g.node(n.inputs[1]).size();
+                let nv = n.inputs.get(2).map(|&v| self.g.node(v).size());
+                if nv == Some(pa * ni * pb) {
+                    let f = match n.op {
+                        Op::Scatter(_) => "_set_at3",
+                        _ => "_add_at3",
+                    };
+                    let call = format!(
+                        "{f}({{}}.reshape(({pa}, {}, {pb})), {}, {})",
+                        s0[*k],
+                        contiguous(&a(1), &[ni]),
+                        contiguous(&a(2), &[pa, ni, pb])
+                    );
+                    self.helpers.insert(f);
+                    return Some(vec![copy, call]);
+                }
+            }
+        }
         let write = match &n.op {
             Op::SetSlice(dims) => {
                 format!(
@@ -246,6 +676,11 @@ impl Py<'_> {
     }
 
     fn node(&mut self, id: NodeId) -> Expr {
+        if self.target == Target::Numba {
+            if let Some(e) = self.numba(id) {
+                return e;
+            }
+        }
         let n = self.g.node(id);
         let a = |k: usize| self.s(n.inputs[k]);
         let axis = |k: &usize| format!("axis={k}");
@@ -380,7 +815,13 @@ impl Py<'_> {
             }
             Op::Cumsum(k) => self.call("np.cumsum", &[a(0), axis(k)]),
             Op::Cumprod(k) => self.call("np.cumprod", &[a(0), axis(k)]),
-            Op::ArgSort(k) => self.call("np.argsort", &[a(0), axis(k), "kind=\"stable\"".into()]),
+            Op::ArgSort(k) => {
+                let stable = match self.target {
+                    Target::Jax => "stable=True",
+                    Target::NumPy | Target::Numba => "kind=\"stable\"",
+                };
+                self.call("np.argsort", &[a(0), axis(k), stable.into()])
+            }
             Op::Solve | Op::TriSolve(_) => self.call("np.linalg.solve", &[a(0), a(1)]),
             Op::Cholesky => self.call("np.linalg.cholesky", &[a(0)]),
             Op::Inv => self.call("np.linalg.inv", &[a(0)]),

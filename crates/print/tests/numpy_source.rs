@@ -29,16 +29,44 @@ fn literal(t: &Tensor) -> String {
     .replace("np.bool", "np.bool_")
 }
 
-/// Runs the generated function in Python and compares every output with `autodiff_exec`.
+/// Whether the Python `py` imports `module`.
+fn has(py: &str, module: &str) -> bool {
+    Command::new(py)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs the generated function in Python and compares every output with `autodiff_exec`:
+/// the NumPy source, and the numba (under `numba.njit`) and JAX (under `jax.jit`, x64)
+/// sources where that Python has numba / JAX.
 fn check_runs(g: &Graph, outs: &[NodeId], inputs: &[Tensor]) {
-    let src = to_numpy_source(g, outs, "f");
     let Some(py) = python() else {
         eprintln!("no Python with NumPy: generated source not executed");
         return;
     };
+    check_target(&py, g, outs, inputs, Target::NumPy);
+    for (module, target) in [("numba", Target::Numba), ("jax", Target::Jax)] {
+        match has(&py, module) {
+            true => check_target(&py, g, outs, inputs, target),
+            false => eprintln!("no {module} in {py}: the {target:?} source not executed"),
+        }
+    }
+}
+
+fn check_target(py: &str, g: &Graph, outs: &[NodeId], inputs: &[Tensor], target: Target) {
+    let src = to_source(g, outs, "f", target);
+    let (pre, call) = match target {
+        Target::NumPy => ("", "f"),
+        Target::Numba => ("import numba\n", "numba.njit(f)"),
+        Target::Jax => (
+            "import jax\njax.config.update('jax_enable_x64', True)\n",
+            "jax.jit(f)",
+        ),
+    };
     let args: Vec<String> = inputs.iter().map(literal).collect();
     let script = format!(
-        "{src}\nout = f({})\nif not isinstance(out, tuple):\n    out = (out,)\nfor o in out:\n    \
+        "{pre}import numpy as np\n{src}\nout = {call}({})\nif not isinstance(out, tuple):\n    out = (out,)\nfor o in out:\n    \
          print(' '.join(repr(float(v)) for v in np.asarray(o, dtype=np.float64).ravel()))\n",
         args.join(", ")
     );
@@ -169,6 +197,12 @@ fn every_op_family_runs() {
     outs.push(g.op(Op::Inv, &[spd]));
     outs.push(g.op(Op::Det, &[spd]));
     outs.push(g.op(Op::LogAbsDet, &[spd]));
+    // batched contractions (np.einsum; the numba target writes them as batched products)
+    let q = g.x("Q", &[2, 2, 3]);
+    outs.push(g.contract("bij,kj->bik", q, m));
+    let qt = g.0.transpose(q, &[0, 2, 1]).unwrap();
+    outs.push(g.contract("axy,ayz->axz", q, qt));
+    outs.push(g.contract("bij,bik->kj", q, q));
     let idx = |d: &[f64], s: &[usize]| Tensor::new(DType::I64, s.to_vec(), d.to_vec());
     let ins = [
         t(&[4], |k| 0.7 * k as f64 + 0.3),
@@ -178,8 +212,14 @@ fn every_op_family_runs() {
         idx(&[0., 2., 1., 1., 1., 0.], &[2, 3]),
         t(&[2], |k| 10.0 + k as f64),
         t(&[2, 2], |k| k as f64),
+        t(&[2, 2, 3], |k| 0.25 * k as f64 - 1.0),
     ];
     check_runs(&g.0, &outs, &ins);
+    let numba = to_source(&g.0, &outs, "f", Target::Numba);
+    assert!(
+        numba.contains("_bmm(") && !numba.contains("np.einsum"),
+        "{numba}"
+    );
     let src = to_numpy_source(&g.0, &outs, "f");
     for needle in [
         "def _digamma",

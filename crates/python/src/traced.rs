@@ -743,12 +743,23 @@ impl PyTrace {
         })
     }
 
-    #[pyo3(signature = (name="f"))]
-    fn to_source(&self, name: &str) -> PyResult<String> {
+    /// Python source of the outputs for `target` "numpy" (default), "numba" or "jax".
+    #[pyo3(signature = (name="f", target="numpy"))]
+    fn to_source(&self, name: &str, target: &str) -> PyResult<String> {
+        let target = match target {
+            "numpy" => autodiff_print::Target::NumPy,
+            "numba" => autodiff_print::Target::Numba,
+            "jax" => autodiff_print::Target::Jax,
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "to_source: target must be \"numpy\", \"numba\" or \"jax\", not {target:?}"
+                )))
+            }
+        };
         shield("to_source", || -> PyResult<String> {
             let g = &self.inner.graph;
             let (sg, outs) = autodiff_simplify::simplify(g, &g.outputs);
-            Ok(autodiff_print::to_numpy_source(&sg, &outs, name))
+            Ok(autodiff_print::to_source(&sg, &outs, name, target))
         })
     }
 
