@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-import bench_firstcall
 import autodiff._core
 import bench_elementwise
+import bench_firstcall
 import bench_gradients
 import bench_optim
 import bench_overhead
