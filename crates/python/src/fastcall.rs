@@ -509,7 +509,8 @@ impl CallTable {
                 return Ok(false);
             }
             let small = g.outputs.iter().all(|&o| {
-                g.dtype(o) == DType::F64 && g.node(o).size() < crate::convert::ZERO_COPY_MIN
+                g.dtype(o) == DType::F64
+                    && g.node(o).size() < autodiff_capture::convert::ZERO_COPY_MIN
             });
             let out_shapes = small.then(|| {
                 g.outputs
@@ -775,7 +776,7 @@ impl CallTable {
                 shape: g.shape(o).clone(),
                 data: v,
             };
-            outs.push(crate::convert::tensor_into_numpy(py, t)?);
+            outs.push(autodiff_capture::convert::tensor_into_numpy(py, t)?);
         }
         Ok(Some(PyList::new(py, outs)?.into_any()))
     }

@@ -20,10 +20,13 @@
 
 pub mod code;
 mod compose;
+pub mod convert;
+mod entry;
 mod funcs;
 mod index;
 mod interp;
 mod nested;
+pub mod panics;
 mod sig;
 mod table;
 
@@ -34,8 +37,9 @@ use autodiff_ir::{DType, Graph, NodeId, Shape, SliceDim, Tensor};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PyTuple};
 
-use crate::convert;
 use code::Code;
+pub use entry::{trace, CaptureError, Captured, Source, TraceCall};
+pub use funcs::parse_einsum;
 
 pyo3::create_exception!(_core, TraceError, pyo3::exceptions::PyException);
 

@@ -358,7 +358,7 @@ impl<'py> Tracer<'py> {
     ) -> Res<Val<'py>> {
         let node = self.node(&fresh)?;
         let written = orig.real()?;
-        let (shape, _) = super::super::convert::shape_dtype(&out)?.unwrap();
+        let (shape, _) = crate::convert::shape_dtype(&out)?.unwrap();
         if self.g.shape(node) != &shape {
             return unsupported(format!(
                 "`{}(..., out=...)` with an out array of another shape than the result",

@@ -428,7 +428,7 @@ impl<'py> Tracer<'py> {
                 unsupported(format!(
                     "internal error (panic: {}) in the tracer's entry for `{name}`; this is a \
                      bug in pyautodiff, please report it",
-                    crate::traced::panic_text(&*p)
+                    crate::panics::panic_text(&*p)
                 ))
             }
         }
@@ -1502,30 +1502,16 @@ impl<'py> Tracer<'py> {
 
     /// `np.einsum` for explicit or implicit specs over any number of operands.
     fn einsum(&mut self, spec: &str, ops: &[NodeId]) -> Res<NodeId> {
-        let spec: String = spec.chars().filter(|c| !c.is_whitespace()).collect();
-        if spec.contains("...") {
-            return unsupported("np.einsum with '...' on traced arrays");
-        }
-        let (ins, out) = match spec.split_once("->") {
-            Some((i, o)) => (i.to_string(), o.as_bytes().to_vec()),
-            None => {
-                let all: Vec<u8> = spec.bytes().filter(|c| c.is_ascii_alphabetic()).collect();
-                let mut once: Vec<u8> = all
-                    .iter()
-                    .copied()
-                    .filter(|c| all.iter().filter(|d| *d == c).count() == 1)
-                    .collect();
-                once.sort_unstable();
-                (spec.clone(), once)
-            }
+        let (ins, out) = match parse_einsum(spec) {
+            Ok(p) => p,
+            Err(e) => return unsupported(format!("np.einsum: {e}")),
         };
-        let mut terms: Vec<(Vec<u8>, NodeId)> = vec![];
-        for (t, &n) in ins.split(',').zip(ops) {
-            let labels = t.as_bytes().to_vec();
-            terms.push(self.einsum_unary(labels, n)?);
-        }
-        if terms.len() != ops.len() {
+        if ins.len() != ops.len() {
             return unsupported("np.einsum: operand count does not match the spec");
+        }
+        let mut terms: Vec<(Vec<u8>, NodeId)> = vec![];
+        for (labels, &n) in ins.into_iter().zip(ops) {
+            terms.push(self.einsum_unary(labels, n)?);
         }
         // Contract left to right, keeping labels needed later or in the output.
         let (mut acc_l, mut acc) = terms.remove(0);
@@ -1643,6 +1629,50 @@ impl<'py> Tracer<'py> {
             super::type_name(&obj)
         ))
     }
+}
+
+/// The labels of each operand and of the output of an einsum spec (`"ij,jk->ik"`; an
+/// implicit spec's output is its labels that occur once, sorted, as in NumPy).
+pub fn parse_einsum(spec: &str) -> Result<(Vec<Vec<u8>>, Vec<u8>), String> {
+    let spec: String = spec.chars().filter(|c| !c.is_whitespace()).collect();
+    if spec.contains("...") {
+        return Err("'...' (ellipsis) is not supported on traced arrays".into());
+    }
+    if let Some(c) = spec
+        .chars()
+        .find(|c| !(c.is_ascii_alphabetic() || matches!(c, ',' | '-' | '>')))
+    {
+        return Err(format!("invalid character {c:?} in the spec"));
+    }
+    let (ins, out) = match spec.split_once("->") {
+        Some((i, o)) => (i, o.as_bytes().to_vec()),
+        None => {
+            let all: Vec<u8> = spec.bytes().filter(|c| c.is_ascii_alphabetic()).collect();
+            let mut once: Vec<u8> = all
+                .iter()
+                .copied()
+                .filter(|c| all.iter().filter(|d| *d == c).count() == 1)
+                .collect();
+            once.sort_unstable();
+            (spec.as_str(), once)
+        }
+    };
+    let ins: Vec<Vec<u8>> = ins.split(',').map(|t| t.as_bytes().to_vec()).collect();
+    for &l in &out {
+        if !l.is_ascii_alphabetic() || !ins.iter().any(|t| t.contains(&l)) {
+            return Err(format!(
+                "output label {:?} does not occur in the inputs",
+                l as char
+            ));
+        }
+        if out.iter().filter(|&&m| m == l).count() > 1 {
+            return Err(format!("output label {:?} repeated", l as char));
+        }
+    }
+    if ins.iter().flatten().any(|c| !c.is_ascii_alphabetic()) {
+        return Err("malformed spec".into());
+    }
+    Ok((ins, out))
 }
 
 fn s(v: &[u8]) -> String {
