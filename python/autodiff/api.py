@@ -9,20 +9,8 @@ import numpy as np
 
 from . import _tree
 from ._compile import Specializer, arg_names, directional_check
+from ._markers import constant, escape, tag  # noqa: F401 (exported)
 from .errors import NotScalarError, WrtError
-
-
-def constant(x):
-    """Marks `x` as a constant inside a traced function: no gradient flows through it."""
-    return x
-
-
-escape = constant
-
-
-def tag(x, name):
-    """Names an intermediate value so that `Gradient(..., wrt=name)` can target it."""
-    return x
 
 
 class _Traced:

@@ -48,6 +48,15 @@ fn trace<'py>(
     })
 }
 
+/// The capture table's registry: `(name, family, parameter list or None)` for each entry,
+/// in the registry's order (for tests and documentation).
+#[pyfunction]
+fn _registry() -> Vec<(&'static str, String, Option<&'static str>)> {
+    autodiff_capture::registry::all()
+        .map(|e| (e.name, format!("{:?}", e.family), e.signature()))
+        .collect()
+}
+
 /// Called by the SIGINT handler installed while tracing: the engine stops at its next check.
 #[pyfunction]
 fn _interrupt() {
@@ -59,6 +68,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     autodiff_capture::panics::install_hook();
     m.add_function(wrap_pyfunction!(trace, m)?)?;
     m.add_function(wrap_pyfunction!(_interrupt, m)?)?;
+    m.add_function(wrap_pyfunction!(_registry, m)?)?;
     m.add_class::<PyTrace>()?;
     m.add_class::<fastcall::CallTable>()?;
     m.add(
