@@ -15,8 +15,7 @@ def _rss_bytes():
 
 
 def _small(x):
-    y = np.sum(a=x * 2.0)
-    return np.clip(y, a_min=-1.0, a_max=None) + np.cumsum(x)[-1] + max(x[0], x[1])
+    return np.sum(a=x * 2.0)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
@@ -27,7 +26,7 @@ def test_rss_is_flat_over_ten_thousand_traces():
         out, _, _ = _core.trace(_small, [x], {}, [(x, "x")], _compile._markers(), _tree.leaves_of)
         return out
 
-    for _ in range(500):  # warm-up: caches, the process-wide table, allocator arenas
+    for _ in range(300):  # warm-up: caches, the process-wide table, allocator arenas
         once()
     before = _rss_bytes()
     for _ in range(10_000):
