@@ -17,7 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+import bench_firstcall
 import bench_gradients
+import bench_optim
 import bench_overhead
 import numpy
 from common import autograd, first_call_table, jax, steady_table
@@ -106,6 +108,10 @@ def main() -> None:
     rows, hvp_rows, ratios = bench_gradients.run()
     print("overhead breakdown:", file=sys.stderr)
     overhead = bench_overhead.run()
+    print("optimizers:", file=sys.stderr)
+    optim = bench_optim.run()
+    print("first call and call kinds:", file=sys.stderr)
+    firstcall = bench_firstcall.run()
     hvp = ", ".join(f"{c} {r:.2f}x" for c, r in ratios.items())
     md = "\n\n".join(
         [
@@ -116,6 +122,8 @@ def main() -> None:
             f"## Hessian-vector product vs gradient (MLP)\n\nHVP time / gradient time: {hvp} (target: at most 4x).",
             "## First call (trace/compile) vs steady state\n\n" + first_call_table(rows + hvp_rows),
             "## Where a small call's time goes (pyautodiff)\n\n" + bench_overhead.table(overhead),
+            "## Whole optimizer runs (L-BFGS-B)\n\n" + bench_optim.table(optim),
+            "## First call and call path\n\n" + bench_firstcall.tables(firstcall),
             NOTES,
         ]
     )

@@ -225,3 +225,121 @@ def test_large_and_non_float_outputs():
     assert mask.dtype == bool and list(mask) == [False, True, True]
     assert int(idx) == 1
     np.testing.assert_array_equal(twice, 2 * y)
+
+
+def test_gradient_of_lists_is_grouped_natively():
+    """Lists/tuples of arrays go through the direct call too: the table groups the
+    gradients as the general path does (`api._group`)."""
+
+    def f(p, y):
+        return np.sum(p[0] * p[1]) * np.sum(y)
+
+    ps, y = [np.arange(3.0), np.ones(3)], np.full(3, 2.0)
+    for wrt, with_value in ((None, False), (0, True), ([1, 0], False)):
+        g = autodiff.Gradient(f, wrt=wrt, with_value=with_value)
+        for p in (ps, tuple(ps)):
+            want = g(p, y)
+            got = g._native((p, y))
+            assert got is not None
+            if with_value:
+                assert got[0] == want[0] == f(p, y)
+                got, want = got[1:], want[1]
+            assert [type(o) for o in got] == [type(o) for o in want]
+            for a, b in zip(got, want):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+            assert type(got[0 if wrt != [1, 0] else 1]) is type(p)
+    # a list of another length is another signature: declined by the table, then right
+    g = autodiff.grad(f)
+    g(ps, y)
+    longer = [*ps, np.ones(3)]
+    assert g.gradient._native((longer, y)) is None
+    assert len(g(longer, y)) == 3
+
+
+def test_keyword_arguments_take_the_native_path():
+    def f(x, y, scale=1.0):
+        return np.sum((x + 1) ** 2 * y) * scale
+
+    g = autodiff.Gradient(f)
+    x, y = np.arange(3.0), np.ones(3)
+    want = g(x, y)
+    for call in (lambda: g(x=x, y=y), lambda: g(x, y=y)):
+        got = call()
+        assert len(got) == 2
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+    assert g.trace_count == 1 and g._native((x, y)) is not None
+    # a keyword argument that is not positional-or-keyword in place stays on the general path
+    np.testing.assert_array_equal(g(x, y, scale=2.0)[0], 2 * want[0])
+
+
+def test_hessian_vector_products_take_the_native_path():
+    def f(p, X):
+        return np.sum(np.tanh(X @ p[0]) * p[1])
+
+    hv = autodiff.HessianVector(f, wrt=0)
+    p, X = [np.array([0.5, -1.0]), np.array([1.0, 2.0, 3.0])], np.arange(6.0).reshape(3, 2) / 6
+    v = [np.array([1.0, 0.5]), np.array([-1.0, 0.0, 2.0])]
+    want = hv(p, X, vectors=v)
+    got = hv._native((p, X, v))
+    assert got is not None and len(got) == 1 and type(got[0]) is list
+    for a, b in zip(got[0], want[0]):
+        np.testing.assert_array_equal(a, b)
+    # another vector gives another product (the vectors are read on every call)
+    w = [2 * v[0], 2 * v[1]]
+    for a, b in zip(hv(p, X, vectors=w)[0], want[0]):
+        np.testing.assert_allclose(a, 2 * b, rtol=1e-12)
+    assert hv.trace_count == 1
+    # vectors of the wrong shape: declined by the table, the general path's error
+    with pytest.raises(ValueError, match="shape"):
+        hv(p, X, vectors=[np.ones(3), np.ones(3)])
+
+
+def test_hessian_vector_product_of_one_array_and_a_bare_vector():
+    hv = autodiff.HessianVector(lambda x: np.sum(x**3))
+    x, v = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+    for _ in range(3):
+        np.testing.assert_allclose(hv(x, vectors=v)[0], 6 * x * v)
+    assert hv._native((x, v)) is not None
+    assert hv._native((x, [v])) is None  # another container: another signature
+    np.testing.assert_allclose(hv(x, vectors=[v])[0], 6 * x * v)
+
+
+def test_hessian_vector_products_see_changed_globals():
+    global SCALE
+    hv = autodiff.HessianVector(lambda x: SCALE * np.sum(x**3))
+    x, v = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+    hv(x, vectors=v)
+    assert hv._native((x, v)) is not None
+    old = SCALE
+    try:
+        SCALE = 5.0
+        assert hv._native((x, v)) is None  # the source changed: the table declines
+        np.testing.assert_allclose(hv(x, vectors=v)[0], 5.0 * 6 * x * v)
+    finally:
+        SCALE = old
+
+
+def test_float32_arrays_take_the_native_path():
+    def f(p, y):
+        return np.sum(np.tanh(p[0] * p[1])) * np.sum(y)
+
+    g, slow = autodiff.Gradient(f), autodiff.Gradient(f)
+    p = [np.linspace(-1, 1, 5, dtype=np.float32), np.arange(5, dtype=np.float32)]
+    y = np.ones(2, dtype=np.float32)
+    g(p, y)
+    got = g._native((p, y))
+    assert got is not None
+    slow._spec._install = lambda *a: None  # the general path alone
+    want = slow(p, y)
+    assert slow._native((p, y)) is None
+    for a, b in zip([*got[0], got[1]], [*want[0], want[1]]):
+        assert a.dtype == b.dtype == np.float32
+        np.testing.assert_array_equal(a, b)
+    # float64 arrays of the same shapes are another signature; mixed dtypes too
+    p64 = [q.astype(np.float64) for q in p]
+    assert g._native((p64, y)) is None
+    assert g._native(([p[0], p64[1]], y)) is None
+    np.testing.assert_allclose(g(p64, y)[0][1], want[0][1], rtol=1e-4, atol=1e-6)
+    g(p, y)  # a new trace clears the table; the next call re-installs
+    assert g._native((p64, y)) is not None and g._native((p, y)) is not None

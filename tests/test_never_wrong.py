@@ -55,6 +55,16 @@ def test_directional_check_accepts_a_right_slope_and_refuses_a_wrong_one():
         directional_check(np.sin, f, f(0.0), float("nan"), x, v)
 
 
+def test_directional_check_takes_the_vector_in_pieces():
+    # x and v as lists of arrays (one per argument) give the verdicts of the joined vectors
+    xs, vs = [np.array([0.5, 1.5]), np.array([[2.0]])], [np.array([1.0, -2.0]), np.array([[30.0]])]
+    f = lambda t: float(np.sum(np.sin(xs[0] + t * vs[0])) + np.sum(np.exp(xs[1] + t * vs[1])))
+    slope = float(np.cos(xs[0]) @ vs[0] + np.sum(np.exp(xs[1]) * vs[1]))
+    assert directional_check(np.sin, f, f(0.0), slope, xs, vs) == pytest.approx(slope, rel=1e-6)
+    with pytest.raises(autodiff.TraceError, match="finite-difference self-check"):
+        directional_check(np.sin, f, f(0.0), 1.01 * slope, xs, vs)
+
+
 def test_directional_check_gives_no_verdict_at_a_kink():
     # relu at 0: forward and backward differences disagree, so no slope is refused
     x, v = np.zeros(3), np.ones(3)

@@ -27,7 +27,7 @@ from .api import (
     vmap,
 )
 from .errors import AutodiffError, NotScalarError, TraceError, WrtError
-from .optim import fmin_cg, fmin_l_bfgs_b, fmin_ncg, minimize
+from .optim import OptimizeResult, fmin_adam, fmin_cg, fmin_l_bfgs_b, fmin_ncg, fmin_sgd, minimize
 
 __all__ = [
     "Function",
@@ -53,6 +53,9 @@ __all__ = [
     "fmin_cg",
     "fmin_ncg",
     "minimize",
+    "fmin_sgd",
+    "fmin_adam",
+    "OptimizeResult",
     "TraceError",
     "AutodiffError",
     "NotScalarError",

@@ -171,19 +171,29 @@ def trace(fn, args, kwargs, promote=()):
     checks are the values read from outside the function (globals, closure cells, attributes
     of non-argument objects, class attributes, default arguments, a partial's arguments),
     with snapshots: constants of the trace, checked on each call."""
+    return _trace(fn, args, kwargs, promote)[:4]
+
+
+def _trace(fn, args, kwargs, promote=()):
+    """`trace`, plus the traced program's outputs at the traced inputs when the self-check
+    computed them (else None): the finite-difference check reuses them as f(x)."""
     names = arg_names(fn, len(args))
     sig = Signature(args, kwargs, names, promote)
     leaves, _, treedef = _tree.flatten((tuple(args), dict(kwargs)), "args")
     fresh = [_fresh(leaf, i in promote) for i, leaf in enumerate(leaves)]
     cargs, ckwargs = _tree.unflatten(treedef, fresh)
     inputs = list(zip(fresh, sig.names))
-    values = [np.array(f) for f in fresh]
+    # The self-check reads the caller's arrays (the trace ran on private copies, and writes
+    # to objects reached otherwise are refused), so no second copy is made.
+    values = [
+        _value(leaf, i in promote) if type(leaf) is np.ndarray else np.array(f)
+        for i, (leaf, f) in enumerate(zip(leaves, fresh))
+    ]
     with _ctrl_c_stops_the_trace():
         result, tr, sources = _core.trace(fn, list(cargs), dict(ckwargs), inputs, _markers(), _tree.leaves_of)
-    if self_check_enabled():
-        _self_check(fn, tr, values, result)
+    got = _self_check(fn, tr, values, result) if self_check_enabled() else None
     checks = tuple((kind, container, key, _freeze(obj)) for kind, container, key, obj in sources)
-    return result, tr, sig, checks
+    return result, tr, sig, checks, got
 
 
 def _self_check(fn, tr, values, result):
@@ -209,6 +219,7 @@ def _self_check(fn, tr, values, result):
                 f"its result (output {k}: traced {g!r} vs real {w!r}). Please report this; set "
                 "AUTODIFF_SELF_CHECK=0 to skip the check."
             )
+    return got
 
 
 def _agree(g, w):
@@ -222,14 +233,13 @@ def _agree(g, w):
 REFERENCE_CHECK_MAX_S = 5e-4
 
 
-def _check_fast_path(fn, compiled, values):
+def _check_fast_path(fn, compiled, values, fast, seconds):
     """The compiled program of a fresh (transformed) trace must agree with the reference
     evaluator at the traced inputs: a lowering bug (a kernel reading the wrong register, a
-    wrong fusion) is an error, never a wrong derivative. Skipped for programs that take
+    wrong fusion) is an error, never a wrong derivative. `fast` is the program's output
+    there, computed (compilation included) in `seconds`; skipped for programs that take
     longer than REFERENCE_CHECK_MAX_S (the first call would take seconds)."""
-    t0 = time.perf_counter()
-    fast, _ = compiled.run(values)
-    if time.perf_counter() - t0 > REFERENCE_CHECK_MAX_S:
+    if seconds > REFERENCE_CHECK_MAX_S:
         return
     try:
         ref, _ = compiled.run(values, reference=True)
@@ -252,10 +262,13 @@ def directional_check(fn, f_at, value, slope, x, v, what="gradient"):
     fails) against central differences. Raises TraceError when the two disagree at two step
     sizes while the function is smooth there (forward and backward differences agree), so
     kinks (relu at 0, abs, where) never raise. Returns the finite difference checked, or None
-    when the check did not apply."""
-    scale = max(1.0, float(np.max(np.abs(x))) if x.size else 1.0)
+    when the check did not apply. `x` and `v` are arrays or lists of arrays (the pieces of
+    one long vector). The second, smaller step is evaluated only when the first one
+    disagrees."""
+    scale = max(1.0, _max_abs(x))
+    vmax = max(1.0, _max_abs(v))
     seen = []
-    for h in (6e-6 * scale / max(1.0, float(np.max(np.abs(v)))), 1.5e-6 * scale / max(1.0, float(np.max(np.abs(v))))):
+    for h in (6e-6 * scale / vmax, 1.5e-6 * scale / vmax):
         fp, fm = f_at(h), f_at(-h)
         if fp is None or fm is None:
             return None
@@ -278,14 +291,26 @@ def directional_check(fn, f_at, value, slope, x, v, what="gradient"):
     )
 
 
+def _max_abs(x):
+    """max |x| over an array or a list of arrays (0 when empty)."""
+    parts = x if isinstance(x, (list, tuple)) else [x]
+    return max((float(np.max(np.abs(p))) for p in map(np.asarray, parts) if p.size), default=0.0)
+
+
 class Specializer:
     """Caches compiled traces of `fn` (after `transform`) by signature and guard outcome.
 
-    `check(tr, compiled, sig, values)`, when given, verifies the derivative of a fresh trace
-    (the self-check of derivatives; see `directional_check`)."""
+    `check(tr, compiled, sig, values, outs, base)`, when given, verifies the derivative of a
+    fresh trace (the self-check of derivatives; see `directional_check`); `outs` is the
+    compiled program's output at `values` and `base` the traced function's (None when not
+    computed)."""
 
-    def __init__(self, fn, transform=None, promote_all=False, promote=(), elementwise=False, check=None):
+    def __init__(self, fn, transform=None, promote_all=False, promote=(), elementwise=False, check=None, out_plan=None):
         self.fn = fn
+        # out_plan(args): how the caller groups the flat outputs of a call (a list of
+        # ("leaf" | "list" | "tuple", n) items, the rest flat), handed to the native table
+        # so that `self.native(args)` returns the caller's result; None: no grouping.
+        self.out_plan = out_plan
         self.check = check
         self.elementwise = elementwise
         self.transform = transform or (lambda tr, sig: tr)
@@ -317,8 +342,11 @@ class Specializer:
         leaves, _, _ = _tree.flatten((tuple(args), {}), "args")
         return frozenset(range(len(leaves))) if self.promote_all else frozenset(self.promote(args))
 
-    def lookup(self, args, kwargs, extra=()):
-        """Returns (outputs, (signature, output structure), compiled trace)."""
+    def lookup(self, args, kwargs, extra=(), extra_arg=None):
+        """Returns (outputs, (signature, output structure), compiled trace). `extra`: input
+        leaves appended after the arguments' (a transform's extra inputs), given by the
+        caller as the one object `extra_arg` (when not None): the native table then reads
+        them as one more argument, `self.native(args + (extra_arg,))`."""
         if not kwargs and not extra:
             hit = self.native.lookup(args)
             if hit is not None:
@@ -354,6 +382,8 @@ class Specializer:
                         if outs is not None:
                             if not extra:
                                 self._install(args, hit[0])
+                            elif extra_arg is not None:
+                                self._install(args, hit[0], (extra_arg,))
                             return outs, entry[1], entry[0]
         out = self._lookup(args, kwargs, extra)
         if fast is not None:
@@ -364,24 +394,27 @@ class Specializer:
             self.fast[fast] = (sig.cache_key, convert)
         if not kwargs and not extra:
             self._install(args, out[1][0].cache_key)
+        elif not kwargs and extra_arg is not None:
+            self._install(args, out[1][0].cache_key, (extra_arg,))
         return out
 
-    def _install(self, args, key):
+    def _install(self, args, key, more=()):
         """Hands the cache entries of `key` to the native path when it can read these
-        arguments as they are (float64 arrays and floats, one leaf each)."""
-        if all(_native_leaf(a) for a in args):
-            shapes, containers = [np.shape(a) for a in args], None
-        elif all(_native_leaf(a) or _native_seq(a) for a in args):
-            # flat lists/tuples of float64 arrays too (Specializer.lookup only: the caller
-            # regroups the outputs)
-            shapes = [np.shape(e) for a in args for e in (a if _native_seq(a) else (a,))]
-            containers = [(type(a).__name__, len(a)) if _native_seq(a) else ("leaf", 1) for a in args]
+        arguments (and `more`, the extra inputs as one argument) as they are: float64
+        arrays and floats, or flat lists/tuples of float64 arrays."""
+        full = tuple(args) + tuple(more)
+        if all(_native_leaf(a) for a in full):
+            shapes, containers = [np.shape(a) for a in full], None
+        elif all(_native_leaf(a) or _native_seq(a) for a in full):
+            shapes = [np.shape(e) for a in full for e in (a if _native_seq(a) else (a,))]
+            containers = [(type(a).__name__, len(a)) if _native_seq(a) else ("leaf", 1) for a in full]
         else:
             return
+        plan = self.out_plan(args) if self.out_plan is not None else None
         with self._lock:
             entries = self.cache.get(key)
             if entries:
-                self.native.install(shapes, list(entries), containers)
+                self.native.install(shapes, list(entries), containers, plan)
 
     def _lookup(self, args, kwargs, extra):
         with self._lock:
@@ -415,14 +448,18 @@ class Specializer:
                     return outs, entry[1], entry[0]
                 failed.append(entry[0].guards[bad])
             reason = f"guard failed: {failed[0]}"
-        result, tr, tsig, checks = trace(self.fn, args, kwargs, promote)
+        result, tr, tsig, checks, base = _trace(self.fn, args, kwargs, promote)
         self.traces += 1
         self.log.append(f"trace {self.traces} of {_fname(self.fn)}: {reason}")
         compiled = self.transform(tr, tsig)
+        # One run serves the checks and the caller (the outputs are fresh arrays each run).
+        t0 = time.perf_counter()
+        outs, bad = (base, None) if compiled is tr and base is not None else compiled.run(values)
+        seconds = time.perf_counter() - t0
         if compiled is not tr and self_check_enabled():
-            _check_fast_path(self.fn, compiled, values)
+            _check_fast_path(self.fn, compiled, values, outs, seconds)
             if self.check is not None:
-                self.check(tr, compiled, tsig, values)
+                self.check(tr, compiled, tsig, values, outs, base)
         entries = self.cache.setdefault(sig.key, [])
         entries.append((compiled, (tsig, _tree.out_structure(result)), checks))
         del entries[:-MAX_TRACES_PER_SIGNATURE]
@@ -430,7 +467,6 @@ class Specializer:
             self.cache.popitem(last=False)
         # the native table holds copies of entry lists: re-installed by `lookup`
         self.native.clear()
-        outs, bad = compiled.run(values)
         if outs is None:
             raise TraceError(f"internal: guard {compiled.guards[bad]} fails right after tracing")
         tsig.cache_key = sig.key
@@ -465,20 +501,23 @@ class Specializer:
         return "\n".join(self.log) if self.log else "not traced yet"
 
 
+_NATIVE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
 def _native_leaf(a):
-    """Whether `CallTable` reads this argument as it is: a float64 ndarray in native byte
-    order, a float or a numpy.float64."""
+    """Whether `CallTable` reads this argument as it is: a float64 or float32 ndarray in
+    native byte order, a float or a numpy.float64."""
     t = type(a)
-    return t is float or t is np.float64 or (t is np.ndarray and a.dtype == np.float64 and a.dtype.isnative)
+    return t is float or t is np.float64 or (t is np.ndarray and a.dtype in _NATIVE_DTYPES and a.dtype.isnative)
 
 
 def _native_seq(a):
-    """A non-empty list or tuple (exactly) of float64 arrays in native byte order."""
+    """A non-empty list or tuple (exactly) of float64/float32 arrays in native byte order."""
     t = type(a)
     return (
         (t is list or t is tuple)
         and len(a) > 0
-        and all(type(e) is np.ndarray and e.dtype == np.float64 and e.dtype.isnative for e in a)
+        and all(type(e) is np.ndarray and e.dtype in _NATIVE_DTYPES and e.dtype.isnative for e in a)
     )
 
 

@@ -179,9 +179,12 @@ class Gradient(_Traced):
         if example_args is not None and wrt is not None:
             self._pos, self._tags = _resolve_wrt(fn, wrt, list(example_args))
             self._wrt = self._pos + self._tags
-        self._spec = Specializer(fn, self._transform, promote=self._promote, elementwise=True, check=self._check)
+        self._spec = Specializer(
+            fn, self._transform, promote=self._promote, elementwise=True, check=self._check, out_plan=self._out_plan
+        )
         self._native = self._spec.native
         self._direct = False
+        self._params = None
         self.__autodiff__ = ("grad", fn, None, with_value, "list")
         if example_args is not None:
             self(*example_args)
@@ -202,6 +205,12 @@ class Gradient(_Traced):
                 hit = self._targets_cache[key] = _resolve_wrt(self._fn, self._wrt, list(args))
             return hit
         return _resolve_wrt(self._fn, self._wrt, list(args))
+
+    def _out_plan(self, args):
+        """How `__call__` groups the flat outputs for these arguments (see `_group`): the
+        value first when asked for, then one item per differentiated argument."""
+        plan = [("leaf", 1)] if self._with_value else []
+        return plan + _plan(args, self._targets(args)[0])
 
     def _promote(self, args):
         args = _promote_ints(args, self._targets(args)[0])
@@ -227,23 +236,26 @@ class Gradient(_Traced):
                 raise TypeError(f"cannot differentiate with respect to the boolean argument '{tr.input_names[k]}'")
         return tr.grad(wrt, 0, self._with_value)
 
-    def _check(self, tr, compiled, sig, values):
+    def _check(self, tr, compiled, sig, values, outs=None, base=None):
         """Self-check of a fresh gradient: grad·v against finite differences of the traced
-        function along a random direction v (float64 inputs; tags are not perturbed)."""
+        function along a random direction v (float64 inputs; tags are not perturbed).
+        `outs`: the compiled gradient's outputs at `values`; `base`: the traced function's
+        (each computed here when not given)."""
         wrt = [k for k in self._leaf_wrt(sig, tr) if isinstance(k, int)]
         xs = [np.asarray(values[k]) for k in wrt]
         if not wrt or any(x.dtype != np.float64 for x in xs) or tr.stops_gradient() or tr.low_precision():
             return
-        outs, _ = compiled.run(values)
+        if outs is None:
+            outs, _ = compiled.run(values)
         if outs is None:
             return
         grads = outs[1:] if self._with_value else outs
-        base, _ = tr.run(values)
+        if base is None:
+            base, _ = tr.run(values)
         if base is None:
             return
-        rng = np.random.default_rng(0)
-        vs = [rng.standard_normal(x.shape) for x in xs]
-        slope = float(sum(np.sum(np.asarray(g, dtype=np.float64) * v) for g, v in zip(grads, vs)))
+        vs = _directions(xs)
+        slope = float(sum(_dot(g, v) for g, v in zip(grads, vs)))
 
         def f_at(t):
             moved = list(values)
@@ -252,9 +264,7 @@ class Gradient(_Traced):
             out, _ = tr.run(moved)
             return None if out is None else float(out[0])
 
-        xcat = np.concatenate([x.ravel() for x in xs])
-        vcat = np.concatenate([v.ravel() for v in vs])
-        directional_check(self._fn, f_at, float(base[0]), slope, xcat, vcat)
+        directional_check(self._fn, f_at, float(base[0]), slope, xs, vs)
 
     def _leaf_wrt(self, sig, tr):
         args = _placeholders(sig)
@@ -271,14 +281,16 @@ class Gradient(_Traced):
         return leaves
 
     def __call__(self, *args, **kwargs):
+        if kwargs:
+            if self._params is None:
+                self._params = _params(self._fn)
+            args, kwargs = _positional(self._params, args, kwargs)
         if not kwargs and self._direct:
-            # The native path: float64 arrays/floats as arguments, one gradient per
-            # argument leaf, so the result is the output list itself (see below).
+            # The native path: float64 arrays/floats (or flat lists/tuples of float64
+            # arrays) as arguments; it groups the outputs as `_group` would (see below).
             outs = self._native(args)
             if outs is not None:
                 return (outs[0], outs[1:]) if self._with_value else outs
-        if kwargs:
-            args, kwargs = _positional(self._fn, args, kwargs)
         if self._wrt is not None and not _by_position(self._wrt):
             # wrt= given as argument objects: resolved against this call's arguments
             self._pos, self._tags = _resolve_wrt(self._fn, self._wrt, list(args))
@@ -309,26 +321,61 @@ class Gradient(_Traced):
         return [f"∂/∂{w}" for w in wrt], None
 
 
+def _directions(xs):
+    """A random direction for the finite-difference self-check, one piece per array, with
+    entries uniform in [-1, 1) (fixed seed: a fresh trace is checked the same way each
+    time; uniform draws cost a fifth of normal ones on large parameters)."""
+    rng = np.random.default_rng(0)
+    return [rng.random(x.shape) * 2.0 - 1.0 for x in xs]
+
+
+def _dot(a, b):
+    """sum(a * b) over all entries, as float64, without a temporary product array."""
+    a = np.asarray(a, dtype=np.float64)
+    return float(np.dot(a.ravel(), np.asarray(b).ravel()))
+
+
 def _by_position(wrt):
     items = wrt if isinstance(wrt, (list, tuple)) else [wrt]
     return all(isinstance(w, (int, str, np.integer)) and not isinstance(w, bool) for w in items)
 
 
-def _positional(fn, args, kwargs):
-    """Keyword arguments that name positional parameters, moved into place (so that
-    `Gradient(f)(x=..., y=...)` differentiates x and y as `Gradient(f)(x, y)` does)."""
+def _params(fn):
+    """The names of `fn`'s parameters, with whether each may be passed by keyword or
+    position (read once per Gradient: `_positional` runs on every keyword call)."""
     import inspect
 
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
+        return ()
+    return tuple((p.name, p.kind is p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def _positional(params, args, kwargs):
+    """Keyword arguments that name positional parameters (`params`, from `_params`),
+    moved into place (so that `Gradient(f)(x=..., y=...)` differentiates x and y as
+    `Gradient(f)(x, y)` does)."""
+    if not params:
         return args, kwargs
     args, kwargs = list(args), dict(kwargs)
-    for p in params[len(args) :]:
-        if p.kind is not p.POSITIONAL_OR_KEYWORD or p.name not in kwargs:
+    for name, positional in params[len(args) :]:
+        if not positional or name not in kwargs:
             break
-        args.append(kwargs.pop(p.name))
+        args.append(kwargs.pop(name))
     return tuple(args), kwargs
+
+
+def _plan(args, pos):
+    """The native table's grouping of the per-leaf outputs of the arguments at `pos` (see
+    `_group`): one item per argument, a list/tuple of arrays as a list/tuple of its
+    gradients. Used only for calls the native table reads (arrays, floats, flat
+    lists/tuples of float64 arrays)."""
+    plan = []
+    for p in pos:
+        t = type(args[p])
+        plan.append((t.__name__, len(args[p])) if t is list or t is tuple else ("leaf", 1))
+    return plan
 
 
 def _group(args, pos, outs):
@@ -379,7 +426,11 @@ class HessianVector(_Traced):
     def __init__(self, fn, example_args=None, wrt=None, vectors=None):
         self._fn = fn
         self._grad = Gradient(fn, None, wrt)
-        self._spec = Specializer(fn, self._transform, promote=self._grad._promote, check=self._check)
+        self._spec = Specializer(
+            fn, self._transform, promote=self._grad._promote, check=self._check, out_plan=self._out_plan
+        )
+        self._native = self._spec.native
+        self._direct = False
         if example_args is not None and vectors is not None:
             self(*example_args, vectors=vectors)
 
@@ -387,16 +438,18 @@ class HessianVector(_Traced):
         self._grad._transform(tr, sig)  # checks the scalar output and bool inputs
         return tr.hvp(self._grad._leaf_wrt(sig, tr))
 
-    def _check(self, tr, compiled, sig, values):
+    def _check(self, tr, compiled, sig, values, outs=None, base=None):
         """Self-check of a fresh Hessian-vector product: w·Hv against finite differences of
-        w·grad along v (w random)."""
+        w·grad along v (w random). `outs`: the compiled product at `values` (run here when
+        not given)."""
         wrt = [k for k in self._grad._leaf_wrt(sig, tr) if isinstance(k, int)]
         n = len(sig.names)
         xs = [np.asarray(values[k]) for k in wrt]
         vs = [np.asarray(v, dtype=np.float64) for v in values[n:]]
         if not wrt or len(vs) != len(wrt) or any(x.dtype != np.float64 for x in xs) or tr.stops_gradient() or tr.low_precision():
             return
-        outs, _ = compiled.run(values)
+        if outs is None:
+            outs, _ = compiled.run(values)
         gtr = tr.grad(wrt)
         try:
             gbase, _ = gtr.run(values[:n])
@@ -404,23 +457,29 @@ class HessianVector(_Traced):
             return  # too large to evaluate: no verdict
         if outs is None or gbase is None:
             return
-        rng = np.random.default_rng(0)
-        ws = [rng.standard_normal(x.shape) for x in xs]
-        slope = float(sum(np.sum(np.asarray(h) * w) for h, w in zip(outs, ws)))
+        ws = _directions(xs)
+        slope = float(sum(_dot(h, w) for h, w in zip(outs, ws)))
 
         def g_at(t):
             moved = list(values[:n])
             for k, x, v in zip(wrt, xs, vs):
                 moved[k] = x + t * v
             out, _ = gtr.run(moved)
-            return None if out is None else float(sum(np.sum(np.asarray(g) * w) for g, w in zip(out, ws)))
+            return None if out is None else float(sum(_dot(g, w) for g, w in zip(out, ws)))
 
-        base = float(sum(np.sum(np.asarray(g) * w) for g, w in zip(gbase, ws)))
-        xcat = np.concatenate([x.ravel() for x in xs])
-        vcat = np.concatenate([v.ravel() for v in vs])
-        directional_check(self._fn, g_at, base, slope, xcat, vcat, "Hessian-vector product")
+        base = float(sum(_dot(g, w) for g, w in zip(gbase, ws)))
+        directional_check(self._fn, g_at, base, slope, xs, vs, "Hessian-vector product")
+
+    def _out_plan(self, args):
+        return _plan(args, self._grad._targets(args)[0])
 
     def __call__(self, *args, vectors):
+        if self._direct:
+            # The native path: the vectors are read as one more argument (the transform
+            # appends them as inputs), the outputs grouped as `_group` does below.
+            outs = self._native(args + (vectors,))
+            if outs is not None:
+                return outs
         pos, _ = self._grad._targets(args)
         args = _promote_ints(args, pos)
         vs = vectors if isinstance(vectors, (list, tuple)) else [vectors]
@@ -428,7 +487,8 @@ class HessianVector(_Traced):
         for v in vs:
             vleaves.extend(np.asarray(x, dtype=np.float64) for x in _tree.flatten(v)[0])
         # The vectors are extra inputs appended by the transform.
-        outs, _, _ = self._spec.lookup(args, {}, vleaves)
+        outs, _, _ = self._spec.lookup(args, {}, vleaves, vectors)
+        self._direct = self._grad._wrt is None or _by_position(self._grad._wrt)
         return _group(args, pos, list(outs))
 
     def _text_labels(self, tr, sig):

@@ -18,7 +18,8 @@
 //! round once (NumPy's float32 transcendental functions can differ in the last bit).
 
 mod linalg;
-pub mod special;
+/// The scalar semantics, now kept in `ir` (re-exported under its old path).
+pub use autodiff_ir::scalar as special;
 
 use autodiff_ir::{BinaryOp, DType, Graph, Node, NodeId, Op, ReduceOp, SliceDim, Tensor, UnaryOp};
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Zip};
@@ -309,76 +310,17 @@ fn nan_last(x: f64, y: f64) -> std::cmp::Ordering {
         .unwrap_or_else(|| x.is_nan().cmp(&y.is_nan()))
 }
 
+/// `u` elementwise: the scalar definition every stage shares ([`UnaryOp::eval_f64`]).
 fn unary(u: UnaryOp, x: &ArrayD<f64>) -> Res<ArrayD<f64>> {
-    let f: fn(f64) -> f64 = match u {
-        UnaryOp::Neg => |x| -x,
-        UnaryOp::Abs => f64::abs,
-        UnaryOp::Sign => special::sign,
-        UnaryOp::Exp => f64::exp,
-        UnaryOp::Expm1 => f64::exp_m1,
-        UnaryOp::Log => f64::ln,
-        UnaryOp::Log1p => f64::ln_1p,
-        UnaryOp::Log2 => f64::log2,
-        UnaryOp::Log10 => f64::log10,
-        UnaryOp::Sqrt => f64::sqrt,
-        UnaryOp::Square => |x| x * x,
-        UnaryOp::Reciprocal => |x| 1.0 / x,
-        UnaryOp::Sin => f64::sin,
-        UnaryOp::Cos => f64::cos,
-        UnaryOp::Tan => f64::tan,
-        UnaryOp::Arcsin => f64::asin,
-        UnaryOp::Arccos => f64::acos,
-        UnaryOp::Arctan => f64::atan,
-        UnaryOp::Sinh => f64::sinh,
-        UnaryOp::Cosh => f64::cosh,
-        UnaryOp::Tanh => f64::tanh,
-        UnaryOp::Arcsinh => f64::asinh,
-        UnaryOp::Arccosh => f64::acosh,
-        UnaryOp::Arctanh => f64::atanh,
-        UnaryOp::Floor => f64::floor,
-        UnaryOp::Ceil => f64::ceil,
-        // half to even, like np.round
-        UnaryOp::Round => f64::round_ties_even,
-        UnaryOp::Sigmoid => special::sigmoid,
-        UnaryOp::Erf => special::erf,
-        UnaryOp::Gammaln => special::gammaln,
-        UnaryOp::Digamma => special::digamma,
-        UnaryOp::Trigamma => special::trigamma,
-        UnaryOp::Not => |x| (x == 0.0) as u8 as f64,
-        UnaryOp::StopGradient => |x| x,
-    };
-    Ok(x.mapv(f))
+    Ok(x.mapv(|v| u.eval_f64(v)))
 }
 
+/// `op` elementwise ([`BinaryOp::eval_f64`]); integers to negative powers are an error.
 fn binary(op: BinaryOp, x: &ArrayD<f64>, y: &ArrayD<f64>, dtype: DType) -> Res<ArrayD<f64>> {
     if op == BinaryOp::Pow && dtype == DType::I64 && y.iter().any(|&e| e < 0.0) {
         return fail("integers to negative integer powers are not allowed");
     }
-    let f: fn(f64, f64) -> f64 = match op {
-        BinaryOp::Add => |x, y| x + y,
-        BinaryOp::Sub => |x, y| x - y,
-        BinaryOp::Mul => |x, y| x * y,
-        BinaryOp::Div => |x, y| x / y,
-        // floor(x / y), NumPy's divmod quotient (exact for ints; int // 0 is 0 after rounding)
-        BinaryOp::FloorDiv => |x, y| special::divmod(x, y).0,
-        // x - y floor(x / y): the sign of the divisor (int % 0 is 0 after rounding)
-        BinaryOp::Mod => |x, y| special::divmod(x, y).1,
-        BinaryOp::Pow => f64::powf,
-        BinaryOp::Maximum => special::maximum,
-        BinaryOp::Minimum => special::minimum,
-        BinaryOp::Arctan2 => f64::atan2,
-        BinaryOp::LogAddExp => special::logaddexp,
-        BinaryOp::Lt => |x, y| (x < y) as u8 as f64,
-        BinaryOp::Le => |x, y| (x <= y) as u8 as f64,
-        BinaryOp::Gt => |x, y| (x > y) as u8 as f64,
-        BinaryOp::Ge => |x, y| (x >= y) as u8 as f64,
-        BinaryOp::Eq => |x, y| (x == y) as u8 as f64,
-        BinaryOp::Ne => |x, y| (x != y) as u8 as f64,
-        BinaryOp::And => |x, y| ((x != 0.0) && (y != 0.0)) as u8 as f64,
-        BinaryOp::Or => |x, y| ((x != 0.0) || (y != 0.0)) as u8 as f64,
-        BinaryOp::Xor => |x, y| ((x != 0.0) != (y != 0.0)) as u8 as f64,
-    };
-    Ok(Zip::from(x).and(y).map_collect(|&p, &q| f(p, q)))
+    Ok(Zip::from(x).and(y).map_collect(|&p, &q| op.eval_f64(p, q)))
 }
 
 fn reduce(r: ReduceOp, x: &ArrayD<f64>, axes: &[usize]) -> Res<ArrayD<f64>> {

@@ -5,7 +5,11 @@
 //!   ([`Graph::add`] refuses ill-typed nodes);
 //! - structurally equal nodes are the same node (hash-consing gives free CSE);
 //! - nodes only refer to earlier nodes, so `0..len` is a topological order;
-//! - the s-expression form ([`sexpr`]) prints and parses every graph.
+//! - the s-expression form ([`sexpr`]) prints and parses every graph;
+//! - each op's facts live here, once: its name ([`UnaryOp::name`]), its scalar semantics
+//!   ([`UnaryOp::eval_f64`], [`BinaryOp::eval_f64`] in [`scalar`]), whether it is
+//!   elementwise ([`Op::is_elementwise`]), float-only ([`UnaryOp::is_float_only`]) or
+//!   commutative ([`BinaryOp::is_commutative`]).
 //!
 //! This crate depends on nothing; every other stage depends on it.
 
@@ -14,6 +18,7 @@ pub mod graph;
 pub mod infer;
 pub mod mem;
 pub mod op;
+pub mod scalar;
 pub mod sexpr;
 pub mod tensor;
 pub mod verify;

@@ -226,6 +226,42 @@ impl Op {
     }
 }
 
+impl Op {
+    /// Elementwise ops (`Unary`, `Binary`, `Where`, `Cast`): output element `i` depends only
+    /// on element `i` of each operand (operands of equal shape). The fast path fuses them;
+    /// the simplifier hoists broadcasts above them.
+    pub fn is_elementwise(&self) -> bool {
+        match self {
+            Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast(_) => true,
+            Op::Input(_)
+            | Op::Const(_)
+            | Op::Broadcast(_)
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::Reduce(..)
+            | Op::ArgMax(..)
+            | Op::Contract(_)
+            | Op::Slice(_)
+            | Op::SetSlice(_)
+            | Op::Gather(_)
+            | Op::ScatterAdd(_)
+            | Op::Scatter(_)
+            | Op::TakeAlong(_)
+            | Op::ScatterAlongAdd(_)
+            | Op::Concat(_)
+            | Op::Cumsum(_)
+            | Op::Cumprod(_)
+            | Op::ArgSort(_)
+            | Op::Solve
+            | Op::TriSolve(_)
+            | Op::Cholesky
+            | Op::Inv
+            | Op::Det
+            | Op::LogAbsDet => false,
+        }
+    }
+}
+
 impl UnaryOp {
     /// All unary ops, for tables and tests.
     pub const ALL: [UnaryOp; 34] = [
@@ -310,6 +346,48 @@ impl UnaryOp {
         UnaryOp::ALL.iter().copied().find(|u| u.name() == s)
     }
 
+    /// Ops defined on floats only: an int64 operand is refused by type inference (the
+    /// capture stage converts it to float64 first, as NumPy does); the rest keep their
+    /// operand's dtype (`not` takes and gives bool).
+    pub fn is_float_only(self) -> bool {
+        match self {
+            UnaryOp::Exp
+            | UnaryOp::Expm1
+            | UnaryOp::Log
+            | UnaryOp::Log1p
+            | UnaryOp::Log2
+            | UnaryOp::Log10
+            | UnaryOp::Sqrt
+            | UnaryOp::Reciprocal
+            | UnaryOp::Sin
+            | UnaryOp::Cos
+            | UnaryOp::Tan
+            | UnaryOp::Arcsin
+            | UnaryOp::Arccos
+            | UnaryOp::Arctan
+            | UnaryOp::Sinh
+            | UnaryOp::Cosh
+            | UnaryOp::Tanh
+            | UnaryOp::Arcsinh
+            | UnaryOp::Arccosh
+            | UnaryOp::Arctanh
+            | UnaryOp::Sigmoid
+            | UnaryOp::Erf
+            | UnaryOp::Gammaln
+            | UnaryOp::Digamma
+            | UnaryOp::Trigamma => true,
+            UnaryOp::Neg
+            | UnaryOp::Abs
+            | UnaryOp::Sign
+            | UnaryOp::Square
+            | UnaryOp::Floor
+            | UnaryOp::Ceil
+            | UnaryOp::Round
+            | UnaryOp::Not
+            | UnaryOp::StopGradient => false,
+        }
+    }
+
     /// Ops whose output is bool (`not`) or integral-valued with zero derivative.
     pub fn is_piecewise_constant(self) -> bool {
         matches!(
@@ -373,6 +451,32 @@ impl BinaryOp {
     /// Inverse of [`BinaryOp::name`].
     pub fn from_name(s: &str) -> Option<BinaryOp> {
         BinaryOp::ALL.iter().copied().find(|u| u.name() == s)
+    }
+
+    /// `op(a, b) = op(b, a)` for every pair of elements (NaN results included).
+    pub fn is_commutative(self) -> bool {
+        match self {
+            BinaryOp::Add
+            | BinaryOp::Mul
+            | BinaryOp::Maximum
+            | BinaryOp::Minimum
+            | BinaryOp::LogAddExp
+            | BinaryOp::Eq
+            | BinaryOp::Ne
+            | BinaryOp::And
+            | BinaryOp::Or
+            | BinaryOp::Xor => true,
+            BinaryOp::Sub
+            | BinaryOp::Div
+            | BinaryOp::FloorDiv
+            | BinaryOp::Mod
+            | BinaryOp::Pow
+            | BinaryOp::Arctan2
+            | BinaryOp::Lt
+            | BinaryOp::Le
+            | BinaryOp::Gt
+            | BinaryOp::Ge => false,
+        }
     }
 
     /// Comparisons and logical ops produce bool.

@@ -10,7 +10,7 @@
 //! (innermost reduced axis first, each fold from the op's identity) unless the kernel is
 //! split across threads, where partial folds are combined at the end.
 
-use autodiff_exec::special;
+use autodiff_ir::scalar as special;
 use autodiff_ir::{BinaryOp, DType, ReduceOp, UnaryOp};
 
 use crate::view::{gather_strided, Loc};
@@ -514,72 +514,71 @@ macro_rules! map2 {
     }};
 }
 
-/// `d = u(a)` elementwise, with the reference's definitions (transcendental functions from
-/// [`vmath`]: within 2 ulp of the correctly rounded result, not bit-equal to libm).
+/// `d = u(a)` elementwise: the IR's scalar definition ([`UnaryOp::eval_f64`]) except the
+/// transcendental functions taken from [`vmath`] (within 2 ulp of the correctly rounded
+/// result, special values exact, not bit-equal to libm; `tests/op_facts.rs` checks both).
 pub(crate) fn unary(u: UnaryOp, d: &mut [f64], a: &[f64]) {
     match u {
-        UnaryOp::Neg => map1!(d, a, |x: f64| -x),
-        UnaryOp::Abs => map1!(d, a, f64::abs),
-        UnaryOp::Sign => map1!(d, a, special::sign),
+        UnaryOp::Neg => map1!(d, a, |x: f64| UnaryOp::Neg.eval_f64(x)),
+        UnaryOp::Abs => map1!(d, a, |x: f64| UnaryOp::Abs.eval_f64(x)),
+        UnaryOp::Sign => map1!(d, a, |x: f64| UnaryOp::Sign.eval_f64(x)),
         UnaryOp::Exp => vmath::apply(Func::Exp, d, a),
         UnaryOp::Expm1 => vmath::apply(Func::Expm1, d, a),
         UnaryOp::Log => vmath::apply(Func::Log, d, a),
         UnaryOp::Log1p => vmath::apply(Func::Log1p, d, a),
         UnaryOp::Log2 => vmath::apply(Func::Log2, d, a),
         UnaryOp::Log10 => vmath::apply(Func::Log10, d, a),
-        UnaryOp::Sqrt => map1!(d, a, f64::sqrt),
-        UnaryOp::Square => map1!(d, a, |x: f64| x * x),
-        UnaryOp::Reciprocal => map1!(d, a, |x: f64| 1.0 / x),
+        UnaryOp::Sqrt => map1!(d, a, |x: f64| UnaryOp::Sqrt.eval_f64(x)),
+        UnaryOp::Square => map1!(d, a, |x: f64| UnaryOp::Square.eval_f64(x)),
+        UnaryOp::Reciprocal => map1!(d, a, |x: f64| UnaryOp::Reciprocal.eval_f64(x)),
         UnaryOp::Sin => vmath::apply(Func::Sin, d, a),
         UnaryOp::Cos => vmath::apply(Func::Cos, d, a),
-        UnaryOp::Tan => map1!(d, a, f64::tan),
-        UnaryOp::Arcsin => map1!(d, a, f64::asin),
-        UnaryOp::Arccos => map1!(d, a, f64::acos),
-        UnaryOp::Arctan => map1!(d, a, f64::atan),
+        UnaryOp::Tan => map1!(d, a, |x: f64| UnaryOp::Tan.eval_f64(x)),
+        UnaryOp::Arcsin => map1!(d, a, |x: f64| UnaryOp::Arcsin.eval_f64(x)),
+        UnaryOp::Arccos => map1!(d, a, |x: f64| UnaryOp::Arccos.eval_f64(x)),
+        UnaryOp::Arctan => map1!(d, a, |x: f64| UnaryOp::Arctan.eval_f64(x)),
         UnaryOp::Sinh => vmath::apply(Func::Sinh, d, a),
         UnaryOp::Cosh => vmath::apply(Func::Cosh, d, a),
         UnaryOp::Tanh => vmath::apply(Func::Tanh, d, a),
-        UnaryOp::Arcsinh => map1!(d, a, f64::asinh),
-        UnaryOp::Arccosh => map1!(d, a, f64::acosh),
-        UnaryOp::Arctanh => map1!(d, a, f64::atanh),
-        UnaryOp::Floor => map1!(d, a, f64::floor),
-        UnaryOp::Ceil => map1!(d, a, f64::ceil),
-        UnaryOp::Round => map1!(d, a, f64::round_ties_even),
+        UnaryOp::Arcsinh => map1!(d, a, |x: f64| UnaryOp::Arcsinh.eval_f64(x)),
+        UnaryOp::Arccosh => map1!(d, a, |x: f64| UnaryOp::Arccosh.eval_f64(x)),
+        UnaryOp::Arctanh => map1!(d, a, |x: f64| UnaryOp::Arctanh.eval_f64(x)),
+        UnaryOp::Floor => map1!(d, a, |x: f64| UnaryOp::Floor.eval_f64(x)),
+        UnaryOp::Ceil => map1!(d, a, |x: f64| UnaryOp::Ceil.eval_f64(x)),
+        UnaryOp::Round => map1!(d, a, |x: f64| UnaryOp::Round.eval_f64(x)),
         UnaryOp::Sigmoid => vmath::apply(Func::Sigmoid, d, a),
-        UnaryOp::Erf => map1!(d, a, special::erf),
-        UnaryOp::Gammaln => map1!(d, a, special::gammaln),
-        UnaryOp::Digamma => map1!(d, a, special::digamma),
-        UnaryOp::Trigamma => map1!(d, a, special::trigamma),
-        UnaryOp::Not => map1!(d, a, |x: f64| (x == 0.0) as u8 as f64),
+        UnaryOp::Erf => map1!(d, a, |x: f64| UnaryOp::Erf.eval_f64(x)),
+        UnaryOp::Gammaln => map1!(d, a, |x: f64| UnaryOp::Gammaln.eval_f64(x)),
+        UnaryOp::Digamma => map1!(d, a, |x: f64| UnaryOp::Digamma.eval_f64(x)),
+        UnaryOp::Trigamma => map1!(d, a, |x: f64| UnaryOp::Trigamma.eval_f64(x)),
+        UnaryOp::Not => map1!(d, a, |x: f64| UnaryOp::Not.eval_f64(x)),
         UnaryOp::StopGradient => d.copy_from_slice(a),
     }
 }
 
-/// `d = b(x, y)` elementwise, with the reference's definitions.
+/// `d = b(x, y)` elementwise: the IR's scalar definition ([`BinaryOp::eval_f64`]) except
+/// `logaddexp` from [`vmath`].
 pub(crate) fn binary(b: BinaryOp, d: &mut [f64], x: &[f64], y: &[f64]) {
     match b {
-        BinaryOp::Add => map2!(d, x, y, |p: f64, q: f64| p + q),
-        BinaryOp::Sub => map2!(d, x, y, |p: f64, q: f64| p - q),
-        BinaryOp::Mul => map2!(d, x, y, |p: f64, q: f64| p * q),
-        BinaryOp::Div => map2!(d, x, y, |p: f64, q: f64| p / q),
-        BinaryOp::FloorDiv => map2!(d, x, y, |p, q| special::divmod(p, q).0),
-        BinaryOp::Mod => map2!(d, x, y, |p, q| special::divmod(p, q).1),
-        BinaryOp::Pow => map2!(d, x, y, f64::powf),
-        BinaryOp::Maximum => map2!(d, x, y, special::maximum),
-        BinaryOp::Minimum => map2!(d, x, y, special::minimum),
-        BinaryOp::Arctan2 => map2!(d, x, y, f64::atan2),
+        BinaryOp::Add => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Add.eval_f64(p, q)),
+        BinaryOp::Sub => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Sub.eval_f64(p, q)),
+        BinaryOp::Mul => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Mul.eval_f64(p, q)),
+        BinaryOp::Div => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Div.eval_f64(p, q)),
+        BinaryOp::FloorDiv => map2!(d, x, y, |p: f64, q: f64| BinaryOp::FloorDiv.eval_f64(p, q)),
+        BinaryOp::Mod => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Mod.eval_f64(p, q)),
+        BinaryOp::Pow => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Pow.eval_f64(p, q)),
+        BinaryOp::Maximum => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Maximum.eval_f64(p, q)),
+        BinaryOp::Minimum => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Minimum.eval_f64(p, q)),
+        BinaryOp::Arctan2 => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Arctan2.eval_f64(p, q)),
         BinaryOp::LogAddExp => vmath::logaddexp(d, x, y),
-        BinaryOp::Lt => map2!(d, x, y, |p: f64, q: f64| (p < q) as u8 as f64),
-        BinaryOp::Le => map2!(d, x, y, |p: f64, q: f64| (p <= q) as u8 as f64),
-        BinaryOp::Gt => map2!(d, x, y, |p: f64, q: f64| (p > q) as u8 as f64),
-        BinaryOp::Ge => map2!(d, x, y, |p: f64, q: f64| (p >= q) as u8 as f64),
-        BinaryOp::Eq => map2!(d, x, y, |p: f64, q: f64| (p == q) as u8 as f64),
-        BinaryOp::Ne => map2!(d, x, y, |p: f64, q: f64| (p != q) as u8 as f64),
-        BinaryOp::And => map2!(d, x, y, |p: f64, q: f64| ((p != 0.0) && (q != 0.0)) as u8
-            as f64),
-        BinaryOp::Or => map2!(d, x, y, |p: f64, q: f64| ((p != 0.0) || (q != 0.0)) as u8
-            as f64),
-        BinaryOp::Xor => map2!(d, x, y, |p: f64, q: f64| ((p != 0.0) != (q != 0.0)) as u8
-            as f64),
+        BinaryOp::Lt => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Lt.eval_f64(p, q)),
+        BinaryOp::Le => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Le.eval_f64(p, q)),
+        BinaryOp::Gt => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Gt.eval_f64(p, q)),
+        BinaryOp::Ge => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Ge.eval_f64(p, q)),
+        BinaryOp::Eq => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Eq.eval_f64(p, q)),
+        BinaryOp::Ne => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Ne.eval_f64(p, q)),
+        BinaryOp::And => map2!(d, x, y, |p: f64, q: f64| BinaryOp::And.eval_f64(p, q)),
+        BinaryOp::Or => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Or.eval_f64(p, q)),
+        BinaryOp::Xor => map2!(d, x, y, |p: f64, q: f64| BinaryOp::Xor.eval_f64(p, q)),
     }
 }

@@ -184,35 +184,9 @@ pub struct Program {
 // used by the run that took the arena out of the pool.
 unsafe impl Send for Arena {}
 
+/// Fusable ops: the IR's one definition ([`Op::is_elementwise`]).
 fn is_elementwise(op: &Op) -> bool {
-    match op {
-        Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast(_) => true,
-        Op::Input(_)
-        | Op::Const(_)
-        | Op::Broadcast(_)
-        | Op::Reshape(_)
-        | Op::Transpose(_)
-        | Op::Reduce(..)
-        | Op::ArgMax(..)
-        | Op::Contract(_)
-        | Op::Slice(_)
-        | Op::SetSlice(_)
-        | Op::Gather(_)
-        | Op::ScatterAdd(_)
-        | Op::Scatter(_)
-        | Op::TakeAlong(_)
-        | Op::ScatterAlongAdd(_)
-        | Op::Concat(_)
-        | Op::Cumsum(_)
-        | Op::Cumprod(_)
-        | Op::ArgSort(_)
-        | Op::Solve
-        | Op::TriSolve(_)
-        | Op::Cholesky
-        | Op::Inv
-        | Op::Det
-        | Op::LogAbsDet => false,
-    }
+    op.is_elementwise()
 }
 
 /// Maximal runs of consecutive axes, e.g. `[0, 1, 3] -> [[0, 1], [3]]`.

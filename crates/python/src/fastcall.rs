@@ -1,12 +1,15 @@
 //! `CallTable`: the per-call hot path of a `Specializer` in Rust.
 //!
-//! It holds, for each signature of positional float64 arrays seen before (shapes only: the
-//! dtype is float64, native order, C-contiguous and aligned, the container is a plain
-//! argument), the specializations Python cached for it (most recent first), each with its
+//! It holds, for each signature of positional arguments seen before (float64 or float32
+//! arrays in native order, C-contiguous and aligned, floats, or exact lists/tuples of such
+//! arrays: containers, shapes and the programs' input dtypes), the specializations Python
+//! cached for it (most recent first), each with its
 //! compiled program, guards and *sources* (values read from outside the arguments). A call
 //! checks the arguments' types, shapes and dtypes, then the sources, runs the program,
 //! compares the guards and builds the output arrays — and returns `None` whenever anything
-//! does not match or is not cheap to decide, so that Python takes its general path. Being
+//! does not match or is not cheap to decide, so that Python takes its general path. A
+//! signature may carry a *plan* grouping the flat outputs as the caller's result (a
+//! `Gradient` of list arguments: one list of gradients per list). Being
 //! conservative is the contract: this path only ever answers where the Python path would
 //! have answered the same (same entry, same values).
 //!
@@ -49,6 +52,9 @@ struct Np {
     ndarray: usize,
     float64_scalar: usize,
     f64_descr: Py<PyAny>,
+    /// NumPy's float32 descriptor (float32 arguments are read and widened to f64, as
+    /// `Trace.run` converts them).
+    f32_descr: Py<PyAny>,
     empty: Py<PyAny>,
     /// `PyArray_NewFromDescr` from NumPy's C-API table (slot 94), when found and checked.
     new_from_descr: Option<NewFromDescr>,
@@ -118,6 +124,7 @@ fn np(py: Python<'_>) -> PyResult<&Np> {
             ndarray: ndarray.as_ptr() as usize,
             float64_scalar: m.getattr("float64")?.as_ptr() as usize,
             f64_descr: f64_descr.unbind(),
+            f32_descr: m.getattr("dtype")?.call1(("float32",))?.unbind(),
             empty: empty.unbind(),
             new_from_descr: find_new_from_descr(py, &ndarray),
             ok,
@@ -168,11 +175,25 @@ impl Np {
     }
 }
 
-/// A positional argument read as a float64 leaf: a C-contiguous aligned float64 ndarray
-/// (read in place) or a Python float / `numpy.float64` (0-d).
+/// A positional argument read as a leaf: a C-contiguous aligned float64 ndarray (read in
+/// place), a float32 one (widened to f64 for the run), or a Python float /
+/// `numpy.float64` (0-d).
 enum Leaf<'a> {
     Array { data: *const f64, dims: &'a [isize] },
+    ArrayF32 { data: *const f32, dims: &'a [isize] },
     Scalar(f64),
+}
+
+impl Leaf<'_> {
+    /// Whether this leaf is what the program reads for an input of `shape` and `dtype`
+    /// (`top`: the leaf is an argument itself, where a float may stand for a 0-d array).
+    fn fits(&self, shape: &[isize], dtype: DType, top: bool) -> bool {
+        match self {
+            Leaf::Array { dims, .. } => dtype == DType::F64 && *dims == shape,
+            Leaf::ArrayF32 { dims, .. } => dtype == DType::F32 && *dims == shape,
+            Leaf::Scalar(_) => dtype == DType::F64 && shape.is_empty() && top,
+        }
+    }
 }
 
 /// # Safety
@@ -182,7 +203,8 @@ unsafe fn leaf<'a>(np: &Np, obj: &'a Bound<'_, PyAny>) -> Option<Leaf<'a>> {
     let t = obj.get_type_ptr() as usize;
     if t == np.ndarray {
         let h = &*(obj.as_ptr() as *const ArrayHead);
-        if h.descr != np.f64_descr.as_ptr()
+        let f32 = h.descr == np.f32_descr.as_ptr();
+        if !(f32 || h.descr == np.f64_descr.as_ptr())
             || h.flags & (C_CONTIGUOUS | ALIGNED) != C_CONTIGUOUS | ALIGNED
         {
             return None;
@@ -192,9 +214,16 @@ unsafe fn leaf<'a>(np: &Np, obj: &'a Bound<'_, PyAny>) -> Option<Leaf<'a>> {
         } else {
             std::slice::from_raw_parts(h.dimensions, h.nd as usize)
         };
-        return Some(Leaf::Array {
-            data: h.data as *const f64,
-            dims,
+        return Some(if f32 {
+            Leaf::ArrayF32 {
+                data: h.data as *const f32,
+                dims,
+            }
+        } else {
+            Leaf::Array {
+                data: h.data as *const f64,
+                dims,
+            }
         });
     }
     if t == np.float64_scalar || t == std::ptr::addr_of_mut!(ffi::PyFloat_Type) as usize {
@@ -279,6 +308,35 @@ fn collect_leaves<'py>(
     true
 }
 
+/// The flat outputs grouped as `plan` says (the rest appended as they are); `None` when
+/// there are fewer outputs than the plan groups (Python decides then).
+fn regroup<'py>(
+    py: Python<'py>,
+    outs: Bound<'py, PyList>,
+    plan: &[Kind],
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let items: Vec<Bound<'py, PyAny>> = outs.iter().collect();
+    let mut grouped = Vec::with_capacity(plan.len());
+    let mut at = 0;
+    for kind in plan {
+        let n = match *kind {
+            Kind::Leaf => 1,
+            Kind::List(n) | Kind::Tuple(n) => n,
+        };
+        let Some(part) = items.get(at..at + n) else {
+            return Ok(None);
+        };
+        grouped.push(match *kind {
+            Kind::Leaf => part[0].clone(),
+            Kind::List(_) => PyList::new(py, part)?.into_any(),
+            Kind::Tuple(_) => PyTuple::new(py, part)?.into_any(),
+        });
+        at += n;
+    }
+    grouped.extend(items[at..].iter().cloned());
+    Ok(Some(PyList::new(py, grouped)?.into_any()))
+}
+
 /// Whether leaf `k` of the layout `kinds` is an argument itself (may be a float).
 fn top_level(kinds: &[Kind], k: usize) -> bool {
     let mut at = 0;
@@ -297,8 +355,14 @@ fn top_level(kinds: &[Kind], k: usize) -> bool {
 
 struct Group {
     kinds: Vec<Kind>,
+    /// How the caller's result groups the flat outputs (`__call__`): one item per entry,
+    /// a list/tuple of `n` outputs for `List(n)`/`Tuple(n)`, the rest appended as they are.
+    /// `None`: the flat output list is the result (only when every argument is a leaf).
+    plan: Option<Vec<Kind>>,
     /// Shapes of the leaves, flattened as `kinds` lays them out.
     shapes: Vec<Vec<isize>>,
+    /// The programs' input dtypes (float64 or float32), one per leaf.
+    dtypes: Vec<DType>,
     /// Tried in order: most recent trace first (as `Specializer.lookup`).
     entries: Vec<Entry>,
 }
@@ -459,29 +523,35 @@ impl CallTable {
 
     /// Registers the cache entries `[(compiled, info, checks), ...]` (oldest first) of the
     /// signature of float64 arrays of `shapes`. Returns whether they were taken (every
-    /// program input must be float64 of those shapes).
-    #[pyo3(signature = (shapes, entries, containers=None))]
+    /// program input must be float64 of those shapes). `containers`: `(type, n)` per
+    /// argument ("list"/"tuple" of n arrays, else one leaf); `plan`: the same per item of
+    /// the caller's result, grouping the flat outputs (see `Group::plan`).
+    #[pyo3(signature = (shapes, entries, containers=None, plan=None))]
     fn install(
         &self,
         py: Python<'_>,
         shapes: Vec<Vec<isize>>,
         entries: Vec<Bound<'_, PyAny>>,
         containers: Option<Vec<(String, usize)>>,
+        plan: Option<Vec<(String, usize)>>,
     ) -> PyResult<bool> {
         if !np(py)?.ok {
             return Ok(false);
         }
-        let kinds: Vec<Kind> = match containers {
-            None => vec![Kind::Leaf; shapes.len()],
-            Some(c) => c
-                .iter()
+        let parse = |c: &[(String, usize)]| -> Vec<Kind> {
+            c.iter()
                 .map(|(t, n)| match t.as_str() {
                     "list" => Kind::List(*n),
                     "tuple" => Kind::Tuple(*n),
                     _ => Kind::Leaf,
                 })
-                .collect(),
+                .collect()
         };
+        let kinds: Vec<Kind> = match &containers {
+            None => vec![Kind::Leaf; shapes.len()],
+            Some(c) => parse(c),
+        };
+        let plan = plan.as_deref().map(parse);
         let leaves: usize = kinds
             .iter()
             .map(|k| match *k {
@@ -493,6 +563,7 @@ impl CallTable {
             return Ok(false);
         }
         let mut parsed = Vec::with_capacity(entries.len());
+        let mut dtypes: Option<Vec<DType>> = None;
         for e in entries.iter().rev() {
             let Ok(trace) = e.get_item(0)?.downcast_into::<PyTrace>() else {
                 return Ok(false);
@@ -501,12 +572,18 @@ impl CallTable {
             let g = &t.data().graph;
             let fits = g.inputs.len() == shapes.len()
                 && g.inputs.iter().zip(&shapes).all(|(&n, s)| {
-                    g.dtype(n) == DType::F64
+                    matches!(g.dtype(n), DType::F64 | DType::F32)
                         && g.shape(n).len() == s.len()
                         && g.shape(n).iter().zip(s).all(|(&a, &b)| a as isize == b)
                 });
             if !fits || t.run_program().is_err() {
                 return Ok(false);
+            }
+            // every entry of one signature reads the same dtypes
+            let these: Vec<DType> = g.inputs.iter().map(|&n| g.dtype(n)).collect();
+            match &dtypes {
+                Some(d) if *d != these => return Ok(false),
+                _ => dtypes = Some(these),
             }
             let small = g.outputs.iter().all(|&o| {
                 g.dtype(o) == DType::F64
@@ -529,16 +606,23 @@ impl CallTable {
                 out_shapes,
             });
         }
+        let Some(dtypes) = dtypes else {
+            return Ok(false);
+        };
         let group = Arc::new(Group {
             kinds,
+            plan,
             shapes,
+            dtypes,
             entries: parsed,
         });
         let mut lock = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         let mut next: Vec<Arc<Group>> = vec![group.clone()];
         next.extend(
             lock.iter()
-                .filter(|g| g.shapes != group.shapes || g.kinds != group.kinds)
+                .filter(|g| {
+                    g.shapes != group.shapes || g.kinds != group.kinds || g.dtypes != group.dtypes
+                })
                 .take(MAX_GROUPS - 1)
                 .cloned(),
         );
@@ -595,14 +679,20 @@ impl CallTable {
         *lock = Arc::new(vec![]);
     }
 
-    /// The outputs (a list of arrays) of the call `f(*args)`, or `None` when the general
-    /// path must decide.
+    /// The caller's result of `f(*args)`: the outputs (a list of arrays), grouped by the
+    /// signature's plan when it has one; or `None` when the general path must decide.
     fn __call__<'py>(
         &self,
         py: Python<'py>,
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        Ok(self.call(py, args, true)?.map(|(outs, _)| outs))
+        let Some((outs, _, group)) = self.call(py, args, true)? else {
+            return Ok(None);
+        };
+        match &group.plan {
+            None => Ok(Some(outs)),
+            Some(plan) => regroup(py, outs.downcast_into::<PyList>()?, plan),
+        }
     }
 
     /// As `Specializer.lookup`: `(outputs, info, compiled)`, or `None`.
@@ -611,7 +701,7 @@ impl CallTable {
         py: Python<'py>,
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let Some((outs, obj)) = self.call(py, args, false)? else {
+        let Some((outs, obj, _)) = self.call(py, args, false)? else {
             return Ok(None);
         };
         let obj = obj.bind(py);
@@ -623,14 +713,15 @@ impl CallTable {
 }
 
 impl CallTable {
-    /// `leaves_only`: only signatures whose arguments are leaves themselves (the output
-    /// list is then the caller's result as it is).
+    /// `grouped`: only signatures whose arguments are leaves themselves or that have a
+    /// plan (the caller's result is then the output list, or its regrouping).
+    #[allow(clippy::type_complexity)]
     fn call<'py>(
         &self,
         py: Python<'py>,
         args: &Bound<'py, PyTuple>,
-        leaves_only: bool,
-    ) -> PyResult<Option<(Bound<'py, PyAny>, Py<PyAny>)>> {
+        grouped: bool,
+    ) -> PyResult<Option<(Bound<'py, PyAny>, Py<PyAny>, Arc<Group>)>> {
         shield("the call path", || {
             let np = np(py)?;
             if !np.ok {
@@ -640,21 +731,18 @@ impl CallTable {
             let mut leaves = Vec::with_capacity(args.len());
             // The signature: containers, types, dtypes and shapes (no Python code runs).
             let group = groups.iter().find(|g| {
-                if leaves_only && g.kinds.iter().any(|k| *k != Kind::Leaf) {
+                if grouped && g.plan.is_none() && g.kinds.iter().any(|k| *k != Kind::Leaf) {
                     return false;
                 }
                 collect_leaves(args, &g.kinds, &mut leaves)
                     && leaves.len() == g.shapes.len()
                     && leaves.iter().zip(&g.shapes).enumerate().all(|(k, (a, s))| {
                         // SAFETY: GIL held, `a` alive, pointers not kept.
-                        match unsafe { leaf(np, a) } {
-                            Some(Leaf::Array { dims, .. }) => dims == s.as_slice(),
-                            Some(Leaf::Scalar(_)) => s.is_empty() && top_level(&g.kinds, k),
-                            None => false,
-                        }
+                        unsafe { leaf(np, a) }
+                            .is_some_and(|l| l.fits(s, g.dtypes[k], top_level(&g.kinds, k)))
                     })
             });
-            let Some(group) = group else {
+            let Some(group) = group.cloned() else {
                 return Ok(None);
             };
             drop(leaves);
@@ -664,8 +752,8 @@ impl CallTable {
                     Stale::Yes => continue,
                     Stale::Unsure => return Ok(None),
                 }
-                if let Some(outs) = self.run_entry(py, np, e, group, args)? {
-                    return Ok(Some((outs, e.obj.clone_ref(py))));
+                if let Some(outs) = self.run_entry(py, np, e, &group, args)? {
+                    return Ok(Some((outs, e.obj.clone_ref(py), group.clone())));
                 }
             }
             Ok(None)
@@ -713,25 +801,39 @@ impl CallTable {
         {
             return Ok(None);
         }
+        // float32 arguments widened to f64 (exact), as `Trace.run` converts them
+        let mut widened: Vec<Vec<f64>> = vec![];
         let mut slices: Vec<&[f64]> = Vec::with_capacity(n);
         for (k, (a, s)) in leaves.iter().zip(shapes).enumerate() {
             // SAFETY: GIL held, `a` alive (`leaves` holds it); the pointers are used only
             // until the run ends, with no Python code in between.
-            match unsafe { leaf(np, a) } {
-                Some(Leaf::Array { data, dims }) if dims == s.as_slice() => {
-                    let len: usize = s.iter().product::<isize>() as usize;
+            let l = match unsafe { leaf(np, a) } {
+                Some(l) if l.fits(s, group.dtypes[k], top_level(&group.kinds, k)) => l,
+                _ => return Ok(None),
+            };
+            let len: usize = s.iter().product::<isize>() as usize;
+            match l {
+                Leaf::Array { data, .. } => {
                     // SAFETY: a C-contiguous aligned float64 array of the checked shape.
                     slices.push(unsafe { std::slice::from_raw_parts(data, len) });
                 }
-                Some(Leaf::Scalar(v)) if s.is_empty() && top_level(&group.kinds, k) => {
+                Leaf::ArrayF32 { data, .. } => {
+                    // SAFETY: a C-contiguous aligned float32 array of the checked shape.
+                    let src = unsafe { std::slice::from_raw_parts(data, len) };
+                    widened.push(src.iter().map(|&v| v as f64).collect());
+                    slices.push(&[]); // filled below (`widened` must stop growing first)
+                }
+                Leaf::Scalar(v) => {
                     scalars[k] = v;
                     slices.push(&[]); // filled below (the scalars must stop moving first)
                 }
-                _ => return Ok(None),
             }
         }
+        let mut next_wide = widened.iter();
         for (k, sl) in slices.iter_mut().enumerate() {
-            if sl.is_empty() && shapes[k].is_empty() {
+            if group.dtypes[k] == DType::F32 {
+                *sl = next_wide.next().map(|w| w.as_slice()).unwrap_or(&[]);
+            } else if sl.is_empty() && shapes[k].is_empty() {
                 *sl = std::slice::from_ref(&scalars[k]);
             }
         }

@@ -5,6 +5,7 @@
 //! and lower crates on it.
 
 mod fastcall;
+mod optim;
 mod traced;
 
 use pyo3::prelude::*;
@@ -69,6 +70,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(trace, m)?)?;
     m.add_function(wrap_pyfunction!(_interrupt, m)?)?;
     m.add_function(wrap_pyfunction!(_registry, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::lbfgsb, m)?)?;
     m.add_class::<PyTrace>()?;
     m.add_class::<fastcall::CallTable>()?;
     m.add(

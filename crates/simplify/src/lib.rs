@@ -4,9 +4,11 @@
 //! fresh, compact graph that computes the same values as the given outputs: it holds only
 //! what those outputs need, the same inputs in the same order with the same names, and its
 //! `outputs` set. The rewriter is hand-written: each pass rebuilds the graph bottom-up through
-//! a smart constructor ([`rules`]) that applies local rules, and passes repeat until the graph
-//! stops changing (a bounded number of times). Hash-consing makes equal subterms one node, so
-//! rebuilding is also common-subexpression elimination.
+//! a smart constructor (`rules::Rewriter`) that applies local rules, and passes repeat until
+//! the graph stops changing (a bounded number of times). Hash-consing makes equal subterms
+//! one node, so rebuilding is also common-subexpression elimination. Rules are named data,
+//! one file per phase (`rules/`); a phase is the list of rule tables it tries, in order
+//! (`PHASES`); [`all_rule_names`] lists them and [`simplify_traced`] reports which fired.
 //!
 //! Phases, in order:
 //! 1. **canonicalize** – constant folding, identities (`x+0`, `x*1`, `x**1`, `--x`, ...),
@@ -45,12 +47,45 @@ pub enum Phase {
     Specialize,
 }
 
-/// Passes per phase at most (each pass rewrites the whole graph).
-const PHASES: [(Phase, usize); 3] = [
-    (Phase::Canonicalize, 16),
-    (Phase::Stabilize, 16),
-    (Phase::Specialize, 4),
+/// One phase as data: its rule tables (tried in order, the first replacement wins) and
+/// how many passes it may take at most (each pass rewrites the whole graph).
+struct PhaseSpec {
+    phase: Phase,
+    rules: rules::PhaseRules,
+    passes: usize,
+}
+
+/// The phases, in order.
+const PHASES: [PhaseSpec; 3] = [
+    PhaseSpec {
+        phase: Phase::Canonicalize,
+        rules: &[rules::canonicalize::RULES],
+        passes: 16,
+    },
+    PhaseSpec {
+        phase: Phase::Stabilize,
+        rules: &[rules::stabilize::RULES, rules::canonicalize::RULES],
+        passes: 16,
+    },
+    PhaseSpec {
+        phase: Phase::Specialize,
+        rules: &[rules::specialize::RULES],
+        passes: 4,
+    },
 ];
+
+pub use rules::all_rule_names;
+
+/// Each phase's rules indexed by op kind, built once per process.
+fn index(phase: usize) -> &'static rules::RuleIndex {
+    static INDEX: std::sync::OnceLock<Vec<rules::RuleIndex>> = std::sync::OnceLock::new();
+    &INDEX.get_or_init(|| {
+        PHASES
+            .iter()
+            .map(|p| rules::RuleIndex::new(p.rules))
+            .collect()
+    })[phase]
+}
 
 /// Simplifies for execution: the cheapest equivalent graph of `outputs`.
 pub fn simplify(g: &Graph, outputs: &[NodeId]) -> (Graph, Vec<NodeId>) {
@@ -64,20 +99,82 @@ pub fn simplify_for_print(g: &Graph, outputs: &[NodeId]) -> (Graph, Vec<NodeId>)
 
 /// Runs every phase to its fixed point for the given goal.
 pub fn simplify_with(g: &Graph, outputs: &[NodeId], goal: Goal) -> (Graph, Vec<NodeId>) {
-    let (mut g, mut outs) = rebuild(g, outputs, None, goal);
-    for (phase, passes) in PHASES {
-        for _ in 0..passes {
-            let (g1, o1) = rebuild(&g, &outs, Some(phase), goal);
-            let (g2, o2) = rebuild(&g1, &o1, None, goal);
-            let done = o2 == outs && same_graph(&g, &g2);
-            (g, outs) = (g2, o2);
-            if done {
-                break;
-            }
-        }
+    run_phases(g, outputs, goal, &mut None)
+}
+
+/// [`simplify_with`], also returning the names of the rules that fired (in order, with
+/// repeats), with the phase each fired in: for tests and for explaining a result.
+pub fn simplify_traced(
+    g: &Graph,
+    outputs: &[NodeId],
+    goal: Goal,
+) -> (Graph, Vec<NodeId>, Vec<(Phase, &'static str)>) {
+    let mut fired = Some(vec![]);
+    let (g, outs) = run_phases(g, outputs, goal, &mut fired);
+    (g, outs, fired.unwrap_or_default())
+}
+
+/// Runs one phase alone (to its fixed point) on `g`, returning the rules that fired: for
+/// tests of single rules (`tests/rules.rs`).
+pub fn simplify_phase(
+    g: &Graph,
+    outputs: &[NodeId],
+    phase: Phase,
+    goal: Goal,
+) -> (Graph, Vec<NodeId>, Vec<&'static str>) {
+    let k = PHASES
+        .iter()
+        .position(|p| p.phase == phase)
+        .expect("every phase has a spec");
+    let mut fired = Some(vec![]);
+    let (g, outs) = rebuild(g, outputs, None, goal, &mut None);
+    let (mut g, outs) = run_phase(k, g, outs, goal, &mut fired);
+    g.outputs = outs.clone();
+    let names = fired
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    (g, outs, names)
+}
+
+fn run_phases(
+    g: &Graph,
+    outputs: &[NodeId],
+    goal: Goal,
+    fired: &mut Option<Vec<(Phase, &'static str)>>,
+) -> (Graph, Vec<NodeId>) {
+    let (mut g, mut outs) = rebuild(g, outputs, None, goal, &mut None);
+    for k in 0..PHASES.len() {
+        (g, outs) = run_phase(k, g, outs, goal, fired);
     }
     g.outputs = outs.clone();
     debug_assert!(autodiff_ir::verify::verify(&g).is_ok());
+    (g, outs)
+}
+
+/// Passes of phase `k` until the graph stops changing (at most its `passes`).
+fn run_phase(
+    k: usize,
+    mut g: Graph,
+    mut outs: Vec<NodeId>,
+    goal: Goal,
+    fired: &mut Option<Vec<(Phase, &'static str)>>,
+) -> (Graph, Vec<NodeId>) {
+    let spec = &PHASES[k];
+    for _ in 0..spec.passes {
+        let mut names = fired.as_ref().map(|_| vec![]);
+        let (g1, o1) = rebuild(&g, &outs, Some(index(k)), goal, &mut names);
+        if let (Some(all), Some(names)) = (fired.as_mut(), names) {
+            all.extend(names.into_iter().map(|n| (spec.phase, n)));
+        }
+        let (g2, o2) = rebuild(&g1, &o1, None, goal, &mut None);
+        let done = o2 == outs && same_graph(&g, &g2);
+        (g, outs) = (g2, o2);
+        if done {
+            break;
+        }
+    }
     (g, outs)
 }
 
@@ -102,16 +199,18 @@ pub fn reachable(g: &Graph, outputs: &[NodeId]) -> Vec<bool> {
     seen
 }
 
-/// Copies what `outputs` need into a fresh graph, through the rules of `phase` (a plain
-/// compacting copy when `None`).
+/// Copies what `outputs` need into a fresh graph, through `rules` (a plain compacting copy
+/// when `None`); the names of the rules that fire are pushed to `fired` when it is `Some`.
 fn rebuild(
     g: &Graph,
     outputs: &[NodeId],
-    phase: Option<Phase>,
+    rules: Option<&'static rules::RuleIndex>,
     goal: Goal,
+    fired: &mut Option<Vec<&'static str>>,
 ) -> (Graph, Vec<NodeId>) {
     let reach = reachable(g, outputs);
-    let mut rw = rules::Rewriter::new(phase, goal);
+    let mut rw = rules::Rewriter::new(rules, goal);
+    rw.fired = fired.take();
     let mut map: Vec<Option<NodeId>> = vec![None; g.len()];
     for (k, &inp) in g.inputs.iter().enumerate() {
         let n = g.node(inp);
@@ -133,6 +232,7 @@ fn rebuild(
         };
         map[i] = Some(new);
     }
+    *fired = rw.fired.take();
     let mut g2 = rw.g;
     let mut names: Vec<_> = g.names.iter().collect();
     names.sort();

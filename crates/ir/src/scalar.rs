@@ -1,10 +1,22 @@
-//! Special functions and NumPy's elementwise arithmetic quirks, written out so that the
-//! reference evaluator depends on nothing but `std`.
+//! The scalar semantics of every elementwise op: the one definition of what `u(x)` and
+//! `b(x, y)` compute for one element held as f64 ([`UnaryOp::eval_f64`],
+//! [`BinaryOp::eval_f64`]), with NumPy's conventions (`np.sign(-0.0)` is `+0.0`, maximum and
+//! minimum propagate NaN, floor division and `%` follow `npy_divmod`, sigmoid is
+//! `scipy.special.expit` without overflow at ±800, `logaddexp` is `npy_logaddexp`), plus the
+//! special functions (`erf`, `gammaln`, `digamma`, `trigamma`) written out so that nothing
+//! but `std` is needed.
+//!
+//! Who calls it: the reference evaluator (`exec`) maps it over arrays, the constant folder
+//! (`simplify`) folds with it, and the fast path (`lower`) uses it for every op it does not
+//! take from its vectorized kernels (those are tested against it). The caller rounds the
+//! result to the node's dtype ([`crate::DType::round`]); an f64 result is exact for bool and
+//! for int64 below 2^53.
 //!
 //! Accuracy (checked in the tests against SciPy/`math` values): `erf` ~1e-15 relative,
 //! `gammaln` ~1e-14 relative away from its zeros at 1 and 2 (~1e-15 absolute near them),
 //! `digamma` ~1e-14 relative away from its root near 1.4616.
 
+use crate::{BinaryOp, UnaryOp};
 use std::f64::consts::{FRAC_2_SQRT_PI, PI};
 
 /// The error function. Power series `erf x = 2/√π e^{-x²} Σ 2ⁿ x^{2n+1} / (2n+1)!!` (all
@@ -258,20 +270,174 @@ pub fn sign(x: f64) -> f64 {
     }
 }
 
-/// `np.maximum`: NaN-propagating; +0 is above -0.
+/// `np.maximum`: NaN-propagating; of two equal values (`0.0` and `-0.0`) the second, as
+/// NumPy's loops return it (`a > b ? a : b`).
 pub fn maximum(a: f64, b: f64) -> f64 {
-    if a.is_nan() || a > b || (a == b && b.is_sign_negative()) {
+    if a.is_nan() || a > b {
         a
     } else {
         b
     }
 }
 
-/// `np.minimum`: NaN-propagating; -0 is below +0.
+/// `np.minimum`: NaN-propagating; of two equal values the second, like NumPy.
 pub fn minimum(a: f64, b: f64) -> f64 {
-    if a.is_nan() || a < b || (a == b && a.is_sign_negative()) {
+    if a.is_nan() || a < b {
         a
     } else {
         b
+    }
+}
+
+/// `np.arcsinh` as C's `asinh` computes it (fdlibm's method, which glibc uses): no overflow
+/// at `f64::MAX` (Rust's `f64::asinh` returns inf there) and `-0.0` kept.
+pub fn asinh(x: f64) -> f64 {
+    let ax = x.abs();
+    if !ax.is_finite() || ax < TWO_M28 {
+        return x; // ±inf, NaN; tiny x (and ±0) are their own asinh
+    }
+    let w = if ax > TWO_P28 {
+        ax.ln() + std::f64::consts::LN_2
+    } else if ax > 2.0 {
+        (2.0 * ax + 1.0 / ((x * x + 1.0).sqrt() + ax)).ln()
+    } else {
+        let t = x * x;
+        (ax + t / (1.0 + (1.0 + t).sqrt())).ln_1p()
+    };
+    w.copysign(x)
+}
+
+/// `np.arccosh` as C's `acosh` computes it (fdlibm's method): no overflow at `f64::MAX`.
+pub fn acosh(x: f64) -> f64 {
+    if x.is_nan() || x < 1.0 {
+        return f64::NAN;
+    }
+    if x >= TWO_P28 {
+        return if x.is_infinite() {
+            x
+        } else {
+            x.ln() + std::f64::consts::LN_2
+        };
+    }
+    if x == 1.0 {
+        return 0.0;
+    }
+    if x > 2.0 {
+        (2.0 * x - 1.0 / (x + (x * x - 1.0).sqrt())).ln()
+    } else {
+        let t = x - 1.0;
+        (t + (2.0 * t + t * t).sqrt()).ln_1p()
+    }
+}
+
+/// `np.arctanh` as C's `atanh` computes it (fdlibm's method).
+pub fn atanh(x: f64) -> f64 {
+    let ax = x.abs();
+    if x.is_nan() || ax > 1.0 {
+        return f64::NAN;
+    }
+    if ax == 1.0 {
+        return x / 0.0;
+    }
+    if ax < TWO_M28 {
+        return x;
+    }
+    let w = if ax < 0.5 {
+        let t = ax + ax;
+        0.5 * (t + t * ax / (1.0 - ax)).ln_1p()
+    } else {
+        0.5 * ((ax + ax) / (1.0 - ax)).ln_1p()
+    };
+    w.copysign(x)
+}
+
+const TWO_M28: f64 = 3.725290298461914e-9; // 2^-28
+const TWO_P28: f64 = 268435456.0; // 2^28
+
+/// `true` as 1.0, `false` as 0.0 (bool values are held as f64).
+fn truth(c: bool) -> f64 {
+    c as u8 as f64
+}
+
+impl UnaryOp {
+    /// `self(x)` for one element: the definition every evaluator and the constant folder
+    /// share (libm for the elementary functions).
+    // always inlined: the fast path calls it with a literal op inside its per-element
+    // loops, where the match must fold away for the loop to vectorize
+    #[inline(always)]
+    pub fn eval_f64(self, x: f64) -> f64 {
+        match self {
+            UnaryOp::Neg => -x,
+            UnaryOp::Abs => x.abs(),
+            UnaryOp::Sign => sign(x),
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Expm1 => x.exp_m1(),
+            UnaryOp::Log => x.ln(),
+            UnaryOp::Log1p => x.ln_1p(),
+            UnaryOp::Log2 => x.log2(),
+            UnaryOp::Log10 => x.log10(),
+            UnaryOp::Sqrt => x.sqrt(),
+            UnaryOp::Square => x * x,
+            UnaryOp::Reciprocal => 1.0 / x,
+            UnaryOp::Sin => x.sin(),
+            UnaryOp::Cos => x.cos(),
+            UnaryOp::Tan => x.tan(),
+            UnaryOp::Arcsin => x.asin(),
+            UnaryOp::Arccos => x.acos(),
+            UnaryOp::Arctan => x.atan(),
+            UnaryOp::Sinh => x.sinh(),
+            UnaryOp::Cosh => x.cosh(),
+            UnaryOp::Tanh => x.tanh(),
+            UnaryOp::Arcsinh => asinh(x),
+            UnaryOp::Arccosh => acosh(x),
+            UnaryOp::Arctanh => atanh(x),
+            UnaryOp::Floor => x.floor(),
+            UnaryOp::Ceil => x.ceil(),
+            // half to even, like np.round
+            UnaryOp::Round => x.round_ties_even(),
+            UnaryOp::Sigmoid => sigmoid(x),
+            UnaryOp::Erf => erf(x),
+            UnaryOp::Gammaln => gammaln(x),
+            UnaryOp::Digamma => digamma(x),
+            UnaryOp::Trigamma => trigamma(x),
+            UnaryOp::Not => truth(x == 0.0),
+            UnaryOp::StopGradient => x,
+        }
+    }
+}
+
+impl BinaryOp {
+    /// `self(a, b)` for one element of either operand: the definition every evaluator and
+    /// the constant folder share. Integer operands are held as f64 too: `int // 0` and
+    /// `int % 0` give a non-finite value here that int64 rounding turns into NumPy's 0;
+    /// integers to negative powers are refused by the callers before this is reached.
+    // always inlined: the fast path calls it with a literal op inside its per-element
+    // loops, where the match must fold away for the loop to vectorize
+    #[inline(always)]
+    pub fn eval_f64(self, a: f64, b: f64) -> f64 {
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+            // floor(a / b), NumPy's divmod quotient
+            BinaryOp::FloorDiv => divmod(a, b).0,
+            // a - b floor(a / b): the sign of the divisor
+            BinaryOp::Mod => divmod(a, b).1,
+            BinaryOp::Pow => a.powf(b),
+            BinaryOp::Maximum => maximum(a, b),
+            BinaryOp::Minimum => minimum(a, b),
+            BinaryOp::Arctan2 => a.atan2(b),
+            BinaryOp::LogAddExp => logaddexp(a, b),
+            BinaryOp::Lt => truth(a < b),
+            BinaryOp::Le => truth(a <= b),
+            BinaryOp::Gt => truth(a > b),
+            BinaryOp::Ge => truth(a >= b),
+            BinaryOp::Eq => truth(a == b),
+            BinaryOp::Ne => truth(a != b),
+            BinaryOp::And => truth(a != 0.0 && b != 0.0),
+            BinaryOp::Or => truth(a != 0.0 || b != 0.0),
+            BinaryOp::Xor => truth((a != 0.0) != (b != 0.0)),
+        }
     }
 }
