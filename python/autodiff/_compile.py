@@ -19,6 +19,7 @@ from collections import OrderedDict, deque
 import numpy as np
 
 from . import _core, _tree
+from ._markers import constant, escape, tag
 from .errors import TraceError
 
 MAX_SIGNATURES = 64
@@ -28,12 +29,10 @@ MAX_LOG = 1000
 
 
 def _markers():
-    from . import api
-
     return {
-        "constant": api.constant,
-        "escape": api.escape,
-        "tag": api.tag,
+        "constant": constant,
+        "escape": escape,
+        "tag": tag,
         "_sentinel": object(),
     }
 

@@ -22,6 +22,29 @@ def trace(
     outside the arguments (sources)."""
 
 def _interrupt() -> None: ...
+def num_threads() -> int:
+    """Threads the engine's large kernels run on (`AUTODIFF_NUM_THREADS`, else one per core)."""
+
+def _registry() -> list[tuple[str, str, str | None]]:
+    """The capture table's registry: `(name, family, parameter list or None)` per entry."""
+
+def lbfgsb(
+    fun: Callable[[], Any],
+    xbuf: NDArray[np.float64],
+    x0: Sequence[float],
+    lower: Sequence[float],
+    upper: Sequence[float],
+    sizes: Sequence[int],
+    m: int,
+    factr: float,
+    pgtol: float,
+    maxiter: int,
+    maxfun: int,
+    maxls: int,
+    progress: Callable[[int, int, float, float, float], Any] | None = None,
+) -> dict[str, Any]:
+    """Native L-BFGS-B over `fun` (reads the point from `xbuf`, returns loss and gradients)."""
+
 @final
 class Trace:
     """A traced graph with its guards and tags; transforms return new traces."""

@@ -5,33 +5,18 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _export, _tree
 from ._compile import Specializer, arg_names, directional_check
+from ._markers import constant, escape, tag  # noqa: F401 (exported)
 from .errors import NotScalarError, WrtError
 
 if TYPE_CHECKING:
     from ._core import Trace
     from .display import Drawing
-
-_T = TypeVar("_T")
-
-
-def constant(x: _T) -> _T:
-    """Marks `x` as a constant inside a traced function: no gradient flows through it."""
-    return x
-
-
-escape = constant
-
-
-def tag(x: _T, name: str) -> _T:
-    """Names an intermediate value so that `Gradient(..., wrt=name)` can target it."""
-    return x
-
 
 class _Traced:
     """Common machinery: a specializer and readable printing of the latest trace."""

@@ -921,7 +921,7 @@ impl CallTable {
                 shape: g.shape(o).clone(),
                 data: v,
             };
-            outs.push(crate::convert::tensor_into_numpy(py, t)?);
+            outs.push(autodiff_capture::convert::tensor_into_numpy(py, t)?);
         }
         Ok(Some(PyList::new(py, outs)?.into_any()))
     }

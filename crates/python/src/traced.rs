@@ -7,7 +7,7 @@ use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::convert;
+use autodiff_capture::convert;
 
 /// The Rust side of a trace: graph (with `outputs`), guards and tagged values.
 #[derive(Clone)]
@@ -32,25 +32,14 @@ pub fn shield<T>(what: &str, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
         Ok(r) => r,
         Err(p) => {
             let msg = panic_text(&*p);
-            Err(crate::capture::TraceError::new_err(format!(
+            Err(autodiff_capture::TraceError::new_err(format!(
                 "internal error in {what}: {msg}. This is a bug in pyautodiff; please report it"
             )))
         }
     }
 }
 
-/// The message of a caught panic, with where it happened when the hook recorded it.
-pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    let msg = p
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
-    match crate::last_panic_location() {
-        Some(at) => format!("{msg} at {at}"),
-        None => msg,
-    }
-}
+pub use autodiff_capture::panics::panic_text;
 
 /// An input of the fast path: a borrowed NumPy buffer or a converted tensor.
 enum Arg {
@@ -106,7 +95,7 @@ fn transform_err(e: impl std::fmt::Display) -> PyErr {
         Some((w, l)) => (w.to_string(), format!("\n  at {l}")),
         None => (e, String::new()),
     };
-    crate::capture::TraceError::new_err(format!(
+    autodiff_capture::TraceError::new_err(format!(
         "cannot differentiate: {what}. If this value's derivative is not needed, keep it \
          out of the derivative with autodiff.constant(...){loc}"
     ))

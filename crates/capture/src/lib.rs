@@ -20,10 +20,14 @@
 
 pub mod code;
 mod compose;
+pub mod convert;
+mod entry;
 mod funcs;
 mod index;
 mod interp;
 mod nested;
+pub mod panics;
+pub mod registry;
 mod sig;
 mod table;
 
@@ -34,10 +38,32 @@ use autodiff_ir::{DType, Graph, NodeId, Shape, SliceDim, Tensor};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PyTuple};
 
-use crate::convert;
 use code::Code;
+pub use entry::{trace, CaptureError, Captured, Source, TraceCall};
+pub use funcs::parse_einsum;
 
 pyo3::create_exception!(_core, TraceError, pyo3::exceptions::PyException);
+
+/// A generator created by traced code; it runs only inside the engine. Not `unsendable`:
+/// touching it from another thread must raise the `TraceError` below, not pyo3's
+/// `PanicException` (it holds only an index, so any thread may see it).
+#[pyclass(frozen, module = "autodiff._core")]
+pub struct TracedGen {
+    pub idx: usize,
+}
+
+#[pymethods]
+impl TracedGen {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+    fn __next__(&self) -> PyResult<PyObject> {
+        Err(TraceError::new_err(
+            "a generator made inside a traced function was iterated outside of it; \
+             consume it (list(...)) inside the function",
+        ))
+    }
+}
 
 /// A value on the interpreter's stack or in a local slot. `obj == None` is CPython's NULL.
 #[derive(Clone)]

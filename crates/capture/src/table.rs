@@ -11,8 +11,8 @@ use autodiff_ir::{BinaryOp, DType, NodeId, Op, ReduceOp, Shape, UnaryOp};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PyTuple};
 
-use super::interp::TracedGen;
-use super::{type_name, unsupported, Res, Tracer, Val};
+use super::sig::Call;
+use super::{type_name, unsupported, Res, TracedGen, Tracer, Val};
 use crate::convert;
 
 pub enum Unary {
@@ -21,134 +21,29 @@ pub enum Unary {
     Invert,
 }
 
-/// Callables recognised by identity, with the canonical name their handler matches on.
-pub struct Table {
+/// Callables recognised by identity, resolved once per process from the registry.
+pub struct Known {
+    /// The canonical name (the registry entry's) of each callable, by address.
     by_id: HashMap<usize, &'static str>,
+    /// Keeps each recognised callable alive, so its address is never reused.
     _keep: Vec<Py<PyAny>>,
     /// C callables with a pure-Python stand-in (`autodiff/_pure.py`, `REPLACE`),
     /// interpreted when they receive traced values.
     pure: HashMap<usize, Py<PyAny>>,
     /// The module holding the stand-ins.
     pure_mod: Option<Py<PyModule>>,
+}
+
+/// The table as one trace sees it: the process-wide [`Known`] callables, the markers
+/// of this trace, and the stand-ins running now.
+pub struct Table {
+    known: &'static Known,
+    /// The `autodiff` markers (`constant`, `escape`, `tag`) passed to this trace.
+    markers: HashMap<usize, &'static str>,
     /// Stand-ins being interpreted: a call to the original from inside its own stand-in
     /// goes to the original.
     active: Vec<usize>,
 }
-
-const NP_FUNCS: &[&str] = &[
-    "sum",
-    "mean",
-    "prod",
-    "max",
-    "amax",
-    "min",
-    "amin",
-    "std",
-    "var",
-    "dot",
-    "matmul",
-    "tensordot",
-    "einsum",
-    "outer",
-    "inner",
-    "vdot",
-    "reshape",
-    "ravel",
-    "transpose",
-    "swapaxes",
-    "moveaxis",
-    "expand_dims",
-    "squeeze",
-    "concatenate",
-    "stack",
-    "hstack",
-    "vstack",
-    "column_stack",
-    "where",
-    "clip",
-    "zeros_like",
-    "ones_like",
-    "full_like",
-    "full",
-    "result_type",
-    "ndim",
-    "shape",
-    "size",
-    "isscalar",
-    "iscomplexobj",
-    "isrealobj",
-    "broadcast_shapes",
-    "promote_types",
-    "empty_like",
-    "asarray",
-    "array",
-    "asanyarray",
-    "ascontiguousarray",
-    "copy",
-    "cumsum",
-    "cumprod",
-    "diff",
-    "sort",
-    "argsort",
-    "partition",
-    "argpartition",
-    "argmax",
-    "argmin",
-    "repeat",
-    "tile",
-    "trace",
-    "diag",
-    "diagonal",
-    "take",
-    "take_along_axis",
-    "broadcast_to",
-    "flip",
-    "fliplr",
-    "flipud",
-    "triu",
-    "tril",
-    "atleast_1d",
-    "atleast_2d",
-    "round",
-    "around",
-    "float64",
-    "float32",
-    "average",
-    "rot90",
-    "roll",
-    "linalg.norm",
-    "nansum",
-    "nanprod",
-    "nanmax",
-    "nanmin",
-    "nanmean",
-    "nanvar",
-    "nanstd",
-    "broadcast_arrays",
-    "cross",
-    "interp",
-    "convolve",
-    "correlate",
-    "median",
-    "quantile",
-    "percentile",
-    "searchsorted",
-    "digitize",
-    "nonzero",
-    "flatnonzero",
-    "count_nonzero",
-    "bincount",
-    "copyto",
-    "corrcoef",
-    "unique",
-    "linalg.solve",
-    "linalg.inv",
-    "linalg.det",
-    "linalg.slogdet",
-    "linalg.cholesky",
-    "lib.stride_tricks.sliding_window_view",
-    "lib.stride_tricks.as_strided",
-];
 
 /// Methods that change the object they are bound to (lists, dicts, sets, deques, arrays):
 /// refused on objects the traced function does not own.
@@ -202,52 +97,6 @@ const NP_WRITERS: &[&str] = &[
     "put_along_axis",
 ];
 
-const BUILTINS: &[&str] = &[
-    "sum",
-    "abs",
-    "min",
-    "max",
-    "float",
-    "int",
-    "bool",
-    "round",
-    "pow",
-    "len",
-    "range",
-    "zip",
-    "enumerate",
-    "isinstance",
-    "list",
-    "tuple",
-    "dict",
-    "reversed",
-    "iter",
-    "next",
-    "print",
-    "type",
-    "repr",
-    "str",
-    "format",
-    "hasattr",
-    "getattr",
-    "setattr",
-    "id",
-    "callable",
-    "map",
-    "filter",
-    "any",
-    "all",
-    "sorted",
-    "divmod",
-    "issubclass",
-];
-
-const MATH: &[&str] = &[
-    "exp", "log", "log1p", "log2", "log10", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan",
-    "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "expm1", "erf", "lgamma", "fabs", "atan2",
-    "pow", "floor", "ceil", "hypot",
-];
-
 /// Methods of `list` and `dict` that store or fetch values without inspecting them.
 const CONTAINER_METHODS: &[&str] = &[
     "append",
@@ -266,140 +115,82 @@ const CONTAINER_METHODS: &[&str] = &[
     "popitem",
 ];
 
-/// A `'static` name, interned: each distinct name is allocated once per process, so a
-/// trace (which builds its [`Table`] anew) allocates nothing that outlives it.
-pub fn leak(s: String) -> &'static str {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock};
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut names = NAMES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(&n) = names.get(s.as_str()) {
-        return n;
-    }
-    let n: &'static str = Box::leak(s.into_boxed_str());
-    names.insert(n);
-    n
-}
-
-impl Table {
-    pub fn new(r: &super::Refs<'_>) -> PyResult<Table> {
-        let py = r.np.py();
-        let mut t = Table {
+impl Known {
+    /// Resolves every registry entry that lives in a module (a module that fails to import,
+    /// or a name this NumPy lacks, leaves its entries out).
+    fn resolve(py: Python<'_>) -> Known {
+        let mut k = Known {
             by_id: HashMap::new(),
             _keep: vec![],
             pure: HashMap::new(),
             pure_mod: None,
-            active: vec![],
         };
         if let Ok(m) = py.import("autodiff._pure") {
             if let Ok(d) = m.getattr("REPLACE") {
                 if let Ok(d) = d.downcast::<PyDict>() {
-                    for (k, v) in d.iter() {
-                        t.pure.insert(k.as_ptr() as usize, v.unbind());
-                        t._keep.push(k.unbind());
+                    for (f, v) in d.iter() {
+                        k.pure.insert(f.as_ptr() as usize, v.unbind());
+                        k._keep.push(f.unbind());
                     }
                 }
             }
-            t.pure_mod = Some(m.unbind());
+            k.pure_mod = Some(m.unbind());
         }
-        let mut add = |o: Bound<'_, PyAny>, name: &'static str| {
-            t.by_id.entry(o.as_ptr() as usize).or_insert(name);
-            t._keep.push(o.unbind());
-        };
-        for n in NP_FUNCS {
-            let mut o = r.np.clone().into_any();
-            for part in n.split('.') {
+        for e in super::registry::all() {
+            let Some((module, path)) = e.python() else {
+                continue;
+            };
+            let Ok(mut o) = py.import(module).map(|m| m.into_any()) else {
+                continue;
+            };
+            let mut found = true;
+            for part in path.split('.') {
                 match o.getattr(part) {
                     Ok(x) => o = x,
-                    Err(_) => continue,
+                    Err(_) => {
+                        found = false;
+                        break;
+                    }
                 }
             }
-            if !o.is(&r.np) {
-                add(o, leak(format!("np.{n}")));
+            if found {
+                k.by_id.entry(o.as_ptr() as usize).or_insert(e.name);
+                k._keep.push(o.unbind());
             }
         }
-        for n in BUILTINS {
-            add(r.builtins.getattr(*n)?, leak(format!("builtins.{n}")));
-        }
-        let math = py.import("math")?;
-        for n in MATH {
-            add(math.getattr(*n)?, leak(format!("math.{n}")));
-        }
-        if let Ok(sp) = py.import("scipy.special") {
-            if let Ok(f) = sp.getattr("logsumexp") {
-                add(f, "np.logsumexp");
-            }
-        }
-        if let Ok(sl) = py.import("scipy.linalg") {
-            for (n, k) in [
-                ("solve_triangular", "scipy.solve_triangular"),
-                ("cholesky", "scipy.cholesky"),
-            ] {
-                if let Ok(f) = sl.getattr(n) {
-                    add(f, k);
-                }
-            }
-        }
+        k
+    }
+}
+
+impl Table {
+    /// The table for one trace: the process-wide callables (resolved on the first trace)
+    /// and this trace's markers.
+    pub fn new(r: &super::Refs<'_>) -> PyResult<Table> {
+        static KNOWN: pyo3::sync::GILOnceCell<Known> = pyo3::sync::GILOnceCell::new();
+        let py = r.np.py();
+        let known = KNOWN.get_or_init(py, || Known::resolve(py));
+        let mut markers = HashMap::new();
         for (k, v) in r.markers.iter() {
             let name: String = k.extract()?;
-            if !name.starts_with('_') {
-                add(v, leak(format!("autodiff.{name}")));
+            if let Some(e) = super::registry::lookup(&format!("autodiff.{name}")) {
+                markers.insert(v.as_ptr() as usize, e.name);
             }
         }
-        Ok(t)
-    }
-}
-
-/// A call with its arguments (for methods, `args[0]` is the array).
-#[derive(Clone)]
-pub struct Call<'py> {
-    pub callee: Bound<'py, PyAny>,
-    pub args: Vec<Val<'py>>,
-    pub kwargs: Vec<(String, Val<'py>)>,
-    pub method: bool,
-    pub name: String,
-    /// The entry's parameter list once the arguments are bound to it (`sig.rs`).
-    pub sig: Option<&'static str>,
-}
-
-impl<'py> Call<'py> {
-    /// Keyword `name`, or the positional argument at `name`'s position in the entry's
-    /// parameter list once bound (`i` before: callers pass NumPy's position).
-    pub fn arg(&self, i: usize, name: &str) -> Option<&Val<'py>> {
-        let pos = match self.sig {
-            Some(s) => match super::sig::parse(s).iter().find(|p| p.name == name) {
-                Some(p) => p.pos,
-                None => Some(i),
-            },
-            None => Some(i),
-        };
-        self.kwargs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-            .or_else(|| pos.and_then(|p| self.args.get(p)))
+        Ok(Table {
+            known,
+            markers,
+            active: vec![],
+        })
     }
 
-    /// A Python-level argument value that is not None.
-    pub fn opt(&self, i: usize, name: &str) -> Option<Bound<'py, PyAny>> {
-        self.arg(i, name)
-            .map(|v| v.obj().clone())
-            .filter(|o| !o.is_none())
-    }
-
-    /// Runs the call for real.
-    pub fn real(&self) -> PyResult<Bound<'py, PyAny>> {
-        let py = self.callee.py();
-        let skip = usize::from(self.method);
-        let args = PyTuple::new(py, self.args[skip..].iter().map(|v| v.obj().clone()))?;
-        let kw = PyDict::new(py);
-        for (k, v) in &self.kwargs {
-            kw.set_item(k, v.obj())?;
-        }
-        self.callee.call(args, Some(&kw))
+    /// The canonical name of a recognised callable.
+    pub fn name_of(&self, c: &Bound<'_, PyAny>) -> Option<&'static str> {
+        let id = c.as_ptr() as usize;
+        self.known
+            .by_id
+            .get(&id)
+            .or_else(|| self.markers.get(&id))
+            .copied()
     }
 }
 
@@ -905,6 +696,7 @@ impl<'py> Tracer<'py> {
         // copy, batched linalg, ...): the stand-in is interpreted when values are traced.
         if let Some(f) = self
             .table
+            .known
             .pure
             .get(&(c.as_ptr() as usize))
             .map(|f| f.bind(self.py).clone())
@@ -946,6 +738,7 @@ impl<'py> Tracer<'py> {
     pub(super) fn pure_fn(&self, name: &str) -> Option<Bound<'py, PyAny>> {
         let f = self
             .table
+            .known
             .pure_mod
             .as_ref()?
             .bind(self.py)
@@ -954,6 +747,9 @@ impl<'py> Tracer<'py> {
         (!self.table.active.contains(&(f.as_ptr() as usize))).then_some(f)
     }
 
+    // Long: the order of these checks is the dispatch rule (table, Python functions,
+    // methods, ufuncs, array and container methods, partials, classes); split, it would
+    // hide which check wins.
     fn dispatch_known(
         &mut self,
         callee: Val<'py>,
@@ -963,7 +759,7 @@ impl<'py> Tracer<'py> {
     ) -> Res<Val<'py>> {
         // The table comes first: many NumPy/SciPy entries are Python functions
         // (np.mean, np.linalg.solve, scipy.special.logsumexp) that must not be inlined.
-        if let Some(&name) = self.table.by_id.get(&(c.as_ptr() as usize)) {
+        if let Some(name) = self.table.name_of(&c) {
             let call = Call {
                 callee: c,
                 args,
@@ -1489,10 +1285,7 @@ impl<'py> Tracer<'py> {
             "__array__" | "view" | "tolist" | "tobytes" => {
                 unsupported(format!("ndarray.{name} on a traced array is not supported"))
             }
-            _ => {
-                let canon: &'static str = leak(format!("np.{name}"));
-                self.call_known(canon, c)
-            }
+            _ => self.call_known(&format!("np.{name}"), c),
         }
     }
 }
@@ -1630,11 +1423,7 @@ impl<'py> Tracer<'py> {
         c: &Bound<'py, PyAny>,
         mut args: Vec<Val<'py>>,
     ) -> Res<Vec<Val<'py>>> {
-        let np_fn = self
-            .table
-            .by_id
-            .get(&(c.as_ptr() as usize))
-            .is_some_and(|n| n.starts_with("np."))
+        let np_fn = self.table.name_of(c).is_some_and(|n| n.starts_with("np."))
             || c.is_instance(&self.r.ufunc)?;
         if !np_fn {
             return Ok(args);

@@ -9,7 +9,7 @@ use pyo3::types::{PyBool, PyDict, PyList, PySet, PyString, PyTuple};
 use super::code::{
     Code, Opc, CO_ASYNC_GENERATOR, CO_COROUTINE, CO_GENERATOR, CO_VARARGS, CO_VARKEYWORDS,
 };
-use super::{unsupported, Err, Res, Tracer, Val};
+use super::{unsupported, Err, Res, TracedGen, Tracer, Val};
 
 /// The running CPython's minor version (11, 12 or 13): stack layouts differ.
 pub fn minor(py: Python<'_>) -> u8 {
@@ -35,27 +35,6 @@ const CHECK_EVERY: u64 = 4096;
 pub enum Outcome<'py> {
     Return(Val<'py>),
     Yield(Val<'py>),
-}
-
-/// A generator created by traced code; it runs only inside the engine. Not `unsendable`:
-/// touching it from another thread must raise the `TraceError` below, not pyo3's
-/// `PanicException` (it holds only an index, so any thread may see it).
-#[pyclass(frozen, module = "autodiff._core")]
-pub struct TracedGen {
-    pub idx: usize,
-}
-
-#[pymethods]
-impl TracedGen {
-    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-    fn __next__(&self) -> PyResult<PyObject> {
-        Err(super::TraceError::new_err(
-            "a generator made inside a traced function was iterated outside of it; \
-             consume it (list(...)) inside the function",
-        ))
-    }
 }
 
 impl<'py> Tracer<'py> {
@@ -449,6 +428,8 @@ impl<'py> Tracer<'py> {
         }
     }
 
+    // Long: one arm per opcode of CPython 3.11-3.13; the arms are short and read as the
+    // opcode reference, and a single match keeps the interpreter's dispatch in one place.
     fn step(
         &mut self,
         f: &mut Frame<'py>,

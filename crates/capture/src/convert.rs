@@ -124,7 +124,7 @@ pub fn to_numpy<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>>
 }
 
 /// Outputs at least this large are handed to NumPy without a copy.
-pub(crate) const ZERO_COPY_MIN: usize = 4096;
+pub const ZERO_COPY_MIN: usize = 4096;
 
 /// Moves a tensor's data into a new NumPy array without copying it (large outputs).
 pub fn tensor_into_numpy(py: Python<'_>, t: Tensor) -> PyResult<Bound<'_, PyAny>> {

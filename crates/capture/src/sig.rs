@@ -14,12 +14,15 @@
 //!   result's dtype, which every entry casts to, checks that cost nothing);
 //! - `out@`: handled for every entry alike: the entry computes a fresh result, the real
 //!   call writes `out`, and `out` takes the result's node as an in-place update;
+//! - `/`: the parameters before it are positional-only in NumPy (passing one by keyword
+//!   gets NumPy's own TypeError, from the real call, on NumPy versions that refuse it);
 //! - `*`: the following parameters are keyword-only;
 //! - `*name`: takes all remaining positional arguments.
 
 use pyo3::prelude::*;
 
-use super::table::Call;
+use pyo3::types::{PyDict, PyTuple};
+
 use super::{unsupported, Res, Tracer, Val};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -37,13 +40,21 @@ pub struct Param {
     /// Position when passed positionally (None: keyword-only or varargs).
     pub pos: Option<usize>,
     pub varargs: bool,
+    /// Positional-only in NumPy (before a `/`).
+    pub posonly: bool,
 }
 
 pub fn parse(spec: &'static str) -> Vec<Param> {
-    let mut out = vec![];
+    let mut out: Vec<Param> = vec![];
     let mut kw_only = false;
     let mut pos = 0;
     for w in spec.split_whitespace() {
+        if w == "/" {
+            for p in out.iter_mut() {
+                p.posonly = true;
+            }
+            continue;
+        }
         if w == "*" {
             kw_only = true;
             continue;
@@ -72,6 +83,7 @@ pub fn parse(spec: &'static str) -> Vec<Param> {
             kind,
             pos: p,
             varargs,
+            posonly: false,
         });
         if varargs {
             kw_only = true;
@@ -110,9 +122,9 @@ pub fn signature(name: &str, method: bool) -> Option<&'static str> {
         "np.mean" | "np.nanmean" => MEAN,
         "np.var" | "np.std" | "np.nanvar" | "np.nanstd" => VAR,
         "np.dot" | "np.outer" => "a b out@",
-        "np.inner" | "np.vdot" => "a b",
+        "np.inner" | "np.vdot" => "a b /",
         "np.matmul" => {
-            "x1 x2 out@ * axes=None axis=None keepdims=False casting~ order~ dtype subok~ \
+            "x1 x2 / out@ * axes=None axis=None keepdims=False casting~ order~ dtype subok~ \
              signature=None"
         }
         "np.tensordot" => "a b axes",
@@ -120,21 +132,21 @@ pub fn signature(name: &str, method: bool) -> Option<&'static str> {
         "np.lib.stride_tricks.sliding_window_view" => "x window_shape axis * subok writeable",
         "np.lib.stride_tricks.as_strided" => "x shape strides subok writeable",
         "np.einsum" => "*operands * out@ optimize~ dtype casting~ order~",
-        "np.reshape" => "a shape order * copy~",
+        "np.reshape" => "a / shape order * copy~",
         "np.ravel" => "a order",
         "np.transpose" => "a axes",
         "np.swapaxes" => "a axis1 axis2",
         "np.moveaxis" => "a source destination",
         "np.expand_dims" => "a axis",
         "np.squeeze" => "a axis",
-        "np.concatenate" | "np.stack" => "arrays axis out@ * dtype~ casting~",
+        "np.concatenate" => "arrays / axis out@ * dtype~ casting~",
+        "np.stack" => "arrays axis out@ * dtype~ casting~",
         "np.hstack" | "np.vstack" => "tup * dtype~ casting~",
         "np.column_stack" => "tup",
-        "np.where" => "condition x y",
+        "np.where" => "condition x y /",
         "np.clip" => "a a_min a_max out@ * min max where=True casting~ order~ dtype~ subok~",
-        "np.zeros_like" | "np.ones_like" | "np.empty_like" => {
-            "a dtype~ order~ subok~ shape~ * device~"
-        }
+        "np.zeros_like" | "np.ones_like" => "a dtype~ order~ subok~ shape~ * device~",
+        "np.empty_like" => "prototype / dtype~ order~ subok~ shape~ * device~",
         "np.full_like" => "a fill_value dtype~ order~ subok~ shape~ * device~",
         "np.full" => "shape fill_value dtype~ order~ * device~ like~",
         "np.asarray" | "np.asanyarray" => "a dtype~ order~ * device~ copy~ like~",
@@ -175,18 +187,18 @@ pub fn signature(name: &str, method: bool) -> Option<&'static str> {
         "np.digitize" => "x bins right",
         "np.nonzero" | "np.flatnonzero" => "a",
         "np.count_nonzero" => "a axis * keepdims~",
-        "np.bincount" => "x weights minlength",
+        "np.bincount" => "x / weights minlength",
         "np.copyto" => "dst src casting~ where",
         "np.corrcoef" => "x y rowvar * dtype~",
         "np.unique" => "ar return_index return_inverse return_counts axis * equal_nan sorted",
         "np.conj" | "np.conjugate" => {
             "x out@ * where=True casting~ order~ dtype~ subok~ signature=None"
         }
-        "np.float64" | "np.float32" => "x",
+        "np.float64" | "np.float32" => "x /",
         "np.linalg.norm" => "x ord axis keepdims~",
         "np.linalg.solve" => "a b",
         "np.linalg.inv" | "np.linalg.det" | "np.linalg.slogdet" => "a",
-        "np.linalg.cholesky" => "a * upper",
+        "np.linalg.cholesky" => "a / * upper",
         "np.logsumexp" => "a axis b keepdims~ return_sign",
         "scipy.solve_triangular" => "a b trans lower unit_diagonal overwrite_b~ check_finite~",
         "scipy.cholesky" => "a lower overwrite_a~ check_finite~",
@@ -277,6 +289,13 @@ impl<'py> Tracer<'py> {
                 ));
             }
         }
+        // A positional-only parameter passed by keyword: NumPy decides (its TypeError).
+        if c.kwargs
+            .iter()
+            .any(|(k, _)| params.iter().any(|p| p.posonly && p.name == k))
+        {
+            c.real()?;
+        }
         // Keyword forms of positional parameters, in order, become positional.
         while let Some(p) = params.iter().find(|p| p.pos == Some(c.args.len())) {
             match c.kwargs.iter().position(|(k, _)| k == p.name) {
@@ -358,7 +377,7 @@ impl<'py> Tracer<'py> {
     ) -> Res<Val<'py>> {
         let node = self.node(&fresh)?;
         let written = orig.real()?;
-        let (shape, _) = super::super::convert::shape_dtype(&out)?.unwrap();
+        let (shape, _) = crate::convert::shape_dtype(&out)?.unwrap();
         if self.g.shape(node) != &shape {
             return unsupported(format!(
                 "`{}(..., out=...)` with an out array of another shape than the result",
@@ -371,5 +390,55 @@ impl<'py> Tracer<'py> {
         } else {
             Ok(Val::new(written))
         }
+    }
+}
+
+/// A call with its arguments (for methods, `args[0]` is the array).
+#[derive(Clone)]
+pub struct Call<'py> {
+    pub callee: Bound<'py, PyAny>,
+    pub args: Vec<Val<'py>>,
+    pub kwargs: Vec<(String, Val<'py>)>,
+    pub method: bool,
+    pub name: String,
+    /// The entry's parameter list once the arguments are bound to it (`sig.rs`).
+    pub sig: Option<&'static str>,
+}
+
+impl<'py> Call<'py> {
+    /// Keyword `name`, or the positional argument at `name`'s position in the entry's
+    /// parameter list once bound (`i` before: callers pass NumPy's position).
+    pub fn arg(&self, i: usize, name: &str) -> Option<&Val<'py>> {
+        let pos = match self.sig {
+            Some(s) => match parse(s).iter().find(|p| p.name == name) {
+                Some(p) => p.pos,
+                None => Some(i),
+            },
+            None => Some(i),
+        };
+        self.kwargs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .or_else(|| pos.and_then(|p| self.args.get(p)))
+    }
+
+    /// A Python-level argument value that is not None.
+    pub fn opt(&self, i: usize, name: &str) -> Option<Bound<'py, PyAny>> {
+        self.arg(i, name)
+            .map(|v| v.obj().clone())
+            .filter(|o| !o.is_none())
+    }
+
+    /// Runs the call for real.
+    pub fn real(&self) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.callee.py();
+        let skip = usize::from(self.method);
+        let args = PyTuple::new(py, self.args[skip..].iter().map(|v| v.obj().clone()))?;
+        let kw = PyDict::new(py);
+        for (k, v) in &self.kwargs {
+            kw.set_item(k, v.obj())?;
+        }
+        self.callee.call(args, Some(&kw))
     }
 }

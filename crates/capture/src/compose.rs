@@ -15,7 +15,8 @@ use autodiff_ir::{BinaryOp, DType, NodeId, Op, ReduceOp, Shape, Tensor, UnaryOp}
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use super::table::{axes_of, Call};
+use super::sig::Call;
+use super::table::axes_of;
 use super::{unsupported, Res, Tracer, Val};
 use crate::convert;
 

@@ -8,9 +8,9 @@ use autodiff_ir::{BinaryOp, DType, NodeId, Op, ReduceOp, SliceDim, UnaryOp};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use super::interp::TracedGen;
-use super::table::{axes_of, Call};
-use super::{unsupported, Res, Tracer, Val};
+use super::sig::Call;
+use super::table::axes_of;
+use super::{unsupported, Res, TracedGen, Tracer, Val};
 use crate::convert;
 
 /// Entries whose results depend only on types, shapes and dtypes (any argument is fine).
@@ -411,6 +411,19 @@ impl<'py> Tracer<'py> {
         // `getattr(x)`) must fail as the real call does, with Python's own TypeError: the
         // real function is called when the entry stops on a panic, and its error returned.
         let orig = c.clone();
+        // Builtins without a parameter list take few or no keywords: a keyword call is
+        // checked by the real call first (`map(f, x, k=1)` is Python's TypeError).
+        if spec.is_none()
+            && !c.kwargs.is_empty()
+            && super::registry::lookup(name).is_some_and(|e| {
+                matches!(
+                    e.family,
+                    super::registry::Family::Builtins | super::registry::Family::Iteration
+                )
+            })
+        {
+            c.real()?;
+        }
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Res<Val<'py>> {
             if let Some(s) = spec {
                 let before = c.clone();
@@ -422,23 +435,54 @@ impl<'py> Tracer<'py> {
             self.entry(name, c)
         }));
         match run {
+            Ok(Err(e)) if !self.interrupted => {
+                // A failed entry: a wrong call (`filter(f, x, y)`, `np.copyto(x, {})`) fails
+                // as Python fails it, with its TypeError, whatever the entry tripped on.
+                match orig.real() {
+                    Err(te) if te.is_instance_of::<pyo3::exceptions::PyTypeError>(self.py) => {
+                        Err(te.into())
+                    }
+                    _ => Err(e),
+                }
+            }
             Ok(r) => r,
             Err(p) => {
                 orig.real()?;
                 unsupported(format!(
                     "internal error (panic: {}) in the tracer's entry for `{name}`; this is a \
                      bug in pyautodiff, please report it",
-                    crate::traced::panic_text(&*p)
+                    crate::panics::panic_text(&*p)
                 ))
             }
         }
     }
 
-    /// The entries, called with their arguments bound.
-    fn entry(&mut self, name: &str, mut c: Call<'py>) -> Res<Val<'py>> {
-        let py = self.py;
+    /// The entries, called with their arguments bound: each family's handler.
+    fn entry(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        use super::registry::Family;
+        let Some(e) = super::registry::lookup(name) else {
+            return self.call_native(c);
+        };
+        match e.family {
+            Family::Markers => self.run_markers(name, c),
+            Family::Builtins => self.run_builtins(name, c),
+            Family::Introspection => self.run_introspection(name, c),
+            Family::Iteration => self.run_iteration(name, c),
+            Family::Math => self.run_math(name, c),
+            Family::Reductions => self.run_reductions(name, c),
+            Family::Layout => self.run_layout(name, c),
+            Family::Products => self.run_products(name, c),
+            Family::Selection => self.run_selection(name, c),
+            Family::Movement => self.run_movement(name, c),
+            Family::Sorting => self.run_sorting(name, c),
+            Family::Linalg => self.run_linalg(name, c),
+            Family::Native => self.call_native(c),
+        }
+    }
+
+    /// `autodiff.constant`, `autodiff.escape`, `autodiff.tag`.
+    fn run_markers(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
         let x = c.args.first().cloned();
-        let np = self.r.np.clone();
         match name {
             "autodiff.constant" | "autodiff.escape" => {
                 let o = x.ok_or_else(|| {
@@ -459,6 +503,15 @@ impl<'py> Tracer<'py> {
                 }
                 Ok(v)
             }
+            _ => self.call_native(c),
+        }
+    }
+
+    /// Python builtins that compute on values.
+    fn run_builtins(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        let py = self.py;
+        let x = c.args.first().cloned();
+        match name {
             "builtins.sum" => {
                 let items = self.unpack(x.unwrap())?;
                 let mut acc = match c.opt(1, "start") {
@@ -548,6 +601,14 @@ impl<'py> Tracer<'py> {
                 c.real()?;
                 self.call_native(c)
             }
+            "builtins.round" => self.run_selection(name, c),
+            _ => self.call_native(c),
+        }
+    }
+
+    /// Calls that depend only on types, shapes and dtypes, never on values.
+    fn run_introspection(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        match name {
             // These depend only on types, shapes and dtypes, never on values.
             "np.result_type"
             | "np.ndim"
@@ -571,6 +632,14 @@ impl<'py> Tracer<'py> {
             | "builtins.callable"
             | "builtins.dict"
             | "builtins.issubclass" => Ok(Val::new(c.real()?)),
+            _ => self.call_native(c),
+        }
+    }
+
+    /// Builtins that move values without looking at them.
+    fn run_iteration(&mut self, name: &str, mut c: Call<'py>) -> Res<Val<'py>> {
+        let py = self.py;
+        match name {
             "builtins.list" | "builtins.tuple" | "builtins.zip" | "builtins.enumerate"
             | "builtins.reversed" | "builtins.iter" | "builtins.next" => {
                 // Traced arrays iterate as traced rows.
@@ -586,6 +655,10 @@ impl<'py> Tracer<'py> {
             }
             "builtins.map" => {
                 let f = c.args[0].clone();
+                if !f.obj().is_callable() {
+                    // Python's error when the lazy map is consumed ("not callable").
+                    f.obj().call0()?;
+                }
                 let mut its = vec![];
                 for a in &c.args[1..] {
                     its.push(self.unpack(a.clone())?);
@@ -601,6 +674,9 @@ impl<'py> Tracer<'py> {
             "builtins.filter" => {
                 // Keeps the items whose predicate holds (each decision guarded).
                 let f = c.args[0].clone();
+                if !f.obj().is_none() && !f.obj().is_callable() {
+                    f.obj().call0()?;
+                }
                 let out = PyList::empty(py);
                 for it in self.unpack(c.args[1].clone())? {
                     let keep = if f.obj().is_none() {
@@ -615,6 +691,13 @@ impl<'py> Tracer<'py> {
                 }
                 Ok(Val::new(out.try_iter()?.into_any()))
             }
+            _ => self.call_native(c),
+        }
+    }
+
+    /// The `math` module.
+    fn run_math(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        match name {
             n if n.starts_with("math.") => {
                 let res = c.real()?;
                 let short = &n[5..];
@@ -646,6 +729,15 @@ impl<'py> Tracer<'py> {
                     _ => self.math_or_ufunc(short, &c, res),
                 }
             }
+            _ => self.call_native(c),
+        }
+    }
+
+    /// Reductions and statistics.
+    fn run_reductions(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        let py = self.py;
+        let x = c.args.first().cloned();
+        match name {
             "np.sum" => self.reduce_call(&c, ReduceOp::Sum),
             "np.prod" => self.reduce_call(&c, ReduceOp::Prod),
             "np.max" | "np.amax" => self.reduce_call(&c, ReduceOp::Max),
@@ -661,35 +753,10 @@ impl<'py> Tracer<'py> {
             {
                 self.average_returned(&c)
             }
-            "np.broadcast_arrays" => self.broadcast_arrays(&c),
-            "np.cross" => self.cross(&c),
-            "np.interp" => self.interp(&c),
-            "np.convolve" => self.convolve(&c, "full"),
-            "np.correlate" => self.convolve(&c, "valid"),
             "np.median" => self.quantile(&c, "median"),
             "np.quantile" => self.quantile(&c, "quantile"),
             "np.percentile" => self.quantile(&c, "percentile"),
-            "np.searchsorted" => self.searchsorted(&c),
-            "np.digitize" => self.digitize(&c),
-            "np.nonzero" | "np.flatnonzero" | "np.count_nonzero"
-                if x.as_ref()
-                    .and_then(|v| self.sym(v))
-                    .is_some_and(|n| self.g.dtype(n).is_float()) =>
-            {
-                self.nonzero(&c, name)
-            }
-            "np.bincount" => self.bincount(&c),
-            "np.copyto" => self.copyto(c),
-            "np.lib.stride_tricks.sliding_window_view" | "np.lib.stride_tricks.as_strided" => {
-                self.strided_view(name, c)
-            }
             "np.corrcoef" => self.corrcoef(&c),
-            "np.unique" => self.unique(&c),
-            "np.conj" | "np.conjugate" => {
-                let res = c.real()?;
-                let n = self.arr_node(x.as_ref().unwrap())?;
-                self.track(res, n)
-            }
             "np.mean" | "np.average" | "np.var" | "np.std" => {
                 if name == "np.average" && c.opt(2, "weights").is_some() {
                     let res = c.real()?;
@@ -728,42 +795,86 @@ impl<'py> Tracer<'py> {
                 };
                 self.track(res, out)
             }
-            "np.dot" | "np.vdot" | "np.inner" | "np.outer" | "np.matmul" | "np.tensordot" => {
+            "np.cumsum" | "np.cumprod" => {
                 let res = c.real()?;
-                let (a, b) = (self.arr_node(&c.args[0])?, self.arr_node(&c.args[1])?);
-                // dtype= casts each element first, as NumPy does.
-                let (a, b) = if c.opt(99, "dtype").is_some() {
-                    let (_, dt) = convert::shape_dtype(&res)?.unwrap();
-                    (self.g.cast(a, dt)?, self.g.cast(b, dt)?)
-                } else {
-                    (a, b)
+                let mut n = self.arr_node(x.as_ref().unwrap())?;
+                let ax = match c.opt(1, "axis") {
+                    None => {
+                        n = self.flat(n)?;
+                        0
+                    }
+                    Some(a) => axes_of(Some(&a), self.ndim(n))?[0],
                 };
-                let out = self.products(name, a, b, &c)?;
+                let (_, dt) = convert::shape_dtype(&res)?.unwrap();
+                let n = self.g.cast(n, dt)?;
+                let op = if name == "np.cumsum" {
+                    Op::Cumsum(ax)
+                } else {
+                    Op::Cumprod(ax)
+                };
+                let out = self.g.add(op, vec![n])?;
                 self.track(res, out)
             }
-            "np.einsum" => {
+            "np.diff" => {
                 let res = c.real()?;
-                let spec: String = c.args[0].obj().extract()?;
-                let mut ops = vec![];
-                let dt = match c.opt(99, "dtype") {
-                    Some(_) => Some(convert::shape_dtype(&res)?.unwrap().1),
-                    None => None,
-                };
-                for a in &c.args[1..] {
-                    let n = self.arr_node(a)?;
-                    // dtype= casts each element first, as NumPy does.
-                    ops.push(match dt {
-                        Some(dt) => self.g.cast(n, dt)?,
-                        None => n,
-                    });
+                let mut n = self.arr_node(x.as_ref().unwrap())?;
+                let times = self.int_of(c.opt(1, "n"), 1)?;
+                let ax = axes_of(
+                    Some(
+                        &c.opt(2, "axis")
+                            .unwrap_or((-1i64).into_pyobject(py)?.into_any()),
+                    ),
+                    self.ndim(n),
+                )?[0];
+                for _ in 0..times {
+                    let shape = self.g.shape(n).clone();
+                    if shape[ax] == 0 {
+                        break; // n > len: NumPy's result is empty along the axis
+                    }
+                    let len = shape[ax] - 1;
+                    let dims = |start: usize| -> Vec<SliceDim> {
+                        shape
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &d)| {
+                                if i == ax {
+                                    SliceDim {
+                                        start,
+                                        step: 1,
+                                        len,
+                                    }
+                                } else {
+                                    SliceDim {
+                                        start: 0,
+                                        step: 1,
+                                        len: d,
+                                    }
+                                }
+                            })
+                            .collect()
+                    };
+                    let hi = self.g.slice(n, dims(1))?;
+                    let lo = self.g.slice(n, dims(0))?;
+                    n = self.g.sub(hi, lo)?;
                 }
-                let spec = if spec.contains("...") {
-                    self.expand_ellipsis(&spec, &mut ops)?
-                } else {
-                    spec
-                };
-                let out = self.einsum(&spec, &ops)?;
-                self.track(res, out)
+                self.track(res, n)
+            }
+            "np.logsumexp" => self.logsumexp(&c),
+            _ => self.call_native(c),
+        }
+    }
+
+    /// Reshaping, transposing, joining and copying arrays.
+    fn run_layout(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        let py = self.py;
+        let x = c.args.first().cloned();
+        let np = self.r.np.clone();
+        match name {
+            "np.broadcast_arrays" => self.broadcast_arrays(&c),
+            "np.conj" | "np.conjugate" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                self.track(res, n)
             }
             "np.reshape" | "np.ravel" => {
                 let res = c.real()?;
@@ -847,6 +958,213 @@ impl<'py> Tracer<'py> {
                 let out = self.g.transpose(n, &perm)?;
                 self.track(res, out)
             }
+            "np.broadcast_to" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                let shape: Vec<usize> = res.getattr("shape")?.extract()?;
+                let out = self.g.broadcast(n, &shape)?;
+                self.track(res, out)
+            }
+            "np.concatenate" | "np.stack" | "np.hstack" | "np.vstack" | "np.column_stack" => {
+                let res = c.real()?;
+                let items = c.args[0].obj().clone();
+                let ax_arg = c.opt(1, "axis");
+                let out = match name {
+                    "np.concatenate" => {
+                        let axis = match (&ax_arg, c.arg(1, "axis")) {
+                            (None, Some(_)) => None,
+                            (Some(a), _) => Some(a.extract::<i64>()?),
+                            (None, None) => Some(0),
+                        };
+                        self.concat_items(&items, axis, &|o| {
+                            np.call_method1("shape", (o,))?.extract()
+                        })?
+                    }
+                    "np.stack" => {
+                        let a = self.int_of(ax_arg, 0)?;
+                        let first: Vec<usize> =
+                            np.call_method1("shape", (items.get_item(0)?,))?.extract()?;
+                        let r = first.len() as i64 + 1;
+                        let ax = if a < 0 { a + r } else { a } as usize;
+                        self.concat_items(&items, Some(ax as i64), &|o| {
+                            let mut s: Vec<usize> = np.call_method1("shape", (o,))?.extract()?;
+                            s.insert(ax.min(s.len()), 1);
+                            Ok(s)
+                        })?
+                    }
+                    "np.vstack" => self.concat_items(&items, Some(0), &|o| {
+                        np.call_method1("atleast_2d", (o,))?
+                            .getattr("shape")?
+                            .extract()
+                    })?,
+                    "np.hstack" => {
+                        let nd: usize =
+                            np.call_method1("ndim", (items.get_item(0)?,))?.extract()?;
+                        self.concat_items(&items, Some(if nd <= 1 { 0 } else { 1 }), &|o| {
+                            np.call_method1("atleast_1d", (o,))?
+                                .getattr("shape")?
+                                .extract()
+                        })?
+                    }
+                    _ => self.concat_items(&items, Some(1), &|o| {
+                        let s: Vec<usize> = np.call_method1("shape", (o,))?.extract()?;
+                        Ok(if s.len() <= 1 {
+                            vec![s.first().copied().unwrap_or(1), 1]
+                        } else {
+                            s
+                        })
+                    })?,
+                };
+                self.track(res, out)
+            }
+            _ => self.call_native(c),
+        }
+    }
+
+    /// Contractions.
+    fn run_products(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        match name {
+            "np.cross" => self.cross(&c),
+            "np.convolve" => self.convolve(&c, "full"),
+            "np.correlate" => self.convolve(&c, "valid"),
+            "np.dot" | "np.vdot" | "np.inner" | "np.outer" | "np.matmul" | "np.tensordot" => {
+                let res = c.real()?;
+                let (a, b) = (self.arr_node(&c.args[0])?, self.arr_node(&c.args[1])?);
+                // dtype= casts each element first, as NumPy does.
+                let (a, b) = if c.opt(99, "dtype").is_some() {
+                    let (_, dt) = convert::shape_dtype(&res)?.unwrap();
+                    (self.g.cast(a, dt)?, self.g.cast(b, dt)?)
+                } else {
+                    (a, b)
+                };
+                let out = self.products(name, a, b, &c)?;
+                self.track(res, out)
+            }
+            "np.einsum" => {
+                let res = c.real()?;
+                let spec: String = c.args[0].obj().extract()?;
+                let mut ops = vec![];
+                let dt = match c.opt(99, "dtype") {
+                    Some(_) => Some(convert::shape_dtype(&res)?.unwrap().1),
+                    None => None,
+                };
+                for a in &c.args[1..] {
+                    let n = self.arr_node(a)?;
+                    // dtype= casts each element first, as NumPy does.
+                    ops.push(match dt {
+                        Some(dt) => self.g.cast(n, dt)?,
+                        None => n,
+                    });
+                }
+                let spec = if spec.contains("...") {
+                    self.expand_ellipsis(&spec, &mut ops)?
+                } else {
+                    spec
+                };
+                let out = self.einsum(&spec, &ops)?;
+                self.track(res, out)
+            }
+            _ => self.call_native(c),
+        }
+    }
+
+    /// Element choice and construction.
+    fn run_selection(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        let x = c.args.first().cloned();
+        match name {
+            "np.interp" => self.interp(&c),
+            "np.searchsorted" => self.searchsorted(&c),
+            "np.digitize" => self.digitize(&c),
+            "np.nonzero" | "np.flatnonzero" | "np.count_nonzero"
+                if x.as_ref()
+                    .and_then(|v| self.sym(v))
+                    .is_some_and(|n| self.g.dtype(n).is_float()) =>
+            {
+                self.nonzero(&c, name)
+            }
+            "np.bincount" => self.bincount(&c),
+            "np.copyto" => self.copyto(c),
+            "np.unique" => self.unique(&c),
+            "np.where" if c.args.len() == 3 => {
+                let res = c.real()?;
+                let (cn, a, b) = (
+                    self.arr_node(&c.args[0])?,
+                    self.arr_node(&c.args[1])?,
+                    self.arr_node(&c.args[2])?,
+                );
+                let out = self.g.select(cn, a, b)?;
+                self.track(res, out)
+            }
+            "np.clip" => {
+                let res = c.real()?;
+                let mut n = self.arr_node(x.as_ref().unwrap())?;
+                let dt = self.g.dtype(n);
+                // np.clip(a, lo, hi) = minimum(maximum(a, lo), hi); a None bound is skipped.
+                for (i, names, op) in [
+                    (1, ["a_min", "min"], BinaryOp::Maximum),
+                    (2, ["a_max", "max"], BinaryOp::Minimum),
+                ] {
+                    let bound = c.arg(i, names[0]).or(c.arg(i, names[1]));
+                    if let Some(b) = bound.filter(|v| !v.obj().is_none()).cloned() {
+                        let b = self.arr_node(&b)?;
+                        let b = self.g.cast(b, dt)?;
+                        n = self.g.binary(op, n, b)?;
+                    }
+                }
+                self.track(res, n)
+            }
+            "np.full" | "np.full_like" if self.deep_sym(c.arg(1, "fill_value").unwrap()) => {
+                let res = c.real()?;
+                let (shape, dt) = convert::shape_dtype(&res)?.unwrap();
+                let v = self.arr_node(c.arg(1, "fill_value").unwrap())?;
+                let v = self.g.cast(v, dt)?;
+                let out = self.g.broadcast(v, &shape)?;
+                self.track(res, out)
+            }
+            "np.zeros_like" | "np.ones_like" | "np.full_like" | "np.empty_like" | "np.full" => {
+                Ok(Val::new(c.real()?))
+            }
+            "np.round" | "np.around" | "builtins.round" => {
+                let res = c.real()?;
+                let n = self.arr_node(x.as_ref().unwrap())?;
+                let d = self.int_of(c.opt(1, "decimals"), 0)?;
+                let int = !self.g.dtype(n).is_float();
+                // As NumPy: multiply by 10^d, round half to even, divide (d > 0); divide by
+                // 10^-d, round, multiply (d < 0, also for integers, in float64); integers
+                // with d >= 0 are unchanged.
+                let out = if int && d >= 0 {
+                    n
+                } else if d == 0 {
+                    self.g.unary(UnaryOp::Round, n)?
+                } else {
+                    let n = if int { self.g.cast(n, DType::F64)? } else { n };
+                    let p = self
+                        .g
+                        .scalar(10f64.powi(d.unsigned_abs() as i32), self.g.dtype(n));
+                    let (fwd, back) = if d > 0 {
+                        (BinaryOp::Mul, BinaryOp::Div)
+                    } else {
+                        (BinaryOp::Div, BinaryOp::Mul)
+                    };
+                    let m = self.g.binary(fwd, n, p)?;
+                    let r = self.g.unary(UnaryOp::Round, m)?;
+                    self.g.binary(back, r, p)?
+                };
+                self.track(res, out)
+            }
+            _ => self.call_native(c),
+        }
+    }
+
+    /// Gathers at positions fixed by the call.
+    fn run_movement(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        let py = self.py;
+        let x = c.args.first().cloned();
+        let np = self.r.np.clone();
+        match name {
+            "np.lib.stride_tricks.sliding_window_view" | "np.lib.stride_tricks.as_strided" => {
+                self.strided_view(name, c)
+            }
             "np.flip" | "np.fliplr" | "np.flipud" | "np.roll" | "np.tile" | "np.repeat"
             | "np.take" | "np.diagonal" | "np.rot90" => {
                 if c.args.iter().skip(1).any(|a| self.sym(a).is_some()) {
@@ -913,168 +1231,32 @@ impl<'py> Tracer<'py> {
                 let out = self.g.select(m, n, z)?;
                 self.track(res, out)
             }
-            "np.broadcast_to" => {
+            "np.take_along_axis" => {
                 let res = c.real()?;
-                let n = self.arr_node(x.as_ref().unwrap())?;
-                let shape: Vec<usize> = res.getattr("shape")?.extract()?;
-                let out = self.g.broadcast(n, &shape)?;
-                self.track(res, out)
-            }
-            "np.concatenate" | "np.stack" | "np.hstack" | "np.vstack" | "np.column_stack" => {
-                let res = c.real()?;
-                let items = c.args[0].obj().clone();
-                let ax_arg = c.opt(1, "axis");
-                let out = match name {
-                    "np.concatenate" => {
-                        let axis = match (&ax_arg, c.arg(1, "axis")) {
-                            (None, Some(_)) => None,
-                            (Some(a), _) => Some(a.extract::<i64>()?),
-                            (None, None) => Some(0),
-                        };
-                        self.concat_items(&items, axis, &|o| {
-                            np.call_method1("shape", (o,))?.extract()
-                        })?
+                let (n, i) = (self.arr_node(&c.args[0])?, self.arr_node(&c.args[1])?);
+                let (n, i, ax) = match c.arg(2, "axis") {
+                    // axis=None: the flattened array.
+                    Some(a) if a.obj().is_none() => (self.flat(n)?, i, 0),
+                    Some(a) => {
+                        let ax = axes_of(Some(a.obj()), self.ndim(n))?[0];
+                        (n, i, ax)
                     }
-                    "np.stack" => {
-                        let a = self.int_of(ax_arg, 0)?;
-                        let first: Vec<usize> =
-                            np.call_method1("shape", (items.get_item(0)?,))?.extract()?;
-                        let r = first.len() as i64 + 1;
-                        let ax = if a < 0 { a + r } else { a } as usize;
-                        self.concat_items(&items, Some(ax as i64), &|o| {
-                            let mut s: Vec<usize> = np.call_method1("shape", (o,))?.extract()?;
-                            s.insert(ax.min(s.len()), 1);
-                            Ok(s)
-                        })?
-                    }
-                    "np.vstack" => self.concat_items(&items, Some(0), &|o| {
-                        np.call_method1("atleast_2d", (o,))?
-                            .getattr("shape")?
-                            .extract()
-                    })?,
-                    "np.hstack" => {
-                        let nd: usize =
-                            np.call_method1("ndim", (items.get_item(0)?,))?.extract()?;
-                        self.concat_items(&items, Some(if nd <= 1 { 0 } else { 1 }), &|o| {
-                            np.call_method1("atleast_1d", (o,))?
-                                .getattr("shape")?
-                                .extract()
-                        })?
-                    }
-                    _ => self.concat_items(&items, Some(1), &|o| {
-                        let s: Vec<usize> = np.call_method1("shape", (o,))?.extract()?;
-                        Ok(if s.len() <= 1 {
-                            vec![s.first().copied().unwrap_or(1), 1]
-                        } else {
-                            s
-                        })
-                    })?,
+                    None => (n, i, self.ndim(n) - 1),
                 };
+                let i = self.g.cast(i, DType::I64)?;
+                let out = self.g.add(Op::TakeAlong(ax), vec![n, i])?;
                 self.track(res, out)
             }
-            "np.where" if c.args.len() == 3 => {
-                let res = c.real()?;
-                let (cn, a, b) = (
-                    self.arr_node(&c.args[0])?,
-                    self.arr_node(&c.args[1])?,
-                    self.arr_node(&c.args[2])?,
-                );
-                let out = self.g.select(cn, a, b)?;
-                self.track(res, out)
-            }
-            "np.clip" => {
-                let res = c.real()?;
-                let mut n = self.arr_node(x.as_ref().unwrap())?;
-                let dt = self.g.dtype(n);
-                // np.clip(a, lo, hi) = minimum(maximum(a, lo), hi); a None bound is skipped.
-                for (i, names, op) in [
-                    (1, ["a_min", "min"], BinaryOp::Maximum),
-                    (2, ["a_max", "max"], BinaryOp::Minimum),
-                ] {
-                    let bound = c.arg(i, names[0]).or(c.arg(i, names[1]));
-                    if let Some(b) = bound.filter(|v| !v.obj().is_none()).cloned() {
-                        let b = self.arr_node(&b)?;
-                        let b = self.g.cast(b, dt)?;
-                        n = self.g.binary(op, n, b)?;
-                    }
-                }
-                self.track(res, n)
-            }
-            "np.full" | "np.full_like" if self.deep_sym(c.arg(1, "fill_value").unwrap()) => {
-                let res = c.real()?;
-                let (shape, dt) = convert::shape_dtype(&res)?.unwrap();
-                let v = self.arr_node(c.arg(1, "fill_value").unwrap())?;
-                let v = self.g.cast(v, dt)?;
-                let out = self.g.broadcast(v, &shape)?;
-                self.track(res, out)
-            }
-            "np.zeros_like" | "np.ones_like" | "np.full_like" | "np.empty_like" | "np.full" => {
-                Ok(Val::new(c.real()?))
-            }
-            "np.cumsum" | "np.cumprod" => {
-                let res = c.real()?;
-                let mut n = self.arr_node(x.as_ref().unwrap())?;
-                let ax = match c.opt(1, "axis") {
-                    None => {
-                        n = self.flat(n)?;
-                        0
-                    }
-                    Some(a) => axes_of(Some(&a), self.ndim(n))?[0],
-                };
-                let (_, dt) = convert::shape_dtype(&res)?.unwrap();
-                let n = self.g.cast(n, dt)?;
-                let op = if name == "np.cumsum" {
-                    Op::Cumsum(ax)
-                } else {
-                    Op::Cumprod(ax)
-                };
-                let out = self.g.add(op, vec![n])?;
-                self.track(res, out)
-            }
-            "np.diff" => {
-                let res = c.real()?;
-                let mut n = self.arr_node(x.as_ref().unwrap())?;
-                let times = self.int_of(c.opt(1, "n"), 1)?;
-                let ax = axes_of(
-                    Some(
-                        &c.opt(2, "axis")
-                            .unwrap_or((-1i64).into_pyobject(py)?.into_any()),
-                    ),
-                    self.ndim(n),
-                )?[0];
-                for _ in 0..times {
-                    let shape = self.g.shape(n).clone();
-                    if shape[ax] == 0 {
-                        break; // n > len: NumPy's result is empty along the axis
-                    }
-                    let len = shape[ax] - 1;
-                    let dims = |start: usize| -> Vec<SliceDim> {
-                        shape
-                            .iter()
-                            .enumerate()
-                            .map(|(i, &d)| {
-                                if i == ax {
-                                    SliceDim {
-                                        start,
-                                        step: 1,
-                                        len,
-                                    }
-                                } else {
-                                    SliceDim {
-                                        start: 0,
-                                        step: 1,
-                                        len: d,
-                                    }
-                                }
-                            })
-                            .collect()
-                    };
-                    let hi = self.g.slice(n, dims(1))?;
-                    let lo = self.g.slice(n, dims(0))?;
-                    n = self.g.sub(hi, lo)?;
-                }
-                self.track(res, n)
-            }
+            _ => self.call_native(c),
+        }
+    }
+
+    /// Order-dependent entries.
+    fn run_sorting(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        let py = self.py;
+        let x = c.args.first().cloned();
+        let np = self.r.np.clone();
+        match name {
             "np.partition" | "np.argpartition" => {
                 // NumPy's selection algorithm only compares elements: its permutation is
                 // fixed by the order of the values and which neighbours in that order are
@@ -1182,51 +1364,15 @@ impl<'py> Tracer<'py> {
                 };
                 self.track(res, out)
             }
-            "np.take_along_axis" => {
-                let res = c.real()?;
-                let (n, i) = (self.arr_node(&c.args[0])?, self.arr_node(&c.args[1])?);
-                let (n, i, ax) = match c.arg(2, "axis") {
-                    // axis=None: the flattened array.
-                    Some(a) if a.obj().is_none() => (self.flat(n)?, i, 0),
-                    Some(a) => {
-                        let ax = axes_of(Some(a.obj()), self.ndim(n))?[0];
-                        (n, i, ax)
-                    }
-                    None => (n, i, self.ndim(n) - 1),
-                };
-                let i = self.g.cast(i, DType::I64)?;
-                let out = self.g.add(Op::TakeAlong(ax), vec![n, i])?;
-                self.track(res, out)
-            }
-            "np.round" | "np.around" | "builtins.round" => {
-                let res = c.real()?;
-                let n = self.arr_node(x.as_ref().unwrap())?;
-                let d = self.int_of(c.opt(1, "decimals"), 0)?;
-                let int = !self.g.dtype(n).is_float();
-                // As NumPy: multiply by 10^d, round half to even, divide (d > 0); divide by
-                // 10^-d, round, multiply (d < 0, also for integers, in float64); integers
-                // with d >= 0 are unchanged.
-                let out = if int && d >= 0 {
-                    n
-                } else if d == 0 {
-                    self.g.unary(UnaryOp::Round, n)?
-                } else {
-                    let n = if int { self.g.cast(n, DType::F64)? } else { n };
-                    let p = self
-                        .g
-                        .scalar(10f64.powi(d.unsigned_abs() as i32), self.g.dtype(n));
-                    let (fwd, back) = if d > 0 {
-                        (BinaryOp::Mul, BinaryOp::Div)
-                    } else {
-                        (BinaryOp::Div, BinaryOp::Mul)
-                    };
-                    let m = self.g.binary(fwd, n, p)?;
-                    let r = self.g.unary(UnaryOp::Round, m)?;
-                    self.g.binary(back, r, p)?
-                };
-                self.track(res, out)
-            }
-            "np.logsumexp" => self.logsumexp(&c),
+            _ => self.call_native(c),
+        }
+    }
+
+    /// `np.linalg` and `scipy.linalg`.
+    fn run_linalg(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
+        let x = c.args.first().cloned();
+        let np = self.r.np.clone();
+        match name {
             "np.linalg.norm" => {
                 let res = c.real()?;
                 let n = self.arr_node(x.as_ref().unwrap())?;
@@ -1502,30 +1648,16 @@ impl<'py> Tracer<'py> {
 
     /// `np.einsum` for explicit or implicit specs over any number of operands.
     fn einsum(&mut self, spec: &str, ops: &[NodeId]) -> Res<NodeId> {
-        let spec: String = spec.chars().filter(|c| !c.is_whitespace()).collect();
-        if spec.contains("...") {
-            return unsupported("np.einsum with '...' on traced arrays");
-        }
-        let (ins, out) = match spec.split_once("->") {
-            Some((i, o)) => (i.to_string(), o.as_bytes().to_vec()),
-            None => {
-                let all: Vec<u8> = spec.bytes().filter(|c| c.is_ascii_alphabetic()).collect();
-                let mut once: Vec<u8> = all
-                    .iter()
-                    .copied()
-                    .filter(|c| all.iter().filter(|d| *d == c).count() == 1)
-                    .collect();
-                once.sort_unstable();
-                (spec.clone(), once)
-            }
+        let (ins, out) = match parse_einsum(spec) {
+            Ok(p) => p,
+            Err(e) => return unsupported(format!("np.einsum: {e}")),
         };
-        let mut terms: Vec<(Vec<u8>, NodeId)> = vec![];
-        for (t, &n) in ins.split(',').zip(ops) {
-            let labels = t.as_bytes().to_vec();
-            terms.push(self.einsum_unary(labels, n)?);
-        }
-        if terms.len() != ops.len() {
+        if ins.len() != ops.len() {
             return unsupported("np.einsum: operand count does not match the spec");
+        }
+        let mut terms: Vec<(Vec<u8>, NodeId)> = vec![];
+        for (labels, &n) in ins.into_iter().zip(ops) {
+            terms.push(self.einsum_unary(labels, n)?);
         }
         // Contract left to right, keeping labels needed later or in the output.
         let (mut acc_l, mut acc) = terms.remove(0);
@@ -1643,6 +1775,50 @@ impl<'py> Tracer<'py> {
             super::type_name(&obj)
         ))
     }
+}
+
+/// The labels of each operand and of the output of an einsum spec (`"ij,jk->ik"`; an
+/// implicit spec's output is its labels that occur once, sorted, as in NumPy).
+pub fn parse_einsum(spec: &str) -> Result<(Vec<Vec<u8>>, Vec<u8>), String> {
+    let spec: String = spec.chars().filter(|c| !c.is_whitespace()).collect();
+    if spec.contains("...") {
+        return Err("'...' (ellipsis) is not supported on traced arrays".into());
+    }
+    if let Some(c) = spec
+        .chars()
+        .find(|c| !(c.is_ascii_alphabetic() || matches!(c, ',' | '-' | '>')))
+    {
+        return Err(format!("invalid character {c:?} in the spec"));
+    }
+    let (ins, out) = match spec.split_once("->") {
+        Some((i, o)) => (i, o.as_bytes().to_vec()),
+        None => {
+            let all: Vec<u8> = spec.bytes().filter(|c| c.is_ascii_alphabetic()).collect();
+            let mut once: Vec<u8> = all
+                .iter()
+                .copied()
+                .filter(|c| all.iter().filter(|d| *d == c).count() == 1)
+                .collect();
+            once.sort_unstable();
+            (spec.as_str(), once)
+        }
+    };
+    let ins: Vec<Vec<u8>> = ins.split(',').map(|t| t.as_bytes().to_vec()).collect();
+    for &l in &out {
+        if !l.is_ascii_alphabetic() || !ins.iter().any(|t| t.contains(&l)) {
+            return Err(format!(
+                "output label {:?} does not occur in the inputs",
+                l as char
+            ));
+        }
+        if out.iter().filter(|&&m| m == l).count() > 1 {
+            return Err(format!("output label {:?} repeated", l as char));
+        }
+    }
+    if ins.iter().flatten().any(|c| !c.is_ascii_alphabetic()) {
+        return Err("malformed spec".into());
+    }
+    Ok((ins, out))
 }
 
 fn s(v: &[u8]) -> String {
