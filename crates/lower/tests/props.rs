@@ -50,7 +50,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     /// Larger float64 shapes (threads, `dgemm`, long fused chains); sums may be ordered
-    /// differently, so values agree within 1e-12 of the output's magnitude.
+    /// differently (GEMM blocking, blocked reductions), so values agree within 1e-10 of the
+    /// output's magnitude: a k-term sum's rounding error is bounded by k·eps·Σ|terms|, and
+    /// with cancellation Σ|terms| exceeds the output's magnitude (a saved case: a product
+    /// chain near 1e307 differs by 5e-12 of the output between the two summation orders).
     #[test]
     fn larger_float_graphs_match_reference(
         steps in prop::collection::vec((any::<u8>(), any::<u32>(), any::<u32>(), any::<u32>()), 0..30),
@@ -58,7 +61,7 @@ proptest! {
     ) {
         let g = build_larger(&steps);
         let ins = inputs(&g, seed, false);
-        check_against_reference(&g, &outputs_of(&g), &ins, 1e-12, 1e-12)
+        check_against_reference(&g, &outputs_of(&g), &ins, 1e-10, 1e-10)
             .map_err(TestCaseError::fail)?;
     }
 }
