@@ -102,6 +102,9 @@ fn main() {
             "{name}: Program differs from the reference: {err:e}"
         );
 
+        // SAFETY: `a` holds the m·k elements of A and `b` the k·n of B under either
+        // layout (`ta`/`tb` only choose which strides walk them), `c` is a separate m·n
+        // vector written with row stride n; the closure borrows all three for its lifetime.
         let mut mm = || unsafe {
             matrixmultiply::dgemm(
                 m,
@@ -121,6 +124,9 @@ fn main() {
             )
         };
         let mut cc = vec![0.0; m * n];
+        // SAFETY: the same operands and strides as above (gemm takes column stride first),
+        // into the separate m·n vector `cc` with row stride n; `read_dst` is false, so `cc`
+        // is only written. Borrowed by the closure for its lifetime.
         let mut gm = |par| unsafe {
             gemm::gemm(
                 m,
@@ -145,6 +151,8 @@ fn main() {
             )
         };
         let mut cm = vec![0.0; m * n];
+        // SAFETY: `__matmul`'s contract: `a`/`b` cover their strided m×k and k×n views
+        // (as above), `cm` is a separate m·n vector; all borrowed by the closure.
         let mut ours = || unsafe {
             autodiff_lower::__matmul(
                 m,

@@ -266,7 +266,13 @@ impl<'a> Reducer<'a> {
 /// A raw pointer that may cross to worker threads (each thread touches disjoint ranges).
 #[derive(Clone, Copy)]
 pub(crate) struct SendPtr(pub *mut f64);
+// SAFETY: a `SendPtr` is a plain address; moving it to another thread dereferences nothing.
+// Every dereference is in an `unsafe` kernel whose contract makes it sound: arena slots and
+// scratch live in the `Arena` taken for the whole run, and the threads of one kernel write
+// disjoint ranges (the `[lo, hi)` task ranges of `Fused::run`, the kept-row ranges of
+// `run_reduce`), while everything read during a step is not written by it.
 unsafe impl Send for SendPtr {}
+// SAFETY: as for `Send`: a shared `&SendPtr` only hands out a copy of the address.
 unsafe impl Sync for SendPtr {}
 
 impl Fused {
@@ -294,6 +300,7 @@ impl Fused {
             // SAFETY: the CPU has the features `detect` found.
             #[cfg(target_arch = "x86_64")]
             vmath::Isa::Avx512 => self.eval_chunk_avx512(env, start, len, regs, out),
+            // SAFETY: likewise (`detect` only picks a path whose `available()` holds).
             #[cfg(target_arch = "x86_64")]
             vmath::Isa::Avx2 => self.eval_chunk_avx2(env, start, len, regs, out),
             _ => self.eval_chunk_body(env, start, len, regs, out),
@@ -302,6 +309,10 @@ impl Fused {
 
     /// [`Self::eval_chunk`] with every loop compiled for AVX2 + FMA (plain arithmetic is
     /// never contracted to FMA, so the values are the same bits as on the portable path).
+    ///
+    /// # Safety
+    /// Those of [`Self::eval_chunk`], and the CPU supports AVX2 and FMA (the caller checks
+    /// with `vmath::Isa::detect`, which only returns a path whose `available()` holds).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn eval_chunk_avx2(
@@ -316,6 +327,10 @@ impl Fused {
     }
 
     /// [`Self::eval_chunk`] compiled for AVX-512F.
+    ///
+    /// # Safety
+    /// Those of [`Self::eval_chunk`], and the CPU supports AVX-512F, AVX2 and FMA (checked
+    /// by the caller through `vmath::Isa::detect`).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn eval_chunk_avx512(
@@ -329,6 +344,17 @@ impl Fused {
         self.eval_chunk_body(env, start, len, regs, out)
     }
 
+    /// The body of [`Self::eval_chunk`] (inlined into each `target_feature` variant).
+    ///
+    /// # Safety
+    /// Those of [`Self::eval_chunk`], in full: `len ≤ CHUNK` and `start + len ≤ self.n`;
+    /// `regs` holds at least [`Self::regs_len`] elements (register `r` is
+    /// `regs[r·CHUNK..(r+1)·CHUNK]`, and the planner numbers registers below `n_regs`);
+    /// every leaf's `loc` resolves in `env` to a live buffer in which the leaf's view
+    /// (`offset`, `shape`, `strides`) is in bounds at every position in
+    /// `[start, start + len)`, not written during the call; `out`, when not null, is valid
+    /// for writes of `out[start..start + len]`, and that range overlaps no leaf read
+    /// directly (a `DIRECT` register) nor `regs`.
     #[inline(always)]
     unsafe fn eval_chunk_body(
         &self,
@@ -398,6 +424,14 @@ impl Fused {
 
     /// Evaluates flat positions `[lo, hi)` feeding each chunk to `sink` (with a direct
     /// store, the values are already in `out`).
+    ///
+    /// # Safety
+    /// `lo ≤ hi ≤ self.n`; `env` resolves every leaf to a live buffer covering the leaf's
+    /// view at every position in `[lo, hi)`, not written during the call except through
+    /// `out` or by `sink`, and then only at positions already evaluated; `out`, when not
+    /// null, is valid for writes of `out[lo..hi]` and overlaps no leaf read directly;
+    /// `regs`, when given, holds at least [`Self::regs_len`] elements. (The slice handed
+    /// to `sink` points into `regs`, a leaf or `out`, and is only valid during that call.)
     unsafe fn sweep(
         &self,
         env: &Env,
@@ -472,6 +506,14 @@ impl Fused {
         }
     }
 
+    /// The `Sink::Reduce` half of [`Self::run`]: folds the group's values into `out`
+    /// (`spec.p · spec.q` elements).
+    ///
+    /// # Safety
+    /// Those of [`Self::run`]; `out` is `env`'s pointer for `self.out`, valid for writes of
+    /// `spec.p · spec.q` elements and overlapping no leaf; `spec` is this kernel's
+    /// (`self.n == spec.p · Π spec.dims · spec.q`); the calling thread is the only user of
+    /// `env`'s scratch.
     unsafe fn run_reduce(
         &self,
         env: &Env,

@@ -24,6 +24,11 @@ const GEMV_PAR_MIN: usize = 1 << 16;
 struct P(*const f64);
 // SAFETY: read-only operand pointers, shared across the threads of one product.
 unsafe impl Send for P {}
+// SAFETY: threads only copy the pointer out of a shared `&P`. Through `a`/`b` (and `mat`/`v`
+// in `gemv`) they only read, from buffers no one writes during the product; `c` is written
+// only inside the one `gemm_call` it is handed to, and `gemm` gives each of its threads
+// disjoint output tiles. `pool().install` blocks until every task is done, so the buffers
+// (alive for the whole `matmul` call, by its contract) outlive every use.
 unsafe impl Sync for P {}
 
 /// `C (m×n, row-major contiguous) = A·B`, `A[i,p] = a[i·rsa + p·csa]`,
@@ -69,6 +74,13 @@ pub unsafe fn matmul(
     }
 }
 
+/// `C (m×n, row-major, row stride n) = A·B` by one call to `gemm::gemm` (views as in
+/// [`matmul`]).
+///
+/// # Safety
+/// `a[i·rsa + p·csa]` (`i < m`, `p < k`) and `b[p·rsb + j·csb]` (`p < k`, `j < n`) are in
+/// bounds of live buffers not written during the call; `c` is valid for writes of
+/// `c[i·n + j]` (`i < m`, `j < n`), and that range overlaps neither operand.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_call(
     m: usize,
@@ -109,6 +121,13 @@ const GEMV_MAX_BLOCKS: usize = 32;
 ///   streaming over all `p`;
 /// - same, short output: the summed axis is cut into blocks of at least `GEMV_KBLOCK`
 ///   rows, one partial vector per block, then the partials are added in block order.
+///
+/// # Safety
+/// `mat[o·so + p·sp]` (`o < out.len()`, `p < k`) and `vec[p·sv]` (`p < k`) are in bounds of
+/// live buffers not written during the call, and neither range overlaps `out`. (A strided
+/// `vec` is gathered into a contiguous copy first, so the tasks may read `v[p0..p0+kn]`
+/// with unit stride; each task writes only its own `dst`, a disjoint chunk of `out` or of
+/// `partial`.)
 unsafe fn gemv(
     out: &mut [f64],
     k: usize,
@@ -225,6 +244,9 @@ mod tests {
         let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
         let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
         let mut c = vec![f64::NAN; m * n];
+        // SAFETY: `a` (m·k) and `b` (k·n) hold exactly their views for either layout
+        // (`ta`/`tb` pick row- or column-major strides over the same elements); `c` is a
+        // separate `m·n` vector; all three live until the call returns.
         unsafe {
             matmul(
                 m,

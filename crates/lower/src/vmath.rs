@@ -166,6 +166,7 @@ pub fn apply_with(isa: Isa, f: Func, d: &mut [f64], a: &[f64]) {
         // SAFETY: the CPU has the features (checked above).
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { avx2::unary(f, d, a) },
+        // SAFETY: as above: `isa.available()` asserted avx512f, avx2 and fma.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { avx512::unary(f, d, a) },
         #[cfg(not(target_arch = "x86_64"))]
@@ -186,6 +187,7 @@ pub fn logaddexp_with(isa: Isa, d: &mut [f64], x: &[f64], y: &[f64]) {
         // SAFETY: the CPU has the features (checked above).
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { avx2::logaddexp(d, x, y) },
+        // SAFETY: as above: `isa.available()` asserted avx512f, avx2 and fma.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { avx512::logaddexp(d, x, y) },
         #[cfg(not(target_arch = "x86_64"))]
@@ -221,6 +223,11 @@ macro_rules! per_isa {
         mod $name {
             use super::*;
 
+            /// `d[i] = f(a[i])` (over the shorter of the two).
+            ///
+            /// # Safety
+            /// The CPU supports every feature named in this function's `target_feature`
+            /// attribute (none for `portable`): checked by `Isa::available` in `apply_with`.
             $(#[target_feature(enable = $feat)])?
             pub(super) unsafe fn unary(f: Func, d: &mut [f64], a: &[f64]) {
                 macro_rules! go {
@@ -246,6 +253,11 @@ macro_rules! per_isa {
                 }
             }
 
+            /// `d[i] = logaddexp(x[i], y[i])` (over the shortest of the three).
+            ///
+            /// # Safety
+            /// The CPU supports every feature named in this function's `target_feature`
+            /// attribute (none for `portable`): checked by `Isa::available` in `logaddexp_with`.
             $(#[target_feature(enable = $feat)])?
             pub(super) unsafe fn logaddexp(d: &mut [f64], x: &[f64], y: &[f64]) {
                 for ((o, &p), &q) in d.iter_mut().zip(x).zip(y) {
