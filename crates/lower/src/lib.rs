@@ -104,22 +104,18 @@ pub fn threads() -> usize {
     }
 }
 
-/// A slot's buffer, not initialized: every kernel writes each element of its output slot
-/// before anything reads it (so a fresh multi-MB output costs no memset, and its pages are
-/// first touched by the kernel writing them). Debug builds fill it with NaN instead, so a
-/// kernel that reads its output before writing it makes the property tests fail.
+/// A slot's buffer. Every kernel writes each element of its output slot before anything
+/// reads it; release builds still zero-fill (uninitialized memory may not be exposed as
+/// `[f64]` in Rust, whatever the bit patterns), which costs no memset for large buffers:
+/// `vec![0.0; n]` is `alloc_zeroed`, fresh zero pages from the OS, first touched by the
+/// kernel writing them. Debug builds fill with NaN instead, so a kernel that reads its
+/// output before writing it makes the property tests fail.
 fn slot_buffer(n: usize) -> Vec<f64> {
     if cfg!(debug_assertions) {
-        return vec![f64::NAN; n];
+        vec![f64::NAN; n]
+    } else {
+        vec![0.0; n]
     }
-    let mut v = Vec::with_capacity(n);
-    // SAFETY: f64 has no invalid bit patterns and the elements are written by the kernel
-    // owning the slot before they are read (see above; `tests/props.rs` in debug builds).
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        v.set_len(n)
-    };
-    v
 }
 
 /// A compilation or execution failure (bad inputs, or a value an op is undefined on).

@@ -22,7 +22,9 @@ const GEMM_PAR_MIN: usize = 1 << 18;
 const GEMV_PAR_MIN: usize = 1 << 16;
 
 struct P(*const f64);
-// SAFETY: read-only operand pointers, shared across the threads of one product.
+// SAFETY: moving the pointer to another thread is sound for the same reasons as sharing it
+// (see `Sync` below): operands are only read, and the output `c` is written in disjoint tiles
+// while `pool().install` blocks the caller until every task is done.
 unsafe impl Send for P {}
 // SAFETY: threads only copy the pointer out of a shared `&P`. Through `a`/`b` (and `mat`/`v`
 // in `gemv`) they only read, from buffers no one writes during the product; `c` is written
