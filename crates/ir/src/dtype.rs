@@ -43,7 +43,8 @@ impl DType {
     }
 
     /// Rounds an f64 to what this dtype can hold (the reference representation of every
-    /// element is f64).
+    /// element is f64). Inlined: kernels call it per element (`round_all` for a slice).
+    #[inline(always)]
     pub fn round(self, v: f64) -> f64 {
         match self {
             DType::Bool => (v != 0.0) as u8 as f64,
@@ -56,6 +57,16 @@ impl DType {
             }
             DType::F32 => v as f32 as f64,
             DType::F64 => v,
+        }
+    }
+
+    /// [`DType::round`] over a slice, with the dtype matched once (so the loop vectorizes).
+    pub fn round_all(self, s: &mut [f64]) {
+        match self {
+            DType::Bool => s.iter_mut().for_each(|v| *v = DType::Bool.round(*v)),
+            DType::I64 => s.iter_mut().for_each(|v| *v = DType::I64.round(*v)),
+            DType::F32 => s.iter_mut().for_each(|v| *v = *v as f32 as f64),
+            DType::F64 => {}
         }
     }
 }

@@ -205,8 +205,6 @@ impl Contract {
                 });
             }
         }
-        if self.round != DType::F64 {
-            out.iter_mut().for_each(|v| *v = self.round.round(*v));
-        }
+        self.round.round_all(out);
     }
 }

@@ -412,8 +412,7 @@ impl Fused {
                 }
             }
             if ins.round != DType::F64 {
-                let t = ins.round;
-                d.iter_mut().for_each(|v| *v = t.round(*v));
+                ins.round.round_all(d);
             }
         }
         if !out.is_null() {
@@ -525,8 +524,8 @@ impl Fused {
         let r: usize = spec.dims.iter().product();
         let round = |o: *mut f64, n: usize| {
             if self.out_round != DType::F64 {
-                let s = std::slice::from_raw_parts_mut(o, n);
-                s.iter_mut().for_each(|v| *v = self.out_round.round(*v));
+                self.out_round
+                    .round_all(std::slice::from_raw_parts_mut(o, n));
             }
         };
         if r == 0 || self.n == 0 {

@@ -123,9 +123,7 @@ fn nan_last(x: f64, y: f64) -> std::cmp::Ordering {
 }
 
 fn round_all(t: DType, o: &mut [f64]) {
-    if t != DType::F64 {
-        o.iter_mut().for_each(|v| *v = t.round(*v));
-    }
+    t.round_all(o);
 }
 
 /// Visits every offset `offset + Σ idx_d strides_d` in row-major order of `shape`.
