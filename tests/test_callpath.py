@@ -348,3 +348,37 @@ def test_float32_arrays_take_the_native_path():
     np.testing.assert_allclose(g(p64, y)[0][1], want[0][1], rtol=1e-4, atol=1e-6)
     g(p, y)  # a new trace clears the table; the next call re-installs
     assert g._native((p64, y)) is not None and g._native((p, y)) is not None
+
+
+def test_float32_outputs_are_written_natively_with_numpys_values():
+    """float32 outputs of the native path (narrowed in Rust into new float32 arrays, at
+    every size: 0-d, small, and past the zero-copy threshold) equal the general path's
+    and NumPy's values, bit for bit, at inputs other than the traced ones."""
+
+    def f(x, s):
+        return np.tanh(x) * s + x * x
+
+    fn, slow = autodiff.Function(f), autodiff.Function(f)
+    slow._spec._install = lambda *a: None  # the general path alone
+    rng = np.random.default_rng(3)
+    for shape in [(), (7,), (64, 80)]:
+        x0 = np.asarray(rng.standard_normal(shape), dtype=np.float32)
+        s0 = np.full(shape, 1.5, dtype=np.float32)
+        fn(x0, s0)
+        x = np.asarray(rng.standard_normal(shape), dtype=np.float32)
+        s = np.asarray(rng.standard_normal(shape), dtype=np.float32)
+        got = fn._spec.native((x, s))
+        assert got is not None, shape
+        want = slow(x, s)
+        assert got[0].dtype == want.dtype == np.float32
+        assert got[0].shape == want.shape == shape
+        np.testing.assert_array_equal(got[0], want)
+        np.testing.assert_allclose(got[0], f(x, s), rtol=2e-6, atol=1e-6)
+
+    g = autodiff.Gradient(lambda x: np.sum(np.exp(-x * x)))
+    x0 = rng.standard_normal(5000).astype(np.float32)
+    g(x0)
+    x = rng.standard_normal(5000).astype(np.float32)
+    (got,) = g(x)
+    assert g._native((x,)) is not None and got.dtype == np.float32
+    np.testing.assert_allclose(got, -2 * x * np.exp(-x * x), rtol=1e-5, atol=1e-6)

@@ -153,11 +153,27 @@ fn np(py: Python<'_>) -> PyResult<&Np> {
 impl Np {
     /// A new C-contiguous float64 array of shape `dims` (uninitialized, as numpy.empty).
     fn empty_f64<'py>(&self, py: Python<'py>, dims: &[isize]) -> PyResult<Bound<'py, PyAny>> {
+        self.empty_of(py, dims, false)
+    }
+
+    /// A new C-contiguous float64 (or, with `f32`, float32) array of shape `dims`
+    /// (uninitialized, as numpy.empty).
+    fn empty_of<'py>(
+        &self,
+        py: Python<'py>,
+        dims: &[isize],
+        f32: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let descr = if f32 {
+            &self.f32_descr
+        } else {
+            &self.f64_descr
+        };
         match self.new_from_descr {
-            // SAFETY: NumPy's PyArray_NewFromDescr with a new reference to the float64
+            // SAFETY: NumPy's PyArray_NewFromDescr with a new reference to a float
             // descriptor (it steals one), no strides, data or flags: a fresh array.
             Some(f) => unsafe {
-                let d = self.f64_descr.as_ptr();
+                let d = descr.as_ptr();
                 ffi::Py_IncRef(d);
                 let nd = dims.len() as c_int;
                 let p = f(
@@ -172,7 +188,10 @@ impl Np {
                 );
                 Bound::from_owned_ptr_or_err(py, p)
             },
-            None => self.empty.bind(py).call1((PyTuple::new(py, dims.iter())?,)),
+            None => self
+                .empty
+                .bind(py)
+                .call1((PyTuple::new(py, dims.iter())?, descr.bind(py))),
         }
     }
 }
@@ -273,6 +292,9 @@ struct Entry {
     /// Output shapes (for `numpy.empty`), when every output is float64: the program writes
     /// straight into those arrays (else outputs are built by `convert::tensor_into_numpy`).
     out_shapes: Option<Vec<Vec<isize>>>,
+    /// Which outputs are float32 (written by narrowing the f64 results, as `Trace.run`
+    /// rounds them; the values are exact: each float32 node's result is rounded already).
+    out_f32: Vec<bool>,
 }
 
 /// How a positional argument holds its leaves.
@@ -595,13 +617,21 @@ impl CallTable {
                 Some(d) if *d != these => return Ok(false),
                 _ => dtypes = Some(these),
             }
-            let all_f64 = g.outputs.iter().all(|&o| g.dtype(o) == DType::F64);
-            let out_shapes = all_f64.then(|| {
+            let all_float = g
+                .outputs
+                .iter()
+                .all(|&o| matches!(g.dtype(o), DType::F64 | DType::F32));
+            let out_shapes = all_float.then(|| {
                 g.outputs
                     .iter()
                     .map(|&o| g.shape(o).iter().map(|&d| d as isize).collect())
                     .collect()
             });
+            let out_f32 = g
+                .outputs
+                .iter()
+                .map(|&o| g.dtype(o) == DType::F32)
+                .collect();
             let mut sources = vec![];
             for c in e.get_item(2)?.try_iter()? {
                 sources.push(parse_source(py, &c?)?);
@@ -611,6 +641,7 @@ impl CallTable {
                 obj: e.clone().unbind(),
                 sources,
                 out_shapes,
+                out_f32,
             });
         }
         let Some(dtypes) = dtypes else {
@@ -792,8 +823,8 @@ impl CallTable {
         let outs = match &e.out_shapes {
             Some(shapes) => {
                 let list = PyList::empty(py);
-                for s in shapes {
-                    list.append(np.empty_f64(py, s)?)?;
+                for (s, &f32) in shapes.iter().zip(&e.out_f32) {
+                    list.append(np.empty_of(py, s, f32)?)?;
                 }
                 Some(list)
             }
@@ -861,21 +892,40 @@ impl CallTable {
         if let Some(list) = outs {
             let mut failed = false;
             let mut dst: Vec<Option<&mut [f64]>> = (0..ng).map(|_| None).collect();
-            for (a, s) in list.iter().zip(e.out_shapes.iter().flatten()) {
+            // float32 outputs: visited, then narrowed into their arrays (addresses as
+            // usize, so the visitor may run with the GIL released)
+            let mut narrow: Vec<Option<(usize, usize)>> = vec![None; ng];
+            for ((a, s), &f32) in list
+                .iter()
+                .zip(e.out_shapes.iter().flatten())
+                .zip(&e.out_f32)
+            {
                 let len = s.iter().product::<isize>() as usize;
-                // SAFETY: made by empty_f64 above: a fresh C-contiguous float64 array of
-                // this shape, kept alive by the list and seen by no one else yet.
-                dst.push(Some(unsafe {
-                    std::slice::from_raw_parts_mut(
-                        (*(a.as_ptr() as *const ArrayHead)).data as *mut f64,
-                        len,
-                    )
-                }));
+                // SAFETY: made by empty_of above: a fresh C-contiguous array of this shape
+                // and dtype, kept alive by the list and seen by no one else yet.
+                let ptr = unsafe { (*(a.as_ptr() as *const ArrayHead)).data };
+                if f32 {
+                    dst.push(None);
+                    narrow.push(Some((ptr as usize, len)));
+                } else {
+                    // SAFETY: as above, a float64 array of `len` elements.
+                    dst.push(Some(unsafe {
+                        std::slice::from_raw_parts_mut(ptr as *mut f64, len)
+                    }));
+                    narrow.push(None);
+                }
             }
             let guards: Vec<&[f64]> = data.guards.iter().map(|g| g.1.data.as_slice()).collect();
             let mut run = || {
                 program.run_f64_into(&slices, &mut dst, &mut |k, v| {
-                    failed |= v != guards[k];
+                    if k < ng {
+                        failed |= v != guards[k];
+                    } else if let Some((ptr, len)) = narrow[k] {
+                        // SAFETY: the float32 array of `len` elements registered above,
+                        // alive (held by the list) and written by this visit only.
+                        let d = unsafe { std::slice::from_raw_parts_mut(ptr as *mut f32, len) };
+                        d.iter_mut().zip(v).for_each(|(o, &x)| *o = x as f32);
+                    }
                 })
             };
             // Large runs release the GIL while the kernels run (as NumPy's ufuncs do):
