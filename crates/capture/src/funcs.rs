@@ -12,19 +12,7 @@ use super::sig::Call;
 use super::table::axes_of;
 use super::{unsupported, Res, TracedGen, Tracer, Val};
 use crate::convert;
-
-/// Entries whose results depend only on types, shapes and dtypes (any argument is fine).
-const VALUE_FREE: &[&str] = &[
-    "np.result_type",
-    "np.ndim",
-    "np.shape",
-    "np.size",
-    "np.isscalar",
-    "np.iscomplexobj",
-    "np.isrealobj",
-    "np.broadcast_shapes",
-    "np.promote_types",
-];
+use crate::registry::Family;
 
 const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
@@ -403,7 +391,9 @@ impl<'py> Tracer<'py> {
         let spec = super::sig::signature(name, c.method);
         if spec.is_none()
             && (name.starts_with("np.") || name.starts_with("scipy."))
-            && !VALUE_FREE.contains(&name)
+            // introspection (`np.shape`, `np.result_type`, ...) depends only on types,
+            // shapes and dtypes: any argument is fine
+            && crate::registry::lookup(name).map(|e| e.family) != Some(Family::Introspection)
         {
             return self.call_native(c);
         }

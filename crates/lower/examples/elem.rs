@@ -95,7 +95,7 @@ fn main() {
     );
     let mut o = vec![0.0; n];
     let t = best(20, || {
-        p.run_f64_visit(&slices, &mut |_, v| o.copy_from_slice(v))
+        p.run_f64_into(&slices, &mut [None], &mut |_, v| o.copy_from_slice(v))
             .unwrap();
     });
     println!(

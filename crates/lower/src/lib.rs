@@ -1278,60 +1278,12 @@ impl Program {
         res.map(|()| outs)
     }
 
-    /// Evaluates the outputs like `run_f64`, but hands each output (in order) to `visit` as
-    /// a row-major slice instead of allocating it: outputs that are whole slots are read in
-    /// place, views are gathered into one reused scratch vector. Nothing is allocated per
-    /// call once the arena pool is warm (the per-call path of small programs).
-    pub fn run_f64_visit(
-        &self,
-        inputs: &[&[f64]],
-        visit: &mut dyn FnMut(usize, &[f64]),
-    ) -> Result<(), LowerError> {
-        let mut arena = self.begin_run(inputs)?;
-        let env = Env {
-            inputs,
-            consts: &self.consts,
-            slots: &arena.ptrs,
-            scratch: SendPtr(arena.scratch.as_mut_ptr()),
-            scratch_len: arena.scratch.len(),
-        };
-        let res = self.execute(&env);
-        if res.is_ok() {
-            let mut tmp: Vec<f64> = vec![];
-            for (k, o) in self.outputs.iter().enumerate() {
-                let n: usize = o.shape.iter().product();
-                match (o.take, o.loc) {
-                    (true, Loc::Slot(s)) => visit(k, &arena.bufs[s as usize][..n]),
-                    _ => {
-                        tmp.clear();
-                        tmp.resize(n, 0.0);
-                        // SAFETY: the output's buffer is live (its slot is never reused).
-                        unsafe {
-                            view::gather_strided(
-                                env.ptr(o.loc),
-                                o.offset,
-                                &o.cshape,
-                                &o.cstrides,
-                                0,
-                                &mut tmp,
-                            )
-                        };
-                        visit(k, &tmp);
-                    }
-                }
-            }
-        }
-        if let Ok(mut p) = self.pool.lock() {
-            p.push(arena);
-        }
-        res
-    }
-
-    /// Evaluates the outputs like `run_f64_visit`, writing output `k` into `dst[k]` when
-    /// given (exactly the output's size, row-major): an output that owns a whole slot is
-    /// written there by its kernel directly (the slot points at `dst[k]` for this run: no
-    /// copy, no pooled buffer touched), any other is gathered into it. Outputs without a
-    /// destination go to `visit`, as in `run_f64_visit`.
+    /// Evaluates the outputs like `run_f64`, writing output `k` into `dst[k]` when given
+    /// (exactly the output's size, row-major): an output that owns a whole slot is written
+    /// there by its kernel directly (the slot points at `dst[k]` for this run: no copy, no
+    /// pooled buffer touched), any other is gathered into it. Outputs without a destination
+    /// are handed to `visit` (in order) as row-major slices instead of being allocated:
+    /// whole slots are read in place, views gathered into one reused scratch vector.
     ///
     /// # Panics
     /// If `dst` does not have one entry per output, or a destination's length differs from
