@@ -301,7 +301,62 @@ fn eval_op(g: &Graph, node: &Node, a: &[&ArrayD<f64>], inputs: &[Tensor]) -> Res
             let n = a[0].shape()[0];
             ndarray::arr0(Lu::new(&flat(a[0]), n).log_abs_det()).into_dyn()
         }
+        // c ← body(c, xs[t], v) for each t; the results packed (see autodiff_ir::loops)
+        Op::Loop(spec) => {
+            let ops: Vec<Tensor> = a
+                .iter()
+                .zip(&node.inputs)
+                .map(|(x, &id)| from_array((*x).clone(), g.dtype(id)))
+                .collect();
+            let packed = run_loop(spec, &ops)?;
+            array(&[packed.len()], packed)
+        }
     })
+}
+
+/// Runs a loop on its operands (carries, stacked xs, invariants) and returns its packed
+/// value (see `autodiff_ir::loops`), rounded to the pack dtype.
+pub fn run_loop(spec: &autodiff_ir::LoopSpec, operands: &[Tensor]) -> Res<Vec<f64>> {
+    let b = &spec.body;
+    let (nc, nx) = (spec.n_carry, spec.n_xs);
+    let mut carries: Vec<Tensor> = operands[..nc].to_vec();
+    let row_types: Vec<(Vec<usize>, DType)> = b.inputs[nc..nc + nx]
+        .iter()
+        .map(|&i| (b.shape(i).clone(), b.dtype(i)))
+        .collect();
+    let ys_types: Vec<usize> = b.outputs[nc..].iter().map(|&o| b.node(o).size()).collect();
+    let mut ys: Vec<Vec<f64>> = ys_types
+        .iter()
+        .map(|&n| vec![0.0; n * spec.trips])
+        .collect();
+    let order: Vec<usize> = if spec.reverse {
+        (0..spec.trips).rev().collect()
+    } else {
+        (0..spec.trips).collect()
+    };
+    for t in order {
+        let mut ins = carries.clone();
+        for (k, (shape, dt)) in row_types.iter().enumerate() {
+            let n: usize = shape.iter().product();
+            let src = &operands[nc + k].data[t * n..(t + 1) * n];
+            ins.push(Tensor::new(*dt, shape.clone(), src.to_vec()));
+        }
+        ins.extend_from_slice(&operands[nc + nx..]);
+        let mut outs = eval(b, &ins, &b.outputs)
+            .map_err(|e| ExecError(format!("loop iteration {t}: {}", e.0)))?;
+        for (k, y) in outs.drain(nc..).enumerate() {
+            let n = ys_types[k];
+            ys[k][t * n..(t + 1) * n].copy_from_slice(&y.data);
+        }
+        carries = outs;
+    }
+    let pack = spec.pack_dtype();
+    let mut out: Vec<f64> = carries.into_iter().flat_map(|c| c.data).collect();
+    for y in ys {
+        out.extend(y);
+    }
+    out.iter_mut().for_each(|v| *v = pack.round(*v));
+    Ok(out)
 }
 
 /// NumPy's sort order: NaN after every number; equal values compare equal (stable).

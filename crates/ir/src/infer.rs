@@ -51,7 +51,7 @@ fn infer_op(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape,
         if ins.len() != n {
             return err(format!("{op:?} takes {n} operands, got {}", ins.len()));
         }
-    } else if ins.is_empty() {
+    } else if ins.is_empty() && !matches!(op, Op::Loop(_)) {
         return err(format!("{op:?} needs at least one operand"));
     }
     let s = |i: usize| ins[i].0.clone();
@@ -374,6 +374,7 @@ fn infer_op(op: &Op, ins: &[(&Shape, DType)], n_consts: usize) -> Result<(Shape,
             float("det", d(0))?;
             Ok((vec![], d(0)))
         }
+        Op::Loop(spec) => spec.check_operands(ins),
     }
 }
 

@@ -16,6 +16,7 @@
 pub mod dtype;
 pub mod graph;
 pub mod infer;
+pub mod loops;
 pub mod mem;
 pub mod op;
 pub mod scalar;
@@ -25,6 +26,7 @@ pub mod verify;
 
 pub use dtype::DType;
 pub use graph::{Graph, Node, NodeId};
+pub use loops::LoopSpec;
 pub use op::{BinaryOp, ContractSpec, Op, ReduceOp, SliceDim, UnaryOp};
 pub use tensor::Tensor;
 

@@ -9,6 +9,9 @@
 //!   from the shape (keepdims is a `Reshape` after it);
 //! - index operands (`Gather`, `Scatter*`, `TakeAlong`) are `int64` and non-negative.
 
+use std::sync::Arc;
+
+use crate::loops::LoopSpec;
 use crate::{DType, Shape};
 
 /// Elementwise functions of one argument.
@@ -191,6 +194,9 @@ pub enum Op {
     Det,
     /// `(a)` log |det a| (0-d).
     LogAbsDet,
+    /// `(carries..., xs..., invariants...)` A fixed number of iterations of a body graph;
+    /// its value is the packed vector of results (see [`crate::loops`]).
+    Loop(Arc<LoopSpec>),
 }
 
 impl Op {
@@ -221,7 +227,7 @@ impl Op {
             | Op::Solve
             | Op::TriSolve(_) => 2,
             Op::Where | Op::ScatterAdd(_) | Op::Scatter(_) | Op::ScatterAlongAdd(_) => 3,
-            Op::Concat(_) => return None,
+            Op::Concat(_) | Op::Loop(_) => return None,
         })
     }
 }
@@ -257,7 +263,8 @@ impl Op {
             | Op::Cholesky
             | Op::Inv
             | Op::Det
-            | Op::LogAbsDet => false,
+            | Op::LogAbsDet
+            | Op::Loop(_) => false,
         }
     }
 }

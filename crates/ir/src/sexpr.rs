@@ -51,7 +51,8 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::{
-    BinaryOp, ContractSpec, DType, Graph, IrError, NodeId, Op, ReduceOp, SliceDim, Tensor, UnaryOp,
+    BinaryOp, ContractSpec, DType, Graph, IrError, LoopSpec, NodeId, Op, ReduceOp, SliceDim,
+    Tensor, UnaryOp,
 };
 
 /// The printer binds a node with `let` rather than nest terms deeper than this.
@@ -96,6 +97,7 @@ pub fn op_head(op: &Op) -> &'static str {
         Op::Inv => "inv",
         Op::Det => "det",
         Op::LogAbsDet => "logabsdet",
+        Op::Loop(_) => "loop",
     }
 }
 
@@ -138,6 +140,9 @@ fn templates() -> Vec<Op> {
         Op::Inv,
         Op::Det,
         Op::LogAbsDet,
+        Op::Loop(std::sync::Arc::new(
+            LoopSpec::new(Graph::new(), 0, 0, 0, false).expect("the empty loop is valid"),
+        )),
     ]);
     ops
 }
@@ -182,13 +187,23 @@ fn attrs(op: &Op) -> Vec<String> {
         | Op::ArgSort(a) => vec![a.to_string()],
         Op::TriSolve(lower) => vec![(if *lower { "lower" } else { "upper" }).to_string()],
         Op::Solve | Op::Cholesky | Op::Inv | Op::Det | Op::LogAbsDet => vec![],
+        Op::Loop(spec) => vec![
+            format!(
+                "({} {} {} {})",
+                spec.trips,
+                if spec.reverse { "reverse" } else { "forward" },
+                spec.n_carry,
+                spec.n_xs
+            ),
+            print_graph(&spec.body).replace("\n  ", " "),
+        ],
     }
 }
 
 /// The heads of the ops that are not elementwise functions (those are named by
 /// `UnaryOp::name` / `BinaryOp::name`), in `Op` order: with them, every head [`op_head`]
 /// returns. Tests use it to check that generators and goldens reach every op.
-pub const STRUCTURAL_HEADS: [&str; 31] = [
+pub const STRUCTURAL_HEADS: [&str; 32] = [
     "input",
     "const",
     "where",
@@ -220,6 +235,7 @@ pub const STRUCTURAL_HEADS: [&str; 31] = [
     "inv",
     "det",
     "logabsdet",
+    "loop",
 ];
 
 /// Every op head: the elementwise function names, then [`STRUCTURAL_HEADS`].
@@ -742,6 +758,11 @@ impl Parser<'_> {
             }
             Op::Unary(_) | Op::Binary(_) | Op::Where => template.clone(),
             Op::Solve | Op::Cholesky | Op::Inv | Op::Det | Op::LogAbsDet => template.clone(),
+            Op::Loop(_) => Op::Loop(std::sync::Arc::new(self.loop_spec(
+                sx,
+                attr(0)?,
+                attr(1)?,
+            )?)),
             Op::Cast(_) => Op::Cast(self.dtype(attr(0)?)?),
             Op::Broadcast(_) => Op::Broadcast(self.usizes(attr(0)?, "extents")?),
             Op::Reshape(_) => Op::Reshape(self.usizes(attr(0)?, "extents")?),
@@ -783,6 +804,33 @@ impl Parser<'_> {
         };
         let n_attrs = attrs(&op).len();
         Ok((op, &rest[n_attrs.min(rest.len())..]))
+    }
+
+    /// `(TRIPS forward|reverse N_CARRY N_XS) (graph ...)`: a loop's parameters and body.
+    fn loop_spec(&self, sx: &Sx, params: &Sx, body: &Sx) -> Result<LoopSpec, IrError> {
+        let what = "(trips forward|reverse n_carry n_xs)";
+        let [trips, dir, nc, nx] = self.list(params, what)? else {
+            return self.err(params, format!("expected {what}"));
+        };
+        let reverse = match self.atom(dir, "forward or reverse")? {
+            "forward" => false,
+            "reverse" => true,
+            other => return self.err(dir, format!("expected forward or reverse, found '{other}'")),
+        };
+        let mut p = Parser {
+            src: self.src,
+            g: Graph::new(),
+            scope: HashMap::new(),
+        };
+        p.graph(std::slice::from_ref(body))?;
+        LoopSpec::new(
+            p.g,
+            self.usize(nc, "a carry count")?,
+            self.usize(nx, "an xs count")?,
+            self.usize(trips, "a trip count")?,
+            reverse,
+        )
+        .or_else(|e| self.err(sx, e))
     }
 
     /// `((start step len) ...)`.

@@ -74,7 +74,7 @@ fn step(g: &mut Graph, (kind, a, b, c): Step) {
             }
         })
         .collect();
-    let (op, ins): (Op, Vec<NodeId>) = match kind % 20 {
+    let (op, ins): (Op, Vec<NodeId>) = match kind % 21 {
         0 => (
             Op::Unary(UnaryOp::ALL[a as usize % UnaryOp::ALL.len()]),
             vec![x],
@@ -181,6 +181,32 @@ fn step(g: &mut Graph, (kind, a, b, c): Step) {
                 vec![x]
             };
             (op, ins)
+        }
+        19 => {
+            // a loop carrying `x` (and reading rows of the operand `y` when it has any):
+            // c ← u(c) + row, with a ys output
+            let y = pick(c);
+            let (dt, ys) = (g.dtype(x), g.shape(y).clone());
+            let mut body = Graph::new();
+            let carry = body.add_input("c", shape.clone(), dt);
+            let mut ins = vec![x];
+            let n_xs = usize::from(!ys.is_empty() && g.dtype(y) == dt && ys[1..] == shape[..]);
+            let mut next = body.unary(UnaryOp::ALL[a as usize % UnaryOp::ALL.len()], carry);
+            if n_xs == 1 {
+                let row = body.add_input("r", ys[1..].to_vec(), dt);
+                next = next.and_then(|n| body.binary(BinaryOp::Add, n, row));
+                ins.push(y);
+            }
+            let Ok(next) = next else { return };
+            let Ok(out) = body.binary(BinaryOp::Mul, next, carry) else {
+                return;
+            };
+            body.outputs = vec![next, out];
+            let trips = if n_xs == 1 { ys[0] } else { a as usize % 4 };
+            match autodiff_ir::LoopSpec::new(body, 1, n_xs, trips, c % 2 == 1) {
+                Ok(spec) => (Op::Loop(std::sync::Arc::new(spec)), ins),
+                Err(_) => return,
+            }
         }
         _ => {
             let dt = DTYPES[a as usize % 4];

@@ -2,7 +2,7 @@
 
 use autodiff_ir::sexpr::{op_head, parse_graph, parse_term, print_graph, print_term};
 use autodiff_ir::verify::verify;
-use autodiff_ir::{BinaryOp, DType, Graph, UnaryOp};
+use autodiff_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp};
 
 /// Parses `text`, checks the graph, and checks that printing gives `text` back.
 fn golden(text: &str) -> Graph {
@@ -114,7 +114,7 @@ const CONSTANTS: &str = r#"(graph
 #[test]
 fn golden_graphs_cover_every_op() {
     let mut heads = std::collections::HashSet::new();
-    for text in [SHAPES, INDEXING, LINALG, CONSTANTS] {
+    for text in [SHAPES, INDEXING, LINALG, CONSTANTS, LOOPS] {
         let g = golden(text);
         heads.extend(g.nodes().iter().map(|n| op_head(&n.op)));
     }
@@ -351,4 +351,28 @@ fn all_heads_are_distinct_and_match_op_head() {
     for b in BinaryOp::ALL {
         assert_eq!(op_head(&Op::Binary(b)), b.name());
     }
+}
+
+const LOOPS: &str = r#"(graph
+  (input y float64 (3))
+  (input k float64 ())
+  (input xs float64 (4 3))
+  (let t0 (loop (4 forward 1 1) (graph (input c float64 (3)) (input r float64 (3)) (input k float64 ()) (output (add (mul c (broadcast (3) k)) r)) (output (sum (0) c))) y xs k))
+  (output (reshape (3) (slice ((0 1 3)) t0)))
+  (output (reshape (4) (slice ((3 1 4)) t0))))"#;
+
+#[test]
+fn loops_print_and_parse() {
+    let g = golden(LOOPS);
+    let Op::Loop(spec) = &g.node(NodeId(3)).op else {
+        panic!("node 3 is the loop")
+    };
+    assert_eq!(
+        (spec.n_carry, spec.n_xs, spec.n_inv(), spec.n_ys()),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(spec.offsets(), (vec![0, 3], 7));
+    // a loop over the wrong operand types is refused when parsed
+    let bad = LOOPS.replace("(input xs float64 (4 3))", "(input xs float64 (5 3))");
+    assert!(parse_graph(&bad).is_err());
 }

@@ -688,7 +688,13 @@ impl<'g> Planner<'g> {
                 let pnq = split_at_axis(g.shape(x), *axis);
                 self.kernel(i, Kernel::ArgSort { x: xs, pnq });
             }
-            Op::Solve | Op::TriSolve(_) | Op::Cholesky | Op::Inv | Op::Det | Op::LogAbsDet => {
+            Op::Solve
+            | Op::TriSolve(_)
+            | Op::Cholesky
+            | Op::Inv
+            | Op::Det
+            | Op::LogAbsDet
+            | Op::Loop(_) => {
                 let types: Vec<(Vec<usize>, DType)> = node
                     .inputs
                     .iter()

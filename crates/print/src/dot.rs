@@ -87,5 +87,6 @@ fn op_label(g: &Graph, id: NodeId) -> String {
         Op::Inv => "inv".into(),
         Op::Det => "det".into(),
         Op::LogAbsDet => "logabsdet".into(),
+        Op::Loop(spec) => format!("loop ×{}", spec.trips),
     }
 }

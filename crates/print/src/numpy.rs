@@ -827,6 +827,7 @@ impl Py<'_> {
             Op::Inv => self.call("np.linalg.inv", &[a(0)]),
             Op::Det => self.call("np.linalg.det", &[a(0)]),
             Op::LogAbsDet => Expr::new(format!("np.linalg.slogdet({})[1]", a(0)), P_POST),
+            Op::Loop(_) => self.call("raise NotImplementedError('loop')", &[]),
         }
     }
 

@@ -159,5 +159,6 @@ fn node(g: &Graph, id: NodeId, cache: &[Option<Expr>]) -> Result<Expr, String> {
         Op::Solve | Op::TriSolve(_) | Op::Cholesky | Op::Inv | Op::Det | Op::LogAbsDet => {
             return not_elementwise("linear algebra")
         }
+        Op::Loop(_) => return not_elementwise("a loop"),
     })
 }

@@ -412,6 +412,7 @@ impl Math<'_> {
                     self.w(a(0), P_ATOM)
                 )),
             },
+            Op::Loop(spec) => self.call(&format!("loop{}", spec.trips), &[]),
         }
     }
 

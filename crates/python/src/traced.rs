@@ -567,7 +567,8 @@ impl PyTrace {
                     | Op::Cholesky
                     | Op::Inv
                     | Op::Det
-                    | Op::LogAbsDet => return Ok(None),
+                    | Op::LogAbsDet
+                    | Op::Loop(_) => return Ok(None),
                 };
                 map.push(new);
             }

@@ -163,7 +163,8 @@ pub fn vmap(
                 | Op::Cholesky
                 | Op::Inv
                 | Op::Det
-                | Op::LogAbsDet => {
+                | Op::LogAbsDet
+                | Op::Loop(_) => {
                     return err(format!(
                         "vmap: no batching rule for {:?} with batched operands",
                         n.op

@@ -142,7 +142,8 @@ fn kind(op: &Op) -> Option<usize> {
         | Op::Cholesky
         | Op::Inv
         | Op::Det
-        | Op::LogAbsDet => return None,
+        | Op::LogAbsDet
+        | Op::Loop(_) => return None,
     })
 }
 

@@ -1,0 +1,274 @@
+//! `Op::Loop`: a fixed number of iterations of a body graph (the shape of `lax.scan`).
+//!
+//! A loop node `(loop SPEC c₁…c_k xs₁…xs_m v₁…v_r)` has three groups of operands:
+//! - the initial **carries** `c` (one per state variable the iterations thread through);
+//! - the stacked per-iteration inputs **xs**: operand `xs_j` has shape `[trips] ++ row_j`
+//!   and iteration `t` reads row `t` (`x[i]` inside a Python loop);
+//! - the loop-**invariant** values `v` the body reads.
+//!
+//! The body is an ordinary graph whose inputs are, in order, the carries, one row of each
+//! xs, and the invariants (same shapes and dtypes as the operands, minus the leading axis
+//! of the xs). Its outputs are the next carries (each of its carry's shape and dtype)
+//! followed by the per-iteration outputs **ys** (rows of any shape and dtype).
+//!
+//! Semantics: `c ← body(c, xs[t], v)` for `t = 0, 1, …, trips-1` (`t = trips-1, …, 0` when
+//! `reverse`), each iteration's ys rows stored at row `t` of their stacked result.
+//!
+//! Invariants (checked by [`LoopSpec::new`] and [`LoopSpec::check_operands`]):
+//! - the loop node has **one value**, the *packed* vector: the final carries, flattened,
+//!   then each ys stacked (`[trips] ++ row`) and flattened, all cast to the pack dtype
+//!   (`float32` when every output is float32, else `float64`; bool and int outputs are
+//!   cast exactly, ints below 2^53). [`Graph::loop_outputs`] unpacks it with
+//!   slice/reshape/cast nodes, so every other op keeps one value per node;
+//! - `trips` may be 0 (the final carries are the initial ones, the ys are empty);
+//! - loop specs compare and hash structurally (the body's nodes, constants, inputs and
+//!   outputs), so hash-consing merges equal loops and never two different ones.
+
+use std::hash::{Hash, Hasher};
+
+use crate::{err, DType, Graph, IrError, NodeId, Op, Shape, SliceDim};
+
+/// The body and parameters of a loop node.
+#[derive(Clone)]
+pub struct LoopSpec {
+    pub body: Graph,
+    pub n_carry: usize,
+    pub n_xs: usize,
+    pub trips: usize,
+    pub reverse: bool,
+    pack: DType,
+    fingerprint: u64,
+}
+
+impl std::fmt::Debug for LoopSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Loop(trips={}, carries={}, xs={}, invariants={}, ys={}, body of {} nodes{})",
+            self.trips,
+            self.n_carry,
+            self.n_xs,
+            self.n_inv(),
+            self.n_ys(),
+            self.body.len(),
+            if self.reverse { ", reverse" } else { "" }
+        )
+    }
+}
+
+impl PartialEq for LoopSpec {
+    fn eq(&self, o: &LoopSpec) -> bool {
+        self.fingerprint == o.fingerprint
+            && self.n_carry == o.n_carry
+            && self.n_xs == o.n_xs
+            && self.trips == o.trips
+            && self.reverse == o.reverse
+            && same_graph(&self.body, &o.body)
+    }
+}
+
+impl Eq for LoopSpec {}
+
+impl Hash for LoopSpec {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.fingerprint.hash(h);
+    }
+}
+
+/// Structural equality of two graphs: nodes, constants (bit for bit), inputs, outputs.
+pub fn same_graph(a: &Graph, b: &Graph) -> bool {
+    a.len() == b.len()
+        && a.inputs == b.inputs
+        && a.outputs == b.outputs
+        && a.nodes() == b.nodes()
+        && a.consts().len() == b.consts().len()
+        && a.consts()
+            .iter()
+            .zip(b.consts())
+            .all(|(x, y)| x.same_bits(y))
+}
+
+/// A hash of a graph's structure (consistent with [`same_graph`]).
+fn graph_hash(g: &Graph) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for n in g.nodes() {
+        n.op.hash(&mut h);
+        n.inputs.hash(&mut h);
+        n.shape.hash(&mut h);
+        n.dtype.hash(&mut h);
+    }
+    for c in g.consts() {
+        c.bits_hash().hash(&mut h);
+    }
+    g.inputs.hash(&mut h);
+    g.outputs.hash(&mut h);
+    h.finish()
+}
+
+impl LoopSpec {
+    /// A loop of `trips` iterations over `body` (see the module docs for the layout).
+    pub fn new(
+        body: Graph,
+        n_carry: usize,
+        n_xs: usize,
+        trips: usize,
+        reverse: bool,
+    ) -> Result<LoopSpec, IrError> {
+        if body.inputs.len() < n_carry + n_xs {
+            return err(format!(
+                "loop: the body has {} inputs for {n_carry} carries and {n_xs} xs",
+                body.inputs.len()
+            ));
+        }
+        if body.outputs.len() < n_carry {
+            return err(format!(
+                "loop: the body has {} outputs for {n_carry} carries",
+                body.outputs.len()
+            ));
+        }
+        for k in 0..n_carry {
+            let (i, o) = (body.inputs[k], body.outputs[k]);
+            if body.shape(i) != body.shape(o) || body.dtype(i) != body.dtype(o) {
+                return err(format!(
+                    "loop: carry {k} enters as {:?} {} but leaves as {:?} {}",
+                    body.shape(i),
+                    body.dtype(i),
+                    body.shape(o),
+                    body.dtype(o)
+                ));
+            }
+        }
+        let all_f32 = body.outputs.iter().all(|&o| body.dtype(o) == DType::F32);
+        let pack = if all_f32 { DType::F32 } else { DType::F64 };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (graph_hash(&body), n_carry, n_xs, trips, reverse).hash(&mut h);
+        Ok(LoopSpec {
+            body,
+            n_carry,
+            n_xs,
+            trips,
+            reverse,
+            pack,
+            fingerprint: h.finish(),
+        })
+    }
+
+    /// Number of invariant operands.
+    pub fn n_inv(&self) -> usize {
+        self.body.inputs.len() - self.n_carry - self.n_xs
+    }
+
+    /// Number of per-iteration outputs.
+    pub fn n_ys(&self) -> usize {
+        self.body.outputs.len() - self.n_carry
+    }
+
+    /// The dtype of the packed value.
+    pub fn pack_dtype(&self) -> DType {
+        self.pack
+    }
+
+    /// The shape and dtype of each unpacked result: the final carries, then the stacked ys.
+    pub fn result_types(&self) -> Vec<(Shape, DType)> {
+        let b = &self.body;
+        let mut out = vec![];
+        for (k, &o) in b.outputs.iter().enumerate() {
+            let mut s = b.shape(o).clone();
+            if k >= self.n_carry {
+                s.insert(0, self.trips);
+            }
+            out.push((s, b.dtype(o)));
+        }
+        out
+    }
+
+    /// Offset of each result in the packed vector, and the total length.
+    pub fn offsets(&self) -> (Vec<usize>, usize) {
+        let mut offs = vec![];
+        let mut at = 0usize;
+        for (s, _) in self.result_types() {
+            offs.push(at);
+            at += s.iter().product::<usize>();
+        }
+        (offs, at)
+    }
+
+    /// The type of the loop node for operands of the given types.
+    pub fn check_operands(&self, ins: &[(&Shape, DType)]) -> Result<(Shape, DType), IrError> {
+        let b = &self.body;
+        if ins.len() != b.inputs.len() {
+            return err(format!(
+                "loop takes {} operands (carries, xs, invariants), got {}",
+                b.inputs.len(),
+                ins.len()
+            ));
+        }
+        for (k, (&(s, d), &bi)) in ins.iter().zip(&b.inputs).enumerate() {
+            let (bs, bd) = (b.shape(bi), b.dtype(bi));
+            let is_xs = k >= self.n_carry && k < self.n_carry + self.n_xs;
+            let ok = if is_xs {
+                s.len() == bs.len() + 1 && s[0] == self.trips && &s[1..] == bs.as_slice()
+            } else {
+                s == bs
+            };
+            if !ok || d != bd {
+                let role = if k < self.n_carry {
+                    "carry"
+                } else if is_xs {
+                    "xs"
+                } else {
+                    "invariant"
+                };
+                return err(format!(
+                    "loop operand {k} ({role}) is {s:?} {d}, the body expects {}{bs:?} {bd}",
+                    if is_xs {
+                        format!("[{}] ++ ", self.trips)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        }
+        Ok((vec![self.offsets().1], self.pack))
+    }
+}
+
+impl Graph {
+    /// Adds a loop node and returns its unpacked results (final carries, then stacked ys).
+    pub fn add_loop(
+        &mut self,
+        spec: LoopSpec,
+        operands: Vec<NodeId>,
+    ) -> Result<Vec<NodeId>, IrError> {
+        let node = self.add(Op::Loop(std::sync::Arc::new(spec)), operands)?;
+        self.loop_outputs(node)
+    }
+
+    /// The results of a loop node, each as a slice of its packed value (reshaped, and cast
+    /// back from the pack dtype where it differs).
+    pub fn loop_outputs(&mut self, node: NodeId) -> Result<Vec<NodeId>, IrError> {
+        let Op::Loop(spec) = self.node(node).op.clone() else {
+            return err("loop_outputs of a node that is not a loop");
+        };
+        let (offs, _) = spec.offsets();
+        let mut out = vec![];
+        for ((shape, dtype), off) in spec.result_types().into_iter().zip(offs) {
+            let n: usize = shape.iter().product();
+            let s = self.add(
+                Op::Slice(vec![SliceDim {
+                    start: off,
+                    step: 1,
+                    len: n,
+                }]),
+                vec![node],
+            )?;
+            let r = self.reshape(s, &shape)?;
+            out.push(if dtype != spec.pack {
+                self.cast(r, dtype)?
+            } else {
+                r
+            });
+        }
+        Ok(out)
+    }
+}
