@@ -103,6 +103,37 @@ enum Kind {
         axis: usize,
         step: i64,
     },
+    /// `out[i] = v`: a write into the array of slot `slot` (read nowhere else in the
+    /// iteration) at a start on `axis` growing by `step`. The loop's ys stack the values;
+    /// one write after the loop puts them in place.
+    Write {
+        slot: usize,
+        dims: Vec<SliceDim>,
+        axis: usize,
+        step: i64,
+    },
+}
+
+/// The axis on which two slice lists differ only in start (the same step and a length of
+/// one there, equal elsewhere), and the start's step across `a`, `b`, `c`.
+fn moving_axis(a: &[SliceDim], b: &[SliceDim], c: &[SliceDim]) -> Option<(usize, i64)> {
+    let diff: Vec<usize> = (0..c.len()).filter(|&d| a[d] != c[d]).collect();
+    let [axis] = diff[..] else { return None };
+    let same = |x: &SliceDim, y: &SliceDim| x.step == y.step && x.len == y.len;
+    if !same(&a[axis], &c[axis])
+        || !same(&b[axis], &c[axis])
+        || c[axis].len != 1
+        || (0..c.len()).any(|d| d != axis && b[d] != c[d])
+    {
+        return None;
+    }
+    let starts = [
+        a[axis].start as f64,
+        b[axis].start as f64,
+        c[axis].start as f64,
+    ];
+    let step = linear(&starts)?;
+    (step != 0.0).then_some((axis, step as i64))
 }
 
 /// A Python scalar slot that grows linearly.
@@ -334,32 +365,26 @@ impl<'py> Tracer<'py> {
                     let Some(Ref::Inv(src)) = r.first().copied() else {
                         return None;
                     };
-                    let diff: Vec<usize> = (0..c.len()).filter(|&d| a[d] != c[d]).collect();
-                    let [axis] = diff[..] else { return None };
-                    let same_but_start =
-                        |x: &SliceDim, y: &SliceDim| x.step == y.step && x.len == y.len;
-                    if !same_but_start(&a[axis], &c[axis])
-                        || !same_but_start(&b[axis], &c[axis])
-                        || c[axis].len != 1
-                        || (0..c.len()).any(|d| d != axis && b[d] != c[d])
-                    {
-                        return None;
-                    }
-                    let starts = [
-                        a[axis].start as f64,
-                        b[axis].start as f64,
-                        c[axis].start as f64,
-                    ];
-                    let step = linear(&starts)?;
-                    if step == 0.0 {
-                        return None;
-                    }
+                    let (axis, step) = moving_axis(a, b, c)?;
                     verify = true;
                     Kind::Slice {
                         src,
                         dims: c.clone(),
                         axis,
-                        step: step as i64,
+                        step,
+                    }
+                }
+                (Op::SetSlice(a), Op::SetSlice(b), Op::SetSlice(c)) if a != c => {
+                    let Some(Ref::Carry(slot)) = r.first().copied() else {
+                        return None;
+                    };
+                    let (axis, step) = moving_axis(a, b, c)?;
+                    verify = true;
+                    Kind::Write {
+                        slot,
+                        dims: c.clone(),
+                        axis,
+                        step,
                     }
                 }
                 (a, b, c) if a == c && b == c && !matches!(c, Op::Input(_) | Op::Const(_)) => {
@@ -384,6 +409,44 @@ impl<'py> Tracer<'py> {
                 self.classify(s, [ids[0], ids[1], ids[2]])
             })
             .collect::<Option<_>>()?;
+        // A written array: its slot's next value is the write, and neither the array nor the
+        // write is read elsewhere in the iteration; it is not carried through the body.
+        for (p, k) in kinds.iter().enumerate() {
+            if let Kind::Write { slot, .. } = k {
+                let ci = carries.iter().position(|c| c == slot)?;
+                let read_elsewhere = refs.iter().enumerate().any(|(q, rs)| {
+                    rs.iter().enumerate().any(|(j, r)| {
+                        *r == Ref::Internal(p) || (*r == Ref::Carry(*slot) && !(q == p && j == 0))
+                    })
+                }) || next
+                    .iter()
+                    .enumerate()
+                    .any(|(i, r)| i != ci && (*r == Ref::Internal(p) || *r == Ref::Carry(*slot)));
+                if read_elsewhere || next[ci] != Ref::Internal(p) {
+                    return None;
+                }
+            }
+        }
+        let written: Vec<usize> = kinds
+            .iter()
+            .filter_map(|k| match k {
+                Kind::Write { slot, .. } => Some(*slot),
+                _ => None,
+            })
+            .collect();
+        let keep: Vec<bool> = carries.iter().map(|c| !written.contains(c)).collect();
+        let carries: Vec<usize> = carries
+            .iter()
+            .zip(&keep)
+            .filter(|x| *x.1)
+            .map(|x| *x.0)
+            .collect();
+        let next: Vec<Ref> = next
+            .iter()
+            .zip(&keep)
+            .filter(|x| *x.1)
+            .map(|x| *x.0)
+            .collect();
         // Guards: the same ones, in the same places, expecting the same values.
         let gs: Vec<&[super::Guard]> = (0..3)
             .map(|j| &self.guards[s[j].guards..s[j + 1].guards])
@@ -448,22 +511,32 @@ impl<'py> Tracer<'py> {
             most = left.saturating_sub(1);
         }
         for k in &plan.kinds {
-            if let Kind::Slice {
-                dims, axis, step, ..
-            } = k
-            {
-                let extent = self.g.shape(match k {
-                    Kind::Slice { src, .. } => *src,
-                    _ => unreachable!(),
-                })[*axis] as i64;
-                let start = dims[*axis].start as i64;
-                let room = if *step > 0 {
-                    (extent - 1 - start) / step
-                } else {
-                    start / -step
-                };
-                most = most.min(room.max(0) as usize);
-            }
+            let (array, dims, axis, step) = match k {
+                Kind::Slice {
+                    src,
+                    dims,
+                    axis,
+                    step,
+                } => (*src, dims, *axis, *step),
+                Kind::Write {
+                    slot,
+                    dims,
+                    axis,
+                    step,
+                } => match s[3].slots[*slot] {
+                    Slot::Node(n) => (n, dims, *axis, *step),
+                    _ => return Ok(false),
+                },
+                Kind::Plain | Kind::Const { .. } => continue,
+            };
+            let extent = self.g.shape(array)[axis] as i64;
+            let start = dims[axis].start as i64;
+            let room = if step > 0 {
+                (extent - 1 - start) / step
+            } else {
+                start / -step
+            };
+            most = most.min(room.max(0) as usize);
         }
         if !is_for && most == max_trips() && !plan.scalars.is_empty() {
             // a Python scalar steering a while loop: leave it to the interpreter
@@ -508,7 +581,7 @@ impl<'py> Tracer<'py> {
             let mut xs = vec![];
             for k in &plan.kinds {
                 match k {
-                    Kind::Plain => {}
+                    Kind::Plain | Kind::Write { .. } => {}
                     Kind::Const { last, step } => {
                         let row = last.data.len();
                         let mut data = Vec::with_capacity(row * trips);
@@ -598,6 +671,8 @@ impl<'py> Tracer<'py> {
                     xi += 1;
                     xs_in[xi - 1]
                 }
+                // (nothing in the iteration reads a write)
+                Kind::Write { .. } => resolve(&map, &plan.refs[p][1]),
             };
             if let Some(name) = self.g.names.get(&NodeId((base + p) as u32)) {
                 body.names.entry(id).or_insert_with(|| name.clone());
@@ -605,6 +680,13 @@ impl<'py> Tracer<'py> {
             map.push(id);
         }
         body.outputs = plan.next.iter().map(|r| resolve(&map, r)).collect();
+        let writes: Vec<usize> = (0..plan.len)
+            .filter(|&p| matches!(plan.kinds[p], Kind::Write { .. }))
+            .collect();
+        let nw = writes.len();
+        for &p in &writes {
+            body.outputs.push(resolve(&map, &plan.refs[p][1]));
+        }
         body.outputs
             .extend(plan.guards.iter().map(|g| resolve(&map, &g.0)));
         // Concrete values: carries from the frame, xs and invariants from the graph.
@@ -633,6 +715,7 @@ impl<'py> Tracer<'py> {
         };
         let (xs_vals, inv_vals) = vals.split_at(xs_nodes.len());
         let mut trips = 0;
+        let mut written: Vec<Vec<f64>> = vec![vec![]; nw];
         while trips < most {
             let mut ins = carries.clone();
             for x in xs_vals {
@@ -647,10 +730,13 @@ impl<'py> Tracer<'py> {
             let held = plan
                 .guards
                 .iter()
-                .zip(&outs[nc..])
+                .zip(&outs[nc + nw..])
                 .all(|(g, v)| v.same_bits(&g.1));
             if !held {
                 break;
+            }
+            for (w, v) in written.iter_mut().zip(&outs[nc..nc + nw]) {
+                w.extend_from_slice(&v.data);
             }
             carries = outs[..nc].to_vec();
             trips += 1;
@@ -680,7 +766,7 @@ impl<'py> Tracer<'py> {
         let spec = LoopSpec::new(body, nc, xs_nodes.len(), trips, false)?;
         let outs = self.g.add_loop(spec, operands)?;
         for (j, (_, expected, why)) in plan.guards.iter().enumerate() {
-            let stacked = outs[nc + j];
+            let stacked = outs[nc + nw + j];
             let mut shape = vec![trips];
             shape.extend_from_slice(&expected.shape);
             let e = self.g.constant(expected.clone());
@@ -717,6 +803,28 @@ impl<'py> Tracer<'py> {
             let v = self.track(obj, outs[i])?;
             set_slot(f, k, v);
         }
+        for (w, &p) in writes.iter().enumerate() {
+            let Kind::Write {
+                slot,
+                dims,
+                axis,
+                step,
+            } = &plan.kinds[p]
+            else {
+                unreachable!("a write")
+            };
+            self.write_rows(
+                f,
+                s,
+                *slot,
+                dims,
+                *axis,
+                *step,
+                trips,
+                outs[nc + w],
+                &written[w],
+            )?;
+        }
         for sc in &plan.scalars {
             let obj = match sc.last {
                 Slot::Int(i) => (i + (sc.step * trips as f64) as i64)
@@ -742,6 +850,83 @@ impl<'py> Tracer<'py> {
         }
         self.rolled_loops += 1;
         Ok(true)
+    }
+}
+
+impl<'py> Tracer<'py> {
+    /// Puts the stacked values of a rolled `out[i] = v` into the array of `slot`: one
+    /// `SetSlice` in the graph, and the same write into the real array.
+    #[allow(clippy::too_many_arguments)]
+    fn write_rows(
+        &mut self,
+        f: &Frame<'py>,
+        s: &[Snap],
+        slot: usize,
+        dims: &[SliceDim],
+        axis: usize,
+        step: i64,
+        trips: usize,
+        stacked: NodeId,
+        values: &[f64],
+    ) -> Res<()> {
+        let py = self.py;
+        let Slot::Node(before) = s[3].slots[slot] else {
+            unreachable!("a written slot holds a node")
+        };
+        let mut region = dims.to_vec();
+        region[axis] = SliceDim {
+            start: (dims[axis].start as i64 + step) as usize,
+            step,
+            len: trips,
+        };
+        // [trips] ++ row (length 1 on `axis`) -> the region's shape
+        let rank = dims.len();
+        let mut perm: Vec<usize> = (1..=rank).collect();
+        perm.insert(axis + 1, 0);
+        let lens: Vec<usize> = region.iter().map(|d| d.len).collect();
+        let moved = self.g.transpose(stacked, &perm)?;
+        let value = self.g.reshape(moved, &lens)?;
+        let node = self
+            .g
+            .add(Op::SetSlice(region.clone()), vec![before, value])?;
+        // the real array
+        let obj = get_slot(f, slot)
+            .and_then(|v| v.obj)
+            .expect("a written slot holds an array");
+        let np = &self.r.np;
+        let mut shape = vec![trips];
+        shape.extend(dims.iter().map(|d| d.len));
+        let dt = self.g.dtype(stacked);
+        let vals = convert::to_numpy(py, &Tensor::new(dt, shape, values.to_vec()))?;
+        let vals = np
+            .call_method1("moveaxis", (vals, 0, axis + 1))?
+            .call_method1("reshape", (lens,))?;
+        let slices = region
+            .iter()
+            .map(|d| {
+                let start = d.start as i64;
+                let stop = start + d.step * d.len as i64;
+                let stop = if stop < 0 {
+                    py.None().into_bound(py)
+                } else {
+                    stop.into_pyobject(py)?.into_any()
+                };
+                self.r
+                    .builtins
+                    .getattr("slice")?
+                    .call1((start, stop, d.step))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        obj.set_item(pyo3::types::PyTuple::new(py, slices)?, vals)?;
+        self.update(&obj, node)
+    }
+}
+
+fn get_slot<'py>(f: &Frame<'py>, k: usize) -> Option<Val<'py>> {
+    if k < f.locals.len() {
+        f.locals[k].clone()
+    } else {
+        f.stack.get(k - f.locals.len()).cloned()
     }
 }
 
