@@ -209,3 +209,17 @@ def test_rolling_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("AUTODIFF_ROLL_LOOPS", "0")
     _, tr = traced(euler(50), np.ones(3), 0.5)
     assert tr.rolled_loops == 0
+
+
+def test_an_array_updated_in_place_keeps_its_other_names():
+    def f(x):
+        acc = np.zeros(2)
+        alias = acc
+        for i in range(x.shape[0]):
+            acc[0] += x[i]
+            acc[1] = acc[1] * 0.5 + x[i]
+        return alias * 1.0
+
+    x = np.linspace(-1.0, 2.0, 25)
+    tr = agrees(f, (x,), [(x[::-1].copy(),)])
+    assert tr.rolled_loops == 1

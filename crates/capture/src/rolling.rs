@@ -35,6 +35,7 @@
 use std::collections::HashMap;
 
 use autodiff_ir::{BinaryOp, DType, Graph, LoopSpec, NodeId, Op, SliceDim, Tensor};
+use autodiff_lower::Program;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt};
 
@@ -75,6 +76,8 @@ pub struct Snap {
     branches: u64,
     updates: usize,
     slots: Vec<Slot>,
+    /// The object in each slot (0 for none): an array updated in place keeps its identity.
+    objs: Vec<usize>,
 }
 
 /// How an operand of a node in an iteration is reached.
@@ -183,6 +186,12 @@ impl<'py> Tracer<'py> {
     fn snapshot(&self, f: &Frame<'py>) -> Snap {
         let mut slots: Vec<Slot> = f.locals.iter().map(|v| self.slot_of(v.as_ref())).collect();
         slots.extend(f.stack.iter().map(|v| self.slot_of(Some(v))));
+        let ptr = |v: Option<&Val<'py>>| {
+            v.and_then(|v| v.obj.as_ref())
+                .map_or(0, |o| o.as_ptr() as usize)
+        };
+        let mut objs: Vec<usize> = f.locals.iter().map(|v| ptr(v.as_ref())).collect();
+        objs.extend(f.stack.iter().map(|v| ptr(Some(v))));
         Snap {
             nodes: self.g.len(),
             guards: self.guards.len(),
@@ -190,6 +199,7 @@ impl<'py> Tracer<'py> {
             branches: self.branches,
             updates: self.update_log.len(),
             slots,
+            objs,
         }
     }
 
@@ -709,41 +719,58 @@ impl<'py> Tracer<'py> {
             .map(|o| convert::to_tensor(o))
             .collect::<PyResult<_>>()?;
         let want: Vec<NodeId> = xs_nodes.iter().chain(&invs).copied().collect();
-        let vals = match autodiff_exec::eval(&self.g, &inputs, &want) {
+        // (the fast path: the rolled iterations compute what the compiled loop will)
+        let vals = match Program::compile(&self.g, &want).and_then(|p| p.run(&inputs)) {
             Ok(v) => v,
             Err(_) => return Ok(false),
         };
         let (xs_vals, inv_vals) = vals.split_at(xs_nodes.len());
+        let Ok(step) = Program::compile(&body, &body.outputs) else {
+            return Ok(false);
+        };
+        let types: Vec<(Vec<usize>, DType)> =
+            carries.iter().map(|t| (t.shape.clone(), t.dtype)).collect();
+        let mut cur: Vec<Vec<f64>> = carries.into_iter().map(|t| t.data).collect();
         let mut trips = 0;
         let mut written: Vec<Vec<f64>> = vec![vec![]; nw];
         while trips < most {
-            let mut ins = carries.clone();
-            for x in xs_vals {
-                let row: usize = x.shape[1..].iter().product();
-                let data = x.data[trips * row..(trips + 1) * row].to_vec();
-                ins.push(Tensor::new(x.dtype, x.shape[1..].to_vec(), data));
-            }
-            ins.extend_from_slice(inv_vals);
-            let Ok(outs) = autodiff_exec::eval(&body, &ins, &body.outputs) else {
-                break;
+            let outs = {
+                let mut ins: Vec<&[f64]> = cur.iter().map(|v| v.as_slice()).collect();
+                for x in xs_vals {
+                    let row: usize = x.shape[1..].iter().product();
+                    ins.push(&x.data[trips * row..(trips + 1) * row]);
+                }
+                ins.extend(inv_vals.iter().map(|v| v.data.as_slice()));
+                match step.run_f64(&ins) {
+                    Ok(o) => o,
+                    Err(_) => break,
+                }
             };
-            let held = plan
-                .guards
-                .iter()
-                .zip(&outs[nc + nw..])
-                .all(|(g, v)| v.same_bits(&g.1));
+            let held = plan.guards.iter().zip(&outs[nc + nw..]).all(|(g, v)| {
+                v.len() == g.1.data.len()
+                    && v.iter()
+                        .zip(&g.1.data)
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+            });
             if !held {
                 break;
             }
+            let mut outs = outs;
             for (w, v) in written.iter_mut().zip(&outs[nc..nc + nw]) {
-                w.extend_from_slice(&v.data);
+                w.extend_from_slice(v);
             }
-            carries = outs[..nc].to_vec();
+            outs.truncate(nc);
+            cur = outs;
             trips += 1;
             if trips % 65536 == 0 {
                 py.check_signals()?;
             }
         }
+        let carries: Vec<Tensor> = types
+            .into_iter()
+            .zip(cur)
+            .map(|((shape, dt), data)| Tensor::new(dt, shape, data))
+            .collect();
         if trips == 0 {
             return Ok(false);
         }
@@ -793,6 +820,14 @@ impl<'py> Tracer<'py> {
             };
             let old = old.and_then(|v| v.obj).expect("carried slots hold objects");
             let arr = convert::to_numpy(py, &carries[i])?;
+            let same_object = s.iter().all(|x| x.objs[k] == s[3].objs[k]);
+            if same_object && old.is_instance(&self.r.ndarray)? {
+                // an array updated in place: it stays the same object (other names for it
+                // see the new values too)
+                old.set_item(py.Ellipsis(), &arr)?;
+                self.update(&old, outs[i])?;
+                continue;
+            }
             let obj = if old.is_instance(&self.r.ndarray)? {
                 arr
             } else if old.is_exact_instance_of::<PyFloat>() {
