@@ -229,12 +229,16 @@ def test_an_array_updated_in_place_keeps_its_other_names():
 
 
 def unrolled(monkeypatch, make):
-    """The same function traced with rolling off (the reference: one node per operation)."""
-    monkeypatch.setenv("AUTODIFF_ROLL_LOOPS", "0")
-    try:
-        return make()
-    finally:
-        monkeypatch.delenv("AUTODIFF_ROLL_LOOPS")
+    """The same function traced with rolling off (the reference: one node per operation);
+    traces happen at calls, so every call runs with rolling off."""
+    obj = make()
+
+    def call(*args, **kwargs):
+        with monkeypatch.context() as m:
+            m.setenv("AUTODIFF_ROLL_LOOPS", "0")
+            return obj(*args, **kwargs)
+
+    return call
 
 
 def central(f, args, k, h=1e-6):
@@ -290,7 +294,7 @@ CASES = [
 @pytest.mark.parametrize("f,at,other", CASES, ids=[c[0].__name__ for c in CASES])
 def test_gradients_through_rolled_loops_equal_unrolled_ones_and_differences(monkeypatch, f, at, other):
     g = autodiff.Gradient(f, at)
-    gu = unrolled(monkeypatch, lambda: autodiff.Gradient(f, at))
+    gu = unrolled(monkeypatch, lambda: autodiff.Gradient(f))
     _, tr = traced(f, *at)
     assert tr.rolled_loops >= 1
     for args in (at, other):

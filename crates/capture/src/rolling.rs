@@ -762,8 +762,16 @@ impl<'py> Tracer<'py> {
             outs.truncate(nc);
             cur = outs;
             trips += 1;
-            if trips % 65536 == 0 {
+            if trips % 4096 == 0 {
+                // other threads (a timer raising SIGINT) get the GIL, then signals run
+                py.allow_threads(|| ());
                 py.check_signals()?;
+                if super::INTERRUPT.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                    return Err(pyo3::exceptions::PyKeyboardInterrupt::new_err(
+                        "interrupted while rolling a loop",
+                    )
+                    .into());
+                }
             }
         }
         let carries: Vec<Tensor> = types
