@@ -320,3 +320,32 @@ def test_hessian_vector_products_through_a_rolled_loop(monkeypatch):
         eps = 1e-6
         fd = (np.asarray(g(at + eps * v, k)) - np.asarray(g(at - eps * v, k))) / (2 * eps)
         np.testing.assert_allclose(got[0], fd.reshape(got[0].shape), rtol=1e-5, atol=1e-7)
+
+
+def test_appends_to_a_list_are_per_iteration_outputs():
+    def f(y, k):
+        traj = []
+        norms = []
+        for i in range(200):
+            y = y + 0.01 * (-k * y + np.cos(y))
+            traj.append(y)
+            norms.append(np.sum(y * y))
+        return np.stack(traj).sum(axis=0) + np.array(norms).mean()
+
+    y0 = np.linspace(0.0, 1.0, 3)
+    tr = agrees(f, (y0, 0.4), [(-y0, 1.2)])
+    assert tr.rolled_loops == 1
+
+
+def test_an_appended_array_updated_in_place_is_not_rolled():
+    def f(y):
+        out = []
+        s = y.copy()
+        for i in range(20):
+            out.append(s)
+            s *= 0.5
+        return np.stack(out)
+
+    result, tr = traced(f, np.ones(2))
+    assert tr.rolled_loops == 0
+    np.testing.assert_allclose(np.asarray(result), f(np.ones(2)))

@@ -75,6 +75,7 @@ pub struct Snap {
     effects: u64,
     branches: u64,
     updates: usize,
+    appends: usize,
     slots: Vec<Slot>,
     /// The object in each slot (0 for none): an array updated in place keeps its identity.
     objs: Vec<usize>,
@@ -154,6 +155,8 @@ struct Plan {
     carries: Vec<usize>,
     next: Vec<Ref>,
     guards: Vec<(Ref, Tensor, String)>,
+    /// `list.append(v)` per iteration: the list and the appended value.
+    appends: Vec<(usize, Ref)>,
     scalars: Vec<PyScalar>,
     verify: bool,
 }
@@ -198,6 +201,7 @@ impl<'py> Tracer<'py> {
             effects: self.effects,
             branches: self.branches,
             updates: self.update_log.len(),
+            appends: self.append_log.len(),
             slots,
             objs,
         }
@@ -476,6 +480,28 @@ impl<'py> Tracer<'py> {
             }
             guards.push((r, e.clone(), c.why.clone()));
         }
+        // Appends: to the same lists (held by slots), of values never updated in place in
+        // the observed iterations (an array appended and then updated would alias every
+        // element).
+        let logs: Vec<&[(usize, NodeId, usize)]> = (0..3)
+            .map(|j| &self.append_log[s[j].appends..s[j + 1].appends])
+            .collect();
+        if logs[0].len() != logs[2].len() || logs[1].len() != logs[2].len() {
+            return None;
+        }
+        let mut appends = vec![];
+        for ((a, b), c) in logs[0].iter().zip(logs[1]).zip(logs[2]) {
+            if a.0 != c.0 || b.0 != c.0 || !s[3].objs.contains(&c.0) {
+                return None;
+            }
+            let updated = self.update_log[s[0].updates..s[3].updates]
+                .iter()
+                .any(|p| *p == a.2 || *p == b.2 || *p == c.2);
+            if updated {
+                return None;
+            }
+            appends.push((c.0, self.classify(s, [a.1, b.1, c.1])?));
+        }
         // A loop that is not a `for` over a range needs a guard to end it.
         let is_for = code.instrs[header].op == Opc::ForIter;
         if !is_for && guards.is_empty() {
@@ -488,6 +514,7 @@ impl<'py> Tracer<'py> {
             carries,
             next,
             guards,
+            appends,
             scalars,
             verify,
         })
@@ -573,6 +600,7 @@ impl<'py> Tracer<'py> {
             .flat_map(|(r, _)| r);
         for r in plain_refs
             .chain(&plan.next)
+            .chain(plan.appends.iter().map(|a| &a.1))
             .chain(plan.guards.iter().map(|g| &g.0))
         {
             if let Ref::Inv(n) = r {
@@ -697,6 +725,10 @@ impl<'py> Tracer<'py> {
         for &p in &writes {
             body.outputs.push(resolve(&map, &plan.refs[p][1]));
         }
+        let na = plan.appends.len();
+        for (_, r) in &plan.appends {
+            body.outputs.push(resolve(&map, r));
+        }
         body.outputs
             .extend(plan.guards.iter().map(|g| resolve(&map, &g.0)));
         // Concrete values: carries from the frame, xs and invariants from the graph.
@@ -732,7 +764,7 @@ impl<'py> Tracer<'py> {
             carries.iter().map(|t| (t.shape.clone(), t.dtype)).collect();
         let mut cur: Vec<Vec<f64>> = carries.into_iter().map(|t| t.data).collect();
         let mut trips = 0;
-        let mut written: Vec<Vec<f64>> = vec![vec![]; nw];
+        let mut written: Vec<Vec<f64>> = vec![vec![]; nw + na];
         while trips < most {
             let outs = {
                 let mut ins: Vec<&[f64]> = cur.iter().map(|v| v.as_slice()).collect();
@@ -746,7 +778,7 @@ impl<'py> Tracer<'py> {
                     Err(_) => break,
                 }
             };
-            let held = plan.guards.iter().zip(&outs[nc + nw..]).all(|(g, v)| {
+            let held = plan.guards.iter().zip(&outs[nc + nw + na..]).all(|(g, v)| {
                 v.len() == g.1.data.len()
                     && v.iter()
                         .zip(&g.1.data)
@@ -756,7 +788,7 @@ impl<'py> Tracer<'py> {
                 break;
             }
             let mut outs = outs;
-            for (w, v) in written.iter_mut().zip(&outs[nc..nc + nw]) {
+            for (w, v) in written.iter_mut().zip(&outs[nc..nc + nw + na]) {
                 w.extend_from_slice(v);
             }
             outs.truncate(nc);
@@ -801,7 +833,7 @@ impl<'py> Tracer<'py> {
         let spec = LoopSpec::new(body, nc, xs_nodes.len(), trips, false)?;
         let outs = self.g.add_loop(spec, operands)?;
         for (j, (_, expected, why)) in plan.guards.iter().enumerate() {
-            let stacked = outs[nc + nw + j];
+            let stacked = outs[nc + nw + na + j];
             let mut shape = vec![trips];
             shape.extend_from_slice(&expected.shape);
             let e = self.g.constant(expected.clone());
@@ -867,6 +899,9 @@ impl<'py> Tracer<'py> {
                 outs[nc + w],
                 &written[w],
             )?;
+        }
+        for (q, (list, _)) in plan.appends.iter().enumerate() {
+            self.append_rows(f, *list, outs[nc + nw + q], trips, &written[nw + q])?;
         }
         for sc in &plan.scalars {
             let obj = match sc.last {
@@ -962,6 +997,72 @@ impl<'py> Tracer<'py> {
             .collect::<PyResult<Vec<_>>>()?;
         obj.set_item(pyo3::types::PyTuple::new(py, slices)?, vals)?;
         self.update(&obj, node)
+    }
+}
+
+impl<'py> Tracer<'py> {
+    /// Appends the rows of a rolled `ys.append(v)` to the list (held by a slot of `f`):
+    /// one object per row, each the row of the stacked output.
+    fn append_rows(
+        &mut self,
+        f: &Frame<'py>,
+        list: usize,
+        stacked: NodeId,
+        trips: usize,
+        values: &[f64],
+    ) -> Res<()> {
+        let py = self.py;
+        let held = f
+            .locals
+            .iter()
+            .flatten()
+            .chain(f.stack.iter())
+            .find_map(|v| {
+                v.obj
+                    .as_ref()
+                    .filter(|o| o.as_ptr() as usize == list)
+                    .cloned()
+            });
+        let Some(l) = held else {
+            return super::unsupported("internal: a rolled loop appended to a list no local holds");
+        };
+        let l = l
+            .downcast_into::<pyo3::types::PyList>()
+            .map_err(PyErr::from)?;
+        let like_array = l
+            .get_item(l.len().saturating_sub(1))
+            .map(|o| o.is_instance(&self.r.ndarray).unwrap_or(true))
+            .unwrap_or(true);
+        let shape: Vec<usize> = self.g.shape(stacked)[1..].to_vec();
+        let dt = self.g.dtype(stacked);
+        let row: usize = shape.iter().product();
+        let rank = shape.len();
+        for t in 0..trips {
+            let mut dims = vec![SliceDim {
+                start: t,
+                step: 1,
+                len: 1,
+            }];
+            dims.extend(shape.iter().map(|&n| SliceDim {
+                start: 0,
+                step: 1,
+                len: n,
+            }));
+            let sl = self.g.slice(stacked, dims)?;
+            let node = self.g.reshape(sl, &shape)?;
+            let arr = convert::to_numpy(
+                py,
+                &Tensor::new(dt, shape.clone(), values[t * row..(t + 1) * row].to_vec()),
+            )?;
+            let obj = if like_array || rank > 0 {
+                arr
+            } else {
+                arr.get_item(pyo3::types::PyTuple::empty(py))?
+            };
+            let v = self.track(obj, node)?;
+            l.append(v.obj())?;
+        }
+        Ok(())
     }
 }
 
