@@ -757,55 +757,22 @@ impl<'py> Tracer<'py> {
             Err(_) => return Ok(false),
         };
         let (xs_vals, inv_vals) = vals.split_at(xs_nodes.len());
-        let Ok(step) = Program::compile(&body, &body.outputs) else {
-            return Ok(false);
-        };
         let types: Vec<(Vec<usize>, DType)> =
             carries.iter().map(|t| (t.shape.clone(), t.dtype)).collect();
-        let mut cur: Vec<Vec<f64>> = carries.into_iter().map(|t| t.data).collect();
-        let mut trips = 0;
-        let mut written: Vec<Vec<f64>> = vec![vec![]; nw + na];
-        while trips < most {
-            let outs = {
-                let mut ins: Vec<&[f64]> = cur.iter().map(|v| v.as_slice()).collect();
-                for x in xs_vals {
-                    let row: usize = x.shape[1..].iter().product();
-                    ins.push(&x.data[trips * row..(trips + 1) * row]);
-                }
-                ins.extend(inv_vals.iter().map(|v| v.data.as_slice()));
-                match step.run_f64(&ins) {
-                    Ok(o) => o,
-                    Err(_) => break,
-                }
-            };
-            let held = plan.guards.iter().zip(&outs[nc + nw + na..]).all(|(g, v)| {
-                v.len() == g.1.data.len()
-                    && v.iter()
-                        .zip(&g.1.data)
-                        .all(|(a, b)| a.to_bits() == b.to_bits())
-            });
-            if !held {
-                break;
-            }
-            let mut outs = outs;
-            for (w, v) in written.iter_mut().zip(&outs[nc..nc + nw + na]) {
-                w.extend_from_slice(v);
-            }
-            outs.truncate(nc);
-            cur = outs;
-            trips += 1;
-            if trips % 4096 == 0 {
-                // other threads (a timer raising SIGINT) get the GIL, then signals run
-                py.allow_threads(|| ());
-                py.check_signals()?;
-                if super::INTERRUPT.swap(false, std::sync::atomic::Ordering::Relaxed) {
-                    return Err(pyo3::exceptions::PyKeyboardInterrupt::new_err(
-                        "interrupted while rolling a loop",
-                    )
-                    .into());
-                }
-            }
-        }
+        let expected: Vec<&Tensor> = plan.guards.iter().map(|g| &g.1).collect();
+        let run = Chunks {
+            body: &body,
+            nc,
+            ny: nw + na,
+            expected: &expected,
+            xs: xs_vals,
+            invs: inv_vals,
+        };
+        let Some((trips, cur, written)) =
+            run.until_a_guard_fails(py, carries.into_iter().map(|t| t.data).collect(), most)?
+        else {
+            return Ok(false);
+        };
         let carries: Vec<Tensor> = types
             .into_iter()
             .zip(cur)
@@ -1063,6 +1030,138 @@ impl<'py> Tracer<'py> {
             l.append(v.obj())?;
         }
         Ok(())
+    }
+}
+
+/// Runs a body's iterations in chunks of loop nodes (the compiled loop, no per-iteration
+/// call), checking each iteration's guard outcomes.
+struct Chunks<'a> {
+    body: &'a Graph,
+    nc: usize,
+    /// Stacked per-iteration outputs kept (writes and appends), after the carries.
+    ny: usize,
+    /// The guard outcomes each iteration must reproduce (outputs after the ys).
+    expected: &'a [&'a Tensor],
+    xs: &'a [Tensor],
+    invs: &'a [Tensor],
+}
+
+/// The iterations run and the final carries and stacked ys (row-major data).
+type Rolled = (usize, Vec<Vec<f64>>, Vec<Vec<f64>>);
+
+impl Chunks<'_> {
+    /// A program running `trips` iterations: inputs carries, xs rows `[trips]`, invariants;
+    /// outputs the loop's results.
+    fn program(&self, trips: usize) -> Option<Program> {
+        let b = self.body;
+        let mut g = Graph::new();
+        let mut ops = vec![];
+        for (k, &i) in b.inputs.iter().enumerate() {
+            let mut shape = b.shape(i).clone();
+            if k >= self.nc && k < self.nc + self.xs.len() {
+                shape.insert(0, trips);
+            }
+            ops.push(g.add_input(&format!("i{k}"), shape, b.dtype(i)));
+        }
+        let spec = LoopSpec::new(b.clone(), self.nc, self.xs.len(), trips, false).ok()?;
+        let outs = g.add_loop(spec, ops).ok()?;
+        g.outputs = outs.clone();
+        Program::compile(&g, &outs).ok()
+    }
+
+    /// Runs up to `most` iterations from `carries`, stopping before the first whose guard
+    /// outcomes differ (or that fails to evaluate). `None` when not even one ran.
+    fn until_a_guard_fails(
+        &self,
+        py: Python<'_>,
+        carries: Vec<Vec<f64>>,
+        most: usize,
+    ) -> Res<Option<Rolled>> {
+        let (nc, ny) = (self.nc, self.ny);
+        let mut cur = carries;
+        let mut ys: Vec<Vec<f64>> = vec![vec![]; ny];
+        let mut trips = 0;
+        let mut chunk = 8usize;
+        let mut cache: Vec<(usize, Program)> = vec![];
+        while trips < most {
+            let n = chunk.min(most - trips);
+            if !cache.iter().any(|(k, _)| *k == n) {
+                let Some(p) = self.program(n) else { break };
+                cache.push((n, p));
+            }
+            let prog = &cache.iter().find(|(k, _)| *k == n).expect("compiled").1;
+            let outs = {
+                let mut ins: Vec<&[f64]> = cur.iter().map(|v| v.as_slice()).collect();
+                for x in self.xs {
+                    let row: usize = x.shape[1..].iter().product();
+                    ins.push(&x.data[trips * row..(trips + n) * row]);
+                }
+                ins.extend(self.invs.iter().map(|v| v.data.as_slice()));
+                prog.run_f64(&ins)
+            };
+            // the first iteration of the chunk whose guards differ (or all held)
+            let held = match &outs {
+                Ok(o) => (0..n)
+                    .find(|&t| {
+                        self.expected.iter().zip(&o[nc + ny..]).any(|(e, v)| {
+                            let m = e.data.len();
+                            v[t * m..(t + 1) * m]
+                                .iter()
+                                .zip(&e.data)
+                                .any(|(a, b)| a.to_bits() != b.to_bits())
+                        })
+                    })
+                    .unwrap_or(n),
+                Err(_) => 0,
+            };
+            if held < n {
+                // run the iterations that held alone (a failing evaluation may come later
+                // in the chunk), then stop
+                if held > 0 && n > 1 {
+                    let rest = self.slice_xs_from(trips);
+                    let sub = Chunks { xs: &rest, ..*self };
+                    if let Some((k, c, y)) = sub.until_a_guard_fails(py, cur.clone(), held)? {
+                        trips += k;
+                        cur = c;
+                        for (a, b) in ys.iter_mut().zip(y) {
+                            a.extend(b);
+                        }
+                    }
+                }
+                break;
+            }
+            let mut outs = outs.expect("held");
+            for (a, b) in ys.iter_mut().zip(&outs[nc..nc + ny]) {
+                a.extend_from_slice(b);
+            }
+            outs.truncate(nc);
+            cur = outs;
+            trips += n;
+            chunk = (chunk * 2).min(4096);
+            // other threads (a timer raising SIGINT) get the GIL, then signals run
+            py.allow_threads(|| ());
+            py.check_signals()?;
+            if super::INTERRUPT.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                return Err(pyo3::exceptions::PyKeyboardInterrupt::new_err(
+                    "interrupted while rolling a loop",
+                )
+                .into());
+            }
+        }
+        Ok((trips > 0).then_some((trips, cur, ys)))
+    }
+
+    /// The xs from row `t` on.
+    fn slice_xs_from(&self, t: usize) -> Vec<Tensor> {
+        self.xs
+            .iter()
+            .map(|x| {
+                let row: usize = x.shape[1..].iter().product();
+                let mut shape = x.shape.clone();
+                shape[0] -= t;
+                Tensor::new(x.dtype, shape, x.data[t * row..].to_vec())
+            })
+            .collect()
     }
 }
 
