@@ -9,13 +9,21 @@
 //! - feeds the body's inputs in place: iteration 0 reads the initial carries from the
 //!   loop's operands, later iterations the buffer the previous one wrote; each xs input is
 //!   row `t` of its stacked operand (a slice, never copied); invariants are the operands;
-//! - points the body's outputs at their destinations: an output that owns a whole slot of
-//!   the body (see `OutSpec::take`) is written by its kernel straight into the next carry
-//!   buffer, or into row `t` of its stacked result inside the packed output; any other
-//!   output (a view, a constant, an input passed through, a slot shared by two outputs)
-//!   is gathered there after the body ran;
+//! - points the body's outputs at their destinations: an output that is a whole dense
+//!   slot of the body (no other output shares it) is written by its kernel straight into
+//!   the next carry buffer, or into row `t` of its stacked result inside the packed
+//!   output; any other output (a view, a constant, an input passed through, a slot shared
+//!   by two outputs) is gathered there after the body ran;
+//! - a ys that is a carry itself (the carry before the step: what a gradient's forward
+//!   loop stores) costs no copy: that carry lives in the ys rows, each iteration writing
+//!   the next carry straight into the row the next iteration reads (the last one into a
+//!   carry buffer);
 //! - swaps each carry's two buffers (no copy), and at the end writes the final carries
 //!   into the packed output.
+//!
+//! Cost per iteration beyond the body's kernels: setting a few pointers and running the
+//! body program's schedule (~30-40 ns on the development machine for a one-kernel body;
+//! `examples/loops.rs` measures it).
 //!
 //! Guarantees: the packed value equals `autodiff_exec::run_loop`'s (bit for bit where the
 //! body's program equals the reference; the body's values are those of its own `Program`,
@@ -36,12 +44,14 @@ use crate::view::{gather_strided, Loc};
 use crate::{Env, Program};
 
 /// Where one body output goes after each iteration.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Dest {
     /// The output is a whole body slot: the slot is pointed at the destination.
     Slot(usize),
     /// The output is gathered from the body's buffers into the destination.
     Gather,
+    /// A ys that is carry `k` itself, already in place (see `LoopStep::carry_row`).
+    InPlace,
 }
 
 /// A planned loop node (see the module docs).
@@ -59,6 +69,8 @@ pub(crate) struct LoopStep {
     /// Offset of each result in the packed output.
     offs: Vec<usize>,
     dests: Vec<Dest>,
+    /// Per carry: the ys (body output index) whose rows hold it, if one is the carry.
+    carry_row: Vec<Option<usize>>,
     /// The packed output (a slot of the enclosing program) and its length.
     pub out: Loc,
     pub n: usize,
@@ -68,22 +80,49 @@ impl LoopStep {
     /// Compiles the body of `spec`; `args` are the node's operands.
     pub fn new(spec: &LoopSpec, args: Vec<Src>, out: Loc) -> Result<LoopStep, crate::LowerError> {
         let b = &spec.body;
+        let nc = spec.n_carry;
         let body = Program::compile(b, &b.outputs)
             .map_err(|e| crate::LowerError(format!("loop body: {e}")))?;
         let (offs, n) = spec.offsets();
-        let sizes = b.outputs.iter().map(|&o| b.node(o).size()).collect();
-        let dests = body
-            .outputs
+        let sizes: Vec<usize> = b.outputs.iter().map(|&o| b.node(o).size()).collect();
+        let outs = &body.outputs;
+        // row-major and dense from the buffer's start (a 0-d or one-element value too)
+        let dense = |o: &crate::OutSpec| {
+            o.offset == 0 && (o.cshape.is_empty() || (o.cshape.len() == 1 && o.cstrides[0] == 1))
+        };
+        let mut carry_row = vec![None; nc];
+        let dests = outs
             .iter()
-            .map(|o| match (o.take, o.loc) {
-                (true, Loc::Slot(s)) => Dest::Slot(s as usize),
-                _ => Dest::Gather,
+            .enumerate()
+            .map(|(k, o)| {
+                let shared = outs.iter().filter(|p| p.loc == o.loc).count() > 1;
+                match o.loc {
+                    Loc::Slot(s)
+                        if dense(o)
+                            && !shared
+                            && sizes[k] > 0
+                            && body.slot_sizes[s as usize] == sizes[k] =>
+                    {
+                        Dest::Slot(s as usize)
+                    }
+                    Loc::Input(c)
+                        if k >= nc
+                            && (c as usize) < nc
+                            && sizes[k] == sizes[c as usize]
+                            && dense(o)
+                            && carry_row[c as usize].is_none() =>
+                    {
+                        carry_row[c as usize] = Some(k);
+                        Dest::InPlace
+                    }
+                    _ => Dest::Gather,
+                }
             })
             .collect();
         Ok(LoopStep {
             body,
             args,
-            n_carry: spec.n_carry,
+            n_carry: nc,
             n_xs: spec.n_xs,
             trips: spec.trips,
             reverse: spec.reverse,
@@ -91,6 +130,7 @@ impl LoopStep {
             sizes,
             offs,
             dests,
+            carry_row,
             out,
             n,
         })
@@ -118,28 +158,51 @@ impl LoopStep {
             .collect();
         let cbuf: Vec<*mut f64> = bufs.iter_mut().map(|b| b.as_mut_ptr()).collect();
         let out_ptr = out.as_mut_ptr();
+        let order = |i: usize| if self.reverse { trips - 1 - i } else { i };
+        let row = |k: usize, t: usize| out_ptr.add(self.offs[k] + t * self.sizes[k]);
         let mut res = Ok(());
         if trips > 0 {
+            // a carry kept in the rows of a ys starts in the first iteration's row
+            for (k, r) in self.carry_row.iter().enumerate() {
+                if let Some(j) = *r {
+                    let dst = row(j, order(0));
+                    std::ptr::copy_nonoverlapping(ins[k].as_ptr(), dst, self.sizes[k]);
+                    ins[k] = std::slice::from_raw_parts(dst, self.sizes[k]);
+                }
+            }
             let mut arena = body.take_arena();
             let mut ptrs = arena.ptrs.clone();
             let scratch = SendPtr(arena.scratch.as_mut_ptr());
             let scratch_len = arena.scratch.len();
             let mut next = 0usize;
+            // the outputs written through a slot, and those gathered
+            let slots: Vec<(usize, usize)> = (self.dests.iter().enumerate())
+                .filter_map(|(k, d)| match *d {
+                    Dest::Slot(s) => Some((k, s)),
+                    Dest::Gather | Dest::InPlace => None,
+                })
+                .collect();
+            let gathers: Vec<usize> = (0..self.dests.len())
+                .filter(|&k| self.dests[k] == Dest::Gather)
+                .collect();
+            // where carry k's next value goes: the next iteration's row when the carry lives
+            // in a ys, else the buffer not read now
+            let carry_dst = |k: usize, i: usize, next: usize| match self.carry_row[k] {
+                Some(j) if i + 1 < trips => row(j, order(i + 1)),
+                _ => cbuf[2 * k + next],
+            };
             for i in 0..trips {
-                let t = if self.reverse { trips - 1 - i } else { i };
+                let t = order(i);
                 for j in 0..nx {
                     let r = row_len[j];
                     ins[nc + j] = std::slice::from_raw_parts(stacked[j].add(t * r), r);
                 }
-                // destinations: the next carry buffers, row t of each ys
-                for (k, d) in self.dests.iter().enumerate() {
-                    if let Dest::Slot(s) = *d {
-                        ptrs[s] = SendPtr(if k < nc {
-                            cbuf[2 * k + next]
-                        } else {
-                            out_ptr.add(self.offs[k] + t * self.sizes[k])
-                        });
-                    }
+                for &(k, s) in &slots {
+                    ptrs[s] = SendPtr(if k < nc {
+                        carry_dst(k, i, next)
+                    } else {
+                        row(k, t)
+                    });
                 }
                 let env = Env {
                     inputs: &ins,
@@ -152,22 +215,34 @@ impl LoopStep {
                     res = Err(format!("loop iteration {t}: {}", e.0));
                     break;
                 }
-                for (k, d) in self.dests.iter().enumerate() {
-                    if let Dest::Gather = d {
-                        let o = &body.outputs[k];
-                        let n = self.sizes[k];
-                        let dst = if k < nc {
-                            cbuf[2 * k + next]
-                        } else {
-                            out_ptr.add(self.offs[k] + t * n)
-                        };
-                        let dst = std::slice::from_raw_parts_mut(dst, n);
-                        gather_strided(env.ptr(o.loc), o.offset, &o.cshape, &o.cstrides, 0, dst);
+                for &k in &gathers {
+                    let o = &body.outputs[k];
+                    let dst = if k < nc {
+                        carry_dst(k, i, next)
+                    } else {
+                        row(k, t)
+                    };
+                    let src = env.ptr(o.loc);
+                    // debug builds check the gather reads nothing it writes
+                    if cfg!(debug_assertions) && self.sizes[k] > 0 {
+                        let (mut lo, mut hi) = (o.offset, o.offset);
+                        for (&n, &st) in o.cshape.iter().zip(&o.cstrides) {
+                            let e = (n as isize - 1) * st;
+                            lo += e.min(0);
+                            hi += e.max(0);
+                        }
+                        let last = dst.add(self.sizes[k] - 1) as *const f64;
+                        assert!(
+                            src.offset(hi) < dst || last < src.offset(lo),
+                            "loop output {k} overlaps its destination"
+                        );
                     }
+                    let dst = std::slice::from_raw_parts_mut(dst, self.sizes[k]);
+                    gather_strided(src, o.offset, &o.cshape, &o.cstrides, 0, dst);
                 }
-                // the buffers just written are the carries read next
+                // the values just written are the carries read next
                 for (k, x) in ins[..nc].iter_mut().enumerate() {
-                    *x = std::slice::from_raw_parts(cbuf[2 * k + next], self.sizes[k]);
+                    *x = std::slice::from_raw_parts(carry_dst(k, i, next), self.sizes[k]);
                 }
                 next ^= 1;
             }
@@ -175,8 +250,8 @@ impl LoopStep {
         }
         if res.is_ok() {
             // the final carries (the initial ones after zero trips)
-            for k in 0..nc {
-                out[self.offs[k]..self.offs[k] + self.sizes[k]].copy_from_slice(ins[k]);
+            for (k, c) in ins[..nc].iter().enumerate() {
+                std::slice::from_raw_parts_mut(row(k, 0), self.sizes[k]).copy_from_slice(c);
             }
             self.pack.round_all(out);
         }

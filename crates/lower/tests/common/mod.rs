@@ -88,15 +88,26 @@ fn coerce(body: &mut Graph, z: NodeId, shape: &[usize], dt: DType) -> Option<Nod
 /// (a body value coerced to each carry's type) and 0..2 ys of any type.
 fn random_loop(g: &mut Graph, x: NodeId, (_, a, b, c): Step, depth: usize) -> Option<()> {
     let mut rng = Rng(((a as u64) << 32 | b as u64) ^ ((c as u64) << 17) | 1);
+    // operands of at most this many elements: every iteration (of every nesting level)
+    // runs the body through the reference evaluator too, and the larger generator's
+    // values would make a nested loop of contractions take minutes
+    let small = |g: &Graph, v: NodeId| g.node(v).size() <= 64;
     let pick = |k: usize, g: &Graph| NodeId((k % g.len()) as u32);
+    if !small(g, x) {
+        return None;
+    }
     let mut carries = vec![x];
-    if rng.below(3) == 0 {
-        carries.push(pick(rng.next() as usize, g));
+    let extra = pick(rng.next() as usize, g);
+    if rng.below(3) == 0 && small(g, extra) {
+        carries.push(extra);
     }
     // xs: a node with a small leading extent, else a broadcast of one
     let mut xs = vec![];
     let trips;
     let y = pick(rng.next() as usize, g);
+    if !small(g, y) {
+        return None;
+    }
     let ys = g.shape(y).clone();
     if !ys.is_empty() && ys[0] <= 4 && rng.below(2) == 0 {
         trips = ys[0];
@@ -112,8 +123,9 @@ fn random_loop(g: &mut Graph, x: NodeId, (_, a, b, c): Step, depth: usize) -> Op
         xs.clear();
     }
     let mut invs = vec![];
-    if rng.below(2) == 0 {
-        invs.push(pick(rng.next() as usize, g));
+    let v = pick(rng.next() as usize, g);
+    if rng.below(2) == 0 && small(g, v) {
+        invs.push(v);
     }
     let mut body = Graph::new();
     let mut ins = vec![];
