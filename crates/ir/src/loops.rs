@@ -23,10 +23,16 @@
 //! - `trips` may be 0 (the final carries are the initial ones, the ys are empty);
 //! - loop specs compare and hash structurally (the body's nodes, constants, inputs and
 //!   outputs), so hash-consing merges equal loops and never two different ones.
+//!
+//! [`Graph::inline`] copies a body into another graph (the transforms build their loop
+//! bodies with it) and [`unroll`] replaces every loop node by its iterations as plain
+//! nodes (the packed value rebuilt with `concat`, so every other node is unchanged): the
+//! oracle the loop rules are tested against, and the printers' way to show a loop
+//! elementwise.
 
 use std::hash::{Hash, Hasher};
 
-use crate::{err, DType, Graph, IrError, NodeId, Op, Shape, SliceDim};
+use crate::{err, DType, Graph, IrError, NodeId, Op, Shape, SliceDim, Tensor};
 
 /// The body and parameters of a loop node.
 #[derive(Clone)]
@@ -270,5 +276,163 @@ impl Graph {
             });
         }
         Ok(out)
+    }
+}
+
+impl Graph {
+    /// Copies every node of `src` into this graph, its inputs replaced by `args` (one per
+    /// input of `src`, of its type), and returns the new node of each node of `src`
+    /// (hash-consed, so a node equal to one already here is shared). Provenance is not
+    /// copied: the copies get this graph's current location.
+    pub fn inline(&mut self, src: &Graph, args: &[NodeId]) -> Result<Vec<NodeId>, IrError> {
+        copy_nodes(self, src, args, false)
+    }
+}
+
+/// `src`'s nodes copied into `dst` (see [`Graph::inline`]); `locs`: each copy keeps the
+/// location of its original.
+fn copy_nodes(
+    dst: &mut Graph,
+    src: &Graph,
+    args: &[NodeId],
+    locs: bool,
+) -> Result<Vec<NodeId>, IrError> {
+    if args.len() != src.inputs.len() {
+        return err(format!(
+            "inline: {} arguments for a graph of {} inputs",
+            args.len(),
+            src.inputs.len()
+        ));
+    }
+    let mut map: Vec<NodeId> = Vec::with_capacity(src.len());
+    for (i, n) in src.nodes().iter().enumerate() {
+        if locs {
+            dst.set_loc(src.loc(NodeId(i as u32)));
+        }
+        let id = match &n.op {
+            Op::Input(k) => {
+                let a = args[*k as usize];
+                if dst.shape(a) != &n.shape || dst.dtype(a) != n.dtype {
+                    return err(format!(
+                        "inline: argument {k} is {:?} {}, the graph expects {:?} {}",
+                        dst.shape(a),
+                        dst.dtype(a),
+                        n.shape,
+                        n.dtype
+                    ));
+                }
+                a
+            }
+            Op::Const(c) => dst.copy_constant(src, *c),
+            op => dst.add(
+                op.clone(),
+                n.inputs.iter().map(|x| map[x.index()]).collect(),
+            )?,
+        };
+        map.push(id);
+    }
+    Ok(map)
+}
+
+/// `g` with every loop node (nested ones too) replaced by its iterations as plain nodes:
+/// iteration `t` reads row `t` of each xs (`reshape(slice(xs))`), each ys is the `concat`
+/// of its rows, and the loop's packed value is the `concat` of its flattened results cast
+/// to the pack dtype, so the nodes that read it are unchanged. Same inputs (and names),
+/// outputs, variable names and provenance. The size grows with the trip counts: for
+/// printing and testing, not for running.
+pub fn unroll(g: &Graph) -> Result<Graph, IrError> {
+    let mut u = Graph::new();
+    let mut map: Vec<NodeId> = Vec::with_capacity(g.len());
+    for (i, n) in g.nodes().iter().enumerate() {
+        let id = NodeId(i as u32);
+        u.set_loc(g.loc(id));
+        let ins: Vec<NodeId> = n.inputs.iter().map(|x| map[x.index()]).collect();
+        let new = match &n.op {
+            Op::Input(k) => u.add_input(&g.input_names[*k as usize], n.shape.clone(), n.dtype),
+            Op::Const(c) => u.copy_constant(g, *c),
+            Op::Loop(spec) => unroll_loop(&mut u, spec, &ins, g.loc(id))?,
+            op => u.add(op.clone(), ins)?,
+        };
+        map.push(new);
+    }
+    u.set_loc(None);
+    u.outputs = g.outputs.iter().map(|o| map[o.index()]).collect();
+    u.names = g
+        .names
+        .iter()
+        .map(|(k, v)| (map[k.index()], v.clone()))
+        .collect();
+    Ok(u)
+}
+
+/// The packed value of one loop, its iterations added to `u` as plain nodes.
+fn unroll_loop(
+    u: &mut Graph,
+    spec: &LoopSpec,
+    ops: &[NodeId],
+    loc: Option<&str>,
+) -> Result<NodeId, IrError> {
+    let body = unroll(&spec.body)?;
+    let (nc, nx) = (spec.n_carry, spec.n_xs);
+    let mut carries: Vec<NodeId> = ops[..nc].to_vec();
+    let mut rows: Vec<Vec<NodeId>> = vec![vec![]; spec.n_ys()];
+    let order: Vec<usize> = if spec.reverse {
+        (0..spec.trips).rev().collect()
+    } else {
+        (0..spec.trips).collect()
+    };
+    for t in order {
+        let mut args = carries.clone();
+        for &xs in &ops[nc..nc + nx] {
+            let shape = u.shape(xs).clone();
+            let mut dims = vec![SliceDim {
+                start: t,
+                step: 1,
+                len: 1,
+            }];
+            dims.extend(shape[1..].iter().map(|&len| SliceDim {
+                start: 0,
+                step: 1,
+                len,
+            }));
+            let s = u.add(Op::Slice(dims), vec![xs])?;
+            args.push(u.reshape(s, &shape[1..])?);
+        }
+        args.extend_from_slice(&ops[nc + nx..]);
+        let m = copy_nodes(u, &body, &args, true)?;
+        u.set_loc(loc);
+        carries = body.outputs[..nc].iter().map(|o| m[o.index()]).collect();
+        for (k, o) in body.outputs[nc..].iter().enumerate() {
+            let y = m[o.index()];
+            let mut one = vec![1];
+            one.extend(u.shape(y).iter().copied());
+            let r = u.reshape(y, &one)?;
+            rows[k].push(r);
+        }
+    }
+    if spec.reverse {
+        rows.iter_mut().for_each(|r| r.reverse());
+    }
+    let pack = spec.pack_dtype();
+    let mut results = carries;
+    for (r, (shape, dtype)) in rows
+        .into_iter()
+        .zip(spec.result_types().into_iter().skip(nc))
+    {
+        results.push(match r.len() {
+            0 => u.constant(Tensor::full(dtype, shape, 0.0)),
+            1 => r[0],
+            _ => u.add(Op::Concat(0), r)?,
+        });
+    }
+    let mut parts = vec![];
+    for r in results {
+        let flat = u.reshape(r, &[u.node(r).size()])?;
+        parts.push(u.cast(flat, pack)?);
+    }
+    match parts.len() {
+        0 => Ok(u.constant(Tensor::full(pack, vec![0], 0.0))),
+        1 => Ok(parts[0]),
+        _ => u.add(Op::Concat(0), parts),
     }
 }

@@ -148,6 +148,7 @@ pub fn vmap(
                         .collect::<Result<Vec<_>, _>>()?;
                     ng.add(Op::ScatterAlongAdd(shift(*a)), lifted)?
                 }
+                Op::Loop(spec) => crate::rules::loops::loop_vmap(&mut ng, spec, &ins, size)?,
                 Op::Concat(a) => {
                     let lifted = ins
                         .iter()
@@ -163,8 +164,7 @@ pub fn vmap(
                 | Op::Cholesky
                 | Op::Inv
                 | Op::Det
-                | Op::LogAbsDet
-                | Op::Loop(_) => {
+                | Op::LogAbsDet => {
                     return err(format!(
                         "vmap: no batching rule for {:?} with batched operands",
                         n.op
