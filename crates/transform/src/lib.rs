@@ -28,7 +28,8 @@
 //! - A loop node is differentiated and batched by new loop nodes (`rules/loops.rs`):
 //!   reverse mode stores the carries of every iteration (memory O(trips × carry size)) and
 //!   runs the body's vjp backward; forward mode carries the tangents beside the carries;
-//!   vmap batches the body. No loop is unrolled.
+//!   vmap batches the body. No loop is unrolled. `autodiff_ir::loops::segment_loops`
+//!   applied before differentiating makes reverse mode store O(√trips) carries instead.
 
 mod batch;
 mod build;

@@ -17,7 +17,8 @@
 //! - Reverse mode stores the carries at the start of every iteration (a "residual" loop:
 //!   the body with those carries as extra ys) and recomputes the body from them in the
 //!   backward loop: memory O(T × carry size), time about 3× the forward loop (primal,
-//!   residual, backward). No checkpointing.
+//!   residual, backward). For O(√T) memory, segment the loops first
+//!   (`autodiff_ir::loops::segment_loops`: checkpointing as a rewrite of the primal).
 //! - `T = 0` works throughout: the cotangent of the final carries passes straight to the
 //!   initial ones, stacked xs get empty cotangents, invariants zeros.
 
