@@ -161,6 +161,43 @@ fn nested(trips: usize) -> impl Fn(&mut Graph, &[NodeId]) -> Result<NodeId, IrEr
     }
 }
 
+/// The loop a Python loop over `i` rolls into: the int xs `I` is the counter, the body
+/// reads `a[i]` (a gather from an invariant) and writes `out[i] = …` into a preallocated
+/// carry (a scatter): `s' = 0.9 s + sin(a[i]) s`, `out' = scatter(out, i, s' a[i])`.
+/// Inputs `[a [6], s0, out0 [6], I (int64)]`; output `concat(s_T, out_T)`.
+fn indexed(trips: usize) -> impl Fn(&mut Graph, &[NodeId]) -> Result<NodeId, IrError> {
+    move |g, x| {
+        let mut b = Graph::new();
+        let s = b.add_input("s", vec![], DType::F64);
+        let out = b.add_input("out", vec![6], DType::F64);
+        let i = b.add_input("i", vec![], DType::I64);
+        let a = b.add_input("a", vec![6], DType::F64);
+        let ai = b.add(Op::Gather(0), vec![a, i])?;
+        let sn = b.unary(UnaryOp::Sin, ai)?;
+        let sns = b.mul(sn, s)?;
+        let c = b.scalar(0.9, DType::F64);
+        let s9 = b.mul(c, s)?;
+        let s1 = b.add_(s9, sns)?;
+        let v = b.mul(s1, ai)?;
+        let o1 = b.add(Op::Scatter(0), vec![out, i, v])?;
+        b.outputs = vec![s1, o1];
+        let spec = LoopSpec::new(b, 2, 1, trips, false)?;
+        let res = g.add_loop(spec, vec![x[1], x[2], x[3], x[0]])?;
+        let s = g.reshape(res[0], &[1])?;
+        g.add(Op::Concat(0), vec![s, res[1]])
+    }
+}
+
+fn indexed_inputs(trips: usize) -> Vec<In> {
+    let idx: Vec<i64> = (0..trips as i64).map(|t| (t * 5 + 1) % 6).collect();
+    vec![
+        rand(&[6], -1.0, 1.0),
+        rand(&[], 0.5, 1.0),
+        rand(&[6], -1.0, 1.0),
+        ints(&[trips], &idx),
+    ]
+}
+
 /// Evaluated derivatives of `out` (in `g`): the output, the vjp with weights `w`, the jvp
 /// along `us`, the hvp of `<w, out>` along `us` and grad of `<vjp, us>` (grad of grad).
 fn derivatives(
@@ -563,4 +600,53 @@ fn segmented_loop_derivatives_match_the_unrolled_ones() {
             Ok(g.outputs[0])
         });
     }
+}
+
+#[test]
+fn indexed_reads_and_preallocated_writes_through_a_loop() {
+    for trips in [0, 1, 6, 9] {
+        let name = format!("indexed {trips}");
+        check_tol(
+            &format!("fd {name}"),
+            indexed_inputs(trips),
+            1e-6,
+            indexed(trips),
+        );
+        check_tol(
+            &format!("fd2 {name}"),
+            indexed_inputs(trips),
+            1e-6,
+            |g, x| grad_graph(g, x, indexed(trips)),
+        );
+        same_as_unrolled(&name, indexed_inputs(trips), 1e-12, indexed(trips));
+        let b = [true, true, false, false];
+        vmap_per_example(
+            &format!("vmap {name}"),
+            indexed_inputs(trips),
+            &b,
+            3,
+            indexed(trips),
+        );
+    }
+}
+
+#[test]
+fn the_primal_value_is_a_prefix_of_the_residual_loop() {
+    // what lets a simplifier read the primal loop out of the residual one
+    let name = "prefix";
+    let (mut g, xs, vals, _) = setup(name, euler_inputs(5, DType::F64));
+    let out = euler(5, false, DType::F64)(&mut g, &xs).unwrap();
+    let n0 = g.len();
+    let l = g.sum(out, &[0]).unwrap();
+    grad(&mut g, l, &[xs[0], xs[4]]).unwrap();
+    let loops: Vec<NodeId> = (0..g.len())
+        .map(|i| NodeId(i as u32))
+        .filter(|&i| matches!(g.node(i).op, Op::Loop(_)))
+        .collect();
+    let (p, r) = (loops[0], loops[1]);
+    assert!(p.index() < n0 && r.index() >= n0);
+    assert_eq!(g.node(p).inputs, g.node(r).inputs);
+    let v = ev(&g, &vals, &[p, r]);
+    assert!(v[1].data.len() > v[0].data.len());
+    assert_eq!(v[0].data[..], v[1].data[..v[0].data.len()]);
 }

@@ -15,7 +15,7 @@
 //!   can make it depend on an active value (a fixed point over the body); int/bool carries
 //!   and ys never get one.
 //! - Reverse mode stores the carries at the start of every iteration (a "residual" loop:
-//!   the body with those carries as extra ys) and recomputes the body from them in the
+//!   the body with those carries as extra ys after its own) and recomputes the body from them in the
 //!   backward loop: memory O(T × carry size), time about 3× the forward loop (primal,
 //!   residual, backward). For O(√T) memory, segment the loops first
 //!   (`autodiff_ir::loops::segment_loops`: checkpointing as a rewrite of the primal).
@@ -145,13 +145,14 @@ pub(crate) fn loop_vjp(
     if ax.is_empty() && av.is_empty() && !ac.iter().any(|&k| need[k]) {
         return Ok(vec![None; ops.len()]);
     }
-    // residual loop: ys = the carries entering each iteration, c_t
+    // residual loop: the primal's outputs, then the carries entering each iteration, c_t,
+    // as extra ys (so the primal's packed value is a prefix of the residual's whenever
+    // their pack dtypes agree: a simplifier can read the one from the other)
     let stored = if nc > 0 {
         let mut rb = b.clone();
-        rb.outputs = b.outputs[..nc].to_vec();
         rb.outputs.extend_from_slice(&b.inputs[..nc]);
         let rs = LoopSpec::new(rb, nc, nx, spec.trips, spec.reverse)?;
-        g.add_loop(rs, ops.to_vec())?[nc..].to_vec()
+        g.add_loop(rs, ops.to_vec())?[nc + spec.n_ys()..].to_vec()
     } else {
         vec![]
     };
