@@ -13,7 +13,9 @@ use super::{unsupported, Err, Res, TracedGen, Tracer, Val};
 
 /// The running CPython's minor version (11, 12 or 13): stack layouts differ.
 pub fn minor(py: Python<'_>) -> u8 {
-    py.version_info().minor
+    // (asked once: `version_info` formats and parses the version string each time)
+    static MINOR: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *MINOR.get_or_init(|| py.version_info().minor)
 }
 
 /// One activation of a user function.
@@ -27,6 +29,8 @@ pub struct Frame<'py> {
     kw_names: Option<Bound<'py, PyTuple>>,
     exc_info: Vec<Bound<'py, PyAny>>,
     line: u32,
+    /// Snapshots at each loop header (by instruction index), for loop rolling.
+    pub watches: std::collections::HashMap<usize, Vec<super::rolling::Snap>>,
 }
 
 /// Instructions between two checks of pending signals and of the trace's size.
@@ -243,7 +247,31 @@ impl<'py> Tracer<'py> {
             kw_names: None,
             exc_info: vec![],
             line: 0,
+            watches: Default::default(),
         })
+    }
+
+    /// Counts the instruction if it is a side effect (see `Tracer::effects`); writes into
+    /// traced arrays are not (they are functionalized into the graph).
+    fn note_effect(&mut self, f: &Frame<'py>, op: Opc) {
+        let container = |back: usize| f.stack.len().checked_sub(back).map(|i| &f.stack[i]);
+        let effect = match op {
+            Opc::StoreGlobal
+            | Opc::StoreDeref
+            | Opc::StoreAttr
+            | Opc::DeleteAttr
+            | Opc::DeleteSubscr
+            | Opc::YieldValue
+            | Opc::RaiseVarargs
+            | Opc::Reraise
+            | Opc::Send => true,
+            Opc::StoreSubscr => container(2).is_none_or(|c| self.sym(c).is_none()),
+            Opc::StoreSlice => container(3).is_none_or(|c| self.sym(c).is_none()),
+            _ => false,
+        };
+        if effect {
+            self.effects += 1;
+        }
     }
 
     /// Runs a frame until it returns or yields.
@@ -264,12 +292,19 @@ impl<'py> Tracer<'py> {
             }
             f.pc += 1;
             self.ticks += 1;
+            self.note_effect(f, ins.op);
             if self.ticks.is_multiple_of(CHECK_EVERY) {
                 if let Err(e) = self.check_limits(&code, i) {
                     break Err(e);
                 }
             }
             match self.step(f, &code, i) {
+                Ok(None) if f.pc <= i => {
+                    // a backward jump: `f.pc` is a loop header
+                    if let Err(e) = self.at_back_edge(f, &code, i) {
+                        break Err(e);
+                    }
+                }
                 Ok(None) => {}
                 Ok(Some(o)) => break Ok(o),
                 // Ctrl-C: no `try` of the traced code catches it (the trace stops).
@@ -300,6 +335,7 @@ impl<'py> Tracer<'py> {
                         ));
                     }
                     Some(h) => {
+                        self.effects += 1;
                         self.err_trail = None;
                         f.stack.truncate(h.depth);
                         if h.lasti {
