@@ -201,9 +201,32 @@ def _trace(fn, args, kwargs, promote=()):
     ]
     with _ctrl_c_stops_the_trace():
         result, tr, sources = _core.trace(fn, list(cargs), dict(ckwargs), inputs, _markers(), _tree.leaves_of)
+    if tr.needs_plain_check and not _plain_run_agrees(fn, leaves, treedef, promote, result):
+        # A rolled loop's iterations differed in a way the trace could not see (a branch
+        # on the loop counter, say): trace again with every loop unrolled.
+        fresh = [_fresh(leaf, i in promote) for i, leaf in enumerate(leaves)]
+        cargs, ckwargs = _tree.unflatten(treedef, fresh)
+        inputs = list(zip(fresh, sig.names))
+        with _ctrl_c_stops_the_trace():
+            result, tr, sources = _core.trace(
+                fn, list(cargs), dict(ckwargs), inputs, _markers(), _tree.leaves_of, roll=False
+            )
     got = _self_check(fn, tr, values, result) if self_check_enabled() else None
     checks = tuple((kind, container, key, _freeze(obj)) for kind, container, key, obj in sources)
     return result, tr, sig, checks, got
+
+
+def _plain_run_agrees(fn, leaves, treedef, promote, result):
+    """Runs `fn` by NumPy on copies of the arguments and compares with the traced result
+    (a rolled loop whose iterations may differ from the ones observed is checked so)."""
+    fresh = [_fresh(leaf, i in promote) for i, leaf in enumerate(leaves)]
+    pargs, pkwargs = _tree.unflatten(treedef, fresh)
+    try:
+        plain = fn(*pargs, **pkwargs)
+    except Exception:  # the traced run did not raise: the trace is not to be trusted
+        return False
+    got, want = _tree.leaves_of(result), _tree.leaves_of(plain)
+    return len(got) == len(want) and all(_agree(g, w) for g, w in zip(got, want))
 
 
 def _self_check(fn, tr, values, result):

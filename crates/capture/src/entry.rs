@@ -26,6 +26,10 @@ pub struct Captured<'py> {
     /// Values named with `autodiff.tag(x, name)`.
     pub tags: Vec<(String, NodeId)>,
     pub sources: Vec<Source<'py>>,
+    /// Loops rolled into loop nodes.
+    pub rolled_loops: usize,
+    /// A rolled loop needs the result compared with a plain run of the function.
+    pub needs_plain_check: bool,
 }
 
 /// Why a trace stopped.
@@ -66,12 +70,15 @@ pub struct TraceCall<'py> {
     pub markers: Bound<'py, PyDict>,
     /// `flatten(result)` returns the output leaves as a list.
     pub flatten: Bound<'py, PyAny>,
+    /// Roll loops into loop nodes (also off when `AUTODIFF_ROLL_LOOPS=0`).
+    pub roll: bool,
 }
 
 /// Traces `func(*args, **kwargs)`.
 pub fn trace<'py>(py: Python<'py>, call: TraceCall<'py>) -> Result<Captured<'py>, CaptureError> {
     crate::INTERRUPT.store(false, std::sync::atomic::Ordering::Relaxed);
     let mut t = Tracer::new(py, call.markers)?;
+    t.roll &= call.roll;
     for item in call.inputs.iter() {
         let (obj, name): (Bound<PyAny>, String) = item.extract()?;
         t.add_input(&obj, &name)?;
@@ -182,6 +189,8 @@ impl<'py> Tracer<'py> {
                 .collect(),
             tags: self.tags,
             sources,
+            rolled_loops: self.rolled_loops,
+            needs_plain_check: self.needs_plain_check,
         }
     }
 }

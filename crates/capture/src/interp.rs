@@ -27,6 +27,8 @@ pub struct Frame<'py> {
     kw_names: Option<Bound<'py, PyTuple>>,
     exc_info: Vec<Bound<'py, PyAny>>,
     line: u32,
+    /// Snapshots at each loop header (by instruction index), for loop rolling.
+    pub watches: std::collections::HashMap<usize, Vec<super::rolling::Snap>>,
 }
 
 /// Instructions between two checks of pending signals and of the trace's size.
@@ -243,7 +245,31 @@ impl<'py> Tracer<'py> {
             kw_names: None,
             exc_info: vec![],
             line: 0,
+            watches: Default::default(),
         })
+    }
+
+    /// Counts the instruction if it is a side effect (see `Tracer::effects`); writes into
+    /// traced arrays are not (they are functionalized into the graph).
+    fn note_effect(&mut self, f: &Frame<'py>, op: Opc) {
+        let container = |back: usize| f.stack.len().checked_sub(back).map(|i| &f.stack[i]);
+        let effect = match op {
+            Opc::StoreGlobal
+            | Opc::StoreDeref
+            | Opc::StoreAttr
+            | Opc::DeleteAttr
+            | Opc::DeleteSubscr
+            | Opc::YieldValue
+            | Opc::RaiseVarargs
+            | Opc::Reraise
+            | Opc::Send => true,
+            Opc::StoreSubscr => container(2).is_none_or(|c| self.sym(c).is_none()),
+            Opc::StoreSlice => container(3).is_none_or(|c| self.sym(c).is_none()),
+            _ => false,
+        };
+        if effect {
+            self.effects += 1;
+        }
     }
 
     /// Runs a frame until it returns or yields.
@@ -264,12 +290,19 @@ impl<'py> Tracer<'py> {
             }
             f.pc += 1;
             self.ticks += 1;
+            self.note_effect(f, ins.op);
             if self.ticks.is_multiple_of(CHECK_EVERY) {
                 if let Err(e) = self.check_limits(&code, i) {
                     break Err(e);
                 }
             }
             match self.step(f, &code, i) {
+                Ok(None) if f.pc <= i => {
+                    // a backward jump: `f.pc` is a loop header
+                    if let Err(e) = self.at_back_edge(f, &code, i) {
+                        break Err(e);
+                    }
+                }
                 Ok(None) => {}
                 Ok(Some(o)) => break Ok(o),
                 // Ctrl-C: no `try` of the traced code catches it (the trace stops).
@@ -300,6 +333,7 @@ impl<'py> Tracer<'py> {
                         ));
                     }
                     Some(h) => {
+                        self.effects += 1;
                         self.err_trail = None;
                         f.stack.truncate(h.depth);
                         if h.lasti {

@@ -28,6 +28,7 @@ mod interp;
 mod nested;
 pub mod panics;
 pub mod registry;
+mod rolling;
 mod sig;
 mod table;
 
@@ -220,6 +221,23 @@ pub struct Tracer<'py> {
     pub err_trail: Option<Vec<String>>,
     /// The `__exit__` of each `with` block entered and not yet exited, innermost last.
     pub open_withs: Vec<Bound<'py, PyAny>>,
+    /// The objects of the graph inputs, in order (loop rolling evaluates the graph).
+    pub input_objs: Vec<Bound<'py, PyAny>>,
+    /// Side effects seen so far (writes to attributes, globals, cells and containers,
+    /// mutating calls, prints, yields, caught exceptions): a loop iteration with one is
+    /// never rolled.
+    pub effects: u64,
+    /// Branches on Python (untraced) values taken so far.
+    pub branches: u64,
+    /// The objects updated in place, in order.
+    pub update_log: Vec<usize>,
+    /// Roll loops (see `rolling`)?
+    pub roll: bool,
+    /// Loops rolled in this trace.
+    pub rolled_loops: usize,
+    /// A rolled loop's Python-level values may differ from what was observed: the caller
+    /// re-runs the function with NumPy and compares.
+    pub needs_plain_check: bool,
 }
 
 /// Is this object safe to track by identity (never a shared singleton)?
@@ -312,6 +330,13 @@ impl<'py> Tracer<'py> {
             tainted: Default::default(),
             err_trail: None,
             open_withs: vec![],
+            input_objs: vec![],
+            effects: 0,
+            branches: 0,
+            update_log: vec![],
+            roll: rolling::enabled(),
+            rolled_loops: 0,
+            needs_plain_check: false,
         })
     }
 
@@ -353,6 +378,7 @@ impl<'py> Tracer<'py> {
             ))
         })?;
         let id = self.g.add_input(name, shape, dtype);
+        self.input_objs.push(obj.clone());
         self.ids.insert(obj.as_ptr() as usize, id);
         self.keep.push(obj.clone());
         Ok(id)
@@ -541,6 +567,7 @@ impl<'py> Tracer<'py> {
         let node = self.fit(node, &shape, dtype)?;
         let node = self.wrap_narrow(obj, node)?;
         let key = obj.as_ptr() as usize;
+        self.update_log.push(key);
         let fresh = !self.ids.contains_key(&key);
         self.ids.insert(key, node);
         if fresh {
@@ -728,6 +755,8 @@ impl<'py> Tracer<'py> {
             };
             let exp = pyo3::types::PyBool::new(self.py, b).to_owned().into_any();
             self.guard(nb, &exp, "a branch on a traced value")?;
+        } else {
+            self.branches += 1;
         }
         Ok(b)
     }

@@ -1362,6 +1362,15 @@ impl<'py> Tracer<'py> {
                 self.check_owned(&target, &what)?;
             }
         }
+        let is_print = self.r.builtins.getattr("print").is_ok_and(|p| p.is(c));
+        if is_print
+            || (MUTATORS.contains(&name.as_str())
+                && !interpreted
+                && c.getattr("__self__")
+                    .is_ok_and(|s| !s.is_instance_of::<PyModule>()))
+        {
+            self.effects += 1;
+        }
         let cname = callee_name(c);
         let np_writer = NP_WRITERS
             .iter()

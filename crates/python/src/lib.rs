@@ -21,6 +21,8 @@ type TraceOut<'py> = (Bound<'py, PyAny>, PyTrace, Vec<Source<'py>>);
 /// that become graph inputs; `flatten(result)` returns the output leaves. Returns the real
 /// result and the trace.
 #[pyfunction]
+#[pyo3(signature = (func, args, kwargs, inputs, markers, flatten, roll = true))]
+#[allow(clippy::too_many_arguments)]
 fn trace<'py>(
     py: Python<'py>,
     func: Bound<'py, PyAny>,
@@ -29,6 +31,7 @@ fn trace<'py>(
     inputs: Bound<'py, PyList>,
     markers: Bound<'py, PyDict>,
     flatten: Bound<'py, PyAny>,
+    roll: bool,
 ) -> PyResult<TraceOut<'py>> {
     traced::shield("trace", || {
         let call = TraceCall {
@@ -38,12 +41,17 @@ fn trace<'py>(
             inputs,
             markers,
             flatten,
+            roll,
         };
         let c = autodiff_capture::trace(py, call)?;
         let data = TraceData {
             graph: c.graph,
             guards: c.guards,
             tags: c.tags,
+            rolled: traced::Rolled {
+                loops: c.rolled_loops,
+                needs_plain_check: c.needs_plain_check,
+            },
         };
         Ok((c.result, PyTrace::new(data), c.sources))
     })

@@ -16,6 +16,15 @@ pub struct TraceData {
     /// (node, expected value, why it was recorded)
     pub guards: Vec<(NodeId, Tensor, String)>,
     pub tags: Vec<(String, NodeId)>,
+    /// Loops the capture rolled (kept by the traces derived from this one).
+    pub rolled: Rolled,
+}
+
+/// What loop rolling did in a trace.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rolled {
+    pub loops: usize,
+    pub needs_plain_check: bool,
 }
 
 #[pyclass(name = "Trace", module = "autodiff._core", frozen)]
@@ -238,6 +247,7 @@ impl PyTrace {
             graph,
             guards: self.inner.guards.clone(),
             tags: self.inner.tags.clone(),
+            rolled: self.inner.rolled,
         })
     }
 
@@ -278,6 +288,18 @@ impl PyTrace {
 
 #[pymethods]
 impl PyTrace {
+    /// Loops rolled into loop nodes when this trace was captured.
+    #[getter]
+    fn rolled_loops(&self) -> usize {
+        self.inner.rolled.loops
+    }
+
+    /// A rolled loop's result must be compared with a plain run of the function.
+    #[getter]
+    fn needs_plain_check(&self) -> bool {
+        self.inner.rolled.needs_plain_check
+    }
+
     #[getter]
     fn n_inputs(&self) -> usize {
         self.inner.graph.inputs.len()
@@ -601,6 +623,7 @@ impl PyTrace {
                 graph: ng,
                 guards,
                 tags,
+                rolled: self.inner.rolled,
             })))
         })
     }
@@ -664,6 +687,7 @@ impl PyTrace {
                 graph: ng,
                 guards,
                 tags,
+                rolled: self.inner.rolled,
             })))
         })
     }
@@ -697,6 +721,7 @@ impl PyTrace {
                 graph: sg,
                 guards,
                 tags,
+                rolled: self.inner.rolled,
             }))
         })
     }

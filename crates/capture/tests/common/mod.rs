@@ -56,6 +56,7 @@ pub fn capture<'py>(
             inputs,
             markers: PyDict::new(py),
             flatten,
+            roll: true,
         },
     )
 }

@@ -1,0 +1,973 @@
+//! Loop rolling: iterations of a Python loop that record the same structure become one
+//! `Op::Loop` node instead of one copy of the body per iteration.
+//!
+//! At every backward jump the engine snapshots the frame at the loop header (its locals
+//! and stack, the graph's length, the guards, the side-effect and branch counters). When
+//! three consecutive iterations recorded the same nodes — the same ops, shapes and dtypes,
+//! operands that are either earlier nodes of the same iteration, the values a local or
+//! stack slot held when the iteration began (**carries**), or the same node from before the
+//! loop (**invariants**) — and the same guards, the engine builds the body graph from the
+//! last of them and *runs the remaining iterations on the body* (the reference evaluator)
+//! instead of interpreting them: each rolled iteration checks that its guards come out as
+//! recorded and the rolling stops at the first one that does not (the engine then
+//! interprets that iteration itself). The frame's slots get the loop's results, a
+//! `range` iterator is advanced past the rolled iterations, and interpretation resumes at
+//! the header, so the last iteration and the loop's exit are interpreted as usual.
+//!
+//! What may differ between iterations: constants that grow linearly (`y * i`), basic
+//! slices whose start grows linearly along one axis (`x[i]`, `x[:, i]`) — both become
+//! per-iteration inputs (xs) — and Python ints and floats in slots that grow linearly.
+//!
+//! Guarantees:
+//! - nothing is rolled when an iteration has a side effect the engine sees (attribute,
+//!   global, cell or container writes, mutating method calls, `print`, yields, exceptions),
+//!   or writes in place to an array that is not held by a local of the loop's frame;
+//! - the guards of the rolled iterations hold at trace time and are checked on every call
+//!   (one guard over the stacked outcomes), so a call whose data would take another path
+//!   in any iteration traces again;
+//! - when the rolled iterations' Python-level values could differ from the observed ones
+//!   in a way the structure does not show (a branch on a Python value, a live loop
+//!   variable, per-iteration inputs, a Python scalar carried along), the trace is marked
+//!   for a plain re-run: the caller compares the result with the function run by NumPy
+//!   and traces again without rolling when they differ;
+//! - `AUTODIFF_ROLL_LOOPS=0` turns rolling off.
+
+use std::collections::HashMap;
+
+use autodiff_ir::{BinaryOp, DType, Graph, LoopSpec, NodeId, Op, SliceDim, Tensor};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyFloat, PyInt};
+
+use super::code::{Code, Opc};
+use super::interp::Frame;
+use super::{convert, Res, Tracer, Val};
+
+/// Is rolling on (`AUTODIFF_ROLL_LOOPS`, default on)?
+pub fn enabled() -> bool {
+    std::env::var("AUTODIFF_ROLL_LOOPS").map_or(true, |v| v.trim() != "0")
+}
+
+/// The most iterations one rolled loop runs at trace time (`AUTODIFF_MAX_LOOP_TRIPS`):
+/// a `while` loop whose exit never comes stops with an error naming it.
+pub fn max_trips() -> usize {
+    std::env::var("AUTODIFF_MAX_LOOP_TRIPS")
+        .ok()
+        .and_then(|s| s.trim().replace('_', "").parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(10_000_000)
+}
+
+/// The value in one local or stack slot at a loop header.
+#[derive(Clone, Debug, PartialEq)]
+enum Slot {
+    Null,
+    Node(NodeId),
+    Int(i64),
+    Float(f64),
+    Obj(usize),
+}
+
+/// The frame and trace at one arrival at a loop header.
+pub struct Snap {
+    nodes: usize,
+    guards: usize,
+    effects: u64,
+    branches: u64,
+    updates: usize,
+    slots: Vec<Slot>,
+}
+
+/// How an operand of a node in an iteration is reached.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Ref {
+    /// The node at this position of the same iteration.
+    Internal(usize),
+    /// The value slot `k` held when the iteration began.
+    Carry(usize),
+    /// The same node before the loop.
+    Inv(NodeId),
+}
+
+/// What a position of the iteration is.
+enum Kind {
+    Plain,
+    /// A constant that grows by `step` per iteration (values of the last iteration).
+    Const {
+        last: Tensor,
+        step: Vec<f64>,
+    },
+    /// A slice of an invariant whose start on `axis` grows by `step`.
+    Slice {
+        src: NodeId,
+        dims: Vec<SliceDim>,
+        axis: usize,
+        step: i64,
+    },
+    /// `out[i] = v`: a write into the array of slot `slot` (read nowhere else in the
+    /// iteration) at a start on `axis` growing by `step`. The loop's ys stack the values;
+    /// one write after the loop puts them in place.
+    Write {
+        slot: usize,
+        dims: Vec<SliceDim>,
+        axis: usize,
+        step: i64,
+    },
+}
+
+/// The axis on which two slice lists differ only in start (the same step and a length of
+/// one there, equal elsewhere), and the start's step across `a`, `b`, `c`.
+fn moving_axis(a: &[SliceDim], b: &[SliceDim], c: &[SliceDim]) -> Option<(usize, i64)> {
+    let diff: Vec<usize> = (0..c.len()).filter(|&d| a[d] != c[d]).collect();
+    let [axis] = diff[..] else { return None };
+    let same = |x: &SliceDim, y: &SliceDim| x.step == y.step && x.len == y.len;
+    if !same(&a[axis], &c[axis])
+        || !same(&b[axis], &c[axis])
+        || c[axis].len != 1
+        || (0..c.len()).any(|d| d != axis && b[d] != c[d])
+    {
+        return None;
+    }
+    let starts = [
+        a[axis].start as f64,
+        b[axis].start as f64,
+        c[axis].start as f64,
+    ];
+    let step = linear(&starts)?;
+    (step != 0.0).then_some((axis, step as i64))
+}
+
+/// A Python scalar slot that grows linearly.
+struct PyScalar {
+    slot: usize,
+    last: Slot,
+    step: f64,
+}
+
+/// The plan for rolling, built from three matching iterations.
+struct Plan {
+    len: usize,
+    kinds: Vec<Kind>,
+    refs: Vec<Vec<Ref>>,
+    carries: Vec<usize>,
+    next: Vec<Ref>,
+    guards: Vec<(Ref, Tensor, String)>,
+    scalars: Vec<PyScalar>,
+    verify: bool,
+}
+
+impl<'py> Tracer<'py> {
+    fn slot_of(&self, v: Option<&Val<'py>>) -> Slot {
+        let Some(v) = v else { return Slot::Null };
+        let Some(o) = v.obj.as_ref() else {
+            return Slot::Null;
+        };
+        if let Some(n) = self.sym(v) {
+            return Slot::Node(n);
+        }
+        if o.is_instance_of::<PyBool>() {
+            return Slot::Obj(o.as_ptr() as usize);
+        }
+        if o.is_exact_instance_of::<PyInt>() {
+            if let Ok(i) = o.extract::<i64>() {
+                return Slot::Int(i);
+            }
+        }
+        if o.is_exact_instance_of::<PyFloat>() {
+            if let Ok(x) = o.extract::<f64>() {
+                return Slot::Float(x);
+            }
+        }
+        Slot::Obj(o.as_ptr() as usize)
+    }
+
+    fn snapshot(&self, f: &Frame<'py>) -> Snap {
+        let mut slots: Vec<Slot> = f.locals.iter().map(|v| self.slot_of(v.as_ref())).collect();
+        slots.extend(f.stack.iter().map(|v| self.slot_of(Some(v))));
+        Snap {
+            nodes: self.g.len(),
+            guards: self.guards.len(),
+            effects: self.effects,
+            branches: self.branches,
+            updates: self.update_log.len(),
+            slots,
+        }
+    }
+
+    /// Called when a backward jump arrives at `f.pc` (a loop header): snapshots, and rolls
+    /// the loop when the last three iterations match. Returns whether it rolled.
+    pub fn at_back_edge(&mut self, f: &mut Frame<'py>, code: &Code<'py>, from: usize) -> Res<bool> {
+        if !self.roll {
+            return Ok(false);
+        }
+        let header = f.pc;
+        let snap = self.snapshot(f);
+        let snaps = f.watches.entry(header).or_default();
+        snaps.push(snap);
+        if snaps.len() > 4 {
+            snaps.remove(0);
+        }
+        if snaps.len() < 4 {
+            return Ok(false);
+        }
+        let snaps = std::mem::take(f.watches.get_mut(&header).expect("just pushed"));
+        let rolled = match self.plan(&snaps, f, code, header, from) {
+            Some(plan) => self.roll_loop(f, code, header, &snaps, plan)?,
+            None => false,
+        };
+        if !rolled {
+            *f.watches.get_mut(&header).expect("present") = snaps;
+        }
+        Ok(rolled)
+    }
+
+    /// Classifies an operand seen as `ids[0..3]` in the three iterations.
+    fn classify(&self, s: &[Snap], ids: [NodeId; 3]) -> Option<Ref> {
+        let starts = [s[0].nodes, s[1].nodes, s[2].nodes];
+        let rel: Vec<Option<usize>> = (0..3)
+            .map(|k| (ids[k].index() >= starts[k]).then(|| ids[k].index() - starts[k]))
+            .collect();
+        if let Some(r) = rel[2] {
+            return (rel[0] == Some(r) && rel[1] == Some(r)).then_some(Ref::Internal(r));
+        }
+        if rel.iter().any(|r| r.is_some()) {
+            return None;
+        }
+        if ids[0] == ids[1] && ids[1] == ids[2] {
+            return Some(Ref::Inv(ids[2]));
+        }
+        (0..s[0].slots.len())
+            .find(|&k| (0..3).all(|j| s[j].slots[k] == Slot::Node(ids[j])))
+            .map(Ref::Carry)
+    }
+
+    /// Compares the three iterations between the four snapshots; `None` when they differ
+    /// in anything rolling cannot express.
+    fn plan(
+        &self,
+        s: &[Snap],
+        f: &Frame<'py>,
+        code: &Code<'py>,
+        header: usize,
+        from: usize,
+    ) -> Option<Plan> {
+        if s[0].effects != s[3].effects {
+            return None;
+        }
+        let n = s[0].slots.len();
+        if s.iter().any(|x| x.slots.len() != n) {
+            return None;
+        }
+        let len = s[1].nodes - s[0].nodes;
+        if s[2].nodes - s[1].nodes != len || s[3].nodes - s[2].nodes != len || len == 0 {
+            return None;
+        }
+        // In-place writes only to arrays the frame's slots hold (their nodes are carried).
+        let held: Vec<usize> = f
+            .locals
+            .iter()
+            .flatten()
+            .chain(f.stack.iter())
+            .filter_map(|v| v.obj.as_ref().map(|o| o.as_ptr() as usize))
+            .collect();
+        if self.update_log[s[0].updates..s[3].updates]
+            .iter()
+            .any(|p| !held.contains(p))
+        {
+            return None;
+        }
+        let mut verify = s[0].branches != s[3].branches;
+        // Slots: nodes (carried when they change), Python scalars (linear), the same objects.
+        let mut carries = vec![];
+        let mut scalars = vec![];
+        for k in 0..n {
+            let v: Vec<&Slot> = s.iter().map(|x| &x.slots[k]).collect();
+            match v[0] {
+                Slot::Node(_) => {
+                    if !v.iter().all(|x| matches!(x, Slot::Node(_))) {
+                        return None;
+                    }
+                    if v.iter().any(|x| *x != v[0]) {
+                        carries.push(k);
+                    }
+                }
+                Slot::Int(_) | Slot::Float(_) => {
+                    let nums: Vec<f64> = v
+                        .iter()
+                        .map(|x| match x {
+                            Slot::Int(i) => Some(*i as f64),
+                            Slot::Float(x) => Some(*x),
+                            _ => None,
+                        })
+                        .collect::<Option<_>>()?;
+                    if v.iter()
+                        .any(|x| std::mem::discriminant(*x) != std::mem::discriminant(v[0]))
+                    {
+                        return None;
+                    }
+                    if nums.iter().all(|&x| x == nums[0]) {
+                        continue;
+                    }
+                    let step = linear(&nums)?;
+                    // A live value (read in the loop) could steer Python code the structure
+                    // does not show.
+                    if k >= f.locals.len() || reads_local(code, header, from, k) {
+                        verify = true;
+                    }
+                    scalars.push(PyScalar {
+                        slot: k,
+                        last: v[3].clone(),
+                        step,
+                    });
+                }
+                other => {
+                    if v.iter().any(|x| *x != other) {
+                        return None;
+                    }
+                }
+            }
+        }
+        // Nodes.
+        let nodes = self.g.nodes();
+        let mut kinds = Vec::with_capacity(len);
+        let mut refs = Vec::with_capacity(len);
+        for p in 0..len {
+            let t = [
+                &nodes[s[0].nodes + p],
+                &nodes[s[1].nodes + p],
+                &nodes[s[2].nodes + p],
+            ];
+            if t.iter()
+                .any(|x| x.shape != t[2].shape || x.dtype != t[2].dtype)
+                || t.iter().any(|x| x.inputs.len() != t[2].inputs.len())
+            {
+                return None;
+            }
+            let r: Vec<Ref> = (0..t[2].inputs.len())
+                .map(|j| self.classify(s, [t[0].inputs[j], t[1].inputs[j], t[2].inputs[j]]))
+                .collect::<Option<_>>()?;
+            let kind = match (&t[0].op, &t[1].op, &t[2].op) {
+                (Op::Const(a), Op::Const(b), Op::Const(c)) => {
+                    let cs = self.g.consts();
+                    let (a, b, c) = (&cs[*a as usize], &cs[*b as usize], &cs[*c as usize]);
+                    if !t[2].dtype.is_float() && t[2].dtype != DType::I64 {
+                        return None;
+                    }
+                    let step = (0..c.data.len())
+                        .map(|i| linear(&[a.data[i], b.data[i], c.data[i]]))
+                        .collect::<Option<Vec<f64>>>()?;
+                    verify = true;
+                    Kind::Const {
+                        last: (**c).clone(),
+                        step,
+                    }
+                }
+                (Op::Slice(a), Op::Slice(b), Op::Slice(c)) if a != c => {
+                    let Some(Ref::Inv(src)) = r.first().copied() else {
+                        return None;
+                    };
+                    let (axis, step) = moving_axis(a, b, c)?;
+                    verify = true;
+                    Kind::Slice {
+                        src,
+                        dims: c.clone(),
+                        axis,
+                        step,
+                    }
+                }
+                (Op::SetSlice(a), Op::SetSlice(b), Op::SetSlice(c)) if a != c => {
+                    let Some(Ref::Carry(slot)) = r.first().copied() else {
+                        return None;
+                    };
+                    let (axis, step) = moving_axis(a, b, c)?;
+                    verify = true;
+                    Kind::Write {
+                        slot,
+                        dims: c.clone(),
+                        axis,
+                        step,
+                    }
+                }
+                (a, b, c) if a == c && b == c && !matches!(c, Op::Input(_) | Op::Const(_)) => {
+                    Kind::Plain
+                }
+                _ => return None,
+            };
+            kinds.push(kind);
+            refs.push(r);
+        }
+        // Next carries: what each carried slot holds at the end of an iteration.
+        let next: Vec<Ref> = carries
+            .iter()
+            .map(|&k| {
+                let ids: Vec<NodeId> = (1..4)
+                    .map(|j| match s[j].slots[k] {
+                        Slot::Node(id) => Some(id),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()?;
+                // (the value at the end of each iteration, in that iteration's context)
+                self.classify(s, [ids[0], ids[1], ids[2]])
+            })
+            .collect::<Option<_>>()?;
+        // A written array: its slot's next value is the write, and neither the array nor the
+        // write is read elsewhere in the iteration; it is not carried through the body.
+        for (p, k) in kinds.iter().enumerate() {
+            if let Kind::Write { slot, .. } = k {
+                let ci = carries.iter().position(|c| c == slot)?;
+                let read_elsewhere = refs.iter().enumerate().any(|(q, rs)| {
+                    rs.iter().enumerate().any(|(j, r)| {
+                        *r == Ref::Internal(p) || (*r == Ref::Carry(*slot) && !(q == p && j == 0))
+                    })
+                }) || next
+                    .iter()
+                    .enumerate()
+                    .any(|(i, r)| i != ci && (*r == Ref::Internal(p) || *r == Ref::Carry(*slot)));
+                if read_elsewhere || next[ci] != Ref::Internal(p) {
+                    return None;
+                }
+            }
+        }
+        let written: Vec<usize> = kinds
+            .iter()
+            .filter_map(|k| match k {
+                Kind::Write { slot, .. } => Some(*slot),
+                _ => None,
+            })
+            .collect();
+        let keep: Vec<bool> = carries.iter().map(|c| !written.contains(c)).collect();
+        let carries: Vec<usize> = carries
+            .iter()
+            .zip(&keep)
+            .filter(|x| *x.1)
+            .map(|x| *x.0)
+            .collect();
+        let next: Vec<Ref> = next
+            .iter()
+            .zip(&keep)
+            .filter(|x| *x.1)
+            .map(|x| *x.0)
+            .collect();
+        // Guards: the same ones, in the same places, expecting the same values.
+        let gs: Vec<&[super::Guard]> = (0..3)
+            .map(|j| &self.guards[s[j].guards..s[j + 1].guards])
+            .collect();
+        if gs[0].len() != gs[2].len() || gs[1].len() != gs[2].len() {
+            return None;
+        }
+        let mut guards = vec![];
+        for ((a, b), c) in gs[0].iter().zip(gs[1]).zip(gs[2]) {
+            let r = self.classify(s, [a.node, b.node, c.node])?;
+            let e = &c.expected;
+            if !a.expected.same_bits(e) || !b.expected.same_bits(e) {
+                return None;
+            }
+            if let Ref::Inv(_) = r {
+                continue;
+            }
+            guards.push((r, e.clone(), c.why.clone()));
+        }
+        // A loop that is not a `for` over a range needs a guard to end it.
+        let is_for = code.instrs[header].op == Opc::ForIter;
+        if !is_for && guards.is_empty() {
+            return None;
+        }
+        Some(Plan {
+            len,
+            kinds,
+            refs,
+            carries,
+            next,
+            guards,
+            scalars,
+            verify,
+        })
+    }
+
+    /// Builds the body, runs the remaining iterations on it and puts the loop node's
+    /// results into the frame. Returns false (changing nothing) when no iteration could be
+    /// rolled.
+    fn roll_loop(
+        &mut self,
+        f: &mut Frame<'py>,
+        code: &Code<'py>,
+        header: usize,
+        s: &[Snap],
+        plan: Plan,
+    ) -> Res<bool> {
+        let py = self.py;
+        let base = s[2].nodes;
+        // How many iterations may be rolled.
+        let is_for = code.instrs[header].op == Opc::ForIter;
+        let mut most = max_trips();
+        if is_for {
+            let Some(it) = f.stack.last().and_then(|v| v.obj.clone()) else {
+                return Ok(false);
+            };
+            if super::type_name(&it) != "range_iterator" {
+                return Ok(false);
+            }
+            let left: usize = it.call_method0("__length_hint__")?.extract()?;
+            // the last iteration is interpreted (it sets the loop variable and exits)
+            most = left.saturating_sub(1);
+        }
+        for k in &plan.kinds {
+            let (array, dims, axis, step) = match k {
+                Kind::Slice {
+                    src,
+                    dims,
+                    axis,
+                    step,
+                } => (*src, dims, *axis, *step),
+                Kind::Write {
+                    slot,
+                    dims,
+                    axis,
+                    step,
+                } => match s[3].slots[*slot] {
+                    Slot::Node(n) => (n, dims, *axis, *step),
+                    _ => return Ok(false),
+                },
+                Kind::Plain | Kind::Const { .. } => continue,
+            };
+            let extent = self.g.shape(array)[axis] as i64;
+            let start = dims[axis].start as i64;
+            let room = if step > 0 {
+                (extent - 1 - start) / step
+            } else {
+                start / -step
+            };
+            most = most.min(room.max(0) as usize);
+        }
+        if !is_for && most == max_trips() && !plan.scalars.is_empty() {
+            // a Python scalar steering a while loop: leave it to the interpreter
+            return Ok(false);
+        }
+        if most < 2 {
+            return Ok(false);
+        }
+        // Operands: carries, xs (with `most` rows), invariants.
+        let mut invs: Vec<NodeId> = vec![];
+        let mut inv_at: HashMap<NodeId, usize> = HashMap::new();
+        let mut note_inv = |n: NodeId| {
+            inv_at.entry(n).or_insert_with(|| {
+                invs.push(n);
+                invs.len() - 1
+            });
+        };
+        // (a varying slice's source is an operand of its xs, not of the body)
+        let plain_refs = plan
+            .refs
+            .iter()
+            .zip(&plan.kinds)
+            .filter(|(_, k)| matches!(k, Kind::Plain))
+            .flat_map(|(r, _)| r);
+        for r in plain_refs
+            .chain(&plan.next)
+            .chain(plan.guards.iter().map(|g| &g.0))
+        {
+            if let Ref::Inv(n) = r {
+                note_inv(*n);
+            }
+        }
+        let carry_nodes: Vec<NodeId> = plan
+            .carries
+            .iter()
+            .map(|&k| match s[3].slots[k] {
+                Slot::Node(n) => n,
+                _ => unreachable!("carried slots hold nodes"),
+            })
+            .collect();
+        let xs_of = |t: &mut Tracer<'py>, trips: usize| -> Res<Vec<NodeId>> {
+            let mut xs = vec![];
+            for k in &plan.kinds {
+                match k {
+                    Kind::Plain | Kind::Write { .. } => {}
+                    Kind::Const { last, step } => {
+                        let row = last.data.len();
+                        let mut data = Vec::with_capacity(row * trips);
+                        for it in 1..=trips {
+                            data.extend((0..row).map(|i| last.data[i] + step[i] * it as f64));
+                        }
+                        let mut shape = vec![trips];
+                        shape.extend_from_slice(&last.shape);
+                        xs.push(t.g.constant(Tensor::new(last.dtype, shape, data)));
+                    }
+                    Kind::Slice {
+                        src,
+                        dims,
+                        axis,
+                        step,
+                    } => {
+                        let mut d = dims.clone();
+                        d[*axis] = SliceDim {
+                            start: (dims[*axis].start as i64 + step) as usize,
+                            step: *step,
+                            len: trips,
+                        };
+                        let sl = t.g.slice(*src, d)?;
+                        let rank = dims.len();
+                        let mut perm = vec![*axis];
+                        perm.extend((0..rank).filter(|&a| a != *axis));
+                        let tr = t.g.transpose(sl, &perm)?;
+                        let mut shape = vec![trips];
+                        shape.extend(dims.iter().map(|x| x.len));
+                        xs.push(t.g.reshape(tr, &shape)?);
+                    }
+                }
+            }
+            Ok(xs)
+        };
+        let xs_nodes = xs_of(self, most)?;
+        // The body.
+        let mut body = Graph::new();
+        let mut carry_in = vec![];
+        for (i, &k) in plan.carries.iter().enumerate() {
+            let n = carry_nodes[i];
+            let name = code
+                .slots
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| format!("c{i}"));
+            carry_in.push(body.add_input(&name, self.g.shape(n).clone(), self.g.dtype(n)));
+        }
+        let mut xs_in = vec![];
+        for (i, &x) in xs_nodes.iter().enumerate() {
+            let shape = self.g.shape(x)[1..].to_vec();
+            xs_in.push(body.add_input(&format!("x{i}"), shape, self.g.dtype(x)));
+        }
+        let mut inv_in = vec![];
+        for (i, &v) in invs.iter().enumerate() {
+            let name = self
+                .g
+                .names
+                .get(&v)
+                .cloned()
+                .or_else(|| match self.g.node(v).op {
+                    Op::Input(k) => self.g.input_names.get(k as usize).cloned(),
+                    _ => None,
+                })
+                .unwrap_or_else(|| format!("v{i}"));
+            inv_in.push(body.add_input(&name, self.g.shape(v).clone(), self.g.dtype(v)));
+        }
+        let mut map: Vec<NodeId> = Vec::with_capacity(plan.len);
+        let resolve = |map: &Vec<NodeId>, r: &Ref| -> NodeId {
+            match r {
+                Ref::Internal(p) => map[*p],
+                Ref::Carry(k) => {
+                    carry_in[plan.carries.iter().position(|c| c == k).expect("carried")]
+                }
+                Ref::Inv(n) => inv_in[inv_at[n]],
+            }
+        };
+        let mut xi = 0;
+        for p in 0..plan.len {
+            let node = self.g.node(NodeId((base + p) as u32)).clone();
+            let id = match &plan.kinds[p] {
+                Kind::Plain => {
+                    let ins = plan.refs[p].iter().map(|r| resolve(&map, r)).collect();
+                    body.add(node.op.clone(), ins)?
+                }
+                Kind::Const { .. } | Kind::Slice { .. } => {
+                    xi += 1;
+                    xs_in[xi - 1]
+                }
+                // (nothing in the iteration reads a write)
+                Kind::Write { .. } => resolve(&map, &plan.refs[p][1]),
+            };
+            if let Some(name) = self.g.names.get(&NodeId((base + p) as u32)) {
+                body.names.entry(id).or_insert_with(|| name.clone());
+            }
+            map.push(id);
+        }
+        body.outputs = plan.next.iter().map(|r| resolve(&map, r)).collect();
+        let writes: Vec<usize> = (0..plan.len)
+            .filter(|&p| matches!(plan.kinds[p], Kind::Write { .. }))
+            .collect();
+        let nw = writes.len();
+        for &p in &writes {
+            body.outputs.push(resolve(&map, &plan.refs[p][1]));
+        }
+        body.outputs
+            .extend(plan.guards.iter().map(|g| resolve(&map, &g.0)));
+        // Concrete values: carries from the frame, xs and invariants from the graph.
+        let nc = plan.carries.len();
+        let mut carries: Vec<Tensor> = vec![];
+        for &k in &plan.carries {
+            let v = if k < f.locals.len() {
+                f.locals[k].clone()
+            } else {
+                f.stack.get(k - f.locals.len()).cloned()
+            };
+            let Some(obj) = v.and_then(|v| v.obj) else {
+                return Ok(false);
+            };
+            carries.push(convert::to_tensor(&obj)?);
+        }
+        let inputs: Vec<Tensor> = self
+            .input_objs
+            .iter()
+            .map(|o| convert::to_tensor(o))
+            .collect::<PyResult<_>>()?;
+        let want: Vec<NodeId> = xs_nodes.iter().chain(&invs).copied().collect();
+        let vals = match autodiff_exec::eval(&self.g, &inputs, &want) {
+            Ok(v) => v,
+            Err(_) => return Ok(false),
+        };
+        let (xs_vals, inv_vals) = vals.split_at(xs_nodes.len());
+        let mut trips = 0;
+        let mut written: Vec<Vec<f64>> = vec![vec![]; nw];
+        while trips < most {
+            let mut ins = carries.clone();
+            for x in xs_vals {
+                let row: usize = x.shape[1..].iter().product();
+                let data = x.data[trips * row..(trips + 1) * row].to_vec();
+                ins.push(Tensor::new(x.dtype, x.shape[1..].to_vec(), data));
+            }
+            ins.extend_from_slice(inv_vals);
+            let Ok(outs) = autodiff_exec::eval(&body, &ins, &body.outputs) else {
+                break;
+            };
+            let held = plan
+                .guards
+                .iter()
+                .zip(&outs[nc + nw..])
+                .all(|(g, v)| v.same_bits(&g.1));
+            if !held {
+                break;
+            }
+            for (w, v) in written.iter_mut().zip(&outs[nc..nc + nw]) {
+                w.extend_from_slice(&v.data);
+            }
+            carries = outs[..nc].to_vec();
+            trips += 1;
+            if trips % 65536 == 0 {
+                py.check_signals()?;
+            }
+        }
+        if trips == 0 {
+            return Ok(false);
+        }
+        if !is_for && trips == max_trips() {
+            return super::unsupported(format!(
+                "the loop at {} ran {trips} iterations without its exit condition changing; \
+                 raise AUTODIFF_MAX_LOOP_TRIPS if it really needs more",
+                self.loc()
+            ));
+        }
+        // The loop node.
+        let xs_nodes = if trips == most {
+            xs_nodes
+        } else {
+            xs_of(self, trips)?
+        };
+        let mut operands = carry_nodes.clone();
+        operands.extend(&xs_nodes);
+        operands.extend(&invs);
+        let spec = LoopSpec::new(body, nc, xs_nodes.len(), trips, false)?;
+        let outs = self.g.add_loop(spec, operands)?;
+        for (j, (_, expected, why)) in plan.guards.iter().enumerate() {
+            let stacked = outs[nc + nw + j];
+            let mut shape = vec![trips];
+            shape.extend_from_slice(&expected.shape);
+            let e = self.g.constant(expected.clone());
+            let e = self.g.cast(e, self.g.dtype(stacked))?;
+            let e = self.g.broadcast(e, &shape)?;
+            let same = self.g.binary(BinaryOp::Eq, stacked, e)?;
+            let same = self.g.cast(same, DType::F64)?;
+            let axes: Vec<usize> = (0..shape.len()).collect();
+            let count = self.g.sum(same, &axes)?;
+            let total = (trips * expected.data.len()) as f64;
+            let total = PyFloat::new(py, total).into_any();
+            self.guard(
+                count,
+                &total,
+                &format!("{why} (in {trips} rolled iterations)"),
+            )?;
+        }
+        // The frame gets the results.
+        for (i, &k) in plan.carries.iter().enumerate() {
+            let old = if k < f.locals.len() {
+                f.locals[k].clone()
+            } else {
+                f.stack.get(k - f.locals.len()).cloned()
+            };
+            let old = old.and_then(|v| v.obj).expect("carried slots hold objects");
+            let arr = convert::to_numpy(py, &carries[i])?;
+            let obj = if old.is_instance(&self.r.ndarray)? {
+                arr
+            } else if old.is_exact_instance_of::<PyFloat>() {
+                PyFloat::new(py, carries[i].data[0]).into_any()
+            } else {
+                arr.get_item(pyo3::types::PyTuple::empty(py))?
+            };
+            let v = self.track(obj, outs[i])?;
+            set_slot(f, k, v);
+        }
+        for (w, &p) in writes.iter().enumerate() {
+            let Kind::Write {
+                slot,
+                dims,
+                axis,
+                step,
+            } = &plan.kinds[p]
+            else {
+                unreachable!("a write")
+            };
+            self.write_rows(
+                f,
+                s,
+                *slot,
+                dims,
+                *axis,
+                *step,
+                trips,
+                outs[nc + w],
+                &written[w],
+            )?;
+        }
+        for sc in &plan.scalars {
+            let obj = match sc.last {
+                Slot::Int(i) => (i + (sc.step * trips as f64) as i64)
+                    .into_pyobject(py)?
+                    .into_any(),
+                Slot::Float(x) => PyFloat::new(py, x + sc.step * trips as f64).into_any(),
+                _ => unreachable!("scalar slots hold numbers"),
+            };
+            set_slot(f, sc.slot, Val::new(obj));
+        }
+        if is_for {
+            let it = f
+                .stack
+                .last()
+                .and_then(|v| v.obj.clone())
+                .expect("the iterator");
+            let itertools = py.import("itertools")?;
+            let skip = itertools.call_method1("islice", (&it, trips, trips))?;
+            self.r.builtins.getattr("next")?.call1((skip, py.None()))?;
+        }
+        if plan.verify {
+            self.needs_plain_check = true;
+        }
+        self.rolled_loops += 1;
+        Ok(true)
+    }
+}
+
+impl<'py> Tracer<'py> {
+    /// Puts the stacked values of a rolled `out[i] = v` into the array of `slot`: one
+    /// `SetSlice` in the graph, and the same write into the real array.
+    #[allow(clippy::too_many_arguments)]
+    fn write_rows(
+        &mut self,
+        f: &Frame<'py>,
+        s: &[Snap],
+        slot: usize,
+        dims: &[SliceDim],
+        axis: usize,
+        step: i64,
+        trips: usize,
+        stacked: NodeId,
+        values: &[f64],
+    ) -> Res<()> {
+        let py = self.py;
+        let Slot::Node(before) = s[3].slots[slot] else {
+            unreachable!("a written slot holds a node")
+        };
+        let mut region = dims.to_vec();
+        region[axis] = SliceDim {
+            start: (dims[axis].start as i64 + step) as usize,
+            step,
+            len: trips,
+        };
+        // [trips] ++ row (length 1 on `axis`) -> the region's shape
+        let rank = dims.len();
+        let mut perm: Vec<usize> = (1..=rank).collect();
+        perm.insert(axis + 1, 0);
+        let lens: Vec<usize> = region.iter().map(|d| d.len).collect();
+        let moved = self.g.transpose(stacked, &perm)?;
+        let value = self.g.reshape(moved, &lens)?;
+        let node = self
+            .g
+            .add(Op::SetSlice(region.clone()), vec![before, value])?;
+        // the real array
+        let obj = get_slot(f, slot)
+            .and_then(|v| v.obj)
+            .expect("a written slot holds an array");
+        let np = &self.r.np;
+        let mut shape = vec![trips];
+        shape.extend(dims.iter().map(|d| d.len));
+        let dt = self.g.dtype(stacked);
+        let vals = convert::to_numpy(py, &Tensor::new(dt, shape, values.to_vec()))?;
+        let vals = np
+            .call_method1("moveaxis", (vals, 0, axis + 1))?
+            .call_method1("reshape", (lens,))?;
+        let slices = region
+            .iter()
+            .map(|d| {
+                let start = d.start as i64;
+                let stop = start + d.step * d.len as i64;
+                let stop = if stop < 0 {
+                    py.None().into_bound(py)
+                } else {
+                    stop.into_pyobject(py)?.into_any()
+                };
+                self.r
+                    .builtins
+                    .getattr("slice")?
+                    .call1((start, stop, d.step))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        obj.set_item(pyo3::types::PyTuple::new(py, slices)?, vals)?;
+        self.update(&obj, node)
+    }
+}
+
+fn get_slot<'py>(f: &Frame<'py>, k: usize) -> Option<Val<'py>> {
+    if k < f.locals.len() {
+        f.locals[k].clone()
+    } else {
+        f.stack.get(k - f.locals.len()).cloned()
+    }
+}
+
+fn set_slot<'py>(f: &mut Frame<'py>, k: usize, v: Val<'py>) {
+    if k < f.locals.len() {
+        f.locals[k] = Some(v);
+    } else {
+        let i = k - f.locals.len();
+        f.stack[i] = v;
+    }
+}
+
+/// The common difference of an arithmetic sequence (exact for integers, within a few
+/// ulps for floats), or `None`.
+fn linear(v: &[f64]) -> Option<f64> {
+    let step = v[1] - v[0];
+    let scale = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    for w in v.windows(2) {
+        let d = w[1] - w[0];
+        if !d.is_finite() || (d - step).abs() > 4.0 * f64::EPSILON * scale {
+            return None;
+        }
+    }
+    Some(step)
+}
+
+/// Does the loop's code (instructions `header..=from`) read local `k`?
+fn reads_local(code: &Code<'_>, header: usize, from: usize, k: usize) -> bool {
+    let (lo, hi) = (header.min(from), header.max(from));
+    code.instrs[lo..=hi.min(code.instrs.len() - 1)]
+        .iter()
+        .any(|ins| {
+            let a = ins.arg as usize;
+            match ins.op {
+                Opc::LoadFast | Opc::LoadFastCheck | Opc::LoadFastAndClear | Opc::DeleteFast => {
+                    a == k
+                }
+                Opc::LoadFastLoadFast => a >> 4 == k || a & 15 == k,
+                Opc::StoreFastLoadFast => a & 15 == k,
+                Opc::LoadClosure | Opc::MakeCell | Opc::LoadDeref => a == k,
+                _ => false,
+            }
+        })
+}

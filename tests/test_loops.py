@@ -1,0 +1,211 @@
+"""Loop rolling (crates/capture/src/rolling.rs): long Python loops become loop nodes, and the
+values they give equal a plain NumPy run — at the traced inputs and at others — whether or
+not a loop could be rolled."""
+
+import numpy as np
+import pytest
+
+import autodiff
+from autodiff import _compile
+
+
+def traced(f, *args):
+    result, tr, _, _ = _compile.trace(f, list(args), {})
+    return result, tr
+
+
+def agrees(f, args, others):
+    """The traced result and the compiled function at other inputs equal plain NumPy."""
+    result, tr = traced(f, *args)
+    np.testing.assert_allclose(np.asarray(result), f(*args), rtol=1e-12, atol=1e-12)
+    F = autodiff.Function(f, list(args))
+    for a in others:
+        np.testing.assert_allclose(F(*a), f(*a), rtol=1e-12, atol=1e-12)
+    return tr
+
+
+def euler(n):
+    def f(y, k):
+        dt = 0.01
+        for i in range(n):
+            y = y + dt * (-k * y + np.sin(y))
+        return np.sum(y**2)
+
+    return f
+
+
+@pytest.mark.parametrize("n", [5, 6, 50, 2000])
+def test_a_long_loop_is_one_loop_node_with_the_same_value(n):
+    y0 = np.linspace(0.1, 1.0, 10)
+    tr = agrees(euler(n), (y0, 0.5), [(y0 * 1.3, 0.2), (-y0, 1.5)])
+    # short loops stay unrolled; from 6 iterations on (4 observed, 1 left to the
+    # interpreter) the rest is one node, and no plain re-run is needed
+    assert tr.rolled_loops == (1 if n >= 7 else 0)
+    assert not tr.needs_plain_check
+
+
+def test_the_graph_stays_small_as_the_loop_grows():
+    y0 = np.linspace(0.1, 1.0, 10)
+    sizes = [traced(euler(n), y0, 0.5)[1].node_count() for n in (100, 10_000)]
+    assert sizes[1] < 1.2 * sizes[0]
+
+
+def test_rows_read_with_the_loop_counter_are_per_iteration_inputs():
+    def f(x, w):
+        s = np.zeros(3)
+        for i in range(x.shape[0]):
+            s = np.tanh(s * w + x[i])
+        for j in range(x.shape[1]):
+            s = s + x[:, j].sum() * 0.01
+        return s
+
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    tr = agrees(f, (x, 0.9), [(x[::-1].copy(), 0.3)])
+    assert tr.rolled_loops == 1  # the second loop has 3 iterations only
+
+
+def test_writes_into_a_preallocated_array():
+    def f(x):
+        out = np.zeros(x.shape[0] * 2)
+        s = x
+        for i in range(x.shape[0] * 2):
+            s = s * 0.999
+            out[i] = np.sum(s)
+        return out
+
+    x = np.linspace(0.0, 1.0, 30)
+    tr = agrees(f, (x,), [(x**2,)])
+    assert tr.rolled_loops == 1
+
+
+def test_writes_along_a_column_and_backwards():
+    def f(x):
+        out = np.zeros((3, 20))
+        c = x
+        for i in range(19, -1, -1):
+            c = np.cos(c)
+            out[:, i] = c
+        return out
+
+    tr = agrees(f, (np.array([0.1, 0.5, 2.0]),), [(np.array([1.0, -1.0, 0.0]),)])
+    assert tr.rolled_loops == 1
+
+
+def test_several_carries_and_a_python_float():
+    def f(a, b):
+        acc = 0.0
+        for i in range(100):
+            a, b = b, a + 0.01 * b
+            acc = acc + np.sum(a * b)
+        return acc + np.sum(a)
+
+    agrees(f, (np.ones(4), np.arange(4.0)), [(np.full(4, 0.3), -np.arange(4.0))])
+
+
+def test_helpers_and_nested_loops():
+    def step(y, h):
+        return y + h * np.tanh(y)
+
+    def f(y):
+        for i in range(30):
+            for j in range(10):
+                y = step(y, 0.01)
+            y = y * 0.99
+        return y
+
+    tr = agrees(f, (np.linspace(-1, 1, 5),), [(np.linspace(0, 2, 5),)])
+    assert tr.rolled_loops >= 1
+
+
+def test_a_while_loop_that_stops_on_the_data():
+    def f(x):
+        s = x
+        while np.max(np.abs(s - 2.0)) > 1e-9:
+            s = s * 0.5 + 1.0
+        return s
+
+    x = np.array([0.0, 5.0, -3.0])
+    tr = agrees(f, (x,), [(x * 10,), (np.array([2.0, 2.0, 2.0]),), (x * 1e-3,)])
+    assert tr.rolled_loops == 1
+
+
+def test_a_million_iterations_of_while_true_with_a_break():
+    def f(x):
+        s = x
+        while True:
+            s = s + 1e-6
+            if np.sum(s) > 3.0:
+                break
+        return s * 2.0
+
+    x = np.zeros(3)
+    result, tr = traced(f, x)
+    assert tr.rolled_loops == 1
+    np.testing.assert_allclose(np.asarray(result), 2.0 * (1.0 + 1e-6), rtol=1e-6)
+
+
+def test_a_branch_on_the_loop_counter_is_caught_by_the_plain_run():
+    def f(y):
+        for i in range(100):
+            if i == 60:
+                y = y * 2.0
+            y = y + 0.01
+        return y
+
+    y = np.ones(2)
+    result, tr = traced(f, y)
+    np.testing.assert_allclose(np.asarray(result), f(y))
+
+
+def test_a_python_list_indexed_by_the_counter():
+    scales = [1.0] * 60 + [2.0] * 40
+
+    def f(y):
+        for i in range(100):
+            y = y * scales[i] * 0.5
+        return y
+
+    agrees(f, (np.ones(3),), [(np.arange(3.0),)])
+
+
+def test_a_branch_on_the_data_inside_the_loop_changes_per_call():
+    def f(y):
+        for i in range(200):
+            if np.sum(y) > 10.0:
+                y = y * 0.5
+            y = y + 0.1
+        return y
+
+    agrees(f, (np.zeros(4),), [(np.full(4, 9.0),), (np.full(4, -30.0),)])
+
+
+def test_side_effects_stop_rolling():
+    def f(y):
+        seen = []
+        for i in range(20):
+            y = y * 1.01
+            seen.append(i)
+        return y * len(seen)
+
+    result, tr = traced(f, np.ones(2))
+    assert tr.rolled_loops == 0
+    np.testing.assert_allclose(np.asarray(result), 20 * 1.01**20 * np.ones(2))
+
+
+def test_float32_loops_stay_float32():
+    def f(y):
+        for i in range(50):
+            y = y * np.float32(0.9) + np.float32(0.1)
+        return y
+
+    y = np.ones(4, dtype=np.float32)
+    result, tr = traced(f, y)
+    assert tr.rolled_loops == 1
+    assert np.asarray(result).dtype == np.float32
+    np.testing.assert_allclose(np.asarray(result), f(y), rtol=1e-6)
+
+
+def test_rolling_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("AUTODIFF_ROLL_LOOPS", "0")
+    _, tr = traced(euler(50), np.ones(3), 0.5)
+    assert tr.rolled_loops == 0
