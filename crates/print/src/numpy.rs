@@ -640,7 +640,10 @@ impl Py<'_, '_> {
         };
         if p.flat {
             let numel: usize = spec.result_types()[p.k].0.iter().product();
-            e = Expr::new(contiguous(&e.s, &[numel]), P_POST);
+            e = match self.ctx.target {
+                Target::Numba => Expr::new(contiguous(&e.s, &[numel]), P_POST),
+                _ => self.call("np.reshape", &[e.s, shape_tuple(&[numel])]),
+            };
         }
         if p.packed {
             let dt = np_dtype(spec.pack_dtype());
@@ -706,9 +709,16 @@ impl Py<'_, '_> {
         let (nc, nx, body) = (spec.n_carry, spec.n_xs, &spec.body);
         let ops = g.node(id).inputs.clone();
         let mut lines = vec![];
-        let base = |name: &str, fallback: &str| match is_ident(name) && !name.starts_with('_') {
-            true => name.to_string(),
-            false => fallback.to_string(),
+        // `y` of loop 1 is `y1`; `v0` of loop 1 is `v0_1`
+        let base = |name: &str, fallback: &str| {
+            let b = match is_ident(name) && !name.starts_with('_') {
+                true => name,
+                false => fallback,
+            };
+            match b.ends_with(|c: char| c.is_ascii_digit()) {
+                true => format!("{b}_"),
+                false => b.to_string(),
+            }
         };
         let carries: Vec<String> = (0..nc)
             .map(|k| {
@@ -719,7 +729,11 @@ impl Py<'_, '_> {
         let ys: Vec<Option<String>> = (nc..used.len())
             .map(|k| {
                 let named = body.names.get(&body.outputs[k]).map_or("", |s| s.as_str());
-                let want = format!("{}{n}", base(named, "ys"));
+                let unnamed = match spec.n_ys() {
+                    1 => "ys".to_string(),
+                    _ => format!("ys{}", k - nc),
+                };
+                let want = format!("{}{n}", base(named, &unnamed));
                 used[k].then(|| self.ctx.names.fresh(Some(&want)))
             })
             .collect();
@@ -795,8 +809,13 @@ impl Py<'_, '_> {
             ));
             return lines;
         }
-        for (c, init) in carries.iter().zip(&inits) {
-            lines.push(format!("{c} = {init}"));
+        for (k, (c, init)) in carries.iter().zip(&inits).enumerate() {
+            // numba types a 0-d carry as the scalar its updates give
+            let scalar = self.ctx.target == Target::Numba && body.shape(body.inputs[k]).is_empty();
+            match scalar {
+                true => lines.push(format!("{c} = np.asarray({init}).item()")),
+                false => lines.push(format!("{c} = {init}")),
+            }
         }
         for (k, y) in (nc..used.len()).zip(&ys) {
             if let Some(y) = y {

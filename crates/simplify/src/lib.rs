@@ -28,7 +28,9 @@
 mod rules;
 pub mod scalar;
 
-use autodiff_ir::{Graph, NodeId, Op};
+use std::sync::Arc;
+
+use autodiff_ir::{Graph, LoopSpec, NodeId, Op};
 
 /// What the extracted graph is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +61,7 @@ struct PhaseSpec {
 const PHASES: [PhaseSpec; 3] = [
     PhaseSpec {
         phase: Phase::Canonicalize,
-        rules: &[rules::canonicalize::RULES],
+        rules: &[rules::canonicalize::RULES, rules::loops::RULES],
         passes: 16,
     },
     PhaseSpec {
@@ -144,7 +146,7 @@ fn run_phases(
     goal: Goal,
     fired: &mut Option<Vec<(Phase, &'static str)>>,
 ) -> (Graph, Vec<NodeId>) {
-    let (mut g, mut outs) = rebuild(g, outputs, None, goal, &mut None);
+    let (mut g, mut outs) = rebuild_with_bodies(g, outputs, goal);
     for k in 0..PHASES.len() {
         (g, outs) = run_phase(k, g, outs, goal, fired);
     }
@@ -199,6 +201,22 @@ pub fn reachable(g: &Graph, outputs: &[NodeId]) -> Vec<bool> {
     seen
 }
 
+/// A compacting copy in which every loop's body is simplified (the whole pipeline, for
+/// `goal`, recursively for loops in bodies). Done once per simplification: the passes after
+/// it see the simplified bodies and leave them alone.
+fn rebuild_with_bodies(g: &Graph, outputs: &[NodeId], goal: Goal) -> (Graph, Vec<NodeId>) {
+    let simplify_body = |spec: &Arc<LoopSpec>| {
+        let (body, _) = run_phases(&spec.body, &spec.body.outputs, goal, &mut None);
+        let new = LoopSpec::new(body, spec.n_carry, spec.n_xs, spec.trips, spec.reverse)
+            .expect("simplify keeps the types of a body's inputs and outputs");
+        match &new == spec.as_ref() {
+            true => spec.clone(),
+            false => Arc::new(new),
+        }
+    };
+    rebuild_mapping(g, outputs, None, goal, &mut None, &simplify_body)
+}
+
 /// Copies what `outputs` need into a fresh graph, through `rules` (a plain compacting copy
 /// when `None`); the names of the rules that fire are pushed to `fired` when it is `Some`.
 fn rebuild(
@@ -207,6 +225,18 @@ fn rebuild(
     rules: Option<&'static rules::RuleIndex>,
     goal: Goal,
     fired: &mut Option<Vec<&'static str>>,
+) -> (Graph, Vec<NodeId>) {
+    rebuild_mapping(g, outputs, rules, goal, fired, &Arc::clone)
+}
+
+/// [`rebuild`], with each loop's spec passed through `body` first.
+fn rebuild_mapping(
+    g: &Graph,
+    outputs: &[NodeId],
+    rules: Option<&'static rules::RuleIndex>,
+    goal: Goal,
+    fired: &mut Option<Vec<&'static str>>,
+    body: &dyn Fn(&Arc<LoopSpec>) -> Arc<LoopSpec>,
 ) -> (Graph, Vec<NodeId>) {
     let reach = reachable(g, outputs);
     let mut rw = rules::Rewriter::new(rules, goal);
@@ -225,6 +255,10 @@ fn rebuild(
         let new = match &n.op {
             Op::Input(_) => unreachable!("inputs are mapped first"),
             Op::Const(c) => rw.copy_constant(g, *c),
+            Op::Loop(spec) => {
+                let ins = n.inputs.iter().map(|x| map[x.index()].unwrap()).collect();
+                rw.mk(Op::Loop(body(spec)), ins)
+            }
             op => {
                 let ins = n.inputs.iter().map(|x| map[x.index()].unwrap()).collect();
                 rw.mk(op.clone(), ins)
