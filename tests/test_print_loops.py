@@ -15,7 +15,7 @@ from conftest import HAVE_JAX
 
 def euler(y, k):
     dt = 0.01
-    for i in range(1000):
+    for _ in range(1000):
         y = y + dt * (-k * y + np.sin(y))
     return np.sum(y**2)
 
@@ -30,7 +30,7 @@ def running_sums(x, w):
 
 
 def two_carries(x, v, h):
-    for i in range(200):
+    for _ in range(200):
         x, v = x + h * v, v - h * x
     return x * v
 
