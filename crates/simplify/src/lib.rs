@@ -28,6 +28,7 @@
 mod rules;
 pub mod scalar;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use autodiff_ir::{Graph, LoopSpec, NodeId, Op};
@@ -246,6 +247,7 @@ fn rebuild_mapping(
         let n = g.node(inp);
         map[inp.index()] = Some(rw.g.add_input(&g.input_names[k], n.shape.clone(), n.dtype));
     }
+    let siblings = loop_siblings(g, &reach);
     for (i, n) in g.nodes().iter().enumerate() {
         if !reach[i] || map[i].is_some() {
             continue;
@@ -255,9 +257,18 @@ fn rebuild_mapping(
         let new = match &n.op {
             Op::Input(_) => unreachable!("inputs are mapped first"),
             Op::Const(c) => rw.copy_constant(g, *c),
-            Op::Loop(spec) => {
-                let ins = n.inputs.iter().map(|x| map[x.index()].unwrap()).collect();
-                rw.mk(Op::Loop(body(spec)), ins)
+            Op::Loop(_) => {
+                // the loops on these operands, those with the most results first (so
+                // `loop-prefix` finds the larger loop built when it meets a smaller one)
+                for &j in &siblings[&i] {
+                    let Op::Loop(spec) = &g.nodes()[j].op else {
+                        unreachable!("siblings are loops")
+                    };
+                    rw.g.set_loc(g.loc(NodeId(j as u32)));
+                    let ins = n.inputs.iter().map(|x| map[x.index()].unwrap()).collect();
+                    map[j] = Some(rw.mk(Op::Loop(body(spec)), ins));
+                }
+                continue;
             }
             op => {
                 let ins = n.inputs.iter().map(|x| map[x.index()].unwrap()).collect();
@@ -279,6 +290,33 @@ fn rebuild_mapping(
     }
     let outs = outputs.iter().map(|o| map[o.index()].unwrap()).collect();
     (g2, outs)
+}
+
+/// For the first reachable loop node on each list of operands, every reachable loop node
+/// on the same operands (itself included), those with the most body outputs first.
+fn loop_siblings(g: &Graph, reach: &[bool]) -> HashMap<usize, Vec<usize>> {
+    let mut groups: HashMap<&[NodeId], Vec<usize>> = HashMap::new();
+    let mut firsts = vec![];
+    for (i, n) in g.nodes().iter().enumerate() {
+        if reach[i] && matches!(n.op, Op::Loop(_)) {
+            let group = groups.entry(&n.inputs).or_default();
+            if group.is_empty() {
+                firsts.push((i, n.inputs.as_slice()));
+            }
+            group.push(i);
+        }
+    }
+    let outputs = |j: &usize| match &g.nodes()[*j].op {
+        Op::Loop(spec) => spec.body.outputs.len(),
+        _ => 0,
+    };
+    (firsts.into_iter())
+        .map(|(i, ins)| {
+            let mut group = groups[ins].clone();
+            group.sort_by_key(|j| std::cmp::Reverse(outputs(j)));
+            (i, group)
+        })
+        .collect()
 }
 
 /// Structural equality of two compact graphs (constants compared by value).

@@ -112,3 +112,39 @@ fn loops_of_no_or_one_trip_become_plain_nodes() {
         }
     }
 }
+
+#[test]
+fn a_loop_whose_results_begin_another_is_shared() {
+    // the primal loop (carries only) and a residual loop (the same, plus stacked rows), as
+    // reverse mode builds them: one loop runs
+    let (g0, _) = looped(BODY, 5);
+    let full = loops_in(&g0)[0].clone();
+    let mut primal_body = full.body.clone();
+    primal_body.outputs.truncate(2);
+    let primal = LoopSpec::new(primal_body, 2, 1, 5, false).unwrap();
+    let mut g = Graph::new();
+    let ins: Vec<NodeId> = (g0.inputs.iter().zip(&g0.input_names))
+        .map(|(&i, n)| g.add_input(n, g0.shape(i).clone(), g0.dtype(i)))
+        .collect();
+    let p = g.add_loop(primal, ins.clone()).unwrap();
+    let r = g.add_loop(full, ins).unwrap();
+    let outs = vec![p[0], p[1], r[2], r[3]];
+    for (s, so) in [simplify(&g, &outs), simplify_for_print(&g, &outs)] {
+        assert_eq!(loops_in(&s).len(), 1, "{}", print_graph(&s));
+        same_values(&g, &outs, &s, &so, &inputs(5));
+    }
+    // a loop that differs in its carries' updates is not a prefix
+    let other = BODY.replace("(add n (const int64 () 1))", "(add n (const int64 () 2))");
+    let (g2, _) = looped(&other, 5);
+    let mut b2 = loops_in(&g2)[0].body.clone();
+    b2.outputs.truncate(2);
+    let mut g3 = g.clone();
+    let ins3 = g3.inputs.clone();
+    let q = g3
+        .add_loop(LoopSpec::new(b2, 2, 1, 5, false).unwrap(), ins3)
+        .unwrap();
+    let outs3 = vec![q[1], r[1]];
+    let (s, so) = simplify(&g3, &outs3);
+    assert_eq!(loops_in(&s).len(), 2);
+    same_values(&g3, &outs3, &s, &so, &inputs(5));
+}

@@ -163,7 +163,8 @@ fn random_graph(rng: &mut Rng, size: usize) -> (Graph, Vec<NodeId>) {
 
 /// A loop of 0 to 3 trips carrying `a`, reading a row of a constant per step and `b` as an
 /// invariant when it broadcasts to `a`: `c ← (u(c) ∘ v)·1 + row` (the `·1` for the body's
-/// simplification), with the stacked `Σc` as ys. Returns the final carry and the ys.
+/// simplification), with the stacked `Σc` as ys; half the time the same loop without its
+/// ys too, its carry added to the other's. Returns the final carry and the ys.
 fn random_loop(rng: &mut Rng, g: &mut Graph, a: NodeId, b: NodeId) -> Option<(NodeId, NodeId)> {
     let (sa, sb) = (g.shape(a).clone(), g.shape(b).clone());
     let trips = rng.below(4);
@@ -183,13 +184,24 @@ fn random_loop(rng: &mut Rng, g: &mut Graph, a: NodeId, b: NodeId) -> Option<(No
     let all: Vec<usize> = (0..sa.len()).collect();
     let ys = body.sum(c, &all).ok()?;
     body.outputs = vec![next, ys];
-    let spec = LoopSpec::new(body, 1, 1, trips, rng.below(2) == 1).ok()?;
+    let reverse = rng.below(2) == 1;
+    // sometimes also the same loop without its ys (a prefix of it: loop-prefix shares them)
+    let mut primal = body.clone();
+    primal.outputs.truncate(1);
+    let primal = LoopSpec::new(primal, 1, 1, trips, reverse).ok()?;
+    let spec = LoopSpec::new(body, 1, 1, trips, reverse).ok()?;
     let mut xs_shape = vec![trips];
     xs_shape.extend(&sa);
     let n: usize = xs_shape.iter().product();
     let data = (0..n).map(|_| rng.unit() - 0.5).collect();
     let xs = g.constant(Tensor::new(DType::F64, xs_shape, data));
     let ops = if inv { vec![a, xs, b] } else { vec![a, xs] };
+    if rng.below(2) == 0 {
+        let first = g.add_loop(primal, ops.clone()).ok()?[0];
+        let outs = g.add_loop(spec, ops).ok()?;
+        let both = g.binary(B::Add, first, outs[0]).ok()?;
+        return Some((both, outs[1]));
+    }
     let outs = g.add_loop(spec, ops).ok()?;
     Some((outs[0], outs[1]))
 }

@@ -7,7 +7,9 @@
 //! Loop bodies are simplified elsewhere (`lib.rs`: the whole pipeline on each body, once per
 //! simplification); these rules only look at the trip count.
 
-use autodiff_ir::{NodeId, Op, SliceDim};
+use std::collections::HashMap;
+
+use autodiff_ir::{Graph, LoopSpec, NodeId, Op, SliceDim};
 
 use super::{rule, On, Rewriter, Rule};
 
@@ -22,6 +24,10 @@ pub(crate) const RULES: &[Rule] = &[
     }),
     // loop₁(c, xs, v) = pack(body(c, xs[0], v)), each ys row stacked alone
     rule("loop-one-trip", On::Loop, inline_one_trip),
+    // loop_A(ops) = loop_B(ops)[:len A] when B, on the same operands, runs A's body with
+    // more ys after A's results: A's packed value is a prefix of B's (reverse mode's
+    // residual loop is the primal loop plus stacked carries)
+    rule("loop-prefix", On::Loop, share_prefix),
 ];
 
 /// The packed value of a loop (`op`) whose results (final carries, then stacked ys, empty
@@ -98,4 +104,70 @@ fn inline_one_trip(rw: &mut Rewriter, op: &Op, x: &[NodeId]) -> R {
         });
     }
     Some(pack(rw, op, &results))
+}
+
+fn share_prefix(rw: &mut Rewriter, op: &Op, x: &[NodeId]) -> R {
+    let Op::Loop(a) = op else { return None };
+    let len = a.offsets().1;
+    let b = rw.loops.iter().copied().find(|&b| {
+        let n = rw.node(b);
+        match &n.op {
+            Op::Loop(spec) => n.inputs == x && is_prefix(a, spec),
+            _ => false,
+        }
+    })?;
+    let dims = vec![SliceDim {
+        start: 0,
+        step: 1,
+        len,
+    }];
+    Some(rw.mk(Op::Slice(dims), vec![b]))
+}
+
+/// Whether loop `b` computes loop `a`'s results first (same trips, direction, carries and
+/// xs; `a`'s body outputs found, structurally, as the first outputs of `b`'s body; one
+/// pack dtype) and more after them, so that `a`'s packed value is a prefix of `b`'s.
+fn is_prefix(a: &LoopSpec, b: &LoopSpec) -> bool {
+    let same_loop = (a.trips, a.reverse, a.n_carry, a.n_xs)
+        == (b.trips, b.reverse, b.n_carry, b.n_xs)
+        && a.body.inputs.len() == b.body.inputs.len()
+        && a.body.outputs.len() < b.body.outputs.len()
+        && a.pack_dtype() == b.pack_dtype();
+    same_loop
+        && embed(&a.body, &b.body).is_some_and(|m| {
+            (a.body.outputs.iter().zip(&b.body.outputs)).all(|(o, p)| m[o.index()] == *p)
+        })
+}
+
+/// Each node of `a` as the node of `b` with the same op on the same (mapped) operands:
+/// inputs by position, constants by value; `None` when some node of `a` has no match.
+fn embed(a: &Graph, b: &Graph) -> Option<Vec<NodeId>> {
+    let mut index: HashMap<(&Op, &[NodeId]), NodeId> = HashMap::new();
+    let mut consts = vec![];
+    for (i, n) in b.nodes().iter().enumerate() {
+        let id = NodeId(i as u32);
+        match n.op {
+            Op::Const(_) => consts.push(id),
+            _ => {
+                index.insert((&n.op, &n.inputs), id);
+            }
+        }
+    }
+    let mut map: Vec<NodeId> = Vec::with_capacity(a.len());
+    for (i, n) in a.nodes().iter().enumerate() {
+        let m = match &n.op {
+            Op::Input(k) => b.inputs[*k as usize],
+            Op::Const(_) => {
+                let t = a.const_value(NodeId(i as u32))?;
+                let same = |c: &&NodeId| b.const_value(**c).is_some_and(|u| u.same_bits(t));
+                *consts.iter().find(same)?
+            }
+            op => {
+                let ins: Vec<NodeId> = n.inputs.iter().map(|x| map[x.index()]).collect();
+                *index.get(&(op, ins.as_slice()))?
+            }
+        };
+        map.push(m);
+    }
+    Some(map)
 }

@@ -219,6 +219,8 @@ pub(crate) struct Rewriter {
     depth: u32,
     /// Names of the rules that fired, when recording (tests).
     pub fired: Option<Vec<&'static str>>,
+    /// The loop nodes built so far (for `loop-prefix`).
+    pub loops: Vec<NodeId>,
 }
 
 impl Rewriter {
@@ -230,6 +232,7 @@ impl Rewriter {
             goal,
             depth: 0,
             fired: None,
+            loops: vec![],
         }
     }
 
@@ -264,9 +267,15 @@ impl Rewriter {
                 }
             }
         }
-        self.g
+        let is_loop = matches!(op, Op::Loop(_));
+        let id = self
+            .g
             .add(op, ins)
-            .unwrap_or_else(|e| panic!("simplify built an ill-typed node: {e}"))
+            .unwrap_or_else(|e| panic!("simplify built an ill-typed node: {e}"));
+        if is_loop && !self.loops.contains(&id) {
+            self.loops.push(id);
+        }
+        id
     }
 
     /// The replacement of the first rule (in phase order) that applies to `op(ins)`.
