@@ -84,6 +84,7 @@ const CASES: &[(&str, Phase, &str, &str, &str)] = &[
     ("transpose-transpose", C, "(input B float64 (2 3 4))", "(transpose (1 0 2) (transpose (0 2 1) B))", "(transpose (2 0 1) B)"),
     ("slice-full", C, "(input v float64 (3))", "(slice ((0 1 3)) v)", "v"),
     ("slice-broadcast", C, "(input v float64 (3))", "(slice ((0 1 2) (1 1 2)) (broadcast (3 3) v))", "(broadcast (2 2) (slice ((0 1 1) (1 1 2)) (reshape (1 3) v)))"),
+    ("slice-slice", C, "(input x float64 (8 3))", "(slice ((1 1 2) (0 1 3)) (slice ((7 -2 4) (0 1 3)) x))", "(slice ((5 -2 2) (0 1 3)) x)"),
     ("slice-empty", C, "(input x float64 (3))", "(slice ((1 1 0)) x)", "(broadcast (0) 0.0)"),
     ("slice-concat", C, "(input x float64 (3)) (input y float64 (2))", "(slice ((4 1 1)) (concat 0 x y))", "(slice ((1 1 1)) y)"),
     ("slice-uniform", C, "(input v float64 (0))", "(add v (slice ((0 1 0)) (const float64 (1) 2)))", "(add v (broadcast (0) 2.0))"),

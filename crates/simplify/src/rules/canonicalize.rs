@@ -425,6 +425,21 @@ pub(crate) const RULES: &[Rule] = &[
     }),
     // broadcast(y)[s] = broadcast(y[s on y's own axes]): never materializes the broadcast
     rule("slice-broadcast", On::Slice, slice_broadcast),
+    // x[s₁][s₂] = x[s₁∘s₂]: per axis, start s₁.start + s₁.step·s₂.start, step s₁.step·s₂.step
+    rule("slice-slice", On::Slice, |rw, op, x| {
+        let Op::Slice(outer) = op else { return None };
+        let n = rw.node(x[0]);
+        let Op::Slice(inner) = &n.op else { return None };
+        let y = n.inputs[0];
+        let dims = (inner.iter().zip(outer))
+            .map(|(i, o)| SliceDim {
+                start: (i.start as i64 + i.step * o.start as i64) as usize,
+                step: i.step * o.step,
+                len: o.len,
+            })
+            .collect();
+        Some(rw.mk(Op::Slice(dims), vec![y]))
+    }),
     // x[s] = the empty constant when s selects no element
     rule("slice-empty", On::Slice, |rw, op, x| {
         let Op::Slice(dims) = op else { return None };
