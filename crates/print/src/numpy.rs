@@ -6,7 +6,9 @@
 //! grouping (no reassociation), so the function computes what the graph computes. A node
 //! gets its own statement when it is used more than once, is long, or is a functional update
 //! (a `copy()` then an in-place write). Apart from `np.add.at`, `np.vectorize` (for `erf`,
-//! `gammaln`) and `np.take_along_axis`, the code stays within what numba compiles.
+//! `gammaln`) and `np.take_along_axis`, the code stays within what numba compiles. A loop
+//! node is a `for` loop over its body's statements (its carries are variables, its stacked
+//! results preallocated arrays), or for JAX a step function run by `jax.lax.scan`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 

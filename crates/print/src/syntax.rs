@@ -1,6 +1,7 @@
 //! What every printer shares: the precedence table of the infix targets (text, LaTeX, NumPy
 //! source, SymPy), number and shape formatting, the reading of contractions as `@`/`·`/outer,
-//! slice syntax, and the choice of `let` names for shared subexpressions.
+//! slice syntax, the choice of `let` names for shared subexpressions, and which nodes hold a
+//! loop's results ([`loop_parts`]).
 //!
 //! Guarantees: precedences follow Python's (so text that looks like Python parses like
 //! Python); [`paren`] adds exactly the parentheses a child needs; [`Bindings`] names every

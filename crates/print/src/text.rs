@@ -4,7 +4,10 @@
 //! parentheses come from the shared precedence table ([`crate::syntax`]), so `2*(x + 1)`
 //! and `-x**2` read as Python reads them; broadcasts of scalars and constants are invisible,
 //! as are broadcasts inside elementwise ops that NumPy's implicit broadcasting reproduces;
-//! shared non-trivial subexpressions become `let` lines (an `aligned` block in LaTeX).
+//! shared non-trivial subexpressions become `let` lines (an `aligned` block in LaTeX); a
+//! loop prints once, as its recurrence (a header naming its results, its body indented,
+//! then the stacked rows and the carries' updates), and the nodes that unpack it print as
+//! its results' names.
 
 use std::collections::{HashMap, HashSet};
 
