@@ -6,11 +6,13 @@
 //! grouping (no reassociation), so the function computes what the graph computes. A node
 //! gets its own statement when it is used more than once, is long, or is a functional update
 //! (a `copy()` then an in-place write). Apart from `np.add.at`, `np.vectorize` (for `erf`,
-//! `gammaln`) and `np.take_along_axis`, the code stays within what numba compiles.
+//! `gammaln`) and `np.take_along_axis`, the code stays within what numba compiles. A loop
+//! node is a `for` loop over its body's statements (its carries are variables, its stacked
+//! results preallocated arrays), or for JAX a step function run by `jax.lax.scan`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use autodiff_ir::{BinaryOp, ContractSpec, DType, Graph, NodeId, Op, ReduceOp, UnaryOp};
+use autodiff_ir::{BinaryOp, ContractSpec, DType, Graph, LoopSpec, NodeId, Op, ReduceOp, UnaryOp};
 
 use crate::syntax::*;
 
@@ -186,44 +188,18 @@ pub fn to_numpy_source(g: &Graph, outputs: &[NodeId], fn_name: &str) -> String {
 
 /// [`to_numpy_source`] for another [`Target`].
 pub fn to_source(g: &Graph, outputs: &[NodeId], fn_name: &str, target: Target) -> String {
-    let update = |op: &Op| matches!(op, Op::SetSlice(_) | Op::Scatter(_) | Op::ScatterAdd(_));
-    let b = Bindings::new(g, outputs, &update);
-    let mut p = Py {
-        g,
-        cache: vec![None; g.len()],
+    let mut ctx = Ctx {
+        names: Names::default(),
         helpers: BTreeSet::new(),
         target,
+        loops: 0,
     };
-    let mut names = Names::default();
-    let args: Vec<String> = g.input_names.iter().map(|n| names.fresh(Some(n))).collect();
-    let mut body = vec![];
-    for i in (0..g.len()).filter(|&i| b.reach[i]) {
-        let id = NodeId(i as u32);
-        let n = g.node(id);
-        if let Op::Input(k) = n.op {
-            p.cache[i] = Some(Expr::atom(args[k as usize].clone()));
-            continue;
-        }
-        let named = b.name.contains_key(&id);
-        // User variable names are kept; generated `t1`-style names are renumbered.
-        let want = b.name.get(&id).filter(|s| g.names.get(&id) == Some(*s));
-        if let Some(lines) = p.update(id) {
-            let v = names.fresh(want);
-            body.extend(lines.iter().map(|l| l.replace("{}", &v)));
-            p.cache[i] = Some(Expr::atom(v));
-            continue;
-        }
-        let e = p.node(id);
-        let is_leaf = matches!(n.op, Op::Const(_) | Op::Broadcast(_)) && e.s.len() <= LONG;
-        if (named || e.s.len() > LONG) && !is_leaf {
-            let v = names.fresh(want);
-            body.push(format!("{v} = {}", e.s));
-            p.cache[i] = Some(Expr::atom(v));
-        } else {
-            p.cache[i] = Some(e);
-        }
-    }
-    let outs: Vec<String> = outputs.iter().map(|o| p.e(*o).s.clone()).collect();
+    let args: Vec<String> = (g.input_names.iter())
+        .map(|n| ctx.names.fresh(Some(n)))
+        .collect();
+    let ins: Vec<Expr> = args.iter().map(|a| Expr::atom(a.clone())).collect();
+    let (mut body, outs) = emit(g, outputs, &ins, &mut ctx);
+    let outs: Vec<String> = outs.into_iter().map(|e| e.s).collect();
     body.push(match outs.len() {
         1 => format!("return {}", outs[0]),
         _ => format!("return ({})", outs.join(", ")),
@@ -237,19 +213,22 @@ pub fn to_source(g: &Graph, outputs: &[NodeId], fn_name: &str, target: Target) -
         Target::Numba => &NUMBA_HELPERS,
         Target::Jax => &JAX_HELPERS,
     };
+    let used = &ctx.helpers;
     let math = ["_erf", "_gammaln", "_digamma", "_trigamma"];
-    if target != Target::Jax && p.helpers.iter().any(|h| math.contains(h)) {
+    if target != Target::Jax && used.iter().any(|h| math.contains(h)) {
         src.push_str("import math\n\n");
     }
+    let scan = ctx.loops > 0 && target == Target::Jax;
     src.push_str(match target {
         Target::NumPy => "import numpy as np\n\n\n",
-        Target::Numba if p.helpers.is_empty() => "import numpy as np\n\n\n",
+        Target::Numba if used.is_empty() => "import numpy as np\n\n\n",
         Target::Numba => "import numba\nimport numpy as np\n\n\n",
-        Target::Jax if p.helpers.is_empty() => "import jax.numpy as jnp\n\n\n",
+        Target::Jax if used.is_empty() && !scan => "import jax.numpy as jnp\n\n\n",
+        Target::Jax if used.is_empty() => "import jax\nimport jax.numpy as jnp\n\n\n",
         Target::Jax => "import jax\nimport jax.numpy as jnp\nimport jax.scipy.special\n\n\n",
     });
     for (name, text) in helpers {
-        if p.helpers.contains(name) {
+        if used.contains(name) {
             src.push_str(text);
             src.push_str("\n\n");
         }
@@ -260,6 +239,74 @@ pub fn to_source(g: &Graph, outputs: &[NodeId], fn_name: &str, target: Target) -
         src.push_str(&format!("    {l}\n"));
     }
     src
+}
+
+/// What the statements of one function share: its names, the helpers it calls, the target,
+/// and how many loops it has (they number the loops' variables).
+struct Ctx {
+    names: Names,
+    helpers: BTreeSet<&'static str>,
+    target: Target,
+    loops: usize,
+}
+
+/// The statements computing `outputs` of `g` (a whole graph or a loop body, whose inputs
+/// are the expressions `inputs`), and the expression of each output.
+fn emit(g: &Graph, outputs: &[NodeId], inputs: &[Expr], ctx: &mut Ctx) -> (Vec<String>, Vec<Expr>) {
+    let update = |op: &Op| matches!(op, Op::SetSlice(_) | Op::Scatter(_) | Op::ScatterAdd(_));
+    let parts = loop_parts(g);
+    let leaf = |id: NodeId| matches!(g.node(id).op, Op::Loop(_)) || parts[id.index()].is_some();
+    let scope = Scope {
+        force: &update,
+        leaf: &leaf,
+        taken: &HashSet::new(),
+    };
+    let b = Bindings::scoped(g, outputs, &scope);
+    let used = used_results(g, &b.reach, &parts);
+    let mut p = Py {
+        g,
+        cache: vec![None; g.len()],
+        ctx,
+        parts,
+        results: HashMap::new(),
+    };
+    let mut body = vec![];
+    for i in (0..g.len()).filter(|&i| b.reach[i]) {
+        let id = NodeId(i as u32);
+        let n = g.node(id);
+        if let Op::Input(k) = n.op {
+            p.cache[i] = Some(inputs[k as usize].clone());
+            continue;
+        }
+        if let Op::Loop(spec) = &n.op {
+            body.extend(p.loop_stmt(id, spec, &used[&id]));
+        }
+        if matches!(n.op, Op::Loop(_)) || p.parts[i].is_some() {
+            // a loop's results are its variables: nothing to compute
+            p.cache[i] = Some(p.node(id));
+            continue;
+        }
+        let named = b.name.contains_key(&id);
+        // User variable names are kept; generated `t1`-style names are renumbered.
+        let want = b.name.get(&id).filter(|s| g.names.get(&id) == Some(*s));
+        if let Some(lines) = p.update(id) {
+            let v = p.ctx.names.fresh(want);
+            body.extend(lines.iter().map(|l| l.replace("{}", &v)));
+            p.cache[i] = Some(Expr::atom(v));
+            continue;
+        }
+        let e = p.node(id);
+        let is_leaf = matches!(n.op, Op::Const(_) | Op::Broadcast(_)) && e.s.len() <= LONG;
+        if (named || e.s.len() > LONG) && !is_leaf {
+            let v = p.ctx.names.fresh(want);
+            body.push(format!("{v} = {}", e.s));
+            p.cache[i] = Some(Expr::atom(v));
+        } else {
+            p.cache[i] = Some(e);
+        }
+    }
+    let outs = outputs.iter().map(|o| p.e(*o).clone()).collect();
+    (body, outs)
 }
 
 /// Python names in use: inputs, user variables, and temporaries `t0`, `t1`, ...
@@ -289,11 +336,14 @@ impl Names {
     }
 }
 
-struct Py<'g> {
+struct Py<'g, 'c> {
     g: &'g Graph,
     cache: Vec<Option<Expr>>,
-    helpers: BTreeSet<&'static str>,
-    target: Target,
+    ctx: &'c mut Ctx,
+    /// The loop result each node holds (`syntax::loop_parts`).
+    parts: Vec<Option<LoopPart>>,
+    /// The variables of each loop's results (`None` for those nobody reads).
+    results: HashMap<NodeId, Vec<Option<String>>>,
 }
 
 fn np_dtype(dt: DType) -> &'static str {
@@ -339,6 +389,14 @@ fn jnp(line: &str) -> String {
     out
 }
 
+/// A Python tuple of the items: `()`, `(a,)`, `(a, b)`.
+fn tuple(items: &[String]) -> String {
+    match items {
+        [one] => format!("({one},)"),
+        _ => format!("({})", items.join(", ")),
+    }
+}
+
 /// `x` as a contiguous array of shape `to` (numba reshapes contiguous arrays only).
 fn contiguous(x: &str, to: &[usize]) -> String {
     format!("np.ascontiguousarray({x}).reshape({})", shape_tuple(to))
@@ -348,7 +406,7 @@ fn identity(perm: &[usize]) -> bool {
     perm.iter().enumerate().all(|(k, &p)| k == p)
 }
 
-impl Py<'_> {
+impl Py<'_, '_> {
     fn e(&self, id: NodeId) -> &Expr {
         self.cache[id.index()]
             .as_ref()
@@ -574,8 +632,233 @@ impl Py<'_> {
         })
     }
 
+    /// A node holding (part of) a loop result: the result's variable, flattened and cast
+    /// to the pack dtype where the node is not the result itself.
+    fn part(&self, p: LoopPart) -> Expr {
+        let v = self.results[&p.node][p.k].clone();
+        let mut e = Expr::atom(v.expect("a result that is read has a variable"));
+        let Op::Loop(spec) = &self.g.node(p.node).op else {
+            unreachable!("parts are of loops")
+        };
+        if p.flat {
+            let numel: usize = spec.result_types()[p.k].0.iter().product();
+            e = match self.ctx.target {
+                Target::Numba => Expr::new(contiguous(&e.s, &[numel]), P_POST),
+                _ => self.call("np.reshape", &[e.s, shape_tuple(&[numel])]),
+            };
+        }
+        if p.packed {
+            let dt = np_dtype(spec.pack_dtype());
+            e = Expr::new(format!("np.asarray({}).astype({dt})", e.s), P_POST);
+        }
+        e
+    }
+
+    /// A loop's packed value read as a whole: its results flattened, cast to the pack
+    /// dtype and concatenated.
+    fn packed(&self, id: NodeId) -> Expr {
+        let Op::Loop(spec) = &self.g.node(id).op else {
+            unreachable!("packed values are loops'")
+        };
+        let pack = spec.pack_dtype();
+        if self.results[&id].iter().any(Option::is_none) {
+            // not read as a whole (`syntax::used_results`): never printed
+            return Expr::atom("None");
+        }
+        let parts: Vec<String> = (spec.result_types().iter().enumerate())
+            .map(|(k, (shape, dt))| {
+                let p = LoopPart {
+                    node: id,
+                    k,
+                    flat: shape.len() != 1,
+                    packed: *dt != pack,
+                };
+                self.part(p).s
+            })
+            .collect();
+        match parts.len() {
+            0 => self.call(
+                "np.zeros",
+                &["(0,)".into(), format!("dtype={}", np_dtype(pack))],
+            ),
+            1 => Expr::atom(parts[0].clone()),
+            _ => self.call(
+                "np.concatenate",
+                &[format!("({},)", parts.join(", ")), "axis=0".into()],
+            ),
+        }
+    }
+
+    /// `x` as a name or a number the loop body can read on every step, else a new
+    /// variable (`want`) assigned before the loop.
+    fn hoist(&mut self, x: NodeId, want: &str, lines: &mut Vec<String>) -> String {
+        let e = self.e(x).clone();
+        if is_ident(&e.s) || e.s.parse::<f64>().is_ok() {
+            return e.s;
+        }
+        let v = self.ctx.names.fresh(Some(&want.to_string()));
+        lines.push(format!("{v} = {}", e.s));
+        v
+    }
+
+    /// The statements of a loop node: its carries' variables set to their initial values,
+    /// its stacked results allocated, then a `for` loop over the body's statements (for
+    /// JAX, a step function and `jax.lax.scan`). Names its results' variables.
+    fn loop_stmt(&mut self, id: NodeId, spec: &LoopSpec, used: &[bool]) -> Vec<String> {
+        self.ctx.loops += 1;
+        let n = self.ctx.loops;
+        let g = self.g;
+        let (nc, nx, body) = (spec.n_carry, spec.n_xs, &spec.body);
+        let ops = g.node(id).inputs.clone();
+        let mut lines = vec![];
+        // `y` of loop 1 is `y1`; `v0` of loop 1 is `v0_1`
+        let base = |name: &str, fallback: &str| {
+            let b = match is_ident(name) && !name.starts_with('_') {
+                true => name,
+                false => fallback,
+            };
+            match b.ends_with(|c: char| c.is_ascii_digit()) {
+                true => format!("{b}_"),
+                false => b.to_string(),
+            }
+        };
+        let carries: Vec<String> = (0..nc)
+            .map(|k| {
+                let want = format!("{}{n}", base(&body.input_names[k], "c"));
+                self.ctx.names.fresh(Some(&want))
+            })
+            .collect();
+        let ys: Vec<Option<String>> = (nc..used.len())
+            .map(|k| {
+                let named = body.names.get(&body.outputs[k]).map_or("", |s| s.as_str());
+                let unnamed = match spec.n_ys() {
+                    1 => "ys".to_string(),
+                    _ => format!("ys{}", k - nc),
+                };
+                let want = format!("{}{n}", base(named, &unnamed));
+                used[k].then(|| self.ctx.names.fresh(Some(&want)))
+            })
+            .collect();
+        let xs: Vec<String> = (0..nx)
+            .map(|j| {
+                let want = format!("{}{n}", base(&body.input_names[nc + j], "xs"));
+                self.hoist(ops[nc + j], &want, &mut lines)
+            })
+            .collect();
+        let invariants: Vec<String> = (nc + nx..ops.len())
+            .map(|k| {
+                let want = format!("{}{n}", base(&body.input_names[k], "v"));
+                self.hoist(ops[k], &want, &mut lines)
+            })
+            .collect();
+        let uses_t = nx > 0 || ys.iter().any(Option::is_some);
+        let t = match uses_t {
+            true => self.ctx.names.fresh(Some(&"t".to_string())),
+            false => "_".into(),
+        };
+        let outs: Vec<NodeId> = (0..body.outputs.len())
+            .filter(|&k| k < nc || used[k])
+            .map(|k| body.outputs[k])
+            .collect();
+        let dtype = |o: NodeId| np_dtype(body.dtype(o));
+        let mut results: Vec<Option<String>> = carries.iter().cloned().map(Some).collect();
+        results.extend(ys.iter().cloned());
+        self.results.insert(id, results);
+        let inits: Vec<String> = (0..nc).map(|k| self.s(ops[k])).collect();
+        let used_ys: Vec<&String> = ys.iter().flatten().collect();
+        if self.ctx.target == Target::Jax {
+            let (step, carry, row) = (
+                self.ctx.names.fresh(Some(&format!("step{n}"))),
+                self.ctx.names.fresh(Some(&"carry".to_string())),
+                self.ctx.names.fresh(Some(&"row".to_string())),
+            );
+            let rows: Vec<String> = (0..nx)
+                .map(|j| {
+                    let want = format!("{}{n}", base(&body.input_names[nc + j], "x"));
+                    self.ctx.names.fresh(Some(&want))
+                })
+                .collect();
+            let mut ins: Vec<Expr> = carries.iter().map(|c| Expr::atom(c.clone())).collect();
+            ins.extend(rows.iter().map(|r| Expr::atom(r.clone())));
+            ins.extend(invariants.iter().map(|v| num_expr(v.clone())));
+            let (blines, bouts) = emit(body, &outs, &ins, self.ctx);
+            let typed =
+                |(e, &o): (&Expr, &NodeId)| format!("np.asarray({}, dtype={})", e.s, dtype(o));
+            let new: Vec<String> = bouts.iter().zip(&outs).map(typed).collect();
+            let init: Vec<String> = (0..nc)
+                .map(|k| format!("np.asarray({}, dtype={})", inits[k], dtype(body.inputs[k])))
+                .collect();
+            lines.push(format!("def {step}({carry}, {row}):"));
+            lines.push(format!("    {} = {carry}", tuple(&carries)));
+            if nx > 0 {
+                lines.push(format!("    {} = {row}", tuple(&rows)));
+            }
+            lines.extend(blines.iter().map(|l| format!("    {l}")));
+            let (c_new, y_new) = new.split_at(nc);
+            lines.push(format!("    return {}, {}", tuple(c_new), tuple(y_new)));
+            let xs_arg = match nx {
+                0 => "None".to_string(),
+                _ => tuple(&xs),
+            };
+            let ys_names: Vec<String> = used_ys.iter().map(|s| s.to_string()).collect();
+            lines.push(format!(
+                "{}, {} = jax.lax.scan({step}, {}, {xs_arg}, length={}, reverse={})",
+                tuple(&carries),
+                tuple(&ys_names),
+                tuple(&init),
+                spec.trips,
+                if spec.reverse { "True" } else { "False" }
+            ));
+            return lines;
+        }
+        for (k, (c, init)) in carries.iter().zip(&inits).enumerate() {
+            // numba types a 0-d carry as the scalar its updates give
+            let scalar = self.ctx.target == Target::Numba && body.shape(body.inputs[k]).is_empty();
+            match scalar {
+                true => lines.push(format!("{c} = np.asarray({init}).item()")),
+                false => lines.push(format!("{c} = {init}")),
+            }
+        }
+        for (k, y) in (nc..used.len()).zip(&ys) {
+            if let Some(y) = y {
+                let o = body.outputs[k];
+                let mut shape = vec![spec.trips];
+                shape.extend(body.shape(o));
+                lines.push(format!(
+                    "{y} = np.empty({}, dtype={})",
+                    shape_tuple(&shape),
+                    dtype(o)
+                ));
+            }
+        }
+        let mut ins: Vec<Expr> = carries.iter().map(|c| Expr::atom(c.clone())).collect();
+        ins.extend(xs.iter().map(|x| Expr::new(format!("{x}[{t}]"), P_POST)));
+        ins.extend(invariants.iter().map(|v| num_expr(v.clone())));
+        let (mut inner, bouts) = emit(body, &outs, &ins, self.ctx);
+        let (c_new, y_new) = bouts.split_at(nc);
+        for (y, e) in used_ys.iter().zip(y_new) {
+            inner.push(format!("{y}[{t}] = {}", e.s));
+        }
+        let c_new: Vec<String> = c_new.iter().map(|e| e.s.clone()).collect();
+        match nc {
+            0 => {}
+            1 => inner.push(format!("{} = {}", carries[0], c_new[0])),
+            _ => inner.push(format!("{} = {}", carries.join(", "), c_new.join(", "))),
+        }
+        if inner.is_empty() {
+            inner.push("pass".into());
+        }
+        let range = match spec.reverse {
+            true => format!("range({}, -1, -1)", spec.trips as i64 - 1),
+            false => format!("range({})", spec.trips),
+        };
+        lines.push(format!("for {t} in {range}:"));
+        lines.extend(inner.iter().map(|l| format!("    {l}")));
+        lines
+    }
+
     fn helper(&mut self, name: &'static str, args: &[String]) -> Expr {
-        self.helpers.insert(name);
+        self.ctx.helpers.insert(name);
         self.call(name, args)
     }
 
@@ -591,7 +874,7 @@ impl Py<'_> {
         }
         let a = |k: usize| self.s(n.inputs[k]);
         let base = self.w(n.inputs[0], P_POST);
-        if self.target == Target::Jax {
+        if self.ctx.target == Target::Jax {
             let at = match &n.op {
                 Op::SetSlice(dims) => format!(
                     "at[{}].set({})",
@@ -606,7 +889,7 @@ impl Py<'_> {
             return Some(vec![format!("{{}} = np.asarray({}).{at}", a(0))]);
         }
         let copy = format!("{{}} = {base}.copy()");
-        if self.target == Target::Numba {
+        if self.ctx.target == Target::Numba {
             if let Op::Scatter(k) | Op::ScatterAdd(k) = &n.op {
                 // out viewed as (A, D, B), the index as (n,), the values as (A, n, B)
                 let s0 = self.g.shape(n.inputs[0]);
@@ -625,7 +908,7 @@ impl Py<'_> {
                         contiguous(&a(1), &[ni]),
                         contiguous(&a(2), &[pa, ni, pb])
                     );
-                    self.helpers.insert(f);
+                    self.ctx.helpers.insert(f);
                     return Some(vec![copy, call]);
                 }
             }
@@ -676,7 +959,10 @@ impl Py<'_> {
     }
 
     fn node(&mut self, id: NodeId) -> Expr {
-        if self.target == Target::Numba {
+        if let Some(p) = self.parts[id.index()] {
+            return self.part(p);
+        }
+        if self.ctx.target == Target::Numba {
             if let Some(e) = self.numba(id) {
                 return e;
             }
@@ -816,7 +1102,7 @@ impl Py<'_> {
             Op::Cumsum(k) => self.call("np.cumsum", &[a(0), axis(k)]),
             Op::Cumprod(k) => self.call("np.cumprod", &[a(0), axis(k)]),
             Op::ArgSort(k) => {
-                let stable = match self.target {
+                let stable = match self.ctx.target {
                     Target::Jax => "stable=True",
                     Target::NumPy | Target::Numba => "kind=\"stable\"",
                 };
@@ -827,7 +1113,7 @@ impl Py<'_> {
             Op::Inv => self.call("np.linalg.inv", &[a(0)]),
             Op::Det => self.call("np.linalg.det", &[a(0)]),
             Op::LogAbsDet => Expr::new(format!("np.linalg.slogdet({})[1]", a(0)), P_POST),
-            Op::Loop(_) => self.call("raise NotImplementedError('loop')", &[]),
+            Op::Loop(_) => self.packed(id),
         }
     }
 

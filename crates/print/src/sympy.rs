@@ -4,7 +4,7 @@
 //! float casts, and broadcasts of 0-d values), the result is one Python expression over
 //! `sympy` and the input names (bind each name to `sympy.Symbol(name)` to evaluate it);
 //! several outputs give a tuple. Anything else (reductions, products, layout, indexing,
-//! linear algebra, `round`, integer casts) is an `Err` naming the op.
+//! linear algebra, `round`, integer casts, loops) is an `Err` naming the op.
 
 use autodiff_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp};
 
@@ -159,6 +159,14 @@ fn node(g: &Graph, id: NodeId, cache: &[Option<Expr>]) -> Result<Expr, String> {
         Op::Solve | Op::TriSolve(_) | Op::Cholesky | Op::Inv | Op::Det | Op::LogAbsDet => {
             return not_elementwise("linear algebra")
         }
-        Op::Loop(_) => return not_elementwise("a loop"),
+        // (unrolling small loops waits for `autodiff_ir::loops::unroll`)
+        Op::Loop(spec) => {
+            return Err(format!(
+                "to_sympy: a loop ({} iterations of a body graph) has no SymPy form; SymPy \
+                 output covers elementwise graphs only (str() shows the loop's recurrence, \
+                 to_source() a function that runs it)",
+                spec.trips
+            ))
+        }
     })
 }

@@ -1,6 +1,7 @@
 //! What every printer shares: the precedence table of the infix targets (text, LaTeX, NumPy
 //! source, SymPy), number and shape formatting, the reading of contractions as `@`/`·`/outer,
-//! slice syntax, and the choice of `let` names for shared subexpressions.
+//! slice syntax, the choice of `let` names for shared subexpressions, and which nodes hold a
+//! loop's results ([`loop_parts`]).
 //!
 //! Guarantees: precedences follow Python's (so text that looks like Python parses like
 //! Python); [`paren`] adds exactly the parentheses a child needs; [`Bindings`] names every
@@ -317,8 +318,31 @@ pub struct Bindings {
     pub order: Vec<NodeId>,
 }
 
+/// What [`Bindings::scoped`] is told beyond the graph: nodes to name whatever their uses,
+/// nodes never to name (they print as a name already: a loop's results), and the names an
+/// enclosing scope uses (a loop body's temporaries continue the outer numbering).
+pub struct Scope<'a> {
+    pub force: &'a dyn Fn(&Op) -> bool,
+    pub leaf: &'a dyn Fn(NodeId) -> bool,
+    pub taken: &'a HashSet<String>,
+}
+
 impl Bindings {
     pub fn new(g: &Graph, outputs: &[NodeId], force: &dyn Fn(&Op) -> bool) -> Bindings {
+        let parts = loop_parts(g);
+        Bindings::scoped(
+            g,
+            outputs,
+            &Scope {
+                force,
+                leaf: &|id| matches!(g.node(id).op, Op::Loop(_)) || parts[id.index()].is_some(),
+                taken: &HashSet::new(),
+            },
+        )
+    }
+
+    pub fn scoped(g: &Graph, outputs: &[NodeId], scope: &Scope) -> Bindings {
+        let force = scope.force;
         let n = g.len();
         let mut reach = vec![false; n];
         let mut uses = vec![0usize; n];
@@ -342,7 +366,7 @@ impl Bindings {
             }
         }
         let mut name = HashMap::new();
-        let mut taken: HashSet<String> = HashSet::new();
+        let mut taken: HashSet<String> = scope.taken.clone();
         for (k, &inp) in g.inputs.iter().enumerate() {
             name.insert(inp, g.input_names[k].clone());
             taken.insert(g.input_names[k].clone());
@@ -352,8 +376,8 @@ impl Bindings {
         for i in 0..n {
             let op = &g.nodes()[i].op;
             let id = NodeId(i as u32);
-            if !reach[i] || name.contains_key(&id) || !(force(op) || (uses[i] >= 2 && !is_leaf(op)))
-            {
+            let wanted = force(op) || (uses[i] >= 2 && !is_leaf(op));
+            if !reach[i] || name.contains_key(&id) || !wanted || (scope.leaf)(id) {
                 continue;
             }
             let user = g
@@ -402,4 +426,116 @@ pub fn shown_operands(g: &Graph, id: NodeId) -> Vec<NodeId> {
         true => n.inputs.iter().map(|&i| src(i)).collect(),
         false => n.inputs.clone(),
     }
+}
+
+/// A node that holds (part of) one result of a loop node, as `Graph::loop_outputs` unpacks
+/// it: the value is result `k` of `node`, flattened when `flat`, cast to the pack dtype
+/// when `packed`. With neither, the node *is* the result, and printers show its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopPart {
+    pub node: NodeId,
+    pub k: usize,
+    pub flat: bool,
+    pub packed: bool,
+}
+
+impl LoopPart {
+    /// Whether the node is exactly the result (its shape and dtype).
+    pub fn exact(&self) -> bool {
+        !self.flat && !self.packed
+    }
+}
+
+/// For every node, the loop result it holds (see [`LoopPart`]): the loop node itself when
+/// it has one result, a 1-d slice of a loop's packed value that covers exactly one result,
+/// and reshapes and casts of those between the result's shape and dtype and the flat,
+/// packed ones (the pack casts are exact, see `autodiff_ir::loops`).
+pub fn loop_parts(g: &Graph) -> Vec<Option<LoopPart>> {
+    let mut parts: Vec<Option<LoopPart>> = vec![None; g.len()];
+    for (i, n) in g.nodes().iter().enumerate() {
+        let part = |node: NodeId, k: usize| {
+            let Op::Loop(spec) = &g.node(node).op else {
+                return None;
+            };
+            let (shape, dtype) = spec.result_types().swap_remove(k);
+            let numel: usize = shape.iter().product();
+            let ok = (n.shape == shape || n.shape == [numel])
+                && (n.dtype == dtype || n.dtype == spec.pack_dtype());
+            ok.then_some(LoopPart {
+                node,
+                k,
+                flat: n.shape != shape,
+                packed: n.dtype != dtype,
+            })
+        };
+        parts[i] = match &n.op {
+            Op::Loop(spec) if spec.result_types().len() == 1 => part(NodeId(i as u32), 0),
+            Op::Slice(dims) if dims.len() == 1 && dims[0].step == 1 => {
+                let x = n.inputs[0];
+                match &g.node(x).op {
+                    Op::Loop(spec) => {
+                        let (offs, _) = spec.offsets();
+                        let types = spec.result_types();
+                        (0..types.len())
+                            .find(|&k| {
+                                let len: usize = types[k].0.iter().product();
+                                offs[k] == dims[0].start && len == dims[0].len
+                            })
+                            .and_then(|k| part(x, k))
+                    }
+                    _ => None,
+                }
+            }
+            // flattening and unflattening, casting to the pack dtype and back, are exact
+            Op::Reshape(_) | Op::Cast(_) => {
+                parts[n.inputs[0].index()].and_then(|p| part(p.node, p.k))
+            }
+            _ => None,
+        };
+    }
+    parts
+}
+
+/// Which results of each loop node the outputs read (all of them where the packed value
+/// itself is read other than through [`loop_parts`]), by loop node.
+pub fn used_results(
+    g: &Graph,
+    reach: &[bool],
+    parts: &[Option<LoopPart>],
+) -> HashMap<NodeId, Vec<bool>> {
+    let mut used: HashMap<NodeId, Vec<bool>> = HashMap::new();
+    for (i, n) in g.nodes().iter().enumerate() {
+        if let (true, Op::Loop(spec)) = (reach[i], &n.op) {
+            used.insert(NodeId(i as u32), vec![false; spec.result_types().len()]);
+        }
+    }
+    for (i, n) in g.nodes().iter().enumerate() {
+        if !reach[i] {
+            continue;
+        }
+        if let Some(p) = parts[i] {
+            used.get_mut(&p.node).expect("reachable")[p.k] = true;
+        }
+        for x in &n.inputs {
+            let raw = matches!(g.node(*x).op, Op::Loop(_)) && parts[i].is_none();
+            if raw {
+                used.get_mut(x).expect("reachable").fill(true);
+            }
+        }
+    }
+    used
+}
+
+/// A name as a loop body's scope may use it: `want` if it is an identifier not yet taken,
+/// else `want` (or `fallback`) with a number appended; the result is added to `taken`.
+pub fn scoped_name(want: &str, fallback: &str, taken: &mut HashSet<String>) -> String {
+    let base = if is_ident(want) { want } else { fallback };
+    let mut s = base.to_string();
+    let mut k = 1;
+    while taken.contains(&s) {
+        k += 1;
+        s = format!("{base}_{k}");
+    }
+    taken.insert(s.clone());
+    s
 }

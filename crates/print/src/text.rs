@@ -4,9 +4,14 @@
 //! parentheses come from the shared precedence table ([`crate::syntax`]), so `2*(x + 1)`
 //! and `-x**2` read as Python reads them; broadcasts of scalars and constants are invisible,
 //! as are broadcasts inside elementwise ops that NumPy's implicit broadcasting reproduces;
-//! shared non-trivial subexpressions become `let` lines (an `aligned` block in LaTeX).
+//! shared non-trivial subexpressions become `let` lines (an `aligned` block in LaTeX); a
+//! loop prints once, as its recurrence (a header naming its results, its body indented,
+//! then the stacked rows and the carries' updates), and the nodes that unpack it print as
+//! its results' names.
 
-use autodiff_ir::{BinaryOp, ContractSpec, Graph, NodeId, Op, ReduceOp, UnaryOp};
+use std::collections::{HashMap, HashSet};
+
+use autodiff_ir::{BinaryOp, ContractSpec, Graph, LoopSpec, NodeId, Op, ReduceOp, UnaryOp};
 
 use crate::syntax::*;
 
@@ -45,29 +50,93 @@ pub(crate) enum Style {
     Latex,
 }
 
-/// The `let` lines (name, text, node) and the text of each output.
+/// What a printed line does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `let lhs = text` (a loop's header when `text` ends with `:`).
+    Let,
+    /// `lhs ← text`: a loop carry's next value.
+    Update,
+    /// `lhs[t] = text`: row `t` of a loop's stacked result.
+    Store,
+}
+
+/// One line: what it does, its two sides, how deep in loop bodies it sits, and the node a
+/// top-level line defines (for shape and location notes).
+pub(crate) struct Line {
+    pub kind: Kind,
+    pub lhs: String,
+    pub text: String,
+    pub depth: usize,
+    pub id: Option<NodeId>,
+}
+
+/// The lines (named nodes and loops, in order) and the text of each output.
 pub(crate) struct Rendered {
-    pub lets: Vec<(String, String, NodeId)>,
+    pub lines: Vec<Line>,
     pub outs: Vec<String>,
 }
 
 /// Renders the graph in a style: named nodes first, then the outputs.
 pub(crate) fn render(g: &Graph, outputs: &[NodeId], style: Style) -> Rendered {
-    let b = Bindings::new(g, outputs, &|_| false);
+    let mut loops = 0;
+    render_scope(g, outputs, style, None, &HashSet::new(), 0, &mut loops)
+}
+
+/// Renders one scope: the whole graph, or a loop body (`inputs` then gives the text of each
+/// body input, `taken` the names in use outside, `depth` the nesting). `loops` numbers the
+/// loops in printing order, across scopes.
+fn render_scope(
+    g: &Graph,
+    outputs: &[NodeId],
+    style: Style,
+    inputs: Option<&[Expr]>,
+    taken: &HashSet<String>,
+    depth: usize,
+    loops: &mut usize,
+) -> Rendered {
+    let parts = loop_parts(g);
+    let leaf = |id: NodeId| matches!(g.node(id).op, Op::Loop(_)) || parts[id.index()].is_some();
+    let scope = Scope {
+        force: &|_| false,
+        leaf: &leaf,
+        taken,
+    };
+    let b = Bindings::scoped(g, outputs, &scope);
+    let used = used_results(g, &b.reach, &parts);
+    let mut taken = taken.clone();
+    taken.extend(b.name.values().cloned());
     let mut m = Math {
         g,
         style,
         cache: vec![None; g.len()],
+        parts,
+        results: HashMap::new(),
     };
-    let mut lets = vec![];
+    let mut lines = vec![];
     for i in (0..g.len()).filter(|&i| b.reach[i]) {
         let id = NodeId(i as u32);
+        let op = &g.node(id).op;
+        if let (Op::Input(k), Some(ins)) = (op, inputs) {
+            m.cache[i] = Some(ins[*k as usize].clone());
+            continue;
+        }
+        if let Op::Loop(spec) = op {
+            let block = m.loop_block(id, spec, &used[&id], &mut taken, depth, loops);
+            lines.extend(block);
+        }
         let e = m.node(id);
         m.cache[i] = Some(match b.name.get(&id) {
             Some(name) => {
                 let name = m.ident(name);
-                if !matches!(g.node(id).op, Op::Input(_)) {
-                    lets.push((name.clone(), e.s, id));
+                if !matches!(op, Op::Input(_)) {
+                    lines.push(Line {
+                        kind: Kind::Let,
+                        lhs: name.clone(),
+                        text: e.s,
+                        depth,
+                        id: Some(id),
+                    });
                 }
                 Expr::atom(name)
             }
@@ -75,10 +144,13 @@ pub(crate) fn render(g: &Graph, outputs: &[NodeId], style: Style) -> Rendered {
         });
     }
     let outs = outputs.iter().map(|o| m.e(*o).s.clone()).collect();
-    Rendered { lets, outs }
+    Rendered { lines, outs }
 }
 
 /// Math a person reads: `let` lines for shared subexpressions, then one line per output.
+/// A loop prints as its recurrence: a header naming its results (`let y₁ = loop 1000
+/// times:`), then its body, indented, ending in the carries' updates (`y ← ...`) and the
+/// rows of its stacked results (`ys₁[t] = ...`).
 pub fn to_text(g: &Graph, outputs: &[NodeId], opts: &TextOptions) -> String {
     let style = if opts.unicode {
         Style::Unicode
@@ -86,10 +158,19 @@ pub fn to_text(g: &Graph, outputs: &[NodeId], opts: &TextOptions) -> String {
         Style::Ascii
     };
     let r = render(g, outputs, style);
-    let shape = |id: NodeId| {
+    let shape = |id: Option<NodeId>| {
+        let Some(id) = id else {
+            return String::new();
+        };
         let mut notes = vec![];
         if opts.show_shapes {
-            notes.push(shape_tuple(g.shape(id)));
+            notes.push(match &g.node(id).op {
+                Op::Loop(spec) => (spec.result_types().iter())
+                    .map(|(s, _)| shape_tuple(s))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => shape_tuple(g.shape(id)),
+            });
         }
         if opts.show_locs {
             if let Some(l) = g.loc(id) {
@@ -109,8 +190,20 @@ pub fn to_text(g: &Graph, outputs: &[NodeId], opts: &TextOptions) -> String {
             .collect();
         lines.push(format!("# {}", ins.join(", ")));
     }
-    for (name, text, id) in &r.lets {
-        lines.push(format!("let {name} = {text}{}", shape(*id)));
+    let arrow = if opts.unicode { "←" } else { "<-" };
+    for l in &r.lines {
+        let pad = "  ".repeat(l.depth);
+        let text = match l.kind {
+            Kind::Let => format!("{pad}let {} = {}", l.lhs, l.text),
+            Kind::Update => format!("{pad}{} {arrow} {}", l.lhs, l.text),
+            Kind::Store => format!("{pad}{}[t] = {}", l.lhs, l.text),
+        };
+        let note = if l.depth == 0 {
+            shape(l.id)
+        } else {
+            String::new()
+        };
+        lines.push(text + &note);
     }
     let n_lets = lines.len();
     for (k, (o, text)) in outputs.iter().zip(&r.outs).enumerate() {
@@ -119,7 +212,7 @@ pub fn to_text(g: &Graph, outputs: &[NodeId], opts: &TextOptions) -> String {
             None if outputs.len() == 1 => text.clone(),
             None => format!("out{k} = {text}"),
         };
-        lines.push(line + &shape(*o));
+        lines.push(line + &shape(Some(*o)));
     }
     match &opts.header {
         Some(h) if lines.len() == 1 && n_lets == 0 && opts.labels.is_empty() => {
@@ -134,16 +227,23 @@ pub fn to_text(g: &Graph, outputs: &[NodeId], opts: &TextOptions) -> String {
 }
 
 /// LaTeX math (no `$` delimiters): the bare expression for one unlabeled output without
-/// shared subexpressions, else an `aligned` block with one `name &= ...` row per line.
+/// shared subexpressions, else an `aligned` block with one `name &= ...` row per line (a
+/// loop's body rows indented with `\quad`).
 pub fn to_latex(g: &Graph, outputs: &[NodeId], labels: &[&str]) -> String {
     let r = render(g, outputs, Style::Latex);
-    if r.lets.is_empty() && outputs.len() == 1 && labels.is_empty() {
+    if r.lines.is_empty() && outputs.len() == 1 && labels.is_empty() {
         return r.outs[0].clone();
     }
-    let mut rows: Vec<String> = r
-        .lets
-        .iter()
-        .map(|(n, t, _)| format!("{n} &= {t}"))
+    let mut rows: Vec<String> = (r.lines.iter())
+        .map(|l| {
+            let q = "\\quad ".repeat(l.depth);
+            match (l.kind, l.depth) {
+                (Kind::Let, 0) => format!("{} &= {}", l.lhs, l.text),
+                (Kind::Let, _) => format!("&{q}{} = {}", l.lhs, l.text),
+                (Kind::Update, _) => format!("&{q}{} \\leftarrow {}", l.lhs, l.text),
+                (Kind::Store, _) => format!("&{q}{}\\left[t\\right] = {}", l.lhs, l.text),
+            }
+        })
         .collect();
     for (k, text) in r.outs.iter().enumerate() {
         let label = labels
@@ -161,6 +261,10 @@ struct Math<'g> {
     g: &'g Graph,
     style: Style,
     cache: Vec<Option<Expr>>,
+    /// The loop result each node holds (`syntax::loop_parts`).
+    parts: Vec<Option<LoopPart>>,
+    /// The printed names of each loop's results (`_` for those nobody reads).
+    results: HashMap<NodeId, Vec<String>>,
 }
 
 impl Math<'_> {
@@ -327,7 +431,224 @@ impl Math<'_> {
         shown_operands(self.g, id)
     }
 
+    /// The text of a node holding (part of) a loop result: its name, flattened with
+    /// `ravel` and cast to the pack dtype where the node is not the result itself.
+    fn part(&self, p: LoopPart) -> Expr {
+        let name = &self.results[&p.node][p.k];
+        let mut e = Expr::atom(name.clone());
+        if p.flat {
+            e = self.call("ravel", &[e.s]);
+        }
+        if p.packed {
+            let Op::Loop(spec) = &self.g.node(p.node).op else {
+                unreachable!("parts are of loops")
+            };
+            e = self.call(spec.pack_dtype().name(), &[e.s]);
+        }
+        e
+    }
+
+    /// A loop's packed value read as a whole: its results, flattened, cast to the pack
+    /// dtype and concatenated (each result alone when there is one).
+    fn packed(&self, id: NodeId) -> Expr {
+        let Op::Loop(spec) = &self.g.node(id).op else {
+            unreachable!("packed values are loops'")
+        };
+        let pack = spec.pack_dtype();
+        let parts: Vec<String> = (spec.result_types().iter().enumerate())
+            .map(|(k, (shape, dt))| {
+                let p = LoopPart {
+                    node: id,
+                    k,
+                    flat: shape.len() != 1,
+                    packed: *dt != pack,
+                };
+                self.part(p).s
+            })
+            .collect();
+        match parts.len() {
+            1 => Expr::atom(parts[0].clone()),
+            _ => {
+                let list = self.pick("[", "[", "\\left[")
+                    + &parts.join(", ")
+                    + &self.pick("]", "]", "\\right]");
+                self.call("concat", &[list, self.kw("axis", 0)])
+            }
+        }
+    }
+
+    /// A loop result's name: the body's name for it, subscripted with the loop's number
+    /// (`y₁`, `y_1`, `{y}_{1}`), primed until it is free.
+    fn result_name(&self, base: &str, n: usize, taken: &mut HashSet<String>) -> String {
+        let sub: String = n
+            .to_string()
+            .chars()
+            .map(|c| char::from_u32(0x2080 + c.to_digit(10).unwrap_or(0)).unwrap_or(c))
+            .collect();
+        let mut s = match self.style {
+            Style::Ascii => format!("{base}_{n}"),
+            Style::Unicode => format!("{base}{sub}"),
+            Style::Latex => format!("{{{}}}_{{{n}}}", self.ident(base)),
+        };
+        while taken.contains(&s) {
+            s.push('\'');
+        }
+        taken.insert(s.clone());
+        s
+    }
+
+    /// The lines of a loop: a header naming its results, its initial carries and the
+    /// invariants it binds; the body's own lines; the rows of its stacked results; the
+    /// carries' updates (as one simultaneous assignment when reading them in order would
+    /// see an updated carry). Names the results in `self.results`.
+    fn loop_block(
+        &mut self,
+        id: NodeId,
+        spec: &LoopSpec,
+        used: &[bool],
+        taken: &mut HashSet<String>,
+        depth: usize,
+        loops: &mut usize,
+    ) -> Vec<Line> {
+        *loops += 1;
+        let n = *loops;
+        let (nc, nx, body) = (spec.n_carry, spec.n_xs, &spec.body);
+        let ops = self.g.node(id).inputs.clone();
+        let uses_t = nx > 0 || used[nc..].iter().any(|&u| u);
+        // names inside the body: the loop counter, the carries, the bound invariants
+        let mut inner: HashSet<String> = HashSet::new();
+        if uses_t {
+            inner.insert("t".into());
+        }
+        let carries: Vec<String> = (0..nc)
+            .map(|k| scoped_name(&body.input_names[k], &format!("c{k}"), &mut inner))
+            .collect();
+        let mut ins: Vec<Expr> = carries.iter().map(|c| Expr::atom(self.ident(c))).collect();
+        for &x in &ops[nc..nc + nx] {
+            ins.push(self.index(x, "t"));
+        }
+        let mut with = vec![];
+        for (j, &v) in ops[nc + nx..].iter().enumerate() {
+            let e = self.e(v).clone();
+            let short = e.s.chars().count() <= 12 && !e.s.contains(' ') && e.p >= P_NEG;
+            if short && !inner.contains(&e.s) {
+                if is_ident(&e.s) {
+                    inner.insert(e.s.clone());
+                }
+                ins.push(e);
+            } else {
+                let want = &body.input_names[nc + nx + j];
+                let name = scoped_name(want, &format!("v{j}"), &mut inner);
+                with.push(format!("{} = {}", self.ident(&name), e.s));
+                ins.push(Expr::atom(self.ident(&name)));
+            }
+        }
+        // the results' names, in the enclosing scope
+        let ys_base = |j: usize| {
+            let named = body
+                .names
+                .get(&body.outputs[nc + j])
+                .filter(|s| is_ident(s));
+            match (named, spec.n_ys()) {
+                (Some(s), _) => s.clone(),
+                (None, 1) => "ys".into(),
+                (None, _) => format!("ys{j}"),
+            }
+        };
+        let names: Vec<String> = (0..used.len())
+            .map(|k| match (used[k], k < nc) {
+                (false, _) => self.pick("_", "_", "\\_"),
+                (true, true) => self.result_name(&carries[k], n, taken),
+                (true, false) => self.result_name(&ys_base(k - nc), n, taken),
+            })
+            .collect();
+        self.results.insert(id, names.clone());
+        // the body, with only what the used ys and the carries need
+        let outs: Vec<NodeId> = (0..body.outputs.len())
+            .filter(|&k| k < nc || used[k])
+            .map(|k| body.outputs[k])
+            .collect();
+        let mut seen = taken.clone();
+        seen.extend(inner);
+        let r = render_scope(body, &outs, self.style, Some(&ins), &seen, depth + 1, loops);
+        taken.extend(seen);
+        // the header
+        let latex = self.latex();
+        let mut h = match latex {
+            true => format!("\\text{{loop {} times}}", spec.trips),
+            false => format!("loop {} times", spec.trips),
+        };
+        if uses_t && spec.trips > 0 {
+            let last = spec.trips - 1;
+            let (a, b) = if spec.reverse { (last, 0) } else { (0, last) };
+            h += &match (self.style, a == b) {
+                (Style::Latex, true) => format!("\\text{{ over }} t = {a}"),
+                (_, true) => format!(" over t = {a}"),
+                (Style::Latex, false) => format!("\\text{{ over }} t = {a}, \\ldots, {b}"),
+                (Style::Unicode, false) => format!(" over t = {a}…{b}"),
+                (Style::Ascii, false) => format!(" over t = {a}...{b}"),
+            };
+        }
+        let from: Vec<String> = (0..nc)
+            .map(|k| (self.ident(&carries[k]), self.s(ops[k])))
+            .filter(|(c, init)| c != init)
+            .map(|(c, init)| format!("{c} = {init}"))
+            .collect();
+        for (word, list) in [("from", from), ("with", with)] {
+            if !list.is_empty() {
+                h += &match latex {
+                    true => format!(",\\ \\text{{{word} }} {}", list.join(", ")),
+                    false => format!(", {word} {}", list.join(", ")),
+                };
+            }
+        }
+        h.push(':');
+        let mut lines = vec![Line {
+            kind: Kind::Let,
+            lhs: names.join(", "),
+            text: h,
+            depth,
+            id: Some(id),
+        }];
+        lines.extend(r.lines);
+        let (updates, rows) = r.outs.split_at(nc);
+        let ys_used = (nc..used.len()).filter(|&k| used[k]);
+        for (k, text) in ys_used.zip(rows) {
+            lines.push(Line {
+                kind: Kind::Store,
+                lhs: names[k].clone(),
+                text: text.clone(),
+                depth: depth + 1,
+                id: None,
+            });
+        }
+        let idents: Vec<String> = carries.iter().map(|c| self.ident(c)).collect();
+        if in_order(body, nc) {
+            for (c, text) in idents.iter().zip(updates) {
+                lines.push(Line {
+                    kind: Kind::Update,
+                    lhs: c.clone(),
+                    text: text.clone(),
+                    depth: depth + 1,
+                    id: None,
+                });
+            }
+        } else {
+            lines.push(Line {
+                kind: Kind::Update,
+                lhs: idents.join(", "),
+                text: updates.join(", "),
+                depth: depth + 1,
+                id: None,
+            });
+        }
+        lines
+    }
+
     fn node(&self, id: NodeId) -> Expr {
+        if let Some(p) = self.parts[id.index()] {
+            return self.part(p);
+        }
         let n = self.g.node(id);
         let a = |k: usize| n.inputs[k];
         let axis = |k: usize| self.kw("axis", k);
@@ -412,7 +733,7 @@ impl Math<'_> {
                     self.w(a(0), P_ATOM)
                 )),
             },
-            Op::Loop(spec) => self.call(&format!("loop{}", spec.trips), &[]),
+            Op::Loop(_) => self.packed(id),
         }
     }
 
@@ -550,6 +871,29 @@ impl Math<'_> {
             }
         }
     }
+}
+
+/// Whether a loop body's carry updates read right one after another: no update reads a
+/// carry that an earlier line has changed.
+fn in_order(body: &Graph, nc: usize) -> bool {
+    (1..nc).all(|k| {
+        let reads = reachable(body, body.outputs[k]);
+        (0..k).all(|j| body.outputs[j] == body.inputs[j] || !reads[body.inputs[j].index()])
+    })
+}
+
+/// The nodes `out` depends on (itself included).
+fn reachable(g: &Graph, out: NodeId) -> Vec<bool> {
+    let mut seen = vec![false; g.len()];
+    seen[out.index()] = true;
+    for i in (0..g.len()).rev() {
+        if seen[i] {
+            for x in &g.nodes()[i].inputs {
+                seen[x.index()] = true;
+            }
+        }
+    }
+    seen
 }
 
 /// `n/d` with a small denominator when it is exactly `v` and shorter than its decimals

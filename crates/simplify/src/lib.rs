@@ -28,7 +28,10 @@
 mod rules;
 pub mod scalar;
 
-use autodiff_ir::{Graph, NodeId, Op};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use autodiff_ir::{Graph, LoopSpec, NodeId, Op};
 
 /// What the extracted graph is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +62,7 @@ struct PhaseSpec {
 const PHASES: [PhaseSpec; 3] = [
     PhaseSpec {
         phase: Phase::Canonicalize,
-        rules: &[rules::canonicalize::RULES],
+        rules: &[rules::canonicalize::RULES, rules::loops::RULES],
         passes: 16,
     },
     PhaseSpec {
@@ -144,7 +147,7 @@ fn run_phases(
     goal: Goal,
     fired: &mut Option<Vec<(Phase, &'static str)>>,
 ) -> (Graph, Vec<NodeId>) {
-    let (mut g, mut outs) = rebuild(g, outputs, None, goal, &mut None);
+    let (mut g, mut outs) = rebuild_with_bodies(g, outputs, goal);
     for k in 0..PHASES.len() {
         (g, outs) = run_phase(k, g, outs, goal, fired);
     }
@@ -199,6 +202,22 @@ pub fn reachable(g: &Graph, outputs: &[NodeId]) -> Vec<bool> {
     seen
 }
 
+/// A compacting copy in which every loop's body is simplified (the whole pipeline, for
+/// `goal`, recursively for loops in bodies). Done once per simplification: the passes after
+/// it see the simplified bodies and leave them alone.
+fn rebuild_with_bodies(g: &Graph, outputs: &[NodeId], goal: Goal) -> (Graph, Vec<NodeId>) {
+    let simplify_body = |spec: &Arc<LoopSpec>| {
+        let (body, _) = run_phases(&spec.body, &spec.body.outputs, goal, &mut None);
+        let new = LoopSpec::new(body, spec.n_carry, spec.n_xs, spec.trips, spec.reverse)
+            .expect("simplify keeps the types of a body's inputs and outputs");
+        match &new == spec.as_ref() {
+            true => spec.clone(),
+            false => Arc::new(new),
+        }
+    };
+    rebuild_mapping(g, outputs, None, goal, &mut None, &simplify_body)
+}
+
 /// Copies what `outputs` need into a fresh graph, through `rules` (a plain compacting copy
 /// when `None`); the names of the rules that fire are pushed to `fired` when it is `Some`.
 fn rebuild(
@@ -208,6 +227,18 @@ fn rebuild(
     goal: Goal,
     fired: &mut Option<Vec<&'static str>>,
 ) -> (Graph, Vec<NodeId>) {
+    rebuild_mapping(g, outputs, rules, goal, fired, &Arc::clone)
+}
+
+/// [`rebuild`], with each loop's spec passed through `body` first.
+fn rebuild_mapping(
+    g: &Graph,
+    outputs: &[NodeId],
+    rules: Option<&'static rules::RuleIndex>,
+    goal: Goal,
+    fired: &mut Option<Vec<&'static str>>,
+    body: &dyn Fn(&Arc<LoopSpec>) -> Arc<LoopSpec>,
+) -> (Graph, Vec<NodeId>) {
     let reach = reachable(g, outputs);
     let mut rw = rules::Rewriter::new(rules, goal);
     rw.fired = fired.take();
@@ -216,6 +247,7 @@ fn rebuild(
         let n = g.node(inp);
         map[inp.index()] = Some(rw.g.add_input(&g.input_names[k], n.shape.clone(), n.dtype));
     }
+    let siblings = loop_siblings(g, &reach);
     for (i, n) in g.nodes().iter().enumerate() {
         if !reach[i] || map[i].is_some() {
             continue;
@@ -225,6 +257,19 @@ fn rebuild(
         let new = match &n.op {
             Op::Input(_) => unreachable!("inputs are mapped first"),
             Op::Const(c) => rw.copy_constant(g, *c),
+            Op::Loop(_) => {
+                // the loops on these operands, those with the most results first (so
+                // `loop-prefix` finds the larger loop built when it meets a smaller one)
+                for &j in &siblings[&i] {
+                    let Op::Loop(spec) = &g.nodes()[j].op else {
+                        unreachable!("siblings are loops")
+                    };
+                    rw.g.set_loc(g.loc(NodeId(j as u32)));
+                    let ins = n.inputs.iter().map(|x| map[x.index()].unwrap()).collect();
+                    map[j] = Some(rw.mk(Op::Loop(body(spec)), ins));
+                }
+                continue;
+            }
             op => {
                 let ins = n.inputs.iter().map(|x| map[x.index()].unwrap()).collect();
                 rw.mk(op.clone(), ins)
@@ -245,6 +290,33 @@ fn rebuild(
     }
     let outs = outputs.iter().map(|o| map[o.index()].unwrap()).collect();
     (g2, outs)
+}
+
+/// For the first reachable loop node on each list of operands, every reachable loop node
+/// on the same operands (itself included), those with the most body outputs first.
+fn loop_siblings(g: &Graph, reach: &[bool]) -> HashMap<usize, Vec<usize>> {
+    let mut groups: HashMap<&[NodeId], Vec<usize>> = HashMap::new();
+    let mut firsts = vec![];
+    for (i, n) in g.nodes().iter().enumerate() {
+        if reach[i] && matches!(n.op, Op::Loop(_)) {
+            let group = groups.entry(&n.inputs).or_default();
+            if group.is_empty() {
+                firsts.push((i, n.inputs.as_slice()));
+            }
+            group.push(i);
+        }
+    }
+    let outputs = |j: &usize| match &g.nodes()[*j].op {
+        Op::Loop(spec) => spec.body.outputs.len(),
+        _ => 0,
+    };
+    (firsts.into_iter())
+        .map(|(i, ins)| {
+            let mut group = groups[ins].clone();
+            group.sort_by_key(|j| std::cmp::Reverse(outputs(j)));
+            (i, group)
+        })
+        .collect()
 }
 
 /// Structural equality of two compact graphs (constants compared by value).

@@ -1,10 +1,10 @@
-//! Property tests: on random graphs built from random ops, `simplify` and
+//! Property tests: on random graphs built from random ops (loops among them), `simplify` and
 //! `simplify_for_print` keep every value (checked with the reference evaluator), keep the
 //! inputs, and never grow the graph much.
 
 use autodiff_ir::{
-    graph::broadcast_shapes, BinaryOp as B, DType, Graph, NodeId, Op, ReduceOp, Shape, Tensor,
-    UnaryOp as U,
+    graph::broadcast_shapes, BinaryOp as B, DType, Graph, LoopSpec, NodeId, Op, ReduceOp, Shape,
+    Tensor, UnaryOp as U,
 };
 use autodiff_simplify::{node_count, simplify, simplify_for_print};
 
@@ -72,7 +72,7 @@ fn random_graph(rng: &mut Rng, size: usize) -> (Graph, Vec<NodeId>) {
         let c = g.scalar(rng.pick(&CONSTS), DType::F64);
         let sa = g.shape(a).clone();
         let fits = broadcast_shapes(&sa, g.shape(b)).is_ok();
-        let new = match rng.below(12) {
+        let new = match rng.below(13) {
             0 | 1 => g.unary(rng.pick(&UNARY), a),
             2 | 3 if fits => g.binary(rng.pick(&BINARY), a, b),
             4 => {
@@ -132,6 +132,15 @@ fn random_graph(rng: &mut Rng, size: usize) -> (Graph, Vec<NodeId>) {
                 let v = g.binary(B::Add, u, a).unwrap();
                 g.binary(B::Sub, v, c)
             }
+            11 => match random_loop(rng, &mut g, a, b) {
+                Some((carry, ys)) => {
+                    if !pool.contains(&ys) {
+                        pool.push(ys);
+                    }
+                    Ok(carry)
+                }
+                None => continue,
+            },
             _ => {
                 let n = g.unary(U::Neg, a).unwrap();
                 if fits {
@@ -152,6 +161,51 @@ fn random_graph(rng: &mut Rng, size: usize) -> (Graph, Vec<NodeId>) {
     (g, outs)
 }
 
+/// A loop of 0 to 3 trips carrying `a`, reading a row of a constant per step and `b` as an
+/// invariant when it broadcasts to `a`: `c ← (u(c) ∘ v)·1 + row` (the `·1` for the body's
+/// simplification), with the stacked `Σc` as ys; half the time the same loop without its
+/// ys too, its carry added to the other's. Returns the final carry and the ys.
+fn random_loop(rng: &mut Rng, g: &mut Graph, a: NodeId, b: NodeId) -> Option<(NodeId, NodeId)> {
+    let (sa, sb) = (g.shape(a).clone(), g.shape(b).clone());
+    let trips = rng.below(4);
+    let mut body = Graph::new();
+    let c = body.add_input("c", sa.clone(), DType::F64);
+    let row = body.add_input("r", sa.clone(), DType::F64);
+    let inv = broadcast_shapes(&sa, &sb).ok() == Some(sa.clone());
+    let mut next = body.unary(rng.pick(&UNARY), c).ok()?;
+    if inv {
+        let v = body.add_input("v", sb, DType::F64);
+        let v = body.broadcast(v, &sa).ok()?;
+        next = body.binary(rng.pick(&BINARY[..4]), next, v).ok()?;
+    }
+    let one = body.scalar(1.0, DType::F64);
+    next = body.binary(B::Mul, next, one).ok()?;
+    next = body.binary(B::Add, next, row).ok()?;
+    let all: Vec<usize> = (0..sa.len()).collect();
+    let ys = body.sum(c, &all).ok()?;
+    body.outputs = vec![next, ys];
+    let reverse = rng.below(2) == 1;
+    // sometimes also the same loop without its ys (a prefix of it: loop-prefix shares them)
+    let mut primal = body.clone();
+    primal.outputs.truncate(1);
+    let primal = LoopSpec::new(primal, 1, 1, trips, reverse).ok()?;
+    let spec = LoopSpec::new(body, 1, 1, trips, reverse).ok()?;
+    let mut xs_shape = vec![trips];
+    xs_shape.extend(&sa);
+    let n: usize = xs_shape.iter().product();
+    let data = (0..n).map(|_| rng.unit() - 0.5).collect();
+    let xs = g.constant(Tensor::new(DType::F64, xs_shape, data));
+    let ops = if inv { vec![a, xs, b] } else { vec![a, xs] };
+    if rng.below(2) == 0 {
+        let first = g.add_loop(primal, ops.clone()).ok()?[0];
+        let outs = g.add_loop(spec, ops).ok()?;
+        let both = g.binary(B::Add, first, outs[0]).ok()?;
+        return Some((both, outs[1]));
+    }
+    let outs = g.add_loop(spec, ops).ok()?;
+    Some((outs[0], outs[1]))
+}
+
 fn random_inputs(rng: &mut Rng, g: &Graph) -> Vec<Tensor> {
     (g.inputs.iter())
         .map(|&i| {
@@ -170,7 +224,7 @@ fn close(p: f64, q: f64) -> bool {
 #[test]
 fn simplify_keeps_values_on_random_graphs() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut checked = 0;
+    let (mut checked, mut with_loops) = (0, 0);
     let (mut before, mut after) = (0, 0);
     for case in 0..1000 {
         let (g, outs) = random_graph(&mut rng, 6 + case % 14);
@@ -206,8 +260,12 @@ fn simplify_keeps_values_on_random_graphs() {
             }
         }
         checked += 1;
+        let reach = autodiff_simplify::reachable(&g, &outs);
+        let is_loop = |(i, n): (usize, &autodiff_ir::Node)| reach[i] && matches!(n.op, Op::Loop(_));
+        with_loops += usize::from(g.nodes().iter().enumerate().any(is_loop));
     }
     assert!(checked > 700, "only {checked} graphs evaluated");
+    assert!(with_loops > 200, "only {with_loops} graphs with loops");
     eprintln!("nodes: {before} -> {after}, {checked} graphs");
     assert!(
         after < before,

@@ -94,3 +94,96 @@ pub fn tanh_gradient() -> (G, Vec<NodeId>) {
     let gx = g.contract("ij,i->j", w, ga);
     (g, vec![gw, gx, ga])
 }
+
+/// A Python with NumPy: `AUTODIFF_PYTHON`, else the active virtualenv's, else the
+/// workspace `.venv`'s, else `python3`; `None` when none imports NumPy.
+pub fn python() -> Option<String> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let venv = |d: String| format!("{d}/bin/python");
+    let candidates = [
+        std::env::var("AUTODIFF_PYTHON").ok(),
+        std::env::var("VIRTUAL_ENV").ok().map(venv),
+        Some(venv(format!("{root}/.venv"))),
+        Some("python3".into()),
+    ];
+    candidates.into_iter().flatten().find(|py| has(py, "numpy"))
+}
+
+fn literal(t: &Tensor) -> String {
+    let data: Vec<String> = t.data.iter().map(|v| format!("{v:?}")).collect();
+    format!(
+        "np.array([{}], dtype=np.{}).reshape({:?})",
+        data.join(", "),
+        t.dtype.name(),
+        t.shape
+    )
+    .replace("[]", "()")
+    .replace("np.bool", "np.bool_")
+}
+
+/// Whether the Python `py` imports `module`.
+pub fn has(py: &str, module: &str) -> bool {
+    std::process::Command::new(py)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs the generated function in Python and compares every output with `autodiff_exec`:
+/// the NumPy source, and the numba (under `numba.njit`) and JAX (under `jax.jit`, x64)
+/// sources where that Python has numba / JAX.
+pub fn check_runs(g: &Graph, outs: &[NodeId], inputs: &[Tensor]) {
+    let Some(py) = python() else {
+        eprintln!("no Python with NumPy: generated source not executed");
+        return;
+    };
+    check_target(&py, g, outs, inputs, Target::NumPy);
+    for (module, target) in [("numba", Target::Numba), ("jax", Target::Jax)] {
+        match has(&py, module) {
+            true => check_target(&py, g, outs, inputs, target),
+            false => eprintln!("no {module} in {py}: the {target:?} source not executed"),
+        }
+    }
+}
+
+/// Runs the `target` source of the graph in `py` and compares with `autodiff_exec`.
+pub fn check_target(py: &str, g: &Graph, outs: &[NodeId], inputs: &[Tensor], target: Target) {
+    let src = to_source(g, outs, "f", target);
+    let (pre, call) = match target {
+        Target::NumPy => ("", "f"),
+        Target::Numba => ("import numba\n", "numba.njit(f)"),
+        Target::Jax => (
+            "import jax\njax.config.update('jax_enable_x64', True)\n",
+            "jax.jit(f)",
+        ),
+    };
+    let args: Vec<String> = inputs.iter().map(literal).collect();
+    let script = format!(
+        "{pre}import numpy as np\n{src}\nout = {call}({})\nif not isinstance(out, tuple):\n    out = (out,)\nfor o in out:\n    \
+         print(' '.join(repr(float(v)) for v in np.asarray(o, dtype=np.float64).ravel()))\n",
+        args.join(", ")
+    );
+    let r = std::process::Command::new(py)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        r.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let text = String::from_utf8(r.stdout).unwrap();
+    let want = autodiff_exec::eval(g, inputs, outs).unwrap();
+    for (line, w) in text.lines().zip(&want) {
+        let got: Vec<f64> = line
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(got.len(), w.data.len(), "{src}");
+        for (p, q) in got.iter().zip(&w.data) {
+            let close = (p.is_nan() && q.is_nan()) || (p - q).abs() <= 1e-9 * (1.0 + q.abs());
+            assert!(close, "{p} vs {q}\n{src}");
+        }
+    }
+    assert_eq!(text.lines().count(), want.len(), "{src}");
+}

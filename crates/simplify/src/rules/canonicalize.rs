@@ -318,6 +318,17 @@ pub(crate) const RULES: &[Rule] = &[
         let t = rw.tensor(x[0])?;
         Some(rw.constant(Tensor::new(*dt, t.shape, t.data)))
     }),
+    // cast(cast(x: T, U), T) = x when U holds every T exactly (bool in any; int64 and
+    // float32 in float64): how a loop's packed results come back
+    rule("cast-round-trip", On::Cast, |rw, op, x| {
+        let Op::Cast(dt) = op else { return None };
+        let n = rw.node(x[0]);
+        let Op::Cast(mid) = n.op else { return None };
+        let y = n.inputs[0];
+        let t = rw.node(y).dtype;
+        let holds = t == DType::Bool || mid == DType::F64 || mid == t;
+        (t == *dt && holds).then_some(y)
+    }),
     // where/cast(broadcast(x), ...) = broadcast(where/cast(x, ...))
     rule("hoist-broadcast-late", On::WhereOrCast, hoist),
     // ---- shape ops ----
@@ -414,6 +425,30 @@ pub(crate) const RULES: &[Rule] = &[
     }),
     // broadcast(y)[s] = broadcast(y[s on y's own axes]): never materializes the broadcast
     rule("slice-broadcast", On::Slice, slice_broadcast),
+    // x[s₁][s₂] = x[s₁∘s₂]: per axis, start s₁.start + s₁.step·s₂.start, step s₁.step·s₂.step
+    rule("slice-slice", On::Slice, |rw, op, x| {
+        let Op::Slice(outer) = op else { return None };
+        let n = rw.node(x[0]);
+        let Op::Slice(inner) = &n.op else { return None };
+        let y = n.inputs[0];
+        let dims = (inner.iter().zip(outer))
+            .map(|(i, o)| SliceDim {
+                start: (i.start as i64 + i.step * o.start as i64) as usize,
+                step: i.step * o.step,
+                len: o.len,
+            })
+            .collect();
+        Some(rw.mk(Op::Slice(dims), vec![y]))
+    }),
+    // x[s] = the empty constant when s selects no element
+    rule("slice-empty", On::Slice, |rw, op, x| {
+        let Op::Slice(dims) = op else { return None };
+        let to: Shape = dims.iter().map(|d| d.len).collect();
+        let dt = rw.node(x[0]).dtype;
+        (to.contains(&0) && rw.uc(x[0]).is_none()).then(|| rw.full(0.0, &to, dt))
+    }),
+    // concat(…, p, …)[s] = p[s − p's offset] when s reads within p along the axis
+    rule("slice-concat", On::Slice, slice_concat),
     // c[s] = c of the slice's shape (uniform c)
     rule("slice-uniform", On::Slice, |rw, op, x| {
         let Op::Slice(dims) = op else { return None };
@@ -642,6 +677,31 @@ fn mul_reciprocal(rw: &mut Rewriter, _: &Op, x: &[NodeId]) -> R {
 /// `broadcast(y)[s]` → `broadcast(y[s'])`: a broadcast axis gives the same value at every
 /// index, so only y's own axes are sliced; a huge broadcast that is indexed is never
 /// materialized.
+fn slice_concat(rw: &mut Rewriter, op: &Op, x: &[NodeId]) -> R {
+    let Op::Slice(dims) = op else { return None };
+    let n = rw.node(x[0]);
+    let Op::Concat(axis) = n.op else { return None };
+    let d = dims[axis];
+    let first = d.start as i64;
+    let last = first + d.step * (d.len as i64 - 1);
+    let (lo, hi) = (first.min(last), first.max(last));
+    let mut off = 0i64;
+    for &p in &n.inputs.clone() {
+        let e = rw.node(p).shape[axis] as i64;
+        let within = match d.len {
+            0 => off <= first && first <= off + e,
+            _ => off <= lo && hi < off + e,
+        };
+        if within {
+            let mut nd = dims.clone();
+            nd[axis].start = (first - off) as usize;
+            return Some(rw.mk(Op::Slice(nd), vec![p]));
+        }
+        off += e;
+    }
+    None
+}
+
 fn slice_broadcast(rw: &mut Rewriter, op: &Op, x: &[NodeId]) -> R {
     let Op::Slice(dims) = op else { return None };
     let n = rw.node(x[0]);

@@ -4,7 +4,7 @@
 //! A rule is data ([`Rule`]): a kebab-case name, the op it rewrites ([`On`]), the goal it is
 //! limited to (if any) and a function that returns the replacement or `None`. A phase is an
 //! ordered list of rule tables ([`PhaseRules`], one file per phase: [`canonicalize`],
-//! [`stabilize`], [`specialize`]); `mk` tries the phase's rules in order and keeps the first
+//! [`stabilize`], [`specialize`]; and [`loops`], which canonicalize also tries); `mk` tries the phase's rules in order and keeps the first
 //! replacement (through a [`RuleIndex`], built once per process, it only looks at the rules
 //! whose [`On`] admits the op at hand). Each rule states its math in a one-line comment beside its table entry, and
 //! `tests/rules.rs` holds a `start ⇒ goal` s-expression case for every rule name.
@@ -17,11 +17,13 @@
 //! `square(x)` is `x**2` and `reciprocal(x)` is `1/x` until then.
 
 pub(crate) mod canonicalize;
+pub(crate) mod loops;
 pub(crate) mod specialize;
 pub(crate) mod stabilize;
 
 use autodiff_ir::{
-    BinaryOp as B, ContractSpec, DType, Graph, Node, NodeId, Op, ReduceOp, Tensor, UnaryOp as U,
+    BinaryOp as B, ContractSpec, DType, Graph, LoopSpec, Node, NodeId, Op, ReduceOp, Tensor,
+    UnaryOp as U,
 };
 
 use crate::Goal;
@@ -48,6 +50,7 @@ pub(crate) enum On {
     Reduce,
     Slice,
     Contract,
+    Loop,
 }
 
 impl On {
@@ -67,6 +70,7 @@ impl On {
             On::Reduce => matches!(op, Op::Reduce(..)),
             On::Slice => matches!(op, Op::Slice(_)),
             On::Contract => matches!(op, Op::Contract(_)),
+            On::Loop => matches!(op, Op::Loop(_)),
         }
     }
 }
@@ -108,7 +112,7 @@ pub(crate) const fn rule_for(goal: Goal, name: &'static str, on: On, apply: Appl
 pub(crate) type PhaseRules = &'static [&'static [Rule]];
 
 /// Ops that rules can look at, numbered: unary ops, binary ops, then the other heads.
-const KINDS: usize = U::ALL.len() + B::ALL.len() + 8;
+const KINDS: usize = U::ALL.len() + B::ALL.len() + 9;
 
 /// The kind number of `op`, or `None` for ops no rule looks at.
 fn kind(op: &Op) -> Option<usize> {
@@ -124,6 +128,7 @@ fn kind(op: &Op) -> Option<usize> {
         Op::Reduce(..) => nu + nb + 5,
         Op::Slice(_) => nu + nb + 6,
         Op::Contract(_) => nu + nb + 7,
+        Op::Loop(_) => nu + nb + 8,
         Op::Input(_)
         | Op::Const(_)
         | Op::ArgMax(..)
@@ -142,8 +147,7 @@ fn kind(op: &Op) -> Option<usize> {
         | Op::Cholesky
         | Op::Inv
         | Op::Det
-        | Op::LogAbsDet
-        | Op::Loop(_) => return None,
+        | Op::LogAbsDet => return None,
     })
 }
 
@@ -164,11 +168,14 @@ fn op_of_kind(k: usize) -> Op {
         4 => Op::Transpose(vec![]),
         5 => Op::Reduce(ReduceOp::Sum, vec![]),
         6 => Op::Slice(vec![]),
-        _ => Op::Contract(ContractSpec {
+        7 => Op::Contract(ContractSpec {
             a: vec![],
             b: vec![],
             out: vec![],
         }),
+        _ => Op::Loop(std::sync::Arc::new(
+            LoopSpec::new(Graph::new(), 0, 0, 0, false).expect("the empty loop is valid"),
+        )),
     }
 }
 
@@ -193,10 +200,15 @@ impl RuleIndex {
 
 /// Every rule of every phase (names are unique), for tests and tooling.
 pub fn all_rule_names() -> Vec<&'static str> {
-    [canonicalize::RULES, stabilize::RULES, specialize::RULES]
-        .iter()
-        .flat_map(|t| t.iter().map(|r| r.name))
-        .collect()
+    [
+        canonicalize::RULES,
+        loops::RULES,
+        stabilize::RULES,
+        specialize::RULES,
+    ]
+    .iter()
+    .flat_map(|t| t.iter().map(|r| r.name))
+    .collect()
 }
 
 /// A graph under construction plus the rules of one phase.
@@ -207,6 +219,8 @@ pub(crate) struct Rewriter {
     depth: u32,
     /// Names of the rules that fired, when recording (tests).
     pub fired: Option<Vec<&'static str>>,
+    /// The loop nodes built so far (for `loop-prefix`).
+    pub loops: Vec<NodeId>,
 }
 
 impl Rewriter {
@@ -218,6 +232,7 @@ impl Rewriter {
             goal,
             depth: 0,
             fired: None,
+            loops: vec![],
         }
     }
 
@@ -252,9 +267,15 @@ impl Rewriter {
                 }
             }
         }
-        self.g
+        let is_loop = matches!(op, Op::Loop(_));
+        let id = self
+            .g
             .add(op, ins)
-            .unwrap_or_else(|e| panic!("simplify built an ill-typed node: {e}"))
+            .unwrap_or_else(|e| panic!("simplify built an ill-typed node: {e}"));
+        if is_loop && !self.loops.contains(&id) {
+            self.loops.push(id);
+        }
+        id
     }
 
     /// The replacement of the first rule (in phase order) that applies to `op(ins)`.
