@@ -2,10 +2,9 @@
 values they give equal a plain NumPy run — at the traced inputs and at others — whether or
 not a loop could be rolled."""
 
+import autodiff
 import numpy as np
 import pytest
-
-import autodiff
 from autodiff import _compile
 
 
@@ -27,7 +26,7 @@ def agrees(f, args, others):
 def euler(n):
     def f(y, k):
         dt = 0.01
-        for i in range(n):
+        for _i in range(n):
             y = y + dt * (-k * y + np.sin(y))
         return np.sum(y**2)
 
@@ -94,7 +93,7 @@ def test_writes_along_a_column_and_backwards():
 def test_several_carries_and_a_python_float():
     def f(a, b):
         acc = 0.0
-        for i in range(100):
+        for _i in range(100):
             a, b = b, a + 0.01 * b
             acc = acc + np.sum(a * b)
         return acc + np.sum(a)
@@ -107,8 +106,8 @@ def test_helpers_and_nested_loops():
         return y + h * np.tanh(y)
 
     def f(y):
-        for i in range(30):
-            for j in range(10):
+        for _i in range(30):
+            for _j in range(10):
                 y = step(y, 0.01)
             y = y * 0.99
         return y
@@ -170,7 +169,7 @@ def test_a_python_list_indexed_by_the_counter():
 
 def test_a_branch_on_the_data_inside_the_loop_changes_per_call():
     def f(y):
-        for i in range(200):
+        for _i in range(200):
             if np.sum(y) > 10.0:
                 y = y * 0.5
             y = y + 0.1
@@ -194,7 +193,7 @@ def test_side_effects_stop_rolling():
 
 def test_float32_loops_stay_float32():
     def f(y):
-        for i in range(50):
+        for _i in range(50):
             y = y * np.float32(0.9) + np.float32(0.1)
         return y
 
@@ -267,7 +266,7 @@ def writes_then_sum(x, w):
 def euler2(y, k):
     dt = 0.01
     v = y * 0.0
-    for i in range(300):
+    for _i in range(300):
         a = -k * y - 0.1 * v + np.sin(y)
         y, v = y + dt * v, v + dt * a
     return np.sum(y**2) + np.sum(v)
@@ -326,7 +325,7 @@ def test_appends_to_a_list_are_per_iteration_outputs():
     def f(y, k):
         traj = []
         norms = []
-        for i in range(200):
+        for _i in range(200):
             y = y + 0.01 * (-k * y + np.cos(y))
             traj.append(y)
             norms.append(np.sum(y * y))
@@ -341,7 +340,7 @@ def test_an_appended_array_updated_in_place_is_not_rolled():
     def f(y):
         out = []
         s = y.copy()
-        for i in range(20):
+        for _i in range(20):
             out.append(s)
             s *= 0.5
         return np.stack(out)

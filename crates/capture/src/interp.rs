@@ -30,7 +30,7 @@ pub struct Frame<'py> {
     exc_info: Vec<Bound<'py, PyAny>>,
     line: u32,
     /// Snapshots at each loop header (by instruction index), for loop rolling.
-    pub watches: std::collections::HashMap<usize, Vec<super::rolling::Snap>>,
+    pub watches: super::Watches,
 }
 
 /// Instructions between two checks of pending signals and of the trace's size.

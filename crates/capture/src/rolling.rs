@@ -90,6 +90,10 @@ enum Ref {
     Carry(usize),
     /// The same node before the loop.
     Inv(NodeId),
+    /// The node at this position of the previous iteration (an expression of the next
+    /// carries computed at the end of an iteration, reused by the next one through
+    /// hash-consing): carried implicitly.
+    Prev(usize),
 }
 
 /// What a position of the iteration is.
@@ -157,6 +161,9 @@ struct Plan {
     guards: Vec<(Ref, Tensor, String)>,
     /// `list.append(v)` per iteration: the list and the appended value.
     appends: Vec<(usize, Ref)>,
+    /// Positions whose previous-iteration value an iteration reads (`Ref::Prev`), carried
+    /// after the slots' carries.
+    prev: Vec<usize>,
     scalars: Vec<PyScalar>,
     verify: bool,
 }
@@ -249,9 +256,19 @@ impl<'py> Tracer<'py> {
         if ids[0] == ids[1] && ids[1] == ids[2] {
             return Some(Ref::Inv(ids[2]));
         }
-        (0..s[0].slots.len())
-            .find(|&k| (0..3).all(|j| s[j].slots[k] == Slot::Node(ids[j])))
-            .map(Ref::Carry)
+        if let Some(k) =
+            (0..s[0].slots.len()).find(|&k| (0..3).all(|j| s[j].slots[k] == Slot::Node(ids[j])))
+        {
+            return Some(Ref::Carry(k));
+        }
+        let (c, b) = (ids[2].index(), ids[1].index());
+        if c >= s[1].nodes && c < s[2].nodes {
+            let p = c - s[1].nodes;
+            if b == s[0].nodes + p && ids[0].index() < s[0].nodes {
+                return Some(Ref::Prev(p));
+            }
+        }
+        None
     }
 
     /// Compares the three iterations between the four snapshots; `None` when they differ
@@ -290,56 +307,8 @@ impl<'py> Tracer<'py> {
             return None;
         }
         let mut verify = s[0].branches != s[3].branches;
-        // Slots: nodes (carried when they change), Python scalars (linear), the same objects.
-        let mut carries = vec![];
-        let mut scalars = vec![];
-        for k in 0..n {
-            let v: Vec<&Slot> = s.iter().map(|x| &x.slots[k]).collect();
-            match v[0] {
-                Slot::Node(_) => {
-                    if !v.iter().all(|x| matches!(x, Slot::Node(_))) {
-                        return None;
-                    }
-                    if v.iter().any(|x| *x != v[0]) {
-                        carries.push(k);
-                    }
-                }
-                Slot::Int(_) | Slot::Float(_) => {
-                    let nums: Vec<f64> = v
-                        .iter()
-                        .map(|x| match x {
-                            Slot::Int(i) => Some(*i as f64),
-                            Slot::Float(x) => Some(*x),
-                            _ => None,
-                        })
-                        .collect::<Option<_>>()?;
-                    if v.iter()
-                        .any(|x| std::mem::discriminant(*x) != std::mem::discriminant(v[0]))
-                    {
-                        return None;
-                    }
-                    if nums.iter().all(|&x| x == nums[0]) {
-                        continue;
-                    }
-                    let step = linear(&nums)?;
-                    // A live value (read in the loop) could steer Python code the structure
-                    // does not show.
-                    if k >= f.locals.len() || reads_local(code, header, from, k) {
-                        verify = true;
-                    }
-                    scalars.push(PyScalar {
-                        slot: k,
-                        last: v[3].clone(),
-                        step,
-                    });
-                }
-                other => {
-                    if v.iter().any(|x| *x != other) {
-                        return None;
-                    }
-                }
-            }
-        }
+        let (carries, scalars, live) = self.slot_plan(s, f, code, header, from)?;
+        verify |= live;
         // Nodes.
         let nodes = self.g.nodes();
         let mut kinds = Vec::with_capacity(len);
@@ -461,7 +430,113 @@ impl<'py> Tracer<'py> {
             .filter(|x| *x.1)
             .map(|x| *x.0)
             .collect();
-        // Guards: the same ones, in the same places, expecting the same values.
+        let (guards, appends) = self.io_plan(s)?;
+        // A loop that is not a `for` over a range needs a guard to end it.
+        let is_for = code.instrs[header].op == Opc::ForIter;
+        if !is_for && guards.is_empty() {
+            return None;
+        }
+        let prev: Vec<usize> = {
+            let mut prev: Vec<usize> = refs
+                .iter()
+                .flatten()
+                .chain(&next)
+                .chain(guards.iter().map(|g| &g.0))
+                .chain(appends.iter().map(|a| &a.1))
+                .filter_map(|r| match r {
+                    Ref::Prev(p) => Some(*p),
+                    _ => None,
+                })
+                .collect();
+            prev.sort_unstable();
+            prev.dedup();
+            prev
+        };
+        Some(Plan {
+            len,
+            kinds,
+            refs,
+            carries,
+            next,
+            guards,
+            appends,
+            prev,
+            scalars,
+            verify,
+        })
+    }
+
+    /// The slots: nodes (carried when they change), Python scalars (growing linearly; the
+    /// flag says one is read by the loop), the same objects. `None` if a slot differs
+    /// otherwise.
+    fn slot_plan(
+        &self,
+        s: &[Snap],
+        f: &Frame<'py>,
+        code: &Code<'py>,
+        header: usize,
+        from: usize,
+    ) -> Option<(Vec<usize>, Vec<PyScalar>, bool)> {
+        let n = s[0].slots.len();
+        let mut verify = false;
+        let mut carries = vec![];
+        let mut scalars = vec![];
+        for k in 0..n {
+            let v: Vec<&Slot> = s.iter().map(|x| &x.slots[k]).collect();
+            match v[0] {
+                Slot::Node(_) => {
+                    if !v.iter().all(|x| matches!(x, Slot::Node(_))) {
+                        return None;
+                    }
+                    if v.iter().any(|x| *x != v[0]) {
+                        carries.push(k);
+                    }
+                }
+                Slot::Int(_) | Slot::Float(_) => {
+                    let nums: Vec<f64> = v
+                        .iter()
+                        .map(|x| match x {
+                            Slot::Int(i) => Some(*i as f64),
+                            Slot::Float(x) => Some(*x),
+                            _ => None,
+                        })
+                        .collect::<Option<_>>()?;
+                    if v.iter()
+                        .any(|x| std::mem::discriminant(*x) != std::mem::discriminant(v[0]))
+                    {
+                        return None;
+                    }
+                    if nums.iter().all(|&x| x == nums[0]) {
+                        continue;
+                    }
+                    let step = linear(&nums)?;
+                    // A live value (read in the loop) could steer Python code the structure
+                    // does not show.
+                    if k >= f.locals.len() || reads_local(code, header, from, k) {
+                        verify = true;
+                    }
+                    scalars.push(PyScalar {
+                        slot: k,
+                        last: v[3].clone(),
+                        step,
+                    });
+                }
+                other => {
+                    if v.iter().any(|x| *x != other) {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some((carries, scalars, verify))
+    }
+
+    /// The guards (the same ones, in the same places, expecting the same values; guards on
+    /// invariants left out) and the appends (to the same lists, held by slots, of values
+    /// never updated in place in the observed iterations: an array appended and then
+    /// updated would alias every element).
+    #[allow(clippy::type_complexity)]
+    fn io_plan(&self, s: &[Snap]) -> Option<(Vec<(Ref, Tensor, String)>, Vec<(usize, Ref)>)> {
         let gs: Vec<&[super::Guard]> = (0..3)
             .map(|j| &self.guards[s[j].guards..s[j + 1].guards])
             .collect();
@@ -480,9 +555,6 @@ impl<'py> Tracer<'py> {
             }
             guards.push((r, e.clone(), c.why.clone()));
         }
-        // Appends: to the same lists (held by slots), of values never updated in place in
-        // the observed iterations (an array appended and then updated would alias every
-        // element).
         let logs: Vec<&[(usize, NodeId, usize)]> = (0..3)
             .map(|j| &self.append_log[s[j].appends..s[j + 1].appends])
             .collect();
@@ -502,46 +574,26 @@ impl<'py> Tracer<'py> {
             }
             appends.push((c.0, self.classify(s, [a.1, b.1, c.1])?));
         }
-        // A loop that is not a `for` over a range needs a guard to end it.
-        let is_for = code.instrs[header].op == Opc::ForIter;
-        if !is_for && guards.is_empty() {
-            return None;
-        }
-        Some(Plan {
-            len,
-            kinds,
-            refs,
-            carries,
-            next,
-            guards,
-            appends,
-            scalars,
-            verify,
-        })
+        Some((guards, appends))
     }
 
-    /// Builds the body, runs the remaining iterations on it and puts the loop node's
-    /// results into the frame. Returns false (changing nothing) when no iteration could be
-    /// rolled.
-    fn roll_loop(
-        &mut self,
-        f: &mut Frame<'py>,
-        code: &Code<'py>,
-        header: usize,
+    /// How many iterations may be rolled: those a `range` has left but its last (which is
+    /// interpreted: it sets the loop variable and exits), within the arrays the xs and the
+    /// writes index; `None` when fewer than two.
+    fn trip_bound(
+        &self,
+        f: &Frame<'py>,
+        is_for: bool,
         s: &[Snap],
-        plan: Plan,
-    ) -> Res<bool> {
-        let py = self.py;
-        let base = s[2].nodes;
-        // How many iterations may be rolled.
-        let is_for = code.instrs[header].op == Opc::ForIter;
+        plan: &Plan,
+    ) -> Res<Option<usize>> {
         let mut most = max_trips();
         if is_for {
             let Some(it) = f.stack.last().and_then(|v| v.obj.clone()) else {
-                return Ok(false);
+                return Ok(None);
             };
             if super::type_name(&it) != "range_iterator" {
-                return Ok(false);
+                return Ok(None);
             }
             let left: usize = it.call_method0("__length_hint__")?.extract()?;
             // the last iteration is interpreted (it sets the loop variable and exits)
@@ -562,7 +614,7 @@ impl<'py> Tracer<'py> {
                     step,
                 } => match s[3].slots[*slot] {
                     Slot::Node(n) => (n, dims, *axis, *step),
-                    _ => return Ok(false),
+                    _ => return Ok(None),
                 },
                 Kind::Plain | Kind::Const { .. } => continue,
             };
@@ -577,86 +629,25 @@ impl<'py> Tracer<'py> {
         }
         if !is_for && most == max_trips() && !plan.scalars.is_empty() {
             // a Python scalar steering a while loop: leave it to the interpreter
-            return Ok(false);
+            return Ok(None);
         }
-        if most < 2 {
-            return Ok(false);
-        }
-        // Operands: carries, xs (with `most` rows), invariants.
-        let mut invs: Vec<NodeId> = vec![];
-        let mut inv_at: HashMap<NodeId, usize> = HashMap::new();
-        let mut note_inv = |n: NodeId| {
-            inv_at.entry(n).or_insert_with(|| {
-                invs.push(n);
-                invs.len() - 1
-            });
-        };
-        // (a varying slice's source is an operand of its xs, not of the body)
-        let plain_refs = plan
-            .refs
-            .iter()
-            .zip(&plan.kinds)
-            .filter(|(_, k)| matches!(k, Kind::Plain))
-            .flat_map(|(r, _)| r);
-        for r in plain_refs
-            .chain(&plan.next)
-            .chain(plan.appends.iter().map(|a| &a.1))
-            .chain(plan.guards.iter().map(|g| &g.0))
-        {
-            if let Ref::Inv(n) = r {
-                note_inv(*n);
-            }
-        }
-        let carry_nodes: Vec<NodeId> = plan
-            .carries
-            .iter()
-            .map(|&k| match s[3].slots[k] {
-                Slot::Node(n) => n,
-                _ => unreachable!("carried slots hold nodes"),
-            })
-            .collect();
-        let xs_of = |t: &mut Tracer<'py>, trips: usize| -> Res<Vec<NodeId>> {
-            let mut xs = vec![];
-            for k in &plan.kinds {
-                match k {
-                    Kind::Plain | Kind::Write { .. } => {}
-                    Kind::Const { last, step } => {
-                        let row = last.data.len();
-                        let mut data = Vec::with_capacity(row * trips);
-                        for it in 1..=trips {
-                            data.extend((0..row).map(|i| last.data[i] + step[i] * it as f64));
-                        }
-                        let mut shape = vec![trips];
-                        shape.extend_from_slice(&last.shape);
-                        xs.push(t.g.constant(Tensor::new(last.dtype, shape, data)));
-                    }
-                    Kind::Slice {
-                        src,
-                        dims,
-                        axis,
-                        step,
-                    } => {
-                        let mut d = dims.clone();
-                        d[*axis] = SliceDim {
-                            start: (dims[*axis].start as i64 + step) as usize,
-                            step: *step,
-                            len: trips,
-                        };
-                        let sl = t.g.slice(*src, d)?;
-                        let rank = dims.len();
-                        let mut perm = vec![*axis];
-                        perm.extend((0..rank).filter(|&a| a != *axis));
-                        let tr = t.g.transpose(sl, &perm)?;
-                        let mut shape = vec![trips];
-                        shape.extend(dims.iter().map(|x| x.len));
-                        xs.push(t.g.reshape(tr, &shape)?);
-                    }
-                }
-            }
-            Ok(xs)
-        };
-        let xs_nodes = xs_of(self, most)?;
-        // The body.
+        Ok((most >= 2).then_some(most))
+    }
+
+    /// The body graph of the last observed iteration (inputs: carries, implicit carries,
+    /// xs rows, invariants; outputs: next carries, written rows, appended values, guard
+    /// outcomes) and the positions of its writes.
+    #[allow(clippy::too_many_arguments)]
+    fn build_body(
+        &self,
+        code: &Code<'py>,
+        plan: &Plan,
+        base: usize,
+        carry_nodes: &[NodeId],
+        xs_nodes: &[NodeId],
+        invs: &[NodeId],
+        inv_at: &HashMap<NodeId, usize>,
+    ) -> Res<(Graph, Vec<usize>)> {
         let mut body = Graph::new();
         let mut carry_in = vec![];
         for (i, &k) in plan.carries.iter().enumerate() {
@@ -667,6 +658,17 @@ impl<'py> Tracer<'py> {
                 .cloned()
                 .unwrap_or_else(|| format!("c{i}"));
             carry_in.push(body.add_input(&name, self.g.shape(n).clone(), self.g.dtype(n)));
+        }
+        let mut prev_in = vec![];
+        for (i, &p) in plan.prev.iter().enumerate() {
+            let n = NodeId((base + p) as u32);
+            let name = self
+                .g
+                .names
+                .get(&n)
+                .cloned()
+                .unwrap_or_else(|| format!("p{i}"));
+            prev_in.push(body.add_input(&name, self.g.shape(n).clone(), self.g.dtype(n)));
         }
         let mut xs_in = vec![];
         for (i, &x) in xs_nodes.iter().enumerate() {
@@ -695,6 +697,7 @@ impl<'py> Tracer<'py> {
                     carry_in[plan.carries.iter().position(|c| c == k).expect("carried")]
                 }
                 Ref::Inv(n) => inv_in[inv_at[n]],
+                Ref::Prev(p) => prev_in[plan.prev.iter().position(|q| q == p).expect("prev")],
             }
         };
         let mut xi = 0;
@@ -718,21 +721,146 @@ impl<'py> Tracer<'py> {
             map.push(id);
         }
         body.outputs = plan.next.iter().map(|r| resolve(&map, r)).collect();
+        body.outputs.extend(plan.prev.iter().map(|&p| map[p]));
         let writes: Vec<usize> = (0..plan.len)
             .filter(|&p| matches!(plan.kinds[p], Kind::Write { .. }))
             .collect();
-        let nw = writes.len();
         for &p in &writes {
             body.outputs.push(resolve(&map, &plan.refs[p][1]));
         }
-        let na = plan.appends.len();
         for (_, r) in &plan.appends {
             body.outputs.push(resolve(&map, r));
         }
         body.outputs
             .extend(plan.guards.iter().map(|g| resolve(&map, &g.0)));
+        Ok((body, writes))
+    }
+
+    /// The frame's carried slots get the loop's final carries (arrays updated in place are
+    /// written in place, so other names for them see the values).
+    fn set_carries(
+        &mut self,
+        f: &mut Frame<'py>,
+        s: &[Snap],
+        plan: &Plan,
+        carries: &[Tensor],
+        outs: &[NodeId],
+    ) -> Res<()> {
+        let py = self.py;
+        for (i, &k) in plan.carries.iter().enumerate() {
+            let old = if k < f.locals.len() {
+                f.locals[k].clone()
+            } else {
+                f.stack.get(k - f.locals.len()).cloned()
+            };
+            let old = old.and_then(|v| v.obj).expect("carried slots hold objects");
+            let arr = convert::to_numpy(py, &carries[i])?;
+            let same_object = s.iter().all(|x| x.objs[k] == s[3].objs[k]);
+            if same_object && old.is_instance(&self.r.ndarray)? {
+                // an array updated in place: it stays the same object (other names for it
+                // see the new values too)
+                old.set_item(py.Ellipsis(), &arr)?;
+                self.update(&old, outs[i])?;
+                continue;
+            }
+            let obj = if old.is_instance(&self.r.ndarray)? {
+                arr
+            } else if old.is_exact_instance_of::<PyFloat>() {
+                PyFloat::new(py, carries[i].data[0]).into_any()
+            } else {
+                arr.get_item(pyo3::types::PyTuple::empty(py))?
+            };
+            let v = self.track(obj, outs[i])?;
+            set_slot(f, k, v);
+        }
+        Ok(())
+    }
+
+    /// Python scalar slots get their values after `trips` more iterations, and a `range`
+    /// iterator skips them.
+    fn advance(&mut self, f: &mut Frame<'py>, plan: &Plan, trips: usize, is_for: bool) -> Res<()> {
+        let py = self.py;
+        for sc in &plan.scalars {
+            let obj = match sc.last {
+                Slot::Int(i) => (i + (sc.step * trips as f64) as i64)
+                    .into_pyobject(py)?
+                    .into_any(),
+                Slot::Float(x) => PyFloat::new(py, x + sc.step * trips as f64).into_any(),
+                _ => unreachable!("scalar slots hold numbers"),
+            };
+            set_slot(f, sc.slot, Val::new(obj));
+        }
+        if is_for {
+            let it = f
+                .stack
+                .last()
+                .and_then(|v| v.obj.clone())
+                .expect("the iterator");
+            let itertools = py.import("itertools")?;
+            let skip = itertools.call_method1("islice", (&it, trips, trips))?;
+            self.r.builtins.getattr("next")?.call1((skip, py.None()))?;
+        }
+        Ok(())
+    }
+
+    /// Builds the body, runs the remaining iterations on it and puts the loop node's
+    /// results into the frame. Returns false (changing nothing) when no iteration could be
+    /// rolled.
+    fn roll_loop(
+        &mut self,
+        f: &mut Frame<'py>,
+        code: &Code<'py>,
+        header: usize,
+        s: &[Snap],
+        plan: Plan,
+    ) -> Res<bool> {
+        let py = self.py;
+        let base = s[2].nodes;
+        let is_for = code.instrs[header].op == Opc::ForIter;
+        let Some(most) = self.trip_bound(f, is_for, s, &plan)? else {
+            return Ok(false);
+        };
+        // Operands: carries, xs (with `most` rows), invariants.
+        let mut invs: Vec<NodeId> = vec![];
+        let mut inv_at: HashMap<NodeId, usize> = HashMap::new();
+        let mut note_inv = |n: NodeId| {
+            inv_at.entry(n).or_insert_with(|| {
+                invs.push(n);
+                invs.len() - 1
+            });
+        };
+        // (a varying slice's source is an operand of its xs, not of the body)
+        let plain_refs = plan
+            .refs
+            .iter()
+            .zip(&plan.kinds)
+            .filter(|(_, k)| matches!(k, Kind::Plain))
+            .flat_map(|(r, _)| r);
+        for r in plain_refs
+            .chain(&plan.next)
+            .chain(plan.appends.iter().map(|a| &a.1))
+            .chain(plan.guards.iter().map(|g| &g.0))
+        {
+            if let Ref::Inv(n) = r {
+                note_inv(*n);
+            }
+        }
+        let mut carry_nodes: Vec<NodeId> = plan
+            .carries
+            .iter()
+            .map(|&k| match s[3].slots[k] {
+                Slot::Node(n) => n,
+                _ => unreachable!("carried slots hold nodes"),
+            })
+            .collect();
+        // (the implicit carries start from their values in the last observed iteration)
+        carry_nodes.extend(plan.prev.iter().map(|&p| NodeId((base + p) as u32)));
+        let xs_nodes = stacked_xs(self, &plan.kinds, most)?;
+        let (body, writes) =
+            self.build_body(code, &plan, base, &carry_nodes, &xs_nodes, &invs, &inv_at)?;
+        let (nw, na) = (writes.len(), plan.appends.len());
         // Concrete values: carries from the frame, xs and invariants from the graph.
-        let nc = plan.carries.len();
+        let nc = plan.carries.len() + plan.prev.len();
         let mut carries: Vec<Tensor> = vec![];
         for &k in &plan.carries {
             let v = if k < f.locals.len() {
@@ -750,12 +878,19 @@ impl<'py> Tracer<'py> {
             .iter()
             .map(|o| convert::to_tensor(o))
             .collect::<PyResult<_>>()?;
-        let want: Vec<NodeId> = xs_nodes.iter().chain(&invs).copied().collect();
+        let prev_nodes = &carry_nodes[plan.carries.len()..];
+        let want: Vec<NodeId> = xs_nodes
+            .iter()
+            .chain(&invs)
+            .chain(prev_nodes)
+            .copied()
+            .collect();
         // (the fast path: the rolled iterations compute what the compiled loop will)
-        let vals = match Program::compile(&self.g, &want).and_then(|p| p.run(&inputs)) {
+        let mut vals = match Program::compile(&self.g, &want).and_then(|p| p.run(&inputs)) {
             Ok(v) => v,
             Err(_) => return Ok(false),
         };
+        carries.extend(vals.drain(xs_nodes.len() + invs.len()..));
         let (xs_vals, inv_vals) = vals.split_at(xs_nodes.len());
         let types: Vec<(Vec<usize>, DType)> =
             carries.iter().map(|t| (t.shape.clone(), t.dtype)).collect();
@@ -792,7 +927,7 @@ impl<'py> Tracer<'py> {
         let xs_nodes = if trips == most {
             xs_nodes
         } else {
-            xs_of(self, trips)?
+            stacked_xs(self, &plan.kinds, trips)?
         };
         let mut operands = carry_nodes.clone();
         operands.extend(&xs_nodes);
@@ -818,33 +953,7 @@ impl<'py> Tracer<'py> {
                 &format!("{why} (in {trips} rolled iterations)"),
             )?;
         }
-        // The frame gets the results.
-        for (i, &k) in plan.carries.iter().enumerate() {
-            let old = if k < f.locals.len() {
-                f.locals[k].clone()
-            } else {
-                f.stack.get(k - f.locals.len()).cloned()
-            };
-            let old = old.and_then(|v| v.obj).expect("carried slots hold objects");
-            let arr = convert::to_numpy(py, &carries[i])?;
-            let same_object = s.iter().all(|x| x.objs[k] == s[3].objs[k]);
-            if same_object && old.is_instance(&self.r.ndarray)? {
-                // an array updated in place: it stays the same object (other names for it
-                // see the new values too)
-                old.set_item(py.Ellipsis(), &arr)?;
-                self.update(&old, outs[i])?;
-                continue;
-            }
-            let obj = if old.is_instance(&self.r.ndarray)? {
-                arr
-            } else if old.is_exact_instance_of::<PyFloat>() {
-                PyFloat::new(py, carries[i].data[0]).into_any()
-            } else {
-                arr.get_item(pyo3::types::PyTuple::empty(py))?
-            };
-            let v = self.track(obj, outs[i])?;
-            set_slot(f, k, v);
-        }
+        self.set_carries(f, s, &plan, &carries, &outs)?;
         for (w, &p) in writes.iter().enumerate() {
             let Kind::Write {
                 slot,
@@ -870,26 +979,7 @@ impl<'py> Tracer<'py> {
         for (q, (list, _)) in plan.appends.iter().enumerate() {
             self.append_rows(f, *list, outs[nc + nw + q], trips, &written[nw + q])?;
         }
-        for sc in &plan.scalars {
-            let obj = match sc.last {
-                Slot::Int(i) => (i + (sc.step * trips as f64) as i64)
-                    .into_pyobject(py)?
-                    .into_any(),
-                Slot::Float(x) => PyFloat::new(py, x + sc.step * trips as f64).into_any(),
-                _ => unreachable!("scalar slots hold numbers"),
-            };
-            set_slot(f, sc.slot, Val::new(obj));
-        }
-        if is_for {
-            let it = f
-                .stack
-                .last()
-                .and_then(|v| v.obj.clone())
-                .expect("the iterator");
-            let itertools = py.import("itertools")?;
-            let skip = itertools.call_method1("islice", (&it, trips, trips))?;
-            self.r.builtins.getattr("next")?.call1((skip, py.None()))?;
-        }
+        self.advance(f, &plan, trips, is_for)?;
         if plan.verify {
             self.needs_plain_check = true;
         }
@@ -1171,6 +1261,49 @@ fn get_slot<'py>(f: &Frame<'py>, k: usize) -> Option<Val<'py>> {
     } else {
         f.stack.get(k - f.locals.len()).cloned()
     }
+}
+
+/// The stacked per-iteration inputs of `trips` rolled iterations: each growing constant
+/// as one constant, each moving slice as a strided slice with the iteration axis first.
+fn stacked_xs(t: &mut Tracer<'_>, kinds: &[Kind], trips: usize) -> Res<Vec<NodeId>> {
+    let mut xs = vec![];
+    for k in kinds {
+        match k {
+            Kind::Plain | Kind::Write { .. } => {}
+            Kind::Const { last, step } => {
+                let row = last.data.len();
+                let mut data = Vec::with_capacity(row * trips);
+                for it in 1..=trips {
+                    data.extend((0..row).map(|i| last.data[i] + step[i] * it as f64));
+                }
+                let mut shape = vec![trips];
+                shape.extend_from_slice(&last.shape);
+                xs.push(t.g.constant(Tensor::new(last.dtype, shape, data)));
+            }
+            Kind::Slice {
+                src,
+                dims,
+                axis,
+                step,
+            } => {
+                let mut d = dims.clone();
+                d[*axis] = SliceDim {
+                    start: (dims[*axis].start as i64 + step) as usize,
+                    step: *step,
+                    len: trips,
+                };
+                let sl = t.g.slice(*src, d)?;
+                let rank = dims.len();
+                let mut perm = vec![*axis];
+                perm.extend((0..rank).filter(|&a| a != *axis));
+                let tr = t.g.transpose(sl, &perm)?;
+                let mut shape = vec![trips];
+                shape.extend(dims.iter().map(|x| x.len));
+                xs.push(t.g.reshape(tr, &shape)?);
+            }
+        }
+    }
+    Ok(xs)
 }
 
 fn set_slot<'py>(f: &mut Frame<'py>, k: usize, v: Val<'py>) {
