@@ -21,6 +21,7 @@ import autodiff._core
 import bench_elementwise
 import bench_firstcall
 import bench_gradients
+import bench_loops
 import bench_optim
 import bench_overhead
 import numpy
@@ -116,6 +117,8 @@ def main() -> None:
     optim = bench_optim.run()
     print("first call and call kinds:", file=sys.stderr)
     firstcall = bench_firstcall.run()
+    print("long loops:", file=sys.stderr)
+    loops = bench_loops.run()
     hvp = ", ".join(f"{c} {r:.2f}x" for c, r in ratios.items())
     md = "\n\n".join(
         [
@@ -132,6 +135,10 @@ def main() -> None:
             "## Where a small call's time goes (pyautodiff)\n\n" + bench_overhead.table(overhead),
             "## Whole optimizer runs (L-BFGS-B)\n\n" + bench_optim.table(optim),
             "## First call and call path\n\n" + bench_firstcall.tables(firstcall),
+            "## Long Python loops (Euler steps, gradient)\n\n"
+            + bench_loops.__doc__.split("\n\n")[1].replace("\n", " ")
+            + "\n\n"
+            + bench_loops.table(*loops),
             NOTES,
         ]
     )
