@@ -15,6 +15,8 @@
 //!   for matrix × matrix, its GEMV kernels in shape-fixed tasks for matrix × vector: see
 //!   `matmul.rs`), and small ones to a direct loop in the reference's order;
 //! - gives every other op a plain kernel (the linear-algebra ops run the reference's code);
+//! - compiles a loop node's body into a program of its own, run once per iteration on the
+//!   calling thread over buffers taken once per loop execution (see `loops.rs`);
 //! - plans buffers: a slot is reused once its last reader has run, and an elementwise
 //!   kernel writes in place over an operand that dies there; constants are materialized
 //!   once; the buffers (an arena) are pooled and reused across runs;

@@ -5,7 +5,8 @@
 //!
 //! One execution of a loop step:
 //! - takes one arena (buffers) for the body from the body program's pool, and two buffers
-//!   per carry; nothing is allocated per iteration;
+//!   per carry from the step's own pool; nothing is allocated per iteration (nor, once
+//!   the pools are filled, per execution);
 //! - feeds the body's inputs in place: iteration 0 reads the initial carries from the
 //!   loop's operands, later iterations the buffer the previous one wrote; each xs input is
 //!   row `t` of its stacked operand (a slice, never copied); invariants are the operands;
@@ -68,9 +69,16 @@ pub(crate) struct LoopStep {
     sizes: Vec<usize>,
     /// Offset of each result in the packed output.
     offs: Vec<usize>,
-    dests: Vec<Dest>,
+    /// The outputs written through a body slot (output, slot), and those gathered.
+    slots: Vec<(usize, usize)>,
+    gathers: Vec<usize>,
+    /// Elements of one row of each xs.
+    row_len: Vec<usize>,
     /// Per carry: the ys (body output index) whose rows hold it, if one is the carry.
     carry_row: Vec<Option<usize>>,
+    /// Sets of carry buffers (two per carry), reused across executions like the arenas
+    /// (a loop nested in a loop runs once per outer iteration).
+    carry_pool: std::sync::Mutex<Vec<Vec<Vec<f64>>>>,
     /// The packed output (a slot of the enclosing program) and its length.
     pub out: Loc,
     pub n: usize,
@@ -91,7 +99,7 @@ impl LoopStep {
             o.offset == 0 && (o.cshape.is_empty() || (o.cshape.len() == 1 && o.cstrides[0] == 1))
         };
         let mut carry_row = vec![None; nc];
-        let dests = outs
+        let dests: Vec<Dest> = outs
             .iter()
             .enumerate()
             .map(|(k, o)| {
@@ -119,8 +127,24 @@ impl LoopStep {
                 }
             })
             .collect();
+        let slots = (dests.iter().enumerate())
+            .filter_map(|(k, d)| match *d {
+                Dest::Slot(s) => Some((k, s)),
+                Dest::Gather | Dest::InPlace => None,
+            })
+            .collect();
+        let gathers = (0..dests.len())
+            .filter(|&k| dests[k] == Dest::Gather)
+            .collect();
+        let row_len = body.input_types[nc..nc + spec.n_xs]
+            .iter()
+            .map(|(s, _)| s.iter().product())
+            .collect();
         Ok(LoopStep {
             body,
+            slots,
+            gathers,
+            row_len,
             args,
             n_carry: nc,
             n_xs: spec.n_xs,
@@ -129,8 +153,8 @@ impl LoopStep {
             pack: spec.pack_dtype(),
             sizes,
             offs,
-            dests,
             carry_row,
+            carry_pool: Default::default(),
             out,
             n,
         })
@@ -147,15 +171,12 @@ impl LoopStep {
         // the body's inputs: carries, xs rows (set per iteration), invariants
         let mut ins: Vec<&[f64]> = self.args.iter().map(|&s| env.slice(s)).collect();
         let stacked: Vec<*const f64> = ins[nc..nc + nx].iter().map(|x| x.as_ptr()).collect();
-        let row_len: Vec<usize> = body.input_types[nc..nc + nx]
-            .iter()
-            .map(|(s, _)| s.iter().product())
-            .collect();
         // two buffers per carry (the one read this iteration, the one written), addressed
         // by raw pointer only: `ins` points into one while a kernel writes the other
-        let mut bufs: Vec<Vec<f64>> = (0..2 * nc)
-            .map(|k| vec![0.0; if trips > 0 { self.sizes[k / 2] } else { 0 }])
-            .collect();
+        let mut bufs: Vec<Vec<f64>> = match self.carry_pool.lock().map(|mut p| p.pop()) {
+            Ok(Some(b)) => b,
+            _ => (0..2 * nc).map(|k| vec![0.0; self.sizes[k / 2]]).collect(),
+        };
         let cbuf: Vec<*mut f64> = bufs.iter_mut().map(|b| b.as_mut_ptr()).collect();
         let out_ptr = out.as_mut_ptr();
         let order = |i: usize| if self.reverse { trips - 1 - i } else { i };
@@ -175,16 +196,6 @@ impl LoopStep {
             let scratch = SendPtr(arena.scratch.as_mut_ptr());
             let scratch_len = arena.scratch.len();
             let mut next = 0usize;
-            // the outputs written through a slot, and those gathered
-            let slots: Vec<(usize, usize)> = (self.dests.iter().enumerate())
-                .filter_map(|(k, d)| match *d {
-                    Dest::Slot(s) => Some((k, s)),
-                    Dest::Gather | Dest::InPlace => None,
-                })
-                .collect();
-            let gathers: Vec<usize> = (0..self.dests.len())
-                .filter(|&k| self.dests[k] == Dest::Gather)
-                .collect();
             // where carry k's next value goes: the next iteration's row when the carry lives
             // in a ys, else the buffer not read now
             let carry_dst = |k: usize, i: usize, next: usize| match self.carry_row[k] {
@@ -194,10 +205,10 @@ impl LoopStep {
             for i in 0..trips {
                 let t = order(i);
                 for j in 0..nx {
-                    let r = row_len[j];
+                    let r = self.row_len[j];
                     ins[nc + j] = std::slice::from_raw_parts(stacked[j].add(t * r), r);
                 }
-                for &(k, s) in &slots {
+                for &(k, s) in &self.slots {
                     ptrs[s] = SendPtr(if k < nc {
                         carry_dst(k, i, next)
                     } else {
@@ -215,7 +226,7 @@ impl LoopStep {
                     res = Err(format!("loop iteration {t}: {}", e.0));
                     break;
                 }
-                for &k in &gathers {
+                for &k in &self.gathers {
                     let o = &body.outputs[k];
                     let dst = if k < nc {
                         carry_dst(k, i, next)
@@ -256,7 +267,9 @@ impl LoopStep {
             self.pack.round_all(out);
         }
         drop(ins);
-        drop(bufs);
+        if let Ok(mut p) = self.carry_pool.lock() {
+            p.push(bufs);
+        }
         res
     }
 }

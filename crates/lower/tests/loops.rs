@@ -386,3 +386,47 @@ fn a_ys_viewing_part_of_a_carry_is_copied() {
         check(&g, &outs, 41, 0.0);
     }
 }
+
+/// Empty carries, xs rows and ys (zero-size values) beside non-empty ones.
+#[test]
+fn empty_values_in_a_loop() {
+    let mut b = Graph::new();
+    let e = b.add_input("e", vec![0], DType::F64);
+    let c = b.add_input("c", vec![2], DType::F64);
+    let r = b.add_input("r", vec![2, 0], DType::F64);
+    let two = b.full(2.0, &[0], DType::F64);
+    let e2 = b.mul(e, two).unwrap();
+    let s = b.sum(r, &[1]).unwrap();
+    let c2 = b.add_(c, s).unwrap();
+    let rr = b.unary(autodiff_ir::UnaryOp::Neg, r).unwrap();
+    b.outputs = vec![e2, c2, rr, e];
+    for trips in [0, 3] {
+        let (g, outs) = looped(b.clone(), 2, 1, trips, trips == 3);
+        check(&g, &outs, 5, 0.0);
+    }
+}
+
+/// One program run from several threads at once: each run takes its own buffers for the
+/// body (arenas and carry buffers are pooled, never shared).
+#[test]
+fn concurrent_runs_of_a_loop_agree() {
+    let (g, outs) = looped(euler_body(10, DType::F64), 1, 0, 200, false);
+    let p = Program::compile(&g, &outs).unwrap();
+    let runs: Vec<Vec<Tensor>> = (0..4).map(|s| inputs(&g, 100 + s, false)).collect();
+    let want: Vec<Vec<Tensor>> = runs.iter().map(|ins| p.run(ins).unwrap()).collect();
+    std::thread::scope(|sc| {
+        for (ins, w) in runs.iter().zip(&want) {
+            let p = &p;
+            sc.spawn(move || {
+                for _ in 0..20 {
+                    let got = p.run(ins).unwrap();
+                    for (a, b) in got.iter().zip(w) {
+                        let bits =
+                            |t: &Tensor| t.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(a), bits(b));
+                    }
+                }
+            });
+        }
+    });
+}
