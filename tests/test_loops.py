@@ -209,3 +209,143 @@ def test_rolling_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("AUTODIFF_ROLL_LOOPS", "0")
     _, tr = traced(euler(50), np.ones(3), 0.5)
     assert tr.rolled_loops == 0
+
+
+def test_an_array_updated_in_place_keeps_its_other_names():
+    def f(x):
+        acc = np.zeros(2)
+        alias = acc
+        for i in range(x.shape[0]):
+            acc[0] += x[i]
+            acc[1] = acc[1] * 0.5 + x[i]
+        return alias * 1.0
+
+    x = np.linspace(-1.0, 2.0, 25)
+    tr = agrees(f, (x,), [(x[::-1].copy(),)])
+    assert tr.rolled_loops == 1
+
+
+# ---------------------------------------------------------------- derivatives through loops
+
+
+def unrolled(monkeypatch, make):
+    """The same function traced with rolling off (the reference: one node per operation);
+    traces happen at calls, so every call runs with rolling off."""
+    obj = make()
+
+    def call(*args, **kwargs):
+        with monkeypatch.context() as m:
+            m.setenv("AUTODIFF_ROLL_LOOPS", "0")
+            return obj(*args, **kwargs)
+
+    return call
+
+
+def central(f, args, k, h=1e-6):
+    """Central differences of scalar f in args[k] (an array)."""
+    x = np.asarray(args[k], dtype=float)
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        up = list(args)
+        dn = list(args)
+        up[k], dn[k] = x + e, x - e
+        g[i] = (f(*up) - f(*dn)) / (2 * h)
+    return g
+
+
+def writes_then_sum(x, w):
+    out = np.zeros(x.shape[0])
+    s = w
+    for i in range(x.shape[0]):
+        s = np.tanh(s * 0.9 + x[i])
+        out[i] = np.sum(s * s)
+    return np.sum(out * np.arange(x.shape[0]))
+
+
+def euler2(y, k):
+    dt = 0.01
+    v = y * 0.0
+    for i in range(300):
+        a = -k * y - 0.1 * v + np.sin(y)
+        y, v = y + dt * v, v + dt * a
+    return np.sum(y**2) + np.sum(v)
+
+
+def until_converged(x):
+    s = x
+    while np.max(np.abs(s - np.tanh(s) - 0.5)) > 1e-10:
+        s = np.tanh(s) + 0.5
+    return np.sum(s * x)
+
+
+CASES = [
+    (euler2, [np.linspace(0.1, 1.0, 4), np.float64(0.7)], [np.linspace(-0.5, 0.3, 4), np.float64(1.1)]),
+    (
+        writes_then_sum,
+        [np.random.default_rng(1).normal(size=(30, 3)), np.full(3, 0.2)],
+        [np.random.default_rng(2).normal(size=(30, 3)), np.full(3, -0.4)],
+    ),
+    (until_converged, [np.array([0.2, -0.3, 1.0])], [np.array([0.5, 0.1, -1.0])]),
+]
+
+
+@pytest.mark.parametrize("f,at,other", CASES, ids=[c[0].__name__ for c in CASES])
+def test_gradients_through_rolled_loops_equal_unrolled_ones_and_differences(monkeypatch, f, at, other):
+    g = autodiff.Gradient(f, at)
+    gu = unrolled(monkeypatch, lambda: autodiff.Gradient(f))
+    _, tr = traced(f, *at)
+    assert tr.rolled_loops >= 1
+    for args in (at, other):
+        got = g(*args)
+        got = got if isinstance(got, (list, tuple)) else [got]
+        want = gu(*args)
+        want = want if isinstance(want, (list, tuple)) else [want]
+        for k, (a, b) in enumerate(zip(got, want)):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(a, central(f, args, k), rtol=1e-5, atol=1e-7)
+
+
+def test_hessian_vector_products_through_a_rolled_loop(monkeypatch):
+    y, k = np.linspace(0.1, 1.0, 4), np.float64(0.7)
+    v = np.array([1.0, -2.0, 0.5, 0.3])
+    h = autodiff.HessianVector(euler2, wrt=0)
+    hu = unrolled(monkeypatch, lambda: autodiff.HessianVector(euler2, wrt=0))
+    for at in (y, y * -0.5):
+        got = h(at, k, vectors=v)
+        np.testing.assert_allclose(got[0], hu(at, k, vectors=v)[0], rtol=1e-8, atol=1e-10)
+        # against differences of the gradient along v
+        g = autodiff.Gradient(euler2, wrt=0)
+        eps = 1e-6
+        fd = (np.asarray(g(at + eps * v, k)) - np.asarray(g(at - eps * v, k))) / (2 * eps)
+        np.testing.assert_allclose(got[0], fd.reshape(got[0].shape), rtol=1e-5, atol=1e-7)
+
+
+def test_appends_to_a_list_are_per_iteration_outputs():
+    def f(y, k):
+        traj = []
+        norms = []
+        for i in range(200):
+            y = y + 0.01 * (-k * y + np.cos(y))
+            traj.append(y)
+            norms.append(np.sum(y * y))
+        return np.stack(traj).sum(axis=0) + np.array(norms).mean()
+
+    y0 = np.linspace(0.0, 1.0, 3)
+    tr = agrees(f, (y0, 0.4), [(-y0, 1.2)])
+    assert tr.rolled_loops == 1
+
+
+def test_an_appended_array_updated_in_place_is_not_rolled():
+    def f(y):
+        out = []
+        s = y.copy()
+        for i in range(20):
+            out.append(s)
+            s *= 0.5
+        return np.stack(out)
+
+    result, tr = traced(f, np.ones(2))
+    assert tr.rolled_loops == 0
+    np.testing.assert_allclose(np.asarray(result), f(np.ones(2)))

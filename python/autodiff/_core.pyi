@@ -17,9 +17,10 @@ def trace(
     inputs: list[tuple[Any, str]],
     markers: dict[Any, Any],
     flatten: Callable[[Any], Any],
+    roll: bool = True,
 ) -> tuple[Any, Trace, list[tuple[str, Any, str, Any]]]:
     """Traces `func(*args, **kwargs)`: the real result, the trace, and the values read from
-    outside the arguments (sources)."""
+    outside the arguments (sources). `roll=False` keeps every loop unrolled."""
 
 def _interrupt() -> None: ...
 def num_threads() -> int:
@@ -49,6 +50,12 @@ def lbfgsb(
 class Trace:
     """A traced graph with its guards and tags; transforms return new traces."""
 
+    @property
+    def rolled_loops(self) -> int:
+        """Loops rolled into loop nodes when this trace was captured."""
+    @property
+    def needs_plain_check(self) -> bool:
+        """A rolled loop's result must be compared with a plain NumPy run."""
     @property
     def n_inputs(self) -> int: ...
     @property

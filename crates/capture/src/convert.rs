@@ -7,6 +7,13 @@ use pyo3::prelude::*;
 
 /// The IR dtype of a NumPy dtype, or `None` for dtypes the IR does not hold.
 pub fn dtype_of(dt: &Bound<'_, PyAny>) -> PyResult<Option<DType>> {
+    let n = np(dt.py())?;
+    if dt.is(n.f64_dtype.bind(dt.py())) {
+        return Ok(Some(DType::F64));
+    }
+    if dt.is(n.f32_dtype.bind(dt.py())) {
+        return Ok(Some(DType::F32));
+    }
     let kind: String = dt.getattr("kind")?.extract()?;
     let size: usize = dt.getattr("itemsize")?.extract()?;
     Ok(match (kind.as_str(), size) {
@@ -21,7 +28,7 @@ pub fn dtype_of(dt: &Bound<'_, PyAny>) -> PyResult<Option<DType>> {
 /// Shape and dtype of an array-like leaf (ndarray, NumPy scalar, Python number).
 pub fn shape_dtype(obj: &Bound<'_, PyAny>) -> PyResult<Option<(Shape, DType)>> {
     let py = obj.py();
-    let np = py.import("numpy")?;
+    let np = np(py)?;
     if obj.is_instance_of::<pyo3::types::PyBool>() {
         return Ok(Some((vec![], DType::Bool)));
     }
@@ -32,8 +39,7 @@ pub fn shape_dtype(obj: &Bound<'_, PyAny>) -> PyResult<Option<(Shape, DType)>> {
         // np.float64 is a float subclass; Python floats are float64 too.
         return Ok(Some((vec![], DType::F64)));
     }
-    let is_arr =
-        obj.is_instance(&np.getattr("ndarray")?)? || obj.is_instance(&np.getattr("generic")?)?;
+    let is_arr = obj.is_instance(np.ndarray.bind(py))? || obj.is_instance(np.generic.bind(py))?;
     if !is_arr {
         return Ok(None);
     }
@@ -47,6 +53,10 @@ pub fn shape_dtype(obj: &Bound<'_, PyAny>) -> PyResult<Option<(Shape, DType)>> {
 struct Np {
     empty: Py<PyAny>,
     float64: Py<PyAny>,
+    ndarray: Py<PyAny>,
+    generic: Py<PyAny>,
+    f64_dtype: Py<PyAny>,
+    f32_dtype: Py<PyAny>,
 }
 
 static NP: pyo3::sync::GILOnceCell<Np> = pyo3::sync::GILOnceCell::new();
@@ -57,6 +67,10 @@ fn np(py: Python<'_>) -> PyResult<&Np> {
         Ok(Np {
             empty: m.getattr("empty")?.unbind(),
             float64: m.getattr("float64")?.unbind(),
+            ndarray: m.getattr("ndarray")?.unbind(),
+            generic: m.getattr("generic")?.unbind(),
+            f64_dtype: m.call_method1("dtype", ("float64",))?.unbind(),
+            f32_dtype: m.call_method1("dtype", ("float32",))?.unbind(),
         })
     })
 }

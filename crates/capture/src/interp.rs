@@ -13,7 +13,9 @@ use super::{unsupported, Err, Res, TracedGen, Tracer, Val};
 
 /// The running CPython's minor version (11, 12 or 13): stack layouts differ.
 pub fn minor(py: Python<'_>) -> u8 {
-    py.version_info().minor
+    // (asked once: `version_info` formats and parses the version string each time)
+    static MINOR: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *MINOR.get_or_init(|| py.version_info().minor)
 }
 
 /// One activation of a user function.

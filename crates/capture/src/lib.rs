@@ -231,6 +231,8 @@ pub struct Tracer<'py> {
     pub branches: u64,
     /// The objects updated in place, in order.
     pub update_log: Vec<usize>,
+    /// `list.append(v)` of traced values: (list, node, object), in order.
+    pub append_log: Vec<(usize, NodeId, usize)>,
     /// Roll loops (see `rolling`)?
     pub roll: bool,
     /// Loops rolled in this trace.
@@ -334,6 +336,7 @@ impl<'py> Tracer<'py> {
             effects: 0,
             branches: 0,
             update_log: vec![],
+            append_log: vec![],
             roll: rolling::enabled(),
             rolled_loops: 0,
             needs_plain_check: false,

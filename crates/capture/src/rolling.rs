@@ -35,6 +35,7 @@
 use std::collections::HashMap;
 
 use autodiff_ir::{BinaryOp, DType, Graph, LoopSpec, NodeId, Op, SliceDim, Tensor};
+use autodiff_lower::Program;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt};
 
@@ -74,7 +75,10 @@ pub struct Snap {
     effects: u64,
     branches: u64,
     updates: usize,
+    appends: usize,
     slots: Vec<Slot>,
+    /// The object in each slot (0 for none): an array updated in place keeps its identity.
+    objs: Vec<usize>,
 }
 
 /// How an operand of a node in an iteration is reached.
@@ -151,6 +155,8 @@ struct Plan {
     carries: Vec<usize>,
     next: Vec<Ref>,
     guards: Vec<(Ref, Tensor, String)>,
+    /// `list.append(v)` per iteration: the list and the appended value.
+    appends: Vec<(usize, Ref)>,
     scalars: Vec<PyScalar>,
     verify: bool,
 }
@@ -183,13 +189,21 @@ impl<'py> Tracer<'py> {
     fn snapshot(&self, f: &Frame<'py>) -> Snap {
         let mut slots: Vec<Slot> = f.locals.iter().map(|v| self.slot_of(v.as_ref())).collect();
         slots.extend(f.stack.iter().map(|v| self.slot_of(Some(v))));
+        let ptr = |v: Option<&Val<'py>>| {
+            v.and_then(|v| v.obj.as_ref())
+                .map_or(0, |o| o.as_ptr() as usize)
+        };
+        let mut objs: Vec<usize> = f.locals.iter().map(|v| ptr(v.as_ref())).collect();
+        objs.extend(f.stack.iter().map(|v| ptr(Some(v))));
         Snap {
             nodes: self.g.len(),
             guards: self.guards.len(),
             effects: self.effects,
             branches: self.branches,
             updates: self.update_log.len(),
+            appends: self.append_log.len(),
             slots,
+            objs,
         }
     }
 
@@ -466,6 +480,28 @@ impl<'py> Tracer<'py> {
             }
             guards.push((r, e.clone(), c.why.clone()));
         }
+        // Appends: to the same lists (held by slots), of values never updated in place in
+        // the observed iterations (an array appended and then updated would alias every
+        // element).
+        let logs: Vec<&[(usize, NodeId, usize)]> = (0..3)
+            .map(|j| &self.append_log[s[j].appends..s[j + 1].appends])
+            .collect();
+        if logs[0].len() != logs[2].len() || logs[1].len() != logs[2].len() {
+            return None;
+        }
+        let mut appends = vec![];
+        for ((a, b), c) in logs[0].iter().zip(logs[1]).zip(logs[2]) {
+            if a.0 != c.0 || b.0 != c.0 || !s[3].objs.contains(&c.0) {
+                return None;
+            }
+            let updated = self.update_log[s[0].updates..s[3].updates]
+                .iter()
+                .any(|p| *p == a.2 || *p == b.2 || *p == c.2);
+            if updated {
+                return None;
+            }
+            appends.push((c.0, self.classify(s, [a.1, b.1, c.1])?));
+        }
         // A loop that is not a `for` over a range needs a guard to end it.
         let is_for = code.instrs[header].op == Opc::ForIter;
         if !is_for && guards.is_empty() {
@@ -478,6 +514,7 @@ impl<'py> Tracer<'py> {
             carries,
             next,
             guards,
+            appends,
             scalars,
             verify,
         })
@@ -563,6 +600,7 @@ impl<'py> Tracer<'py> {
             .flat_map(|(r, _)| r);
         for r in plain_refs
             .chain(&plan.next)
+            .chain(plan.appends.iter().map(|a| &a.1))
             .chain(plan.guards.iter().map(|g| &g.0))
         {
             if let Ref::Inv(n) = r {
@@ -687,6 +725,10 @@ impl<'py> Tracer<'py> {
         for &p in &writes {
             body.outputs.push(resolve(&map, &plan.refs[p][1]));
         }
+        let na = plan.appends.len();
+        for (_, r) in &plan.appends {
+            body.outputs.push(resolve(&map, r));
+        }
         body.outputs
             .extend(plan.guards.iter().map(|g| resolve(&map, &g.0)));
         // Concrete values: carries from the frame, xs and invariants from the graph.
@@ -709,41 +751,33 @@ impl<'py> Tracer<'py> {
             .map(|o| convert::to_tensor(o))
             .collect::<PyResult<_>>()?;
         let want: Vec<NodeId> = xs_nodes.iter().chain(&invs).copied().collect();
-        let vals = match autodiff_exec::eval(&self.g, &inputs, &want) {
+        // (the fast path: the rolled iterations compute what the compiled loop will)
+        let vals = match Program::compile(&self.g, &want).and_then(|p| p.run(&inputs)) {
             Ok(v) => v,
             Err(_) => return Ok(false),
         };
         let (xs_vals, inv_vals) = vals.split_at(xs_nodes.len());
-        let mut trips = 0;
-        let mut written: Vec<Vec<f64>> = vec![vec![]; nw];
-        while trips < most {
-            let mut ins = carries.clone();
-            for x in xs_vals {
-                let row: usize = x.shape[1..].iter().product();
-                let data = x.data[trips * row..(trips + 1) * row].to_vec();
-                ins.push(Tensor::new(x.dtype, x.shape[1..].to_vec(), data));
-            }
-            ins.extend_from_slice(inv_vals);
-            let Ok(outs) = autodiff_exec::eval(&body, &ins, &body.outputs) else {
-                break;
-            };
-            let held = plan
-                .guards
-                .iter()
-                .zip(&outs[nc + nw..])
-                .all(|(g, v)| v.same_bits(&g.1));
-            if !held {
-                break;
-            }
-            for (w, v) in written.iter_mut().zip(&outs[nc..nc + nw]) {
-                w.extend_from_slice(&v.data);
-            }
-            carries = outs[..nc].to_vec();
-            trips += 1;
-            if trips % 65536 == 0 {
-                py.check_signals()?;
-            }
-        }
+        let types: Vec<(Vec<usize>, DType)> =
+            carries.iter().map(|t| (t.shape.clone(), t.dtype)).collect();
+        let expected: Vec<&Tensor> = plan.guards.iter().map(|g| &g.1).collect();
+        let run = Chunks {
+            body: &body,
+            nc,
+            ny: nw + na,
+            expected: &expected,
+            xs: xs_vals,
+            invs: inv_vals,
+        };
+        let Some((trips, cur, written)) =
+            run.until_a_guard_fails(py, carries.into_iter().map(|t| t.data).collect(), most)?
+        else {
+            return Ok(false);
+        };
+        let carries: Vec<Tensor> = types
+            .into_iter()
+            .zip(cur)
+            .map(|((shape, dt), data)| Tensor::new(dt, shape, data))
+            .collect();
         if trips == 0 {
             return Ok(false);
         }
@@ -766,7 +800,7 @@ impl<'py> Tracer<'py> {
         let spec = LoopSpec::new(body, nc, xs_nodes.len(), trips, false)?;
         let outs = self.g.add_loop(spec, operands)?;
         for (j, (_, expected, why)) in plan.guards.iter().enumerate() {
-            let stacked = outs[nc + nw + j];
+            let stacked = outs[nc + nw + na + j];
             let mut shape = vec![trips];
             shape.extend_from_slice(&expected.shape);
             let e = self.g.constant(expected.clone());
@@ -793,6 +827,14 @@ impl<'py> Tracer<'py> {
             };
             let old = old.and_then(|v| v.obj).expect("carried slots hold objects");
             let arr = convert::to_numpy(py, &carries[i])?;
+            let same_object = s.iter().all(|x| x.objs[k] == s[3].objs[k]);
+            if same_object && old.is_instance(&self.r.ndarray)? {
+                // an array updated in place: it stays the same object (other names for it
+                // see the new values too)
+                old.set_item(py.Ellipsis(), &arr)?;
+                self.update(&old, outs[i])?;
+                continue;
+            }
             let obj = if old.is_instance(&self.r.ndarray)? {
                 arr
             } else if old.is_exact_instance_of::<PyFloat>() {
@@ -824,6 +866,9 @@ impl<'py> Tracer<'py> {
                 outs[nc + w],
                 &written[w],
             )?;
+        }
+        for (q, (list, _)) in plan.appends.iter().enumerate() {
+            self.append_rows(f, *list, outs[nc + nw + q], trips, &written[nw + q])?;
         }
         for sc in &plan.scalars {
             let obj = match sc.last {
@@ -919,6 +964,204 @@ impl<'py> Tracer<'py> {
             .collect::<PyResult<Vec<_>>>()?;
         obj.set_item(pyo3::types::PyTuple::new(py, slices)?, vals)?;
         self.update(&obj, node)
+    }
+}
+
+impl<'py> Tracer<'py> {
+    /// Appends the rows of a rolled `ys.append(v)` to the list (held by a slot of `f`):
+    /// one object per row, each the row of the stacked output.
+    fn append_rows(
+        &mut self,
+        f: &Frame<'py>,
+        list: usize,
+        stacked: NodeId,
+        trips: usize,
+        values: &[f64],
+    ) -> Res<()> {
+        let py = self.py;
+        let held = f
+            .locals
+            .iter()
+            .flatten()
+            .chain(f.stack.iter())
+            .find_map(|v| {
+                v.obj
+                    .as_ref()
+                    .filter(|o| o.as_ptr() as usize == list)
+                    .cloned()
+            });
+        let Some(l) = held else {
+            return super::unsupported("internal: a rolled loop appended to a list no local holds");
+        };
+        let l = l
+            .downcast_into::<pyo3::types::PyList>()
+            .map_err(PyErr::from)?;
+        let like_array = l
+            .get_item(l.len().saturating_sub(1))
+            .map(|o| o.is_instance(&self.r.ndarray).unwrap_or(true))
+            .unwrap_or(true);
+        let shape: Vec<usize> = self.g.shape(stacked)[1..].to_vec();
+        let dt = self.g.dtype(stacked);
+        let row: usize = shape.iter().product();
+        let rank = shape.len();
+        for t in 0..trips {
+            let mut dims = vec![SliceDim {
+                start: t,
+                step: 1,
+                len: 1,
+            }];
+            dims.extend(shape.iter().map(|&n| SliceDim {
+                start: 0,
+                step: 1,
+                len: n,
+            }));
+            let sl = self.g.slice(stacked, dims)?;
+            let node = self.g.reshape(sl, &shape)?;
+            let arr = convert::to_numpy(
+                py,
+                &Tensor::new(dt, shape.clone(), values[t * row..(t + 1) * row].to_vec()),
+            )?;
+            let obj = if like_array || rank > 0 {
+                arr
+            } else {
+                arr.get_item(pyo3::types::PyTuple::empty(py))?
+            };
+            let v = self.track(obj, node)?;
+            l.append(v.obj())?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs a body's iterations in chunks of loop nodes (the compiled loop, no per-iteration
+/// call), checking each iteration's guard outcomes.
+struct Chunks<'a> {
+    body: &'a Graph,
+    nc: usize,
+    /// Stacked per-iteration outputs kept (writes and appends), after the carries.
+    ny: usize,
+    /// The guard outcomes each iteration must reproduce (outputs after the ys).
+    expected: &'a [&'a Tensor],
+    xs: &'a [Tensor],
+    invs: &'a [Tensor],
+}
+
+/// The iterations run and the final carries and stacked ys (row-major data).
+type Rolled = (usize, Vec<Vec<f64>>, Vec<Vec<f64>>);
+
+impl Chunks<'_> {
+    /// A program running `trips` iterations: inputs carries, xs rows `[trips]`, invariants;
+    /// outputs the loop's results.
+    fn program(&self, trips: usize) -> Option<Program> {
+        let b = self.body;
+        let mut g = Graph::new();
+        let mut ops = vec![];
+        for (k, &i) in b.inputs.iter().enumerate() {
+            let mut shape = b.shape(i).clone();
+            if k >= self.nc && k < self.nc + self.xs.len() {
+                shape.insert(0, trips);
+            }
+            ops.push(g.add_input(&format!("i{k}"), shape, b.dtype(i)));
+        }
+        let spec = LoopSpec::new(b.clone(), self.nc, self.xs.len(), trips, false).ok()?;
+        let outs = g.add_loop(spec, ops).ok()?;
+        g.outputs = outs.clone();
+        Program::compile(&g, &outs).ok()
+    }
+
+    /// Runs up to `most` iterations from `carries`, stopping before the first whose guard
+    /// outcomes differ (or that fails to evaluate). `None` when not even one ran.
+    fn until_a_guard_fails(
+        &self,
+        py: Python<'_>,
+        carries: Vec<Vec<f64>>,
+        most: usize,
+    ) -> Res<Option<Rolled>> {
+        let (nc, ny) = (self.nc, self.ny);
+        let mut cur = carries;
+        let mut ys: Vec<Vec<f64>> = vec![vec![]; ny];
+        let mut trips = 0;
+        let mut chunk = 8usize;
+        let mut cache: Vec<(usize, Program)> = vec![];
+        while trips < most {
+            let n = chunk.min(most - trips);
+            if !cache.iter().any(|(k, _)| *k == n) {
+                let Some(p) = self.program(n) else { break };
+                cache.push((n, p));
+            }
+            let prog = &cache.iter().find(|(k, _)| *k == n).expect("compiled").1;
+            let outs = {
+                let mut ins: Vec<&[f64]> = cur.iter().map(|v| v.as_slice()).collect();
+                for x in self.xs {
+                    let row: usize = x.shape[1..].iter().product();
+                    ins.push(&x.data[trips * row..(trips + n) * row]);
+                }
+                ins.extend(self.invs.iter().map(|v| v.data.as_slice()));
+                prog.run_f64(&ins)
+            };
+            // the first iteration of the chunk whose guards differ (or all held)
+            let held = match &outs {
+                Ok(o) => (0..n)
+                    .find(|&t| {
+                        self.expected.iter().zip(&o[nc + ny..]).any(|(e, v)| {
+                            let m = e.data.len();
+                            v[t * m..(t + 1) * m]
+                                .iter()
+                                .zip(&e.data)
+                                .any(|(a, b)| a.to_bits() != b.to_bits())
+                        })
+                    })
+                    .unwrap_or(n),
+                Err(_) => 0,
+            };
+            if held < n {
+                // run the iterations that held alone (a failing evaluation may come later
+                // in the chunk), then stop
+                if held > 0 && n > 1 {
+                    let rest = self.slice_xs_from(trips);
+                    let sub = Chunks { xs: &rest, ..*self };
+                    if let Some((k, c, y)) = sub.until_a_guard_fails(py, cur.clone(), held)? {
+                        trips += k;
+                        cur = c;
+                        for (a, b) in ys.iter_mut().zip(y) {
+                            a.extend(b);
+                        }
+                    }
+                }
+                break;
+            }
+            let mut outs = outs.expect("held");
+            for (a, b) in ys.iter_mut().zip(&outs[nc..nc + ny]) {
+                a.extend_from_slice(b);
+            }
+            outs.truncate(nc);
+            cur = outs;
+            trips += n;
+            chunk = (chunk * 2).min(4096);
+            // other threads (a timer raising SIGINT) get the GIL, then signals run
+            py.allow_threads(|| ());
+            py.check_signals()?;
+            if super::INTERRUPT.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                return Err(pyo3::exceptions::PyKeyboardInterrupt::new_err(
+                    "interrupted while rolling a loop",
+                )
+                .into());
+            }
+        }
+        Ok((trips > 0).then_some((trips, cur, ys)))
+    }
+
+    /// The xs from row `t` on.
+    fn slice_xs_from(&self, t: usize) -> Vec<Tensor> {
+        self.xs
+            .iter()
+            .map(|x| {
+                let row: usize = x.shape[1..].iter().product();
+                let mut shape = x.shape.clone();
+                shape[0] -= t;
+                Tensor::new(x.dtype, shape, x.data[t * row..].to_vec())
+            })
+            .collect()
     }
 }
 

@@ -1362,6 +1362,24 @@ impl<'py> Tracer<'py> {
                 self.check_owned(&target, &what)?;
             }
         }
+        // `ys.append(y)` of a traced value to a list made in the trace: a per-iteration
+        // output for loop rolling, not an effect that stops it.
+        if name == "append" && !interpreted {
+            let (list, val) = match (c.getattr("__self__"), args) {
+                (Ok(l), [v]) => (Some(l), Some(v)),
+                (Err(_), [l, v]) => (Some(l.obj().clone()), Some(v)),
+                _ => (None, None),
+            };
+            if let (Some(list), Some(val)) = (list, val) {
+                if list.is_exact_instance_of::<PyList>() && !self.is_foreign(&list) {
+                    if let (Some(node), Some(o)) = (self.sym(val), val.obj.as_ref()) {
+                        self.append_log
+                            .push((list.as_ptr() as usize, node, o.as_ptr() as usize));
+                        return Ok(());
+                    }
+                }
+            }
+        }
         let is_print = self.r.builtins.getattr("print").is_ok_and(|p| p.is(c));
         if is_print
             || (MUTATORS.contains(&name.as_str())

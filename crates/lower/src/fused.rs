@@ -448,8 +448,11 @@ impl Fused {
                 &mut own[..]
             }
         };
+        // a chunk reads at most this many elements of a register (a tiny kernel, run once
+        // per iteration of a loop, fills 10 elements, not 256)
+        let width = (hi - lo).min(CHUNK);
         for &(r, v) in &self.imms {
-            regs[r as usize * CHUNK..(r as usize + 1) * CHUNK].fill(v);
+            regs[r as usize * CHUNK..r as usize * CHUNK + width].fill(v);
         }
         let mut s = lo;
         while s < hi {

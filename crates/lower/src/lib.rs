@@ -43,6 +43,7 @@
 mod contract;
 mod fused;
 mod kernels;
+mod loops;
 mod matmul;
 mod view;
 pub mod vmath;
@@ -182,6 +183,7 @@ enum StepKind {
     Fused(Fused),
     Contract(Contract),
     Kernel(Kernel, Loc, usize),
+    Loop(Box<loops::LoopStep>),
 }
 
 struct Step {
@@ -200,6 +202,7 @@ impl Step {
             ),
             StepKind::Contract(c) => (vec![&mut c.a, &mut c.b], &mut c.out),
             StepKind::Kernel(k, out, _) => (k.reads(), out),
+            StepKind::Loop(l) => (l.args.iter_mut().map(|s| &mut s.loc).collect(), &mut l.out),
         }
     }
 }
@@ -596,6 +599,8 @@ impl<'g> Planner<'g> {
                 );
             }
             Op::Contract(spec) => self.plan_contract(i, spec),
+            // the body compiled into a program of its own, run once per iteration
+            Op::Loop(spec) => self.plan_loop(i, spec)?,
             Op::SetSlice(dims) => {
                 let xs = self.contig(x);
                 let vs = self.contig(node.inputs[1]);
@@ -688,13 +693,7 @@ impl<'g> Planner<'g> {
                 let pnq = split_at_axis(g.shape(x), *axis);
                 self.kernel(i, Kernel::ArgSort { x: xs, pnq });
             }
-            Op::Solve
-            | Op::TriSolve(_)
-            | Op::Cholesky
-            | Op::Inv
-            | Op::Det
-            | Op::LogAbsDet
-            | Op::Loop(_) => {
+            Op::Solve | Op::TriSolve(_) | Op::Cholesky | Op::Inv | Op::Det | Op::LogAbsDet => {
                 let types: Vec<(Vec<usize>, DType)> = node
                     .inputs
                     .iter()
@@ -712,6 +711,17 @@ impl<'g> Planner<'g> {
                 );
             }
         }
+        Ok(())
+    }
+
+    fn plan_loop(&mut self, i: usize, spec: &autodiff_ir::LoopSpec) -> Result<(), LowerError> {
+        let node = &self.g.nodes()[i];
+        let args = node.inputs.iter().map(|&y| self.contig(y)).collect();
+        let n = node.size();
+        let out = self.new_slot(n);
+        let step = loops::LoopStep::new(spec, args, out)?;
+        self.push(StepKind::Loop(Box::new(step)));
+        self.val[i] = Some(View::contiguous(out, &node.shape));
         Ok(())
     }
 
@@ -1138,11 +1148,16 @@ impl Program {
                     Plan::Gemm { .. } => gemm += 1,
                     Plan::Direct { .. } => direct += 1,
                 },
-                StepKind::Kernel(k, _, _) => match kernels.iter_mut().find(|(n, _)| *n == k.name())
-                {
-                    Some((_, c)) => *c += 1,
-                    None => kernels.push((k.name(), 1)),
-                },
+                StepKind::Kernel(..) | StepKind::Loop(_) => {
+                    let name = match &s.kind {
+                        StepKind::Kernel(k, _, _) => k.name(),
+                        _ => "loop",
+                    };
+                    match kernels.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, c)) => *c += 1,
+                        None => kernels.push((name, 1)),
+                    }
+                }
             }
         }
         let bytes: usize = self.slot_sizes.iter().sum::<usize>() * 8;
@@ -1223,6 +1238,12 @@ impl Program {
                 ));
             }
         }
+        Ok(self.take_arena())
+    }
+
+    /// An arena from the pool (a new one when it is empty), with the slots handed over as
+    /// outputs by an earlier run renewed.
+    fn take_arena(&self) -> Arena {
         let arena = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
         let mut arena = arena.unwrap_or_else(|| self.new_arena());
         for &s in &self.taken {
@@ -1231,7 +1252,14 @@ impl Program {
                 arena.ptrs[s] = SendPtr(arena.bufs[s].as_mut_ptr());
             }
         }
-        Ok(arena)
+        arena
+    }
+
+    /// Returns an arena to the pool.
+    fn recycle(&self, arena: Arena) {
+        if let Ok(mut p) = self.pool.lock() {
+            p.push(arena);
+        }
     }
 
     /// Evaluates the outputs on row-major f64 inputs (one slice per graph input, in order,
@@ -1375,6 +1403,10 @@ impl Program {
                     StepKind::Kernel(k, out, n) => {
                         let o = std::slice::from_raw_parts_mut(env.mut_ptr(*out), *n);
                         k.run(env, o)
+                    }
+                    StepKind::Loop(l) => {
+                        let o = std::slice::from_raw_parts_mut(env.mut_ptr(l.out), l.n);
+                        l.run(env, o)
                     }
                 }
             };

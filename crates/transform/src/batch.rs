@@ -3,7 +3,8 @@
 //! One rule per op: a node is either unbatched (same as in the original graph) or batched
 //! (its shape gains a leading axis of the batch size). Elementwise ops broadcast an
 //! unbatched operand against a batched one for free (NumPy aligns shapes on the right);
-//! axis-carrying ops shift their axes by one; contractions gain a batch label. Ops with no
+//! axis-carrying ops shift their axes by one; contractions gain a batch label; a loop runs
+//! the batched body (`rules/loops.rs`, the batch axis second on its xs). Ops with no
 //! batching rule here (linear algebra, which the IR keeps 2-D) are an error, so the caller
 //! can fall back to an unrolled loop.
 
@@ -148,6 +149,7 @@ pub fn vmap(
                         .collect::<Result<Vec<_>, _>>()?;
                     ng.add(Op::ScatterAlongAdd(shift(*a)), lifted)?
                 }
+                Op::Loop(spec) => crate::rules::loops::loop_vmap(&mut ng, spec, &ins, size)?,
                 Op::Concat(a) => {
                     let lifted = ins
                         .iter()
@@ -163,8 +165,7 @@ pub fn vmap(
                 | Op::Cholesky
                 | Op::Inv
                 | Op::Det
-                | Op::LogAbsDet
-                | Op::Loop(_) => {
+                | Op::LogAbsDet => {
                     return err(format!(
                         "vmap: no batching rule for {:?} with batched operands",
                         n.op

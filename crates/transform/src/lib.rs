@@ -6,7 +6,7 @@
 //!   subexpressions are reused) and returns the new nodes; nothing existing is changed.
 //!   The results are ordinary nodes, so transforms compose: grad of grad, jvp of grad.
 //! - Every op has one reverse rule and one forward rule, side by side in `src/rules/`
-//!   (`elementwise`, `shape`, `reduce`, `index`, `linalg`), dispatched by exhaustive matches
+//!   (`elementwise`, `shape`, `reduce`, `index`, `linalg`, `loops`), dispatched by exhaustive matches
 //!   on `Op`; each rule is linear in the (co)tangent and the pair are adjoint:
 //!   `<ȳ, J ẋ> = <Jᵀ ȳ, ẋ>`. The rules only use ops of the IR, so their results can be
 //!   differentiated again.
@@ -25,6 +25,11 @@
 //!   function of the symmetric part of its operand; a `TriSolve`'s matrix gets a derivative
 //!   in its read triangle only. `digamma` (the derivative of `gammaln`) has no derivative
 //!   here: that is an error (polygamma is not in the IR).
+//! - A loop node is differentiated and batched by new loop nodes (`rules/loops.rs`):
+//!   reverse mode stores the carries of every iteration (memory O(trips × carry size)) and
+//!   runs the body's vjp backward; forward mode carries the tangents beside the carries;
+//!   vmap batches the body. No loop is unrolled. `autodiff_ir::loops::segment_loops`
+//!   applied before differentiating makes reverse mode store O(√trips) carries instead.
 
 mod batch;
 mod build;

@@ -1,9 +1,10 @@
 //! Shared helpers: a random-graph generator that reaches every op (adapted from the IR's
-//! round-trip property test), random inputs, and the comparison with the reference.
+//! round-trip property test; loops get small random bodies built by the same generator,
+//! nested up to [`MAX_LOOP_DEPTH`]), random inputs, and the comparison with the reference.
 #![allow(dead_code)]
 
 use autodiff_ir::{
-    BinaryOp, ContractSpec, DType, Graph, NodeId, Op, ReduceOp, SliceDim, Tensor, UnaryOp,
+    BinaryOp, ContractSpec, DType, Graph, LoopSpec, NodeId, Op, ReduceOp, SliceDim, Tensor, UnaryOp,
 };
 use autodiff_lower::Program;
 
@@ -56,9 +57,119 @@ impl Rng {
     }
 }
 
+/// Loops nest at most this deep in generated graphs.
+pub const MAX_LOOP_DEPTH: usize = 2;
+
 /// Tries to add one node described by `step`; ill-typed attempts are simply skipped.
 /// With `elementwise_bias`, most steps are elementwise (to grow fusable chains).
-pub fn step(g: &mut Graph, (kind, a, b, c): Step, elementwise_bias: bool) {
+pub fn step(g: &mut Graph, s: Step, elementwise_bias: bool) {
+    step_at(g, s, elementwise_bias, 0)
+}
+
+/// The value `z` of `body` as a value of shape `shape` and dtype `dt`: itself, a broadcast
+/// of it, or a broadcast of its sum; cast where the dtype differs.
+fn coerce(body: &mut Graph, z: NodeId, shape: &[usize], dt: DType) -> Option<NodeId> {
+    let z = if body.shape(z).as_slice() == shape {
+        z
+    } else if let Ok(b) = body.broadcast(z, shape) {
+        b
+    } else {
+        let all: Vec<usize> = (0..body.shape(z).len()).collect();
+        let s = body.sum(z, &all).ok()?;
+        body.broadcast(s, shape).ok()?
+    };
+    body.cast(z, dt).ok()
+}
+
+/// A loop node built from one random step (its unpacked results are added after it): the
+/// carries are `x` and perhaps another node, the xs a node whose leading extent is the trip
+/// count (0..4) or a broadcast of one, perhaps an invariant; the body is a few random steps
+/// (elementwise-biased half the time) over its inputs, and its outputs are the next carries
+/// (a body value coerced to each carry's type) and 0..2 ys of any type.
+fn random_loop(g: &mut Graph, x: NodeId, (_, a, b, c): Step, depth: usize) -> Option<()> {
+    let mut rng = Rng(((a as u64) << 32 | b as u64) ^ ((c as u64) << 17) | 1);
+    // operands of at most this many elements: every iteration (of every nesting level)
+    // runs the body through the reference evaluator too, and the larger generator's
+    // values would make a nested loop of contractions take minutes
+    let small = |g: &Graph, v: NodeId| g.node(v).size() <= 64;
+    let pick = |k: usize, g: &Graph| NodeId((k % g.len()) as u32);
+    if !small(g, x) {
+        return None;
+    }
+    let mut carries = vec![x];
+    let extra = pick(rng.next() as usize, g);
+    if rng.below(3) == 0 && small(g, extra) {
+        carries.push(extra);
+    }
+    // xs: a node with a small leading extent, else a broadcast of one
+    let mut xs = vec![];
+    let trips;
+    let y = pick(rng.next() as usize, g);
+    if !small(g, y) {
+        return None;
+    }
+    let ys = g.shape(y).clone();
+    if !ys.is_empty() && ys[0] <= 4 && rng.below(2) == 0 {
+        trips = ys[0];
+        xs.push(y);
+    } else {
+        trips = rng.below(5);
+        let mut to = vec![trips];
+        to.extend(ys.iter().copied());
+        let r = g.reshape(y, &[&[1], &ys[..]].concat()).ok()?;
+        xs.push(g.broadcast(r, &to).ok()?);
+    }
+    if rng.below(3) == 0 {
+        xs.clear();
+    }
+    let mut invs = vec![];
+    let v = pick(rng.next() as usize, g);
+    if rng.below(2) == 0 && small(g, v) {
+        invs.push(v);
+    }
+    let mut body = Graph::new();
+    let mut ins = vec![];
+    for (k, &cv) in carries.iter().enumerate() {
+        ins.push(body.add_input(&format!("c{k}"), g.shape(cv).clone(), g.dtype(cv)));
+    }
+    for (k, &xv) in xs.iter().enumerate() {
+        ins.push(body.add_input(&format!("r{k}"), g.shape(xv)[1..].to_vec(), g.dtype(xv)));
+    }
+    for (k, &v) in invs.iter().enumerate() {
+        ins.push(body.add_input(&format!("v{k}"), g.shape(v).clone(), g.dtype(v)));
+    }
+    let bias = rng.below(2) == 0;
+    for _ in 0..2 + rng.below(8) {
+        let s = (
+            rng.next() as u8,
+            rng.next() as u32,
+            rng.next() as u32,
+            rng.next() as u32,
+        );
+        step_at(&mut body, s, bias, depth + 1);
+    }
+    let mut outs = vec![];
+    for (k, &cv) in carries.iter().enumerate() {
+        // mostly the newest values; sometimes the carry itself (passed through)
+        let z = match rng.below(4) {
+            0 => ins[k],
+            1 => pick(rng.next() as usize, &body),
+            _ => NodeId(body.len() as u32 - 1 - k as u32 % body.len() as u32),
+        };
+        outs.push(coerce(&mut body, z, &g.shape(cv).clone(), g.dtype(cv))?);
+    }
+    for _ in 0..rng.below(3) {
+        outs.push(pick(rng.next() as usize, &body));
+    }
+    body.outputs = outs;
+    let spec = LoopSpec::new(body, carries.len(), xs.len(), trips, c % 2 == 1).ok()?;
+    let operands = [&carries[..], &xs[..], &invs[..]].concat();
+    g.add_loop(spec, operands).ok()?;
+    Some(())
+}
+
+/// [`step`] inside a loop body `depth` loops deep.
+pub fn step_at(g: &mut Graph, (kind, a, b, c): Step, elementwise_bias: bool, depth: usize) {
     let pick = |k: u32| NodeId(k % g.len() as u32);
     // prefer recent nodes so chains grow deep
     let x = if b % 3 == 0 {
@@ -101,7 +212,7 @@ pub fn step(g: &mut Graph, (kind, a, b, c): Step, elementwise_bias: bool) {
             }
         })
         .collect();
-    let mut k = kind % 20;
+    let mut k = kind % 21;
     if elementwise_bias && kind % 2 == 0 {
         k = [0, 1, 1, 2, 3, 4, 7, 6, 10, 5][(kind as usize / 2) % 10];
     }
@@ -229,6 +340,12 @@ pub fn step(g: &mut Graph, (kind, a, b, c): Step, elementwise_bias: bool) {
                 vec![x]
             };
             (op, ins)
+        }
+        19 => {
+            if depth < MAX_LOOP_DEPTH {
+                random_loop(g, x, (kind, a, b, c), depth);
+            }
+            return;
         }
         _ => {
             let dt = DTYPES[a as usize % 4];

@@ -6,7 +6,7 @@
 //! A forward rule maps the operands' tangents (`None` = zero, never all `None`) to the
 //! node's tangent (`None` = zero). Both are linear in the (co)tangents.
 
-use autodiff_ir::{err, Graph, NodeId, Op};
+use autodiff_ir::{Graph, NodeId, Op};
 
 use crate::build::R;
 use index::Read;
@@ -14,6 +14,7 @@ use index::Read;
 pub(crate) mod elementwise;
 pub(crate) mod index;
 pub(crate) mod linalg;
+pub(crate) mod loops;
 pub(crate) mod reduce;
 pub(crate) mod shape;
 
@@ -57,7 +58,7 @@ pub(crate) fn vjp(g: &mut Graph, y: NodeId, ct: NodeId, need: &[bool]) -> R<Vec<
         Op::Inv => one(linalg::inv_vjp(g, y, ct)),
         Op::Det => one(linalg::det_vjp(g, x[0], y, ct)),
         Op::LogAbsDet => one(linalg::log_abs_det_vjp(g, x[0], ct)),
-        Op::Loop(_) => err("reverse mode through a loop node is not implemented yet"),
+        Op::Loop(spec) => loops::loop_vjp(g, spec, x, ct, need),
     }
 }
 
@@ -97,6 +98,6 @@ pub(crate) fn jvp(g: &mut Graph, y: NodeId, t: &[Option<NodeId>]) -> R<Option<No
         Op::Inv => some(linalg::inv_jvp(g, y, t0())),
         Op::Det => some(linalg::det_jvp(g, x[0], y, t0())),
         Op::LogAbsDet => some(linalg::log_abs_det_jvp(g, x[0], t0())),
-        Op::Loop(_) => err("forward mode through a loop node is not implemented yet"),
+        Op::Loop(spec) => loops::loop_jvp(g, spec, x, t),
     }
 }
