@@ -57,6 +57,8 @@ CASES = {
     "logistic": (lambda w, X, y: np.sum(np.logaddexp(0.0, X @ w) - y * (X @ w)), [np.ones(2), m23.T, np.ones(3)]),
     "helper_calls": (lambda x: _energy(x), [v3]),
     "loop_sum": (lambda x: _loop(x), [v3]),
+    "loop_euler": (lambda y, k: _euler(y, k), [v3, 0.5]),
+    "loop_rows": (lambda w: _rows(_X, w), [0.5]),
 }
 
 
@@ -71,6 +73,23 @@ def _loop(x):
     for i in range(3):
         s = s + x[i] * (i + 1)
     return s
+
+
+def _euler(y, k):
+    # rolled: the gradient prints one forward loop (stacking y) and one reverse loop
+    for _ in range(200):
+        y = y + 0.01 * (-k * y + np.sin(y))
+    return np.sum(y**2)
+
+
+_X = np.linspace(0.0, 1.0, 30).reshape(10, 3)
+
+
+def _rows(x, w):
+    s = np.zeros(3)
+    for i in range(x.shape[0]):
+        s = np.tanh(s * w + x[i])
+    return np.sum(s)
 
 
 def render_all():

@@ -178,36 +178,36 @@ fn sources_run_loops() {
     );
     let jax = to_source(&g, &g.outputs, "f", Target::Jax);
     assert!(jax.contains("jax.lax.scan(step1, "), "{jax}");
-    check_runs(
-        &g,
-        &g.outputs,
-        &[tensor(&[3], |i| 0.5 + i as f64), Tensor::scalar(0.7)],
-    );
-    let g = parse(OSC);
-    let src = to_numpy_source(&g, &g.outputs, "f");
+    let euler_ins = [tensor(&[3], |i| 0.5 + i as f64), Tensor::scalar(0.7)];
+    let osc = parse(OSC);
+    let src = to_numpy_source(&osc, &osc.outputs, "f");
     assert!(
         src.contains(
             "    for t in range(4, -1, -1):\n        ys1[t] = np.sum(x1*x1)\n        x1, v1 = "
         ),
         "{src}"
     );
-    let ins = [
+    let osc_ins = [
         tensor(&[2], |i| 0.5 + i as f64),
         tensor(&[2], |i| 1.0 - i as f64),
         tensor(&[5, 2], |i| (i as f64 * 0.3).sin()),
         Tensor::scalar(0.1),
     ];
-    check_runs(&g, &g.outputs, &ins);
-    for trips in [0, 1, 6] {
-        let (g, outs) = scalars(trips);
-        check_runs(&g, &outs, &scalar_inputs(trips));
+    let scalar_cases: Vec<_> = [0, 1, 6]
+        .map(|trips| (scalars(trips), scalar_inputs(trips)))
+        .into_iter()
+        .collect();
+    let nested = parse(NESTED);
+    let nested_ins = [tensor(&[2], |i| i as f64 - 0.5), Tensor::scalar(0.25)];
+    let mut cases: Vec<(&Graph, &[NodeId], &[Tensor])> = vec![
+        (&g, &g.outputs, &euler_ins),
+        (&osc, &osc.outputs, &osc_ins),
+        (&nested, &nested.outputs, &nested_ins),
+    ];
+    for ((sg, so), si) in &scalar_cases {
+        cases.push((sg, so, si));
     }
-    let g = parse(NESTED);
-    check_runs(
-        &g,
-        &g.outputs,
-        &[tensor(&[2], |i| i as f64 - 0.5), Tensor::scalar(0.25)],
-    );
+    check_runs_many(&cases);
 }
 
 #[test]

@@ -133,22 +133,26 @@ pub fn has(py: &str, module: &str) -> bool {
 /// the NumPy source, and the numba (under `numba.njit`) and JAX (under `jax.jit`, x64)
 /// sources where that Python has numba / JAX.
 pub fn check_runs(g: &Graph, outs: &[NodeId], inputs: &[Tensor]) {
+    check_runs_many(&[(g, outs, inputs)]);
+}
+
+/// [`check_runs`] for several graphs, one Python process per target.
+pub fn check_runs_many(cases: &[(&Graph, &[NodeId], &[Tensor])]) {
     let Some(py) = python() else {
         eprintln!("no Python with NumPy: generated source not executed");
         return;
     };
-    check_target(&py, g, outs, inputs, Target::NumPy);
+    check_target(&py, cases, Target::NumPy);
     for (module, target) in [("numba", Target::Numba), ("jax", Target::Jax)] {
         match has(&py, module) {
-            true => check_target(&py, g, outs, inputs, target),
+            true => check_target(&py, cases, target),
             false => eprintln!("no {module} in {py}: the {target:?} source not executed"),
         }
     }
 }
 
-/// Runs the `target` source of the graph in `py` and compares with `autodiff_exec`.
-pub fn check_target(py: &str, g: &Graph, outs: &[NodeId], inputs: &[Tensor], target: Target) {
-    let src = to_source(g, outs, "f", target);
+/// Runs the `target` source of each graph in `py` and compares with `autodiff_exec`.
+pub fn check_target(py: &str, cases: &[(&Graph, &[NodeId], &[Tensor])], target: Target) {
     let (pre, call) = match target {
         Target::NumPy => ("", "f"),
         Target::Numba => ("import numba\n", "numba.njit(f)"),
@@ -157,12 +161,18 @@ pub fn check_target(py: &str, g: &Graph, outs: &[NodeId], inputs: &[Tensor], tar
             "jax.jit(f)",
         ),
     };
-    let args: Vec<String> = inputs.iter().map(literal).collect();
-    let script = format!(
-        "{pre}import numpy as np\n{src}\nout = {call}({})\nif not isinstance(out, tuple):\n    out = (out,)\nfor o in out:\n    \
-         print(' '.join(repr(float(v)) for v in np.asarray(o, dtype=np.float64).ravel()))\n",
-        args.join(", ")
-    );
+    let mut script = format!("{pre}import numpy as np\n");
+    let mut srcs = vec![];
+    for (k, (g, outs, inputs)) in cases.iter().enumerate() {
+        let src = to_source(g, outs, "f", target);
+        let args: Vec<String> = inputs.iter().map(literal).collect();
+        script += &format!(
+            "{src}\nout = {call}({})\nif not isinstance(out, tuple):\n    out = (out,)\nprint('case {k}')\n\
+             for o in out:\n    print(' '.join(repr(float(v)) for v in np.asarray(o, dtype=np.float64).ravel()))\n",
+            args.join(", ")
+        );
+        srcs.push(src);
+    }
     let r = std::process::Command::new(py)
         .args(["-c", &script])
         .output()
@@ -173,17 +183,22 @@ pub fn check_target(py: &str, g: &Graph, outs: &[NodeId], inputs: &[Tensor], tar
         String::from_utf8_lossy(&r.stderr)
     );
     let text = String::from_utf8(r.stdout).unwrap();
-    let want = autodiff_exec::eval(g, inputs, outs).unwrap();
-    for (line, w) in text.lines().zip(&want) {
-        let got: Vec<f64> = line
-            .split_whitespace()
-            .map(|v| v.parse().unwrap())
-            .collect();
-        assert_eq!(got.len(), w.data.len(), "{src}");
-        for (p, q) in got.iter().zip(&w.data) {
-            let close = (p.is_nan() && q.is_nan()) || (p - q).abs() <= 1e-9 * (1.0 + q.abs());
-            assert!(close, "{p} vs {q}\n{src}");
+    let blocks: Vec<&str> = text.split("case ").skip(1).collect();
+    assert_eq!(blocks.len(), cases.len(), "{text}");
+    for ((block, (g, outs, inputs)), src) in blocks.iter().zip(cases).zip(&srcs) {
+        let want = autodiff_exec::eval(g, inputs, outs).unwrap();
+        let lines: Vec<&str> = block.lines().skip(1).collect();
+        assert_eq!(lines.len(), want.len(), "{src}");
+        for (line, w) in lines.iter().zip(&want) {
+            let got: Vec<f64> = line
+                .split_whitespace()
+                .map(|v| v.parse().unwrap())
+                .collect();
+            assert_eq!(got.len(), w.data.len(), "{src}");
+            for (p, q) in got.iter().zip(&w.data) {
+                let close = (p.is_nan() && q.is_nan()) || (p - q).abs() <= 1e-9 * (1.0 + q.abs());
+                assert!(close, "{p} vs {q}\n{src}");
+            }
         }
     }
-    assert_eq!(text.lines().count(), want.len(), "{src}");
 }
