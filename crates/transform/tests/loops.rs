@@ -650,3 +650,44 @@ fn the_primal_value_is_a_prefix_of_the_residual_loop() {
     assert!(v[1].data.len() > v[0].data.len());
     assert_eq!(v[0].data[..], v[1].data[..v[0].data.len()]);
 }
+
+#[test]
+fn an_all_float32_loop_packs_in_float32() {
+    // every result float32: the packed value (and so its cotangent and tangent) is float32
+    let f = |trips: usize| {
+        move |g: &mut Graph, x: &[NodeId]| -> Result<NodeId, IrError> {
+            let mut b = Graph::new();
+            let c = b.add_input("c", vec![2], DType::F32);
+            let r = b.add_input("r", vec![2], DType::F32);
+            let v = b.add_input("v", vec![], DType::F32);
+            let t = b.unary(UnaryOp::Tanh, c)?;
+            let tr = b.mul(t, r)?;
+            let vc = b.mul(v, c)?;
+            let next = b.add_(tr, vc)?;
+            let y = b.sum(next, &[0])?;
+            b.outputs = vec![next, y];
+            let spec = LoopSpec::new(b, 1, 1, trips, true)?;
+            assert_eq!(spec.pack_dtype(), DType::F32);
+            let res = g.add_loop(spec, x.to_vec())?;
+            assert_eq!(g.dtype(g.node(res[0]).inputs[0]), DType::F32);
+            let a = flat64(g, res[0])?;
+            let b = flat64(g, res[1])?;
+            g.add(Op::Concat(0), vec![a, b])
+        }
+    };
+    for trips in [0, 1, 7] {
+        let ins = || {
+            let mut rng = common::Rng::new("f32");
+            let mut t = |s: &[usize], lo, hi| {
+                let v = rng.tensor(s, lo, hi);
+                In::Val(Tensor::new(DType::F32, v.shape, v.data))
+            };
+            vec![
+                t(&[2], -1.0, 1.0),
+                t(&[trips, 2], -1.0, 1.0),
+                t(&[], 0.5, 0.9),
+            ]
+        };
+        same_as_unrolled(&format!("all float32 {trips}"), ins(), 1e-5, f(trips));
+    }
+}
