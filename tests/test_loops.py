@@ -348,3 +348,12 @@ def test_an_appended_array_updated_in_place_is_not_rolled():
     result, tr = traced(f, np.ones(2))
     assert tr.rolled_loops == 0
     np.testing.assert_allclose(np.asarray(result), f(np.ones(2)))
+
+
+def test_checkpointed_loops_give_the_same_gradient(monkeypatch):
+    y, k = np.linspace(0.1, 1.0, 4), np.float64(0.7)
+    want = autodiff.Gradient(euler2)(y, k)
+    monkeypatch.setenv("AUTODIFF_CHECKPOINT_LOOPS", "50")
+    got = autodiff.Gradient(euler2)(y, k)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)

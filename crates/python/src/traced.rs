@@ -252,6 +252,30 @@ impl PyTrace {
     }
 
     /// Nodes named by `wrt`: ints are input positions, strings are input names or tags.
+    /// The graph to differentiate in reverse mode, and the `wrt` nodes in it: with
+    /// `AUTODIFF_CHECKPOINT_LOOPS=N`, loops of at least N trips are split into ⌈√T⌉-trip
+    /// segments first (`autodiff_ir::loops::segment_loops`: the same values; reverse mode
+    /// then stores O(√T) carries instead of O(T), for about one more run of the loop).
+    fn for_reverse(&self, wrt: Vec<NodeId>) -> PyResult<(Graph, Vec<NodeId>)> {
+        let g = &self.inner.graph;
+        let min = std::env::var("AUTODIFF_CHECKPOINT_LOOPS")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0);
+        let inputs: Option<Vec<usize>> = wrt
+            .iter()
+            .map(|w| g.inputs.iter().position(|i| i == w))
+            .collect();
+        match (min, inputs) {
+            (Some(min), Some(ks)) => {
+                let s = autodiff_ir::loops::segment_loops(g, min).map_err(ir_err)?;
+                let wrt = ks.iter().map(|&k| s.inputs[k]).collect();
+                Ok((s, wrt))
+            }
+            _ => Ok((g.clone(), wrt)),
+        }
+    }
+
     fn wrt_nodes(&self, wrt: &Bound<'_, PyList>) -> PyResult<Vec<NodeId>> {
         let g = &self.inner.graph;
         let mut out = vec![];
@@ -446,8 +470,7 @@ impl PyTrace {
     #[pyo3(signature = (wrt, output=0, with_value=false))]
     fn grad(&self, wrt: Bound<'_, PyList>, output: usize, with_value: bool) -> PyResult<PyTrace> {
         shield("grad", || -> PyResult<PyTrace> {
-            let wrt = self.wrt_nodes(&wrt)?;
-            let mut g = self.inner.graph.clone();
+            let (mut g, wrt) = self.for_reverse(self.wrt_nodes(&wrt)?)?;
             let out = *g
                 .outputs
                 .get(output)
@@ -465,8 +488,7 @@ impl PyTrace {
     /// Vector-Jacobian product: new inputs (one cotangent per output) are appended.
     fn vjp(&self, wrt: Bound<'_, PyList>) -> PyResult<PyTrace> {
         shield("vjp", || -> PyResult<PyTrace> {
-            let wrt = self.wrt_nodes(&wrt)?;
-            let mut g = self.inner.graph.clone();
+            let (mut g, wrt) = self.for_reverse(self.wrt_nodes(&wrt)?)?;
             let outs = g.outputs.clone();
             let mut cots = vec![];
             for (k, &o) in outs.iter().enumerate() {
@@ -504,8 +526,7 @@ impl PyTrace {
     /// Hessian-vector product of output 0: one vector input per `wrt` is appended.
     fn hvp(&self, wrt: Bound<'_, PyList>) -> PyResult<PyTrace> {
         shield("hvp", || -> PyResult<PyTrace> {
-            let wrt = self.wrt_nodes(&wrt)?;
-            let mut g = self.inner.graph.clone();
+            let (mut g, wrt) = self.for_reverse(self.wrt_nodes(&wrt)?)?;
             let mut vs = vec![];
             for (k, &w) in wrt.iter().enumerate() {
                 let (s, d) = (g.shape(w).clone(), g.dtype(w));
