@@ -665,16 +665,9 @@ impl Py<'_, '_> {
             // not read as a whole (`syntax::used_results`): never printed
             return Expr::atom("None");
         }
-        let parts: Vec<String> = (spec.result_types().iter().enumerate())
-            .map(|(k, (shape, dt))| {
-                let p = LoopPart {
-                    node: id,
-                    k,
-                    flat: shape.len() != 1,
-                    packed: *dt != pack,
-                };
-                self.part(p).s
-            })
+        let parts: Vec<String> = LoopPart::packing(id, spec)
+            .into_iter()
+            .map(|p| self.part(p).s)
             .collect();
         match parts.len() {
             0 => self.call(

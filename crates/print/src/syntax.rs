@@ -444,6 +444,22 @@ impl LoopPart {
     pub fn exact(&self) -> bool {
         !self.flat && !self.packed
     }
+
+    /// The pieces of loop `node`'s packed value, in order: each result flattened (unless
+    /// it is 1-D already) and cast to the pack dtype (where it differs).
+    pub fn packing(node: NodeId, spec: &autodiff_ir::LoopSpec) -> Vec<LoopPart> {
+        let pack = spec.pack_dtype();
+        spec.result_types()
+            .iter()
+            .enumerate()
+            .map(|(k, (shape, dt))| LoopPart {
+                node,
+                k,
+                flat: shape.len() != 1,
+                packed: *dt != pack,
+            })
+            .collect()
+    }
 }
 
 /// For every node, the loop result it holds (see [`LoopPart`]): the loop node itself when

@@ -454,17 +454,9 @@ impl Math<'_> {
         let Op::Loop(spec) = &self.g.node(id).op else {
             unreachable!("packed values are loops'")
         };
-        let pack = spec.pack_dtype();
-        let parts: Vec<String> = (spec.result_types().iter().enumerate())
-            .map(|(k, (shape, dt))| {
-                let p = LoopPart {
-                    node: id,
-                    k,
-                    flat: shape.len() != 1,
-                    packed: *dt != pack,
-                };
-                self.part(p).s
-            })
+        let parts: Vec<String> = LoopPart::packing(id, spec)
+            .into_iter()
+            .map(|p| self.part(p).s)
             .collect();
         match parts.len() {
             1 => Expr::atom(parts[0].clone()),
