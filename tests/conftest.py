@@ -3,6 +3,11 @@ import os
 import numpy as np
 import pytest
 
+# The tests' loops are short; by default a `for` loop whose rest would add fewer than 2048
+# nodes stays unrolled (AUTODIFF_ROLL_MIN_NODES). The suite rolls every loop it can, so the
+# rolling paths are exercised everywhere; tests/test_loops.py checks the default itself.
+os.environ.setdefault("AUTODIFF_ROLL_MIN_NODES", "0")
+
 
 def numeric_grad(f, args, i, eps=1e-6):
     """Central finite differences of scalar f w.r.t. argument i."""

@@ -357,3 +357,13 @@ def test_checkpointed_loops_give_the_same_gradient(monkeypatch):
     got = autodiff.Gradient(euler2)(y, k)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_short_loops_stay_unrolled_by_default(monkeypatch):
+    monkeypatch.delenv("AUTODIFF_ROLL_MIN_NODES", raising=False)
+    y0 = np.linspace(0.1, 1.0, 10)
+    # ~6 nodes per step: 100 steps stay unrolled (they fuse into fewer kernels), 1000 roll
+    assert traced(euler(100), y0, 0.5)[1].rolled_loops == 0
+    assert traced(euler(1000), y0, 0.5)[1].rolled_loops == 1
+    monkeypatch.setenv("AUTODIFF_ROLL_MIN_NODES", "0")
+    assert traced(euler(100), y0, 0.5)[1].rolled_loops == 1

@@ -123,8 +123,9 @@ pub fn unsupported<T>(msg: impl Into<String>) -> Res<T> {
     Err(Err::Unsupported(msg.into()))
 }
 
-/// Snapshots at each loop header of a frame (by instruction index), for loop rolling.
-pub type Watches = HashMap<usize, Vec<rolling::Snap>>;
+/// Snapshots at each loop header of a frame (by instruction index), for loop rolling;
+/// `None` for a loop left unrolled for good (too small to be worth a loop node).
+pub type Watches = HashMap<usize, Option<Vec<rolling::Snap>>>;
 
 /// A value whose node is checked on every call: the trace is valid while it holds.
 pub struct Guard {

@@ -58,6 +58,17 @@ pub fn max_trips() -> usize {
         .unwrap_or(10_000_000)
 }
 
+/// A `for` loop over a range is rolled only when the nodes its remaining iterations would
+/// add unrolled reach this (`AUTODIFF_ROLL_MIN_NODES`, default 2048): a short loop stays
+/// unrolled, where its iterations fuse into fewer, larger kernels (faster steady calls for
+/// a slightly slower first one).
+pub fn min_nodes() -> usize {
+    std::env::var("AUTODIFF_ROLL_MIN_NODES")
+        .ok()
+        .and_then(|s| s.trim().replace('_', "").parse::<usize>().ok())
+        .unwrap_or(2048)
+}
+
 /// The value in one local or stack slot at a loop header.
 #[derive(Clone, Debug, PartialEq)]
 enum Slot {
@@ -222,7 +233,9 @@ impl<'py> Tracer<'py> {
         }
         let header = f.pc;
         let snap = self.snapshot(f);
-        let snaps = f.watches.entry(header).or_default();
+        let Some(snaps) = f.watches.entry(header).or_insert_with(|| Some(vec![])) else {
+            return Ok(false); // left unrolled for good
+        };
         snaps.push(snap);
         if snaps.len() > 4 {
             snaps.remove(0);
@@ -230,15 +243,35 @@ impl<'py> Tracer<'py> {
         if snaps.len() < 4 {
             return Ok(false);
         }
-        let snaps = std::mem::take(f.watches.get_mut(&header).expect("just pushed"));
+        let snaps = std::mem::take(snaps);
+        if self.too_short(f, code, header, &snaps)? {
+            f.watches.insert(header, None);
+            return Ok(false);
+        }
         let rolled = match self.plan(&snaps, f, code, header, from) {
             Some(plan) => self.roll_loop(f, code, header, &snaps, plan)?,
             None => false,
         };
         if !rolled {
-            *f.watches.get_mut(&header).expect("present") = snaps;
+            f.watches.insert(header, Some(snaps));
         }
         Ok(rolled)
+    }
+
+    /// A `for` loop over a range whose remaining iterations would add fewer nodes than
+    /// [`min_nodes`] unrolled (judged by the last iteration's length).
+    fn too_short(&self, f: &Frame<'py>, code: &Code<'py>, header: usize, s: &[Snap]) -> Res<bool> {
+        if code.instrs[header].op != Opc::ForIter {
+            return Ok(false);
+        }
+        let Some(it) = f.stack.last().and_then(|v| v.obj.clone()) else {
+            return Ok(false);
+        };
+        if super::type_name(&it) != "range_iterator" {
+            return Ok(false);
+        }
+        let left: usize = it.call_method0("__length_hint__")?.extract()?;
+        Ok(left.saturating_mul(s[3].nodes - s[2].nodes) < min_nodes())
     }
 
     /// Classifies an operand seen as `ids[0..3]` in the three iterations.
