@@ -264,14 +264,8 @@ impl<'py> Tracer<'py> {
         if code.instrs[header].op != Opc::ForIter {
             return Ok(false);
         }
-        let Some(it) = f.stack.last().and_then(|v| v.obj.clone()) else {
-            return Ok(false);
-        };
-        if super::type_name(&it) != "range_iterator" {
-            return Ok(false);
-        }
-        let left: usize = it.call_method0("__length_hint__")?.extract()?;
-        Ok(left.saturating_mul(s[3].nodes - s[2].nodes) < min_nodes())
+        Ok(range_left(f)?
+            .is_some_and(|left| left.saturating_mul(s[3].nodes - s[2].nodes) < min_nodes()))
     }
 
     /// Classifies an operand seen as `ids[0..3]` in the three iterations.
@@ -622,13 +616,9 @@ impl<'py> Tracer<'py> {
     ) -> Res<Option<usize>> {
         let mut most = max_trips();
         if is_for {
-            let Some(it) = f.stack.last().and_then(|v| v.obj.clone()) else {
+            let Some(left) = range_left(f)? else {
                 return Ok(None);
             };
-            if super::type_name(&it) != "range_iterator" {
-                return Ok(None);
-            }
-            let left: usize = it.call_method0("__length_hint__")?.extract()?;
             // the last iteration is interpreted (it sets the loop variable and exits)
             most = left.saturating_sub(1);
         }
@@ -781,12 +771,9 @@ impl<'py> Tracer<'py> {
     ) -> Res<()> {
         let py = self.py;
         for (i, &k) in plan.carries.iter().enumerate() {
-            let old = if k < f.locals.len() {
-                f.locals[k].clone()
-            } else {
-                f.stack.get(k - f.locals.len()).cloned()
-            };
-            let old = old.and_then(|v| v.obj).expect("carried slots hold objects");
+            let old = get_slot(f, k)
+                .and_then(|v| v.obj)
+                .expect("carried slots hold objects");
             let arr = convert::to_numpy(py, &carries[i])?;
             let same_object = s.iter().all(|x| x.objs[k] == s[3].objs[k]);
             if same_object && old.is_instance(&self.r.ndarray)? {
@@ -896,12 +883,7 @@ impl<'py> Tracer<'py> {
         let nc = plan.carries.len() + plan.prev.len();
         let mut carries: Vec<Tensor> = vec![];
         for &k in &plan.carries {
-            let v = if k < f.locals.len() {
-                f.locals[k].clone()
-            } else {
-                f.stack.get(k - f.locals.len()).cloned()
-            };
-            let Some(obj) = v.and_then(|v| v.obj) else {
+            let Some(obj) = get_slot(f, k).and_then(|v| v.obj) else {
                 return Ok(false);
             };
             carries.push(convert::to_tensor(&obj)?);
@@ -1285,6 +1267,17 @@ impl Chunks<'_> {
                 Tensor::new(x.dtype, shape, x.data[t * row..].to_vec())
             })
             .collect()
+    }
+}
+
+/// Iterations left in the `range` iterator on top of a `for` loop's stack (`None` for any
+/// other iterator).
+fn range_left(f: &Frame<'_>) -> Res<Option<usize>> {
+    match f.stack.last().and_then(|v| v.obj.as_ref()) {
+        Some(it) if super::type_name(it) == "range_iterator" => {
+            Ok(Some(it.call_method0("__length_hint__")?.extract()?))
+        }
+        _ => Ok(None),
     }
 }
 
