@@ -713,6 +713,22 @@ impl PyTrace {
         })
     }
 
+    /// The magnitude bound of each output (see `autodiff_transform::magnitude`): the size of
+    /// the terms its sums add up, for sizing the tolerance of a comparison. No guards.
+    fn magnitude(&self) -> PyResult<PyTrace> {
+        shield("magnitude", || -> PyResult<PyTrace> {
+            let mut g = self.inner.graph.clone();
+            let outs = g.outputs.clone();
+            g.outputs = autodiff_transform::magnitude(&mut g, &outs).map_err(ir_err)?;
+            Ok(PyTrace::new(TraceData {
+                graph: g,
+                guards: vec![],
+                tags: vec![],
+                rolled: self.inner.rolled,
+            }))
+        })
+    }
+
     /// The same computation after simplification (guards kept).
     fn simplified(&self) -> PyResult<PyTrace> {
         shield("simplified", || -> PyResult<PyTrace> {

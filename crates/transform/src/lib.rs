@@ -33,12 +33,14 @@
 
 mod batch;
 mod build;
+mod magnitude;
 mod rules;
 mod sweep;
 
 use autodiff_ir::{err, Graph, IrError, NodeId};
 
 pub use batch::vmap;
+pub use magnitude::magnitude;
 
 /// Reverse mode: nodes computing the vector-Jacobian product
 /// `Σ_i <cot_i, ∂out_i/∂wrt_j>` for each `j`. Each cotangent has its output's shape and
