@@ -254,3 +254,60 @@ def test_the_self_check_still_refuses_a_trace_that_is_wrong_by_one_term():
     assert _compile._agree_up_to_cancellation(tr, [x], 0, got, want)
     assert not _compile._agree_up_to_cancellation(tr, [x], 0, got, want + np.tanh(2.0))
     assert not _compile._agree_up_to_cancellation(tr, [x], 0, got, want + 1e-5)
+
+
+# --- a gradient first called on 0-d inputs, then on arrays ---
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        np.mean,
+        np.var,
+        lambda x: np.sum(x) ** 2,
+        lambda x: np.sum(x**2) / x.size,
+        lambda x: np.linalg.norm(x),
+        lambda x: np.max(x) + np.log(np.sum(np.exp(x))),
+        lambda x: np.prod(x),
+    ],
+)
+def test_a_reduction_after_a_0d_call_is_differentiated_at_the_new_shape(f):
+    # regression: the 0-d trace (where a reduction is the identity) was "rebatched" to the
+    # new shape as if the function were elementwise: np.mean gave [1, 1, 1, 1]
+    g = autodiff.Gradient(f)
+    g(np.array(0.5))
+    for x in (np.array([1.0, 2.0, 3.0, 4.5]), np.array([0.3, -1.2, 2.0])):
+        np.testing.assert_allclose(g(x)[0], central_grad(f, x), rtol=1e-6, atol=1e-8)
+    value, _ = autodiff.value_and_grad(f)(np.array([1.0, 2.0]))
+    assert np.shape(value) == ()
+
+
+@pytest.mark.parametrize(
+    "f, df",
+    [
+        (lambda x: (x + 1) ** 2, lambda x: 2 * (x + 1)),
+        (np.tanh, lambda x: 1 - np.tanh(x) ** 2),
+        (lambda x: np.where(x > 1, np.sin(x), x**3), lambda x: np.where(x > 1, np.cos(x), 3 * x**2)),
+    ],
+)
+def test_elementwise_code_called_on_arrays_has_its_elementwise_derivative(f, df):
+    # the seed thread's expectation: a gradient traced on 0-d inputs applies elementwise
+    g = autodiff.Gradient(f, [np.zeros(())])
+    for x in (np.arange(3.0), np.array([[0.5, 1.5], [2.5, -1.0]])):
+        np.testing.assert_allclose(g(x)[0], df(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "f, zero_d_first",
+    [
+        (lambda x: x - np.mean(x), True),  # elementwise at 0-d, not at (4,)
+        (np.cumsum, False),
+        (lambda x: x[::-1] * x, False),
+    ],
+)
+def test_an_array_output_that_is_not_elementwise_is_refused(f, zero_d_first):
+    g = autodiff.Gradient(f)
+    if zero_d_first:
+        g(np.array(0.5))
+    with pytest.raises(autodiff.NotScalarError, match="jacobian"):
+        g(np.array([1.0, 2.0, 3.0, 4.0]))

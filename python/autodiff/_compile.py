@@ -378,14 +378,13 @@ class Specializer:
     compiled program's output at `values` and `base` the traced function's (None when not
     computed)."""
 
-    def __init__(self, fn, transform=None, promote_all=False, promote=(), elementwise=False, check=None, out_plan=None):
+    def __init__(self, fn, transform=None, promote_all=False, promote=(), check=None, out_plan=None):
         self.fn = fn
         # out_plan(args): how the caller groups the flat outputs of a call (a list of
         # ("leaf" | "list" | "tuple", n) items, the rest flat), handed to the native table
         # so that `self.native(args)` returns the caller's result; None: no grouping.
         self.out_plan = out_plan
         self.check = check
-        self.elementwise = elementwise
         self.transform = transform or (lambda tr, sig: tr)
         self.promote_all = promote_all
         self.promote = promote
@@ -530,10 +529,6 @@ class Specializer:
         leaves, _, _ = _tree.flatten((tuple(args), dict(kwargs)), "args")
         values = [_value(v, i in promote) for i, v in enumerate(leaves)]
         values += list(extra)
-        if entries is None and self.elementwise:
-            hit = self._rebatch(sig, values, extra)
-            if hit is not None:
-                return hit
         if entries is None:
             reason = "first call" if not self.cache else f"new signature {_describe(sig)}"
         else:
@@ -573,30 +568,6 @@ class Specializer:
             raise TraceError(f"internal: guard {compiled.guards[bad]} fails right after tracing")
         tsig.cache_key = sig.key
         return outs, entries[-1][1], compiled
-
-    def _rebatch(self, sig, values, extra):
-        """A trace made on 0-d inputs whose graph is elementwise applies elementwise to
-        arrays of any (broadcastable) shapes, without re-tracing."""
-        for key, entries in self.cache.items():
-            if key[0] != sig.key[0] or len(key[1]) != len(sig.shapes) or key[1] == sig.key[1]:
-                continue  # (same shapes: only the kinds differ, 0-d array vs float: trace anew)
-            if extra or any(s != () or dt != ndt for (s, dt), (_, ndt) in zip(key[1], sig.shapes)):
-                continue
-            tr, info, checks = entries[-1]
-            if checks and stale(checks):
-                return None
-            batched = tr.rebatch([list(s) for s, _ in sig.shapes])
-            if batched is None:
-                return None
-            outs, bad = batched.run(values)
-            if outs is None:
-                return None
-            self.cache[sig.key] = [(batched, (sig, info[1]), checks)]
-            self.native.clear()
-            sig.cache_key = sig.key
-            self.log.append(f"elementwise reuse of the 0-d trace for {_describe(sig)}")
-            return outs, (sig, info[1]), batched
-        return None
 
     def explain(self) -> str:
         """Why each trace happened (`first call`, `new signature ...`, `guard failed: ...`)."""

@@ -226,7 +226,7 @@ class Gradient(_Traced):
             self._pos, self._tags = _resolve_wrt(fn, wrt, list(example_args))
             self._wrt = self._pos + self._tags
         self._spec = Specializer(
-            fn, self._transform, promote=self._promote, elementwise=True, check=self._check, out_plan=self._out_plan
+            fn, self._transform, promote=self._promote, check=self._check, out_plan=self._out_plan
         )
         self._native = self._spec.native
         self._direct = False
@@ -266,21 +266,31 @@ class Gradient(_Traced):
 
     def _transform(self, tr, sig):
         shapes = tr.output_shapes()
-        if len(shapes) != 1 or shapes[0] != [] or tr.output_dtypes()[0] not in ("float64", "float32"):
-            found = (
-                "several outputs"
-                if len(shapes) != 1
-                else f"an output of shape {tuple(shapes[0])} and dtype {tr.output_dtypes()[0]}"
-            )
-            raise NotScalarError(
-                f"Gradient needs a function returning one float scalar, but {_fname(self._fn)} "
-                f"returns {found}; use autodiff.jacobian for vector outputs, or reduce it (e.g. .sum())"
-            )
-        wrt = self._leaf_wrt(sig, tr)
+        scalar = len(shapes) == 1 and shapes[0] == [] and tr.output_dtypes()[0] in ("float64", "float32")
+        wrt = self._leaf_wrt(sig, tr) if scalar or len(shapes) == 1 else []
         for k in wrt:
             if isinstance(k, int) and tr.input_dtypes()[k] == "bool":
                 raise TypeError(f"cannot differentiate with respect to the boolean argument '{tr.input_names[k]}'")
-        return tr.grad(wrt, 0, self._with_value)
+        if scalar:
+            return tr.grad(wrt, 0, self._with_value)
+        # scalar code (a gradient first called on 0-d inputs) called on arrays:
+        # `Gradient(lambda x: (x + 1)**2, [np.zeros(())])(np.arange(3.0))` is [2, 4, 6], as the
+        # seed thread expects, when the function is elementwise at these shapes
+        elementwise = tr.elementwise_grad(wrt, self._with_value) if wrt and self._scalar_code() else None
+        if elementwise is not None:
+            return elementwise
+        found = (
+            "several outputs" if len(shapes) != 1 else f"an output of shape {tuple(shapes[0])} and dtype {tr.output_dtypes()[0]}"
+        )
+        raise NotScalarError(
+            f"Gradient needs a function returning one float scalar, but {_fname(self._fn)} returns {found}; "
+            "use autodiff.jacobian for vector outputs, or reduce it (e.g. .sum()). (A gradient first called on "
+            "0-d inputs applies elementwise to arrays when the function is elementwise.)"
+        )
+
+    def _scalar_code(self):
+        """Whether this gradient was called on 0-d inputs only (its function is scalar code)."""
+        return any(all(s == () for s, _ in key[1]) for key in self._spec.cache)
 
     def _check(self, tr, compiled, sig, values, outs=None, base=None):
         """Self-check of a fresh gradient: grad·v against finite differences of the traced
@@ -308,9 +318,10 @@ class Gradient(_Traced):
             for k, x, v in zip(wrt, xs, vs):
                 moved[k] = x + t * v
             out, _ = tr.run(moved)
-            return None if out is None else float(out[0])
+            return None if out is None else float(np.sum(out[0]))
 
-        directional_check(self._fn, f_at, float(base[0]), slope, xs, vs)
+        # (the sum: an elementwise derivative is the gradient of the output's sum)
+        directional_check(self._fn, f_at, float(np.sum(base[0])), slope, xs, vs)
 
     def _leaf_wrt(self, sig, tr):
         args = _placeholders(sig)

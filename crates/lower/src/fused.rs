@@ -303,7 +303,7 @@ impl Fused {
             // SAFETY: likewise (`detect` only picks a path whose `available()` holds).
             #[cfg(target_arch = "x86_64")]
             vmath::Isa::Avx2 => self.eval_chunk_avx2(env, start, len, regs, out),
-            _ => self.eval_chunk_body(env, start, len, regs, out),
+            _ => self.eval_chunk_body(vmath::Isa::Portable, env, start, len, regs, out),
         }
     }
 
@@ -323,7 +323,7 @@ impl Fused {
         regs: &mut [f64],
         out: *mut f64,
     ) -> Result<*const f64, String> {
-        self.eval_chunk_body(env, start, len, regs, out)
+        self.eval_chunk_body(vmath::Isa::Avx2, env, start, len, regs, out)
     }
 
     /// [`Self::eval_chunk`] compiled for AVX-512F.
@@ -341,7 +341,7 @@ impl Fused {
         regs: &mut [f64],
         out: *mut f64,
     ) -> Result<*const f64, String> {
-        self.eval_chunk_body(env, start, len, regs, out)
+        self.eval_chunk_body(vmath::Isa::Avx512, env, start, len, regs, out)
     }
 
     /// The body of [`Self::eval_chunk`] (inlined into each `target_feature` variant).
@@ -358,6 +358,7 @@ impl Fused {
     #[inline(always)]
     unsafe fn eval_chunk_body(
         &self,
+        isa: vmath::Isa,
         env: &Env,
         start: usize,
         len: usize,
@@ -396,7 +397,7 @@ impl Fused {
                 }
                 InsKind::Imm(v) => d.fill(v),
                 InsKind::Mov(a) => d.copy_from_slice(reg(a)),
-                InsKind::Unary(u, a) => unary(u, d, reg(a)),
+                InsKind::Unary(u, a) => unary(isa, u, d, reg(a)),
                 InsKind::Binary(b, x, y, int_pow) => {
                     let y = reg(y);
                     if int_pow && y.iter().any(|&e| e < 0.0) {
@@ -638,37 +639,41 @@ macro_rules! map2 {
 /// `d = u(a)` elementwise: the IR's scalar definition ([`UnaryOp::eval_f64`]) except the
 /// transcendental functions taken from [`vmath`] (within 2 ulp of the correctly rounded
 /// result, special values exact, not bit-equal to libm; `tests/op_facts.rs` checks both).
+///
+/// # Safety
+/// The CPU supports `isa` (the caller runs on that path).
 #[inline(always)]
-pub(crate) fn unary(u: UnaryOp, d: &mut [f64], a: &[f64]) {
+pub(crate) unsafe fn unary(isa: vmath::Isa, u: UnaryOp, d: &mut [f64], a: &[f64]) {
+    let apply = |f: Func, d: &mut [f64], a: &[f64]| vmath::apply_unchecked(isa, f, d, a);
     match u {
         UnaryOp::Neg => map1!(d, a, |x: f64| UnaryOp::Neg.eval_f64(x)),
         UnaryOp::Abs => map1!(d, a, |x: f64| UnaryOp::Abs.eval_f64(x)),
         UnaryOp::Sign => map1!(d, a, |x: f64| UnaryOp::Sign.eval_f64(x)),
-        UnaryOp::Exp => vmath::apply(Func::Exp, d, a),
-        UnaryOp::Expm1 => vmath::apply(Func::Expm1, d, a),
-        UnaryOp::Log => vmath::apply(Func::Log, d, a),
-        UnaryOp::Log1p => vmath::apply(Func::Log1p, d, a),
-        UnaryOp::Log2 => vmath::apply(Func::Log2, d, a),
-        UnaryOp::Log10 => vmath::apply(Func::Log10, d, a),
+        UnaryOp::Exp => apply(Func::Exp, d, a),
+        UnaryOp::Expm1 => apply(Func::Expm1, d, a),
+        UnaryOp::Log => apply(Func::Log, d, a),
+        UnaryOp::Log1p => apply(Func::Log1p, d, a),
+        UnaryOp::Log2 => apply(Func::Log2, d, a),
+        UnaryOp::Log10 => apply(Func::Log10, d, a),
         UnaryOp::Sqrt => map1!(d, a, |x: f64| UnaryOp::Sqrt.eval_f64(x)),
         UnaryOp::Square => map1!(d, a, |x: f64| UnaryOp::Square.eval_f64(x)),
         UnaryOp::Reciprocal => map1!(d, a, |x: f64| UnaryOp::Reciprocal.eval_f64(x)),
-        UnaryOp::Sin => vmath::apply(Func::Sin, d, a),
-        UnaryOp::Cos => vmath::apply(Func::Cos, d, a),
+        UnaryOp::Sin => apply(Func::Sin, d, a),
+        UnaryOp::Cos => apply(Func::Cos, d, a),
         UnaryOp::Tan => map1!(d, a, |x: f64| UnaryOp::Tan.eval_f64(x)),
         UnaryOp::Arcsin => map1!(d, a, |x: f64| UnaryOp::Arcsin.eval_f64(x)),
         UnaryOp::Arccos => map1!(d, a, |x: f64| UnaryOp::Arccos.eval_f64(x)),
         UnaryOp::Arctan => map1!(d, a, |x: f64| UnaryOp::Arctan.eval_f64(x)),
-        UnaryOp::Sinh => vmath::apply(Func::Sinh, d, a),
-        UnaryOp::Cosh => vmath::apply(Func::Cosh, d, a),
-        UnaryOp::Tanh => vmath::apply(Func::Tanh, d, a),
+        UnaryOp::Sinh => apply(Func::Sinh, d, a),
+        UnaryOp::Cosh => apply(Func::Cosh, d, a),
+        UnaryOp::Tanh => apply(Func::Tanh, d, a),
         UnaryOp::Arcsinh => map1!(d, a, |x: f64| UnaryOp::Arcsinh.eval_f64(x)),
         UnaryOp::Arccosh => map1!(d, a, |x: f64| UnaryOp::Arccosh.eval_f64(x)),
         UnaryOp::Arctanh => map1!(d, a, |x: f64| UnaryOp::Arctanh.eval_f64(x)),
         UnaryOp::Floor => map1!(d, a, |x: f64| UnaryOp::Floor.eval_f64(x)),
         UnaryOp::Ceil => map1!(d, a, |x: f64| UnaryOp::Ceil.eval_f64(x)),
         UnaryOp::Round => map1!(d, a, |x: f64| UnaryOp::Round.eval_f64(x)),
-        UnaryOp::Sigmoid => vmath::apply(Func::Sigmoid, d, a),
+        UnaryOp::Sigmoid => apply(Func::Sigmoid, d, a),
         UnaryOp::Erf => map1!(d, a, |x: f64| UnaryOp::Erf.eval_f64(x)),
         UnaryOp::Gammaln => map1!(d, a, |x: f64| UnaryOp::Gammaln.eval_f64(x)),
         UnaryOp::Digamma => map1!(d, a, |x: f64| UnaryOp::Digamma.eval_f64(x)),

@@ -6,7 +6,9 @@
 //! - fuses trees/DAGs of elementwise nodes (`Unary`, `Binary`, `Where`, `Cast`) into one
 //!   kernel each, reading their leaves through strided views, so broadcasts, transposes,
 //!   slices and reshapes of contiguous data are free (never materialized unless a
-//!   non-fused kernel or an output needs them); scalar constants become immediates;
+//!   non-fused kernel or an output needs them); scalar constants become immediates; a
+//!   cheap node (one arithmetic op on leaves) read by several kernels is recomputed in
+//!   each instead of stored by a kernel of its own;
 //! - fuses a trailing `Reduce` into the kernel producing its operand (one pass, nothing
 //!   materialized) when the reduced axes form one contiguous block (all axes, trailing
 //!   axes, leading axes, ...); other axis sets are reduced block by block, like the
@@ -266,6 +268,39 @@ fn axis_blocks(axes: &[usize]) -> Vec<(usize, usize)> {
 }
 
 const NONE: usize = usize::MAX;
+/// The group of a cheap elementwise node read by several fused groups: each of them
+/// recomputes it (one arithmetic op on leaves) instead of reading it from a buffer that a
+/// kernel of its own would write (XLA's duplication of cheap producers).
+const DUP: usize = usize::MAX - 1;
+
+/// Whether node `i` is one arithmetic op (no transcendental function, no `pow`) whose
+/// operands are all outside any fused group (inputs, constants, views, other kernels'
+/// results): recomputing it costs less than storing and reloading it.
+fn is_cheap_leaf_op(g: &Graph, i: usize) -> bool {
+    use autodiff_ir::{BinaryOp as B, UnaryOp as U};
+    let node = &g.nodes()[i];
+    let cheap = match &node.op {
+        Op::Unary(u) => matches!(u, U::Neg | U::Abs | U::Square | U::Sign | U::Not),
+        Op::Binary(b) => matches!(
+            b,
+            B::Add
+                | B::Sub
+                | B::Mul
+                | B::Div
+                | B::Maximum
+                | B::Minimum
+                | B::Lt
+                | B::Le
+                | B::Gt
+                | B::Ge
+                | B::Eq
+                | B::Ne
+        ),
+        Op::Where | Op::Cast(_) => true,
+        _ => false,
+    };
+    cheap && node.inputs.iter().all(|x| !is_elementwise(&g.node(*x).op))
+}
 
 struct Planner<'g> {
     g: &'g Graph,
@@ -909,16 +944,30 @@ impl Program {
             }
             let us = &users[i];
             let g0 = us.first().map_or(NONE, |&u| group[u]);
-            let join = !is_out[i]
-                && g0 != NONE
+            let elementwise_users = !us.is_empty()
                 && us
                     .iter()
-                    .all(|&u| is_elementwise(&g.nodes()[u].op) && group[u] == g0);
-            group[i] = if join { g0 } else { i };
+                    .all(|&u| is_elementwise(&g.nodes()[u].op) && group[u] != NONE);
+            let join = !is_out[i] && elementwise_users && us.iter().all(|&u| group[u] == g0);
+            group[i] = if join {
+                g0
+            } else if !is_out[i] && elementwise_users && is_cheap_leaf_op(g, i) {
+                DUP
+            } else {
+                i
+            };
         }
         let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, &r) in group.iter().enumerate() {
-            if r != NONE {
+            if r == DUP {
+                // recomputed in each group that reads it (in node order: before its users)
+                let mut roots: Vec<usize> = users[i].iter().map(|&u| group[u]).collect();
+                roots.sort_unstable();
+                roots.dedup();
+                for r in roots {
+                    members.entry(r).or_default().push(i);
+                }
+            } else if r != NONE {
                 members.entry(r).or_default().push(i);
             }
         }
@@ -1165,7 +1214,7 @@ impl Program {
         let bytes: usize = self.slot_sizes.iter().sum::<usize>() * 8;
         let cbytes: usize = self.consts.iter().map(|c| c.len()).sum::<usize>() * 8;
         let ks: Vec<String> = kernels.iter().map(|(n, c)| format!("{n}: {c}")).collect();
-        format!(
+        let mut s = format!(
             "kernels: {} (fused: {fused} covering {fused_nodes} nodes, {fused_red} with a \
              reduction, {par} multithreaded; gemm: {gemm}; direct contractions: {direct}; other: {{{}}}); \
              buffers: {} slots, {bytes} bytes, {} kernels in place; constants: {cbytes} bytes",
@@ -1173,7 +1222,15 @@ impl Program {
             ks.join(", "),
             self.slot_sizes.len(),
             self.in_place,
-        )
+        );
+        // each loop's body, indented under it (run once per iteration)
+        for st in &self.steps {
+            if let StepKind::Loop(l) = &st.kind {
+                let body = l.body.make_stats().replace('\n', "\n  ");
+                s.push_str(&format!("\n  loop body ({} trips): {body}", l.trips()));
+            }
+        }
+        s
     }
 
     /// Kernels, fused groups and buffer bytes, for reports.

@@ -160,6 +160,11 @@ impl LoopStep {
         })
     }
 
+    /// Iterations per execution.
+    pub fn trips(&self) -> usize {
+        self.trips
+    }
+
     /// Runs the loop, writing the packed value into `out` (`self.n` elements).
     ///
     /// # Safety

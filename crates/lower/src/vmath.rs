@@ -147,6 +147,17 @@ pub fn logaddexp(d: &mut [f64], x: &[f64], y: &[f64]) {
 pub fn apply_with(isa: Isa, f: Func, d: &mut [f64], a: &[f64]) {
     assert_eq!(d.len(), a.len());
     assert!(isa.available(), "{isa:?} is not available on this CPU");
+    // SAFETY: just checked.
+    unsafe { apply_unchecked(isa, f, d, a) }
+}
+
+/// [`apply_with`] without its checks (for kernels that already run on path `isa`: a tiny
+/// kernel calls this once per chunk of a few elements).
+///
+/// # Safety
+/// The CPU supports `isa`; `d` and `a` have equal lengths.
+#[inline(always)]
+pub(crate) unsafe fn apply_unchecked(isa: Isa, f: Func, d: &mut [f64], a: &[f64]) {
     // sin/cos: arguments past the exact reduction go to libm after the vector loop
     let big: Vec<(usize, f64)> = if matches!(f, Func::Sin | Func::Cos)
         && a.iter().fold(0.0f64, |m, &v| m.max(v.abs())) > TRIG_MAX
@@ -162,13 +173,13 @@ pub fn apply_with(isa: Isa, f: Func, d: &mut [f64], a: &[f64]) {
     };
     match isa {
         // SAFETY: the portable path needs no CPU feature.
-        Isa::Portable => unsafe { portable::unary(f, d, a) },
-        // SAFETY: the CPU has the features (checked above).
+        Isa::Portable => portable::unary(f, d, a),
+        // SAFETY: the CPU has the features (the caller's contract).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { avx2::unary(f, d, a) },
-        // SAFETY: as above: `isa.available()` asserted avx512f, avx2 and fma.
+        Isa::Avx2 => avx2::unary(f, d, a),
+        // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { avx512::unary(f, d, a) },
+        Isa::Avx512 => avx512::unary(f, d, a),
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!(),
     }

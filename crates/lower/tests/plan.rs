@@ -70,6 +70,35 @@ fn pow_two_is_a_square() {
 }
 
 #[test]
+fn a_cheap_node_read_by_two_kernels_is_recomputed_in_each() {
+    // t = 0.01·x feeds two outputs (two fused kernels): each recomputes it instead of a
+    // third kernel storing it (a gradient loop's body: `t9 = ct·0.01` read by two carries)
+    let mut g = Graph::new();
+    let x = g.add_input("x", vec![10], DType::F64);
+    let y = g.add_input("y", vec![10], DType::F64);
+    let t = g.scale(x, 0.01).unwrap();
+    let s = g.unary(UnaryOp::Cos, y).unwrap();
+    let ts = g.mul(t, s).unwrap();
+    let a = g.add_(x, ts).unwrap();
+    let ty = g.mul(t, y).unwrap();
+    let b = g.add_(y, ty).unwrap();
+    let p = Program::compile(&g, &[a, b]).unwrap();
+    assert_eq!(p.num_fused(), (2, 0), "{}", p.stats());
+    assert_eq!(p.buffer_plan().0, 2, "no buffer for t: {}", p.stats());
+    exact(&g, &[a, b]);
+    // an output itself, or a transcendental function, is stored once as before
+    let e = g.unary(UnaryOp::Exp, x).unwrap();
+    let a2 = g.add_(e, s).unwrap();
+    let b2 = g.mul(e, y).unwrap();
+    let p = Program::compile(&g, &[a2, b2]).unwrap();
+    assert_eq!(p.num_fused(), (3, 0), "{}", p.stats());
+    exact(&g, &[a2, b2]);
+    let p = Program::compile(&g, &[a, b, t]).unwrap();
+    assert_eq!(p.num_fused(), (3, 0), "{}", p.stats());
+    exact(&g, &[a, b, t]);
+}
+
+#[test]
 fn dag_with_shared_intermediate_is_one_kernel() {
     let mut g = Graph::new();
     let x = g.add_input("x", vec![7, 5], DType::F64);

@@ -565,87 +565,40 @@ impl PyTrace {
         })
     }
 
-    /// For a trace whose every value is 0-d and every op elementwise: the same trace with
-    /// inputs of the given shapes (broadcast together). `None` when the graph is not
-    /// elementwise. Guards are checked on every element.
-    fn rebatch(&self, shapes: Vec<Vec<usize>>) -> PyResult<Option<PyTrace>> {
-        shield("rebatch", || -> PyResult<Option<PyTrace>> {
-            use autodiff_ir::Op;
+    /// The elementwise derivative of a function whose one output is a float array and whose
+    /// Jacobian with respect to every `wrt` is diagonal: each `wrt` has the output's shape,
+    /// and every node of the output's computation that depends on one is elementwise
+    /// (`Unary`, `Binary`, `Where`, `Cast`) at the output's shape. The derivative is then the
+    /// vector-Jacobian product with ones (the gradient of the output's sum). `None` when the
+    /// trace is not such a function (a reduction, a reshape, a loop on the way, ...).
+    #[pyo3(signature = (wrt, with_value=false))]
+    fn elementwise_grad(
+        &self,
+        wrt: Bound<'_, PyList>,
+        with_value: bool,
+    ) -> PyResult<Option<PyTrace>> {
+        shield("elementwise_grad", || -> PyResult<Option<PyTrace>> {
+            let wrt = self.wrt_nodes(&wrt)?;
             let g = &self.inner.graph;
-            if shapes.len() != g.inputs.len() || g.nodes().iter().any(|n| !n.shape.is_empty()) {
+            let out = match g.outputs[..] {
+                [o] => o,
+                _ => return Ok(None),
+            };
+            if !diagonal(g, out, &wrt) {
                 return Ok(None);
             }
-            let mut ng = Graph::new();
-            let mut map: Vec<NodeId> = Vec::with_capacity(g.len());
-            for n in g.nodes() {
-                let m = |k: usize| map[n.inputs[k].index()];
-                let new = match &n.op {
-                    Op::Input(k) => ng.add_input(
-                        &g.input_names[*k as usize],
-                        shapes[*k as usize].clone(),
-                        n.dtype,
-                    ),
-                    Op::Const(c) => ng.copy_constant(g, *c),
-                    Op::Unary(u) => ng.unary(*u, m(0)).map_err(ir_err)?,
-                    Op::Binary(b) => ng.binary(*b, m(0), m(1)).map_err(ir_err)?,
-                    Op::Where => ng.select(m(0), m(1), m(2)).map_err(ir_err)?,
-                    Op::Cast(d) => ng.cast(m(0), *d).map_err(ir_err)?,
-                    Op::Broadcast(_) | Op::Reshape(_) | Op::Transpose(_) => m(0),
-                    Op::Reduce(..)
-                    | Op::ArgMax(..)
-                    | Op::Contract(_)
-                    | Op::Slice(_)
-                    | Op::SetSlice(_)
-                    | Op::Gather(_)
-                    | Op::ScatterAdd(_)
-                    | Op::Scatter(_)
-                    | Op::TakeAlong(_)
-                    | Op::ScatterAlongAdd(_)
-                    | Op::Concat(_)
-                    | Op::Cumsum(_)
-                    | Op::Cumprod(_)
-                    | Op::ArgSort(_)
-                    | Op::Solve
-                    | Op::TriSolve(_)
-                    | Op::Cholesky
-                    | Op::Inv
-                    | Op::Det
-                    | Op::LogAbsDet
-                    | Op::Loop(_) => return Ok(None),
-                };
-                map.push(new);
-            }
-            // Every output and guard takes the common broadcast shape.
-            let mut shape: Vec<usize> = vec![];
-            for s in &shapes {
-                shape = autodiff_ir::graph::broadcast_shapes(&shape, s).map_err(ir_err)?;
-            }
-            let mut outs = vec![];
-            for o in &g.outputs {
-                outs.push(ng.broadcast(map[o.index()], &shape).map_err(ir_err)?);
-            }
-            ng.outputs = outs;
-            let mut guards = vec![];
-            for (n, t, why) in &self.inner.guards {
-                let gn = ng.broadcast(map[n.index()], &shape).map_err(ir_err)?;
-                guards.push((
-                    gn,
-                    Tensor::full(t.dtype, shape.clone(), t.data[0]),
-                    why.clone(),
-                ));
-            }
-            let tags = self
-                .inner
-                .tags
-                .iter()
-                .map(|(t, n)| (t.clone(), map[n.index()]))
-                .collect();
-            Ok(Some(PyTrace::new(TraceData {
-                graph: ng,
-                guards,
-                tags,
-                rolled: self.inner.rolled,
-            })))
+            let (mut g, wrt) = self.for_reverse(wrt)?;
+            let out = g.outputs[0];
+            let (shape, dtype) = (g.shape(out).clone(), g.dtype(out));
+            let ones = g.full(1.0, &shape, dtype);
+            let grads =
+                autodiff_transform::vjp(&mut g, &[out], &[ones], &wrt).map_err(transform_err)?;
+            g.outputs = if with_value {
+                std::iter::once(out).chain(grads).collect()
+            } else {
+                grads
+            };
+            Ok(Some(self.derived(g)))
         })
     }
 
@@ -835,4 +788,39 @@ impl PyTrace {
             Ok(autodiff_ir::sexpr::print_graph(&self.inner.graph))
         })
     }
+}
+
+/// Whether the Jacobian of `out` (a float array) with respect to each of `wrt` is diagonal:
+/// every `wrt` has `out`'s shape, and every node `out` needs that depends on one of them is
+/// an elementwise op at that shape (see `PyTrace::elementwise_grad`).
+fn diagonal(g: &Graph, out: NodeId, wrt: &[NodeId]) -> bool {
+    use autodiff_ir::Op;
+    let shape = g.shape(out);
+    if shape.is_empty() || !g.dtype(out).is_float() || wrt.iter().any(|&w| g.shape(w) != shape) {
+        return false;
+    }
+    let mut needed = vec![false; g.len()];
+    needed[out.index()] = true;
+    for i in (0..g.len()).rev() {
+        if needed[i] {
+            for x in &g.nodes()[i].inputs {
+                needed[x.index()] = true;
+            }
+        }
+    }
+    let mut dep = vec![false; g.len()];
+    for &w in wrt {
+        dep[w.index()] = true;
+    }
+    for (i, n) in g.nodes().iter().enumerate() {
+        if dep[i] || !needed[i] || !n.inputs.iter().any(|x| dep[x.index()]) {
+            continue;
+        }
+        dep[i] = true;
+        let elementwise = matches!(n.op, Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast(_));
+        if !elementwise || &n.shape != shape {
+            return false;
+        }
+    }
+    true
 }
