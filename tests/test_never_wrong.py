@@ -311,3 +311,67 @@ def test_an_array_output_that_is_not_elementwise_is_refused(f, zero_d_first):
         g(np.array(0.5))
     with pytest.raises(autodiff.NotScalarError, match="jacobian"):
         g(np.array([1.0, 2.0, 3.0, 4.0]))
+
+
+# --- regressions found by trying the library as a user ---
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda k: np.clip(k, -0.5, 0.5),
+        lambda k: k.clip(0.5, None),
+        lambda k: np.clip(k, np.float64(1e-3), np.array(2.5)),
+    ],
+)
+def test_clip_of_ints_with_float_bounds_is_float(f):
+    # regression: the bounds were cast to the data's int dtype (0.5 → 0): np.clip of
+    # [5, -5, 0] to ±0.5 gave zeros once traced on data the truncation did not change
+    F = autodiff.Function(f)
+    F(np.zeros(3, dtype=np.int64))
+    for k in (np.array([5, -5, 0]), np.array([1, 2, 3])):
+        got = F(k)
+        assert got.dtype == f(k).dtype
+        np.testing.assert_array_equal(got, f(k))
+
+
+def test_gradient_through_cholesky_of_the_argument_passes_the_self_check():
+    # regression: the finite-difference self-check perturbed K in a non-symmetric
+    # direction, along which NumPy's cholesky (reading one triangle) and the symmetric
+    # gradient (JAX's convention) differ: every Gaussian-process likelihood raised
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(5)
+
+    def nll(K):
+        L = np.linalg.cholesky(K)
+        a = np.linalg.solve(L, y)
+        return 0.5 * a @ a + np.sum(np.log(np.diag(L)))
+
+    g = autodiff.Gradient(nll)
+    for seed in (1, 2):
+        B = np.random.default_rng(seed).standard_normal((5, 5))
+        K = B @ B.T + 5 * np.eye(5)
+        Ki = np.linalg.inv(K)
+        alpha = Ki @ y
+        np.testing.assert_allclose(g(K)[0], 0.5 * (Ki - np.outer(alpha, alpha)), rtol=1e-9, atol=1e-12)
+    hv = autodiff.HessianVector(nll)(K, vectors=[np.eye(5)])[0]
+    eps = 1e-5
+    want = (g(K + eps * np.eye(5))[0] - g(K - eps * np.eye(5))[0]) / (2 * eps)
+    np.testing.assert_allclose(hv, want, rtol=1e-5, atol=1e-8)
+
+
+def test_python_int_arguments_are_static_by_default():
+    # regression: the default wrt took Python ints too, so a step count became a float
+    # (range() of it failed) and `x ** n` got a gradient with respect to n
+    def f(x, steps):
+        y = x
+        for _ in range(steps):
+            y = y * 1.01
+        return np.sum(y)
+
+    np.testing.assert_allclose(autodiff.Gradient(f)(np.ones(3), 10)[0], np.full(3, 1.01**10))
+    grads = autodiff.Gradient(lambda x, n: np.sum(x**n))(2 * np.ones(3), 3)
+    assert len(grads) == 1
+    np.testing.assert_allclose(grads[0], np.full(3, 12.0))
+    # an int is differentiated when nothing else can be
+    np.testing.assert_allclose(autodiff.Gradient(lambda x: x**2)(3)[0], 6.0)

@@ -163,15 +163,13 @@ def _resolve_wrt(fn, wrt, args):
     """Positions of the arguments to differentiate, and tag names."""
     names = arg_names(fn, len(args))
     if wrt is None:
-        # Arrays, numbers and containers of arrays; objects holding arrays (a model passed
-        # as `self`) are inputs but are differentiated only when named in `wrt`.
-        pos = [
-            i
-            for i, a in enumerate(args)
-            if (isinstance(a, (list, tuple, dict)) and _tree.flatten(a)[0])
-            or _tree.is_leaf(a)
-            or (isinstance(a, int) and not isinstance(a, bool))
-        ]
+        # Arrays, floats and containers of arrays; objects holding arrays (a model passed
+        # as `self`) are inputs but are differentiated only when named in `wrt`. Python ints
+        # are static (a step count, a size) unless nothing else can be differentiated
+        # (`Gradient(lambda x: x**2)(3)`).
+        pos = [i for i, a in enumerate(args) if (isinstance(a, (list, tuple, dict)) and _tree.flatten(a)[0]) or _tree.is_leaf(a)]
+        if not pos:
+            pos = [i for i, a in enumerate(args) if isinstance(a, int) and not isinstance(a, bool)]
         return pos, []
     items = list(wrt) if isinstance(wrt, (tuple, list)) else [wrt]
     pos, tags = [], []
@@ -310,7 +308,7 @@ class Gradient(_Traced):
             base, _ = tr.run(values)
         if base is None:
             return
-        vs = _directions(xs)
+        vs = _directions(xs, symmetric=tr.has_cholesky())
         slope = float(sum(_dot(g, v) for g, v in zip(grads, vs)))
 
         def f_at(t):
@@ -378,12 +376,23 @@ class Gradient(_Traced):
         return [f"∂/∂{w}" for w in wrt], None
 
 
-def _directions(xs):
+def _directions(xs, symmetric=False):
     """A random direction for the finite-difference self-check, one piece per array, with
     entries uniform in [-1, 1) (fixed seed: a fresh trace is checked the same way each
-    time; uniform draws cost a fifth of normal ones on large parameters)."""
+    time; uniform draws cost a fifth of normal ones on large parameters). `symmetric`:
+    square matrices (last two axes) get symmetric pieces — a Cholesky factorization reads
+    one triangle while its derivative is that of the symmetric part, and the two agree
+    along symmetric directions only."""
     rng = np.random.default_rng(0)
-    return [rng.random(x.shape) * 2.0 - 1.0 for x in xs]
+    vs = [rng.random(x.shape) * 2.0 - 1.0 for x in xs]
+    if symmetric:
+        vs = [(v + np.swapaxes(v, -1, -2)) / 2 if v.ndim >= 2 and v.shape[-1] == v.shape[-2] else v for v in vs]
+    return vs
+
+
+def _symmetric(v):
+    """Whether `v` is not a square matrix (last two axes), or is a symmetric one."""
+    return v.ndim < 2 or v.shape[-1] != v.shape[-2] or np.array_equal(v, np.swapaxes(v, -1, -2))
 
 
 def _dot(a, b):
@@ -507,6 +516,8 @@ class HessianVector(_Traced):
         vs = [np.asarray(v, dtype=np.float64) for v in values[n:]]
         if not wrt or len(vs) != len(wrt) or any(x.dtype != np.float64 for x in xs) or tr.stops_gradient() or tr.low_precision():
             return
+        if tr.has_cholesky() and not all(_symmetric(v) for v in vs):
+            return  # the factorization reads one triangle: only symmetric vectors compare
         if outs is None:
             outs, _ = compiled.run(values)
         gtr = tr.grad(wrt)

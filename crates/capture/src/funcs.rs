@@ -1088,7 +1088,13 @@ impl<'py> Tracer<'py> {
             "np.clip" => {
                 let res = c.real()?;
                 let mut n = self.arr_node(x.as_ref().unwrap())?;
-                let dt = self.g.dtype(n);
+                // the result's dtype, as NumPy promotes it (int data with float bounds is
+                // float: the bounds are not truncated)
+                let dt = match convert::shape_dtype(&res)? {
+                    Some((_, dt)) => dt,
+                    None => self.g.dtype(n),
+                };
+                n = self.g.cast(n, dt)?;
                 // np.clip(a, lo, hi) = minimum(maximum(a, lo), hi); a None bound is skipped.
                 for (i, names, op) in [
                     (1, ["a_min", "min"], BinaryOp::Maximum),

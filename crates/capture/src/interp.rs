@@ -302,6 +302,11 @@ impl<'py> Tracer<'py> {
                 Ok(None) if f.pc <= i => {
                     // a backward jump: `f.pc` is a loop header
                     if let Err(e) = self.at_back_edge(f, &code, i) {
+                        // Ctrl-C while rolling: no `try` nor a real call takes over
+                        if matches!(&e, Err::Py(p) if p.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(self.py))
+                        {
+                            self.interrupted = true;
+                        }
                         break Err(e);
                     }
                 }
@@ -366,14 +371,9 @@ impl<'py> Tracer<'py> {
     fn check_limits(&mut self, code: &Code<'py>, i: usize) -> Res<()> {
         // Let other Python threads run for a moment: the engine otherwise holds the GIL
         // for the whole trace, starving them (a timer thread sending the interrupt too).
-        self.py.allow_threads(|| ());
-        if let Err(e) = self.py.check_signals() {
+        if let Err(e) = super::poll_others(self.py) {
             self.interrupted = true;
             return Err(Err::Py(e));
-        }
-        if super::INTERRUPT.swap(false, std::sync::atomic::Ordering::Relaxed) {
-            self.interrupted = true;
-            return Err(Err::Py(pyo3::exceptions::PyKeyboardInterrupt::new_err(())));
         }
         if self.g.len() <= self.max_nodes {
             return Ok(());

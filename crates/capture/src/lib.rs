@@ -168,6 +168,40 @@ pub const DEFAULT_MAX_TRACE_NODES: usize = 1_000_000;
 /// dropped there), so the engine also polls this flag.
 pub static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Lets other Python threads run, then runs pending signal handlers (an error when one
+/// raised, or when [`INTERRUPT`] is set). Called every few thousand instructions or loop
+/// iterations of a trace, which otherwise holds the GIL throughout. Every
+/// [`YIELD_EVERY`] the GIL is released for a moment long enough for a waiting thread to
+/// take it: released and retaken at once, it is retaken before a waiter wakes, so a
+/// thread (a timer raising SIGINT, a progress bar) could wait for the whole trace.
+pub fn poll_others(py: Python<'_>) -> PyResult<()> {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    }
+    let now = std::time::Instant::now();
+    let due = LAST.with(|l| match l.get() {
+        Some(t) if now.duration_since(t) < YIELD_EVERY => false,
+        _ => {
+            l.set(Some(now));
+            true
+        }
+    });
+    if due {
+        py.allow_threads(|| std::thread::sleep(std::time::Duration::from_micros(200)));
+    } else {
+        py.allow_threads(|| ());
+    }
+    py.check_signals()?;
+    if INTERRUPT.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        return Err(pyo3::exceptions::PyKeyboardInterrupt::new_err(()));
+    }
+    Ok(())
+}
+
+/// How often a trace hands the GIL to waiting threads (see [`poll_others`]): 200 µs of
+/// every 20 ms, 1% of the trace.
+const YIELD_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// `AUTODIFF_MAX_TRACE_NODES` if set (a positive integer), else the default.
 pub fn max_trace_nodes() -> usize {
     std::env::var("AUTODIFF_MAX_TRACE_NODES")

@@ -1244,14 +1244,7 @@ impl Chunks<'_> {
             trips += n;
             chunk = (chunk * 2).min(4096);
             // other threads (a timer raising SIGINT) get the GIL, then signals run
-            py.allow_threads(|| ());
-            py.check_signals()?;
-            if super::INTERRUPT.swap(false, std::sync::atomic::Ordering::Relaxed) {
-                return Err(pyo3::exceptions::PyKeyboardInterrupt::new_err(
-                    "interrupted while rolling a loop",
-                )
-                .into());
-            }
+            super::poll_others(py)?;
         }
         Ok((trips > 0).then_some((trips, cur, ys)))
     }

@@ -10,12 +10,25 @@ use autodiff_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp};
 
 use crate::syntax::*;
 
+/// The longest expression text built (each node's text is at most a few times this long).
+pub const MAX_CHARS: usize = 1 << 20;
+
 /// A SymPy expression computing the outputs, or why the graph is not elementwise.
 pub fn to_sympy(g: &Graph, outputs: &[NodeId]) -> Result<String, String> {
     let b = Bindings::new(g, outputs, &|_| false);
     let mut cache: Vec<Option<Expr>> = vec![None; g.len()];
     for i in (0..g.len()).filter(|&i| b.reach[i]) {
-        cache[i] = Some(node(g, NodeId(i as u32), &cache)?);
+        let e = node(g, NodeId(i as u32), &cache)?;
+        // one expression repeats every shared subexpression: a loop of n steps doubles
+        // it n times, so stop before the text outgrows memory
+        if e.s.len() > MAX_CHARS {
+            return Err(format!(
+                "to_sympy: the expression would exceed {MAX_CHARS} characters (one SymPy \
+                 expression repeats each shared subexpression, and this graph has many, as a \
+                 loop makes); use to_text, to_latex or to_source, which name shared values"
+            ));
+        }
+        cache[i] = Some(e);
     }
     let outs: Vec<String> = outputs
         .iter()

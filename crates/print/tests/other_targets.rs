@@ -97,6 +97,31 @@ fn sympy_elementwise() {
 }
 
 #[test]
+fn sympy_refuses_an_expression_that_would_outgrow_memory() {
+    // regression: y ← y·sin(y) repeated 60 times doubles the text each step (y appears
+    // twice); the printer ran out of memory and aborted the process
+    let mut g = G::new();
+    let x = g.x("x", &[4]);
+    let mut y = x;
+    for _ in 0..60 {
+        let s = g.u(U::Sin, y);
+        y = g.b(B::Mul, y, s);
+    }
+    let err = to_sympy(&g.0, &[y]).unwrap_err();
+    assert!(
+        err.contains("would exceed") && err.contains("to_text"),
+        "{err}"
+    );
+    // a few steps still print
+    let mut y = x;
+    for _ in 0..3 {
+        let s = g.u(U::Sin, y);
+        y = g.b(B::Mul, y, s);
+    }
+    assert!(to_sympy(&g.0, &[y]).unwrap().starts_with("x*sympy.sin(x)"));
+}
+
+#[test]
 fn sympy_refuses_non_elementwise() {
     let mut g = G::new();
     let x = g.x("x", &[3]);

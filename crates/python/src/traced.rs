@@ -368,6 +368,16 @@ impl PyTrace {
         })
     }
 
+    /// Whether the graph holds a Cholesky factorization: it reads one triangle of its
+    /// operand (as NumPy does) while its derivative is that of the symmetric part, so only
+    /// symmetric directions can check it by finite differences.
+    fn has_cholesky(&self) -> bool {
+        let g = &self.inner.graph;
+        g.nodes()
+            .iter()
+            .any(|n| matches!(n.op, autodiff_ir::Op::Cholesky))
+    }
+
     /// Whether the graph holds a `stop_gradient` (`autodiff.constant`): its derivative is
     /// not that of its values, so finite differences of the values cannot check it.
     fn stops_gradient(&self) -> bool {
