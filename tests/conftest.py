@@ -1,4 +1,6 @@
 import os
+import signal
+import threading
 
 import numpy as np
 import pytest
@@ -7,6 +9,12 @@ import pytest
 # nodes stays unrolled (AUTODIFF_ROLL_MIN_NODES). The suite rolls every loop it can, so the
 # rolling paths are exercised everywhere; tests/test_loops.py checks the default itself.
 os.environ.setdefault("AUTODIFF_ROLL_MIN_NODES", "0")
+
+# A shell that starts the suite in the background (`pytest ... &`) ignores SIGINT, and
+# Python then installs no KeyboardInterrupt handler: the Ctrl-C tests' signals would be
+# dropped. Install Python's own handler, as an interactive run has it.
+if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def numeric_grad(f, args, i, eps=1e-6):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -177,6 +178,11 @@ def _resolve_wrt(fn, wrt, args):
         if isinstance(w, str):
             if w in names:
                 pos.append(names.index(w))
+            elif w in _keyword_only(fn):
+                raise WrtError(
+                    f"wrt='{w}' names a keyword-only argument of {_fname(fn)}; only positional arguments "
+                    f"can be differentiated: declare '{w}' before the `*` (it can still be passed as {w}=...)"
+                )
             else:
                 tags.append(w)
         elif isinstance(w, (int, np.integer)) and not isinstance(w, bool):
@@ -187,11 +193,20 @@ def _resolve_wrt(fn, wrt, args):
             hits = [i for i, a in enumerate(args) if a is w]
             if not hits:
                 raise WrtError(
-                    "wrt= names an object that is not among the arguments; pass the argument "
-                    "object itself, its name or its index"
+                    "wrt= names an object that is not among the positional arguments; pass the argument "
+                    "object itself, its name or its index (keyword-only arguments cannot be differentiated)"
                 )
             pos.append(hits[0])
     return pos, tags
+
+
+def _keyword_only(fn):
+    """The names of `fn`'s keyword-only parameters (none when it has no signature)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind == p.KEYWORD_ONLY]
 
 
 def _leaf_ranges(args):

@@ -553,6 +553,14 @@ impl<'py> Tracer<'py> {
     /// and checked against the real result's dtype and shape.
     pub fn track(&mut self, obj: Bound<'py, PyAny>, node: NodeId) -> Res<Val<'py>> {
         let Some((shape, dtype)) = convert::shape_dtype(&obj)? else {
+            if let Ok(dt) = obj.getattr("dtype") {
+                return unsupported(format!(
+                    "a computation on traced values produced an array of dtype {dt} (NumPy's \
+                     promotion of the operands' types), which the engine does not support \
+                     (float64, float32, integers and bool are); cast the operands first, e.g. \
+                     `x.astype(np.float64)`"
+                ));
+            }
             return unsupported(format!(
                 "a symbolic computation produced a {}, which cannot be traced",
                 type_name(&obj)
