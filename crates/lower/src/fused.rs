@@ -537,6 +537,37 @@ impl Fused {
             round(out.0, p * q);
             return Ok(());
         }
+        if !big && spec.dims.len() == 1 && q == 1 {
+            // each kept row folds one run of elements: the fold of `Reducer`'s lane mode,
+            // without its bookkeeping (a loop body's `sum(s)` runs once per iteration)
+            let (op, r0) = (spec.op, spec.dims[0]);
+            let mut acc = reduce_init(op);
+            let (mut row, mut seen) = (0usize, 0usize);
+            let regs = env.scratch(self.regs_len());
+            self.sweep(
+                env,
+                0,
+                self.n,
+                Some(regs),
+                std::ptr::null_mut(),
+                |_, mut v| {
+                    while !v.is_empty() {
+                        let take = (r0 - seen).min(v.len());
+                        acc = fold_scalar(op, acc, &v[..take]);
+                        v = &v[take..];
+                        seen += take;
+                        if seen == r0 {
+                            *out.0.add(row) = acc;
+                            acc = reduce_init(op);
+                            row += 1;
+                            seen = 0;
+                        }
+                    }
+                },
+            )?;
+            round(out.0, p * q);
+            return Ok(());
+        }
         let block = r * q;
         let par = big && crate::threads() > 1;
         // blocks of the outermost reduced axis (by size alone): at least TASK elements each

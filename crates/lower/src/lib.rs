@@ -471,7 +471,24 @@ impl<'g> Planner<'g> {
                     Op::Cast(_) => InsKind::Mov(ops[0]),
                     other => unreachable!("{other:?} is not elementwise"),
                 };
-                ssa.push((kind, node.dtype));
+                // a comparison's 0/1 is already a bool: no rounding pass
+                let compare = matches!(
+                    node.op,
+                    Op::Binary(
+                        autodiff_ir::BinaryOp::Lt
+                            | autodiff_ir::BinaryOp::Le
+                            | autodiff_ir::BinaryOp::Gt
+                            | autodiff_ir::BinaryOp::Ge
+                            | autodiff_ir::BinaryOp::Eq
+                            | autodiff_ir::BinaryOp::Ne
+                    )
+                );
+                let round = if compare && node.dtype == DType::Bool {
+                    DType::F64
+                } else {
+                    node.dtype
+                };
+                ssa.push((kind, round));
                 value_of.insert(m, fused::reg(ssa.len() - 1));
                 nodes.push(m);
             }
