@@ -375,3 +375,21 @@ def test_python_int_arguments_are_static_by_default():
     np.testing.assert_allclose(grads[0], np.full(3, 12.0))
     # an int is differentiated when nothing else can be
     np.testing.assert_allclose(autodiff.Gradient(lambda x: x**2)(3)[0], 6.0)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda b: b.reshape(-1, 1) @ b.reshape(1, -1),
+        lambda b: np.dot(b, b[::-1]),
+        lambda b: np.abs(b),
+        lambda b: np.einsum("i,j->ij", b, b),
+    ],
+)
+def test_bool_products_and_abs_follow_numpy(f):
+    # regression: "internal graph error: contract ... operand dtypes bool and bool"
+    F = autodiff.Function(f)
+    for b in (np.array([True, False, True]), np.array([False, False, True])):
+        got, want = F(b), f(b)
+        assert np.asarray(got).dtype == np.asarray(want).dtype
+        np.testing.assert_array_equal(got, want)

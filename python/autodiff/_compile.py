@@ -327,7 +327,7 @@ def _check_fast_path(fn, compiled, values, fast, seconds):
             )
 
 
-def directional_check(fn, f_at, value, slope, x, v, what="gradient"):
+def directional_check(fn, f_at, value, slope, x, v, what="gradient", f_pair=None):
     """Checks a directional derivative `slope` (= grad·v, or a Hessian-vector product's
     projection) of the scalar function `f_at(t) = f(x + t v)` (t a float; None where a guard
     fails) against central differences. Raises TraceError when the two disagree at two step
@@ -335,12 +335,12 @@ def directional_check(fn, f_at, value, slope, x, v, what="gradient"):
     kinks (relu at 0, abs, where) never raise. Returns the finite difference checked, or None
     when the check did not apply. `x` and `v` are arrays or lists of arrays (the pieces of
     one long vector). The second, smaller step is evaluated only when the first one
-    disagrees."""
+    disagrees. `f_pair(t)`, when given, returns `(f_at(t), f_at(-t))` in one evaluation."""
     scale = max(1.0, _max_abs(x))
     vmax = max(1.0, _max_abs(v))
     seen = []
     for h in (6e-6 * scale / vmax, 1.5e-6 * scale / vmax):
-        fp, fm = f_at(h), f_at(-h)
+        fp, fm = f_pair(h) if f_pair is not None else (f_at(h), f_at(-h))
         if fp is None or fm is None:
             return None
         f0 = value

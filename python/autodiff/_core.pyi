@@ -86,6 +86,8 @@ class Trace:
         """The elementwise derivative of an array output whose Jacobian is diagonal; else None."""
     def vmap(self, batched: list[bool], size: int) -> Trace | None: ...
     def simplified(self) -> Trace: ...
+    def unguarded(self) -> Trace:
+        """The same computation without its guards."""
     def magnitude(self) -> Trace:
         """The size of the terms each output sums (for sizing comparison tolerances); no guards."""
     def to_text(

@@ -325,16 +325,35 @@ class Gradient(_Traced):
             return
         vs = _directions(xs, symmetric=tr.has_cholesky())
         slope = float(sum(_dot(g, v) for g, v in zip(grads, vs)))
+        # the traced formula, also where a nearby input would re-trace (another branch, a
+        # while loop's other trip count): its derivative is what the gradient computes
+        probe = tr.unguarded()
 
         def f_at(t):
             moved = list(values)
             for k, x, v in zip(wrt, xs, vs):
                 moved[k] = x + t * v
-            out, _ = tr.run(moved)
+            out, _ = probe.run(moved)
             return None if out is None else float(np.sum(out[0]))
 
+        # A rolled loop runs once per evaluation, its time per iteration mostly fixed costs:
+        # x + hv and x - hv go through one run of the trace batched over the pair.
+        pair = probe.vmap([k in wrt for k in range(len(values))], 2) if tr.rolled_loops else None
+
+        def f_pair(t):
+            moved = list(values)
+            for k, x, v in zip(wrt, xs, vs):
+                moved[k] = np.stack([x + t * v, x - t * v])
+            out, _ = pair.run(moved)
+            if out is None:
+                return None, None
+            both = np.asarray(out[0], dtype=np.float64).reshape(2, -1)
+            return float(np.sum(both[0])), float(np.sum(both[1]))
+
         # (the sum: an elementwise derivative is the gradient of the output's sum)
-        directional_check(self._fn, f_at, float(np.sum(base[0])), slope, xs, vs)
+        directional_check(
+            self._fn, f_at, float(np.sum(base[0])), slope, xs, vs, f_pair=f_pair if pair is not None else None
+        )
 
     def _leaf_wrt(self, sig, tr):
         args = _placeholders(sig)
@@ -535,7 +554,7 @@ class HessianVector(_Traced):
             return  # the factorization reads one triangle: only symmetric vectors compare
         if outs is None:
             outs, _ = compiled.run(values)
-        gtr = tr.grad(wrt)
+        gtr = tr.unguarded().grad(wrt)
         try:
             gbase, _ = gtr.run(values[:n])
         except MemoryError:

@@ -242,6 +242,10 @@ impl Graph {
     // ---- builders: thin conveniences over `add`, no-ops where the op would be identity ----
 
     pub fn unary(&mut self, op: UnaryOp, x: NodeId) -> Result<NodeId, IrError> {
+        // |b| = b for a bool (NumPy's `np.abs` of a bool array is that array)
+        if op == UnaryOp::Abs && self.dtype(x) == DType::Bool {
+            return Ok(x);
+        }
         self.add(Op::Unary(op), vec![x])
     }
 
@@ -410,6 +414,14 @@ impl Graph {
         let spec = crate::ContractSpec::parse(spec)
             .ok_or_else(|| IrError(format!("bad contraction spec {spec}")))?;
         let dt = DType::promote(self.dtype(a), self.dtype(b));
+        if dt == DType::Bool {
+            // NumPy's bool product: an `or` of `and`s, i.e. a count of true pairs, != 0
+            let (a, b) = (self.cast(a, DType::I64)?, self.cast(b, DType::I64)?);
+            let n = self.add(Op::Contract(spec), vec![a, b])?;
+            let zero = self.scalar(0.0, DType::I64);
+            let zero = self.broadcast(zero, &self.shape(n).clone())?;
+            return self.binary(BinaryOp::Ne, n, zero);
+        }
         let a = self.cast(a, dt)?;
         let b = self.cast(b, dt)?;
         self.add(Op::Contract(spec), vec![a, b])

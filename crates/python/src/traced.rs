@@ -676,6 +676,19 @@ impl PyTrace {
         })
     }
 
+    /// The same computation without its guards: the traced formula evaluated as it is at
+    /// any input (the finite-difference self-check probes the derivative of the traced
+    /// computation, which is what a derivative trace computes, also where a nearby input
+    /// would take another branch or another trip count and re-trace).
+    fn unguarded(&self) -> PyTrace {
+        PyTrace::new(TraceData {
+            graph: self.inner.graph.clone(),
+            guards: vec![],
+            tags: self.inner.tags.clone(),
+            rolled: self.inner.rolled,
+        })
+    }
+
     /// The magnitude bound of each output (see `autodiff_transform::magnitude`): the size of
     /// the terms its sums add up, for sizing the tolerance of a comparison. No guards.
     fn magnitude(&self) -> PyResult<PyTrace> {
