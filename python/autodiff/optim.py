@@ -503,7 +503,8 @@ def fmin_sgd(
 
     Returns an `OptimizeResult`: `x` (the parameters, shaped like `init_args`), `fun` (the
     best window's mean loss), `nit` (steps), `nfev`, `success`, `message`, `history`
-    (per window: `loss`, `grad_norm`, `stepsize`) and `backoffs`."""
+    (per window: `loss`, `grad_norm`, `stepsize`), `backoffs` and `stepsize` (the step
+    sizes at the end: the start's after every back-off)."""
     if method not in ("sgd", "adam"):
         raise ValueError(f"method must be 'sgd' or 'adam', not {method!r}")
     if not isinstance(init_args, (list, tuple)):
@@ -514,6 +515,15 @@ def fmin_sgd(
     if len(rates) != k:
         raise ValueError(f"stepsize needs one rate per parameter ({k}), got {len(rates)}")
     rates = [np.asarray(r, dtype=np.float64) for r in rates]
+
+    def current_steps(scale):
+        """The step sizes in use (the start's times the back-off factor so far): one
+        number when every parameter has the same, else one per parameter."""
+        steps = [scale * r for r in rates]
+        if all(np.ndim(r) == 0 for r in steps) and len({float(r) for r in steps}) == 1:
+            return float(steps[0])
+        return [float(r) if np.ndim(r) == 0 else r for r in steps]
+
     scale = 1.0
     vg = value_and_grad(fn, argnums=tuple(range(k)))
     vel = [np.zeros_like(a) for a in params]
@@ -580,13 +590,13 @@ def fmin_sgd(
                     mean = win_loss / win_n
                     hist["loss"].append(mean)
                     hist["grad_norm"].append(win_gn / win_n)
-                    hist["stepsize"].append(scale)
+                    hist["stepsize"].append(current_steps(scale))
                     if mean < best_loss:
                         best_loss, best = mean, last_eval
                     else:
                         back_off()
                     win_loss, win_gn, win_n = 0.0, 0.0, 0
-                    if prog.report(steps, mean, hist["grad_norm"][-1], scale, {"x": [a.copy() for a in params]}):
+                    if prog.report(steps, mean, hist["grad_norm"][-1], scale * float(np.max(rates[0])), {"x": [a.copy() for a in params]}):
                         message, stop = "the callback asked to stop", True
                         break
                 if scale < min_stepsize:
@@ -610,9 +620,9 @@ def fmin_sgd(
         success=ok,
         status=0 if ok else 3,
         message=message if ok else "no finite loss was seen",
-        history={key: np.array(v) for key, v in hist.items()},
+        history={key: np.array(v) if key != "stepsize" or all(np.ndim(x) == 0 for x in v) else v for key, v in hist.items()},
         backoffs=backoffs,
-        stepsize=scale,
+        stepsize=current_steps(scale),
     )
     res["x_flat"] = _pack(res["x"])
     return res
