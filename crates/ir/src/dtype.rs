@@ -60,7 +60,9 @@ impl DType {
         }
     }
 
-    /// [`DType::round`] over a slice, with the dtype matched once (so the loop vectorizes).
+    /// [`DType::round`] over a slice, with the dtype matched once (so the loop vectorizes;
+    /// inlined, so a kernel compiled for AVX2 or AVX-512 converts 4 or 8 lanes at a time).
+    #[inline]
     pub fn round_all(self, s: &mut [f64]) {
         match self {
             DType::Bool => s.iter_mut().for_each(|v| *v = DType::Bool.round(*v)),
