@@ -116,6 +116,9 @@ pub(crate) struct Fused {
     pub nodes: Vec<usize>,
     /// The last instruction writes straight into the output (off for in-place kernels).
     pub direct_store: bool,
+    /// Other values of the group stored too (register, slot), chunk by chunk: a
+    /// multi-output kernel (a value both stored and reduced, sibling groups).
+    pub stores: Vec<(Reg, Loc)>,
 }
 
 /// Operand bit: a contiguous leaf read in place at the chunk's position (no load).
@@ -459,6 +462,10 @@ impl Fused {
         while s < hi {
             let len = (hi - s).min(CHUNK);
             let v = self.eval_chunk(env, s, len, regs, out)?;
+            for &(r, loc) in &self.stores {
+                let src = regs.as_ptr().add(r as usize * CHUNK);
+                std::ptr::copy_nonoverlapping(src, env.mut_ptr(loc).add(s), len);
+            }
             sink(s, std::slice::from_raw_parts(v, len));
             s += len;
         }

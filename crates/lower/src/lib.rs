@@ -198,15 +198,21 @@ struct Step {
 }
 
 impl Step {
-    fn locs_mut(&mut self) -> (Vec<&mut Loc>, &mut Loc) {
+    /// The slots the step reads, and those it writes (its output first).
+    fn locs_mut(&mut self) -> (Vec<&mut Loc>, Vec<&mut Loc>) {
         match &mut self.kind {
             StepKind::Fused(f) => (
                 f.leaves.iter_mut().map(|l| &mut l.loc).collect(),
-                &mut f.out,
+                std::iter::once(&mut f.out)
+                    .chain(f.stores.iter_mut().map(|(_, l)| l))
+                    .collect(),
             ),
-            StepKind::Contract(c) => (vec![&mut c.a, &mut c.b], &mut c.out),
-            StepKind::Kernel(k, out, _) => (k.reads(), out),
-            StepKind::Loop(l) => (l.args.iter_mut().map(|s| &mut s.loc).collect(), &mut l.out),
+            StepKind::Contract(c) => (vec![&mut c.a, &mut c.b], vec![&mut c.out]),
+            StepKind::Kernel(k, out, _) => (k.reads(), vec![out]),
+            StepKind::Loop(l) => (
+                l.args.iter_mut().map(|s| &mut s.loc).collect(),
+                vec![&mut l.out],
+            ),
         }
     }
 }
@@ -253,6 +259,65 @@ unsafe impl Send for Arena {}
 /// Fusable ops: the IR's one definition ([`Op::is_elementwise`]).
 fn is_elementwise(op: &Op) -> bool {
     op.is_elementwise()
+}
+
+/// Multi-output fusion of sibling groups: a store group rooted at `r2` absorbs an earlier
+/// store group rooted at `r1` when both have the same shape, they read a leaf in common (so
+/// one pass reads it once; in a loop body, one kernel starts instead of two), every leaf of
+/// `r2`'s group precedes `r1` (so `r2` cannot depend on `r1`) and every user of `r1` comes
+/// after `r2` (so `r1`'s value is stored before anything reads it).
+#[allow(clippy::too_many_arguments)]
+fn sibling_fusion(
+    g: &Graph,
+    group: &[usize],
+    members: &HashMap<usize, Vec<usize>>,
+    users: &[Vec<usize>],
+    fused_into: &[usize],
+    stores_of: &mut HashMap<usize, Vec<usize>>,
+    absorbed: &mut [bool],
+) {
+    let leaves = |r: usize| -> Vec<usize> {
+        let ms = &members[&r];
+        let mut ls: Vec<usize> = ms
+            .iter()
+            .flat_map(|&m| g.nodes()[m].inputs.iter().map(|x| x.index()))
+            .filter(|x| group[*x] != r && group[*x] != DUP)
+            .collect();
+        // a recomputed node counts as the leaves it reads
+        for &m in ms {
+            if group[m] == DUP {
+                ls.extend(g.nodes()[m].inputs.iter().map(|x| x.index()));
+            }
+        }
+        ls.sort_unstable();
+        ls.dedup();
+        ls
+    };
+    let roots: Vec<usize> = (0..group.len())
+        .filter(|&r| group[r] == r && fused_into[r] == NONE && members.contains_key(&r))
+        .collect();
+    // candidate r1s and their leaves: the most recent few (linear time on long graphs)
+    let mut open: Vec<(usize, Vec<usize>)> = vec![];
+    for &r2 in &roots {
+        if open.len() > 16 {
+            open.remove(0);
+        }
+        let l2 = leaves(r2);
+        let pick = open.iter().position(|(r1, l1)| {
+            g.nodes()[*r1].shape == g.nodes()[r2].shape
+                && l2.iter().all(|&x| x < *r1)
+                && users[*r1].iter().all(|&u| u > r2)
+                && l1.iter().any(|x| l2.binary_search(x).is_ok())
+                && !stores_of.contains_key(r1) // one level: r1 stores nothing else
+        });
+        if let Some(k) = pick {
+            let (r1, _) = open.remove(k);
+            absorbed[r1] = true;
+            stores_of.entry(r2).or_default().push(r1);
+        } else {
+            open.push((r2, l2));
+        }
+    }
 }
 
 /// Maximal runs of consecutive axes, e.g. `[0, 1, 3] -> [[0, 1], [3]]`.
@@ -309,6 +374,11 @@ struct Planner<'g> {
     members: HashMap<usize, Vec<usize>>,
     /// Group root → the `Reduce` it is fused into.
     fused_into: Vec<usize>,
+    /// Group root → the other roots its kernel also computes and stores (multi-output
+    /// fusion: a root fused into a reduction that is needed elsewhere too, siblings that
+    /// read the same leaves); an absorbed root emits no kernel of its own.
+    stores_of: HashMap<usize, Vec<usize>>,
+    absorbed: Vec<bool>,
     val: Vec<Option<View>>,
     mat: Vec<Option<View>>,
     consts: Vec<Vec<f64>>,
@@ -396,7 +466,9 @@ impl<'g> Planner<'g> {
     }
 
     /// Compiles the group rooted at `root` (or, with `root == NONE`, a single load of
-    /// `load`) into a fused kernel with the given sink; returns the output slot.
+    /// `load`) into a fused kernel with the given sink; returns the output slot. The roots
+    /// in `stores_of[root]` are computed in the same kernel and stored to slots of their
+    /// own (their values set here).
     fn emit_fused(
         &mut self,
         root: usize,
@@ -406,6 +478,10 @@ impl<'g> Planner<'g> {
         out_n: usize,
         out_round: DType,
     ) -> Loc {
+        let extra = match load {
+            None => self.stores_of.get(&root).cloned().unwrap_or_default(),
+            Some(_) => vec![],
+        };
         // SSA instructions: (kind with SSA operands, rounding)
         let mut ssa: Vec<(InsKind, DType)> = vec![];
         let mut leaves: Vec<Leaf> = vec![];
@@ -422,7 +498,13 @@ impl<'g> Planner<'g> {
             ssa.push((InsKind::Load(0), DType::F64));
             0
         } else {
-            let members = self.members.get(&root).cloned().unwrap_or_default();
+            let mut members = self.members.get(&root).cloned().unwrap_or_default();
+            for r in &extra {
+                members.extend(self.members.get(r).into_iter().flatten());
+            }
+            // node order (operands first); a recomputed node shared by two groups once
+            members.sort_unstable();
+            members.dedup();
             for &m in &members {
                 let node = &self.g.nodes()[m];
                 let mut ops = vec![];
@@ -510,6 +592,10 @@ impl<'g> Planner<'g> {
             }
         }
         last[result as usize] = usize::MAX;
+        let extra_ssa: Vec<usize> = extra.iter().map(|r| value_of[r] as usize).collect();
+        for &v in &extra_ssa {
+            last[v] = usize::MAX; // kept to the end of the chunk, then stored
+        }
         let mut reg_of: Vec<fused::Reg> = vec![0; ssa.len()];
         let mut free: Vec<fused::Reg> = vec![];
         let mut is_free: Vec<bool> = vec![];
@@ -578,7 +664,15 @@ impl<'g> Planner<'g> {
         let out = self.new_slot(out_n);
         let result = reg_of[result as usize];
         let direct_store = matches!(sink, Sink::Store) && result & fused::DIRECT == 0;
+        let mut stores = vec![];
+        for (&r, &v) in extra.iter().zip(&extra_ssa) {
+            let shape = self.g.nodes()[r].shape.clone();
+            let slot = self.new_slot(self.g.nodes()[r].size());
+            stores.push((reg_of[v], slot));
+            self.val[r] = Some(View::contiguous(slot, &shape));
+        }
         let f = Fused {
+            stores,
             direct_store,
             n,
             imms,
@@ -614,7 +708,7 @@ impl<'g> Planner<'g> {
                 self.val[i] = Some(View::contiguous(Loc::Const(id), &shape));
             }
             Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast(_) => {
-                if self.group[i] == i && self.fused_into[i] == NONE {
+                if self.group[i] == i && self.fused_into[i] == NONE && !self.absorbed[i] {
                     let n = node.size();
                     let out = self.emit_fused(i, None, n, Sink::Store, n, DType::F64);
                     self.val[i] = Some(View::contiguous(out, &shape));
@@ -988,24 +1082,47 @@ impl Program {
                 members.entry(r).or_default().push(i);
             }
         }
-        // trailing reductions fused into the group computing their operand
+        // trailing reductions fused into the group computing their operand; when the
+        // operand is needed elsewhere too (an output, other users all planned after the
+        // reduction), the kernel also stores it
         let mut fused_into = vec![NONE; len];
+        let mut stores_of: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut absorbed = vec![false; len];
         for (i, node) in g.nodes().iter().enumerate() {
             if let (true, Op::Reduce(_, axes)) = (needed[i], &node.op) {
                 if axes.is_empty() {
                     continue;
                 }
                 let x = node.inputs[0].index();
-                if group[x] == x && !is_out[x] && users[x] == [i] {
+                if group[x] != x || fused_into[x] != NONE {
+                    continue;
+                }
+                if !is_out[x] && users[x] == [i] {
                     fused_into[x] = i;
+                } else if users[x].iter().all(|&u| u >= i) {
+                    fused_into[x] = i;
+                    stores_of.entry(x).or_default().push(x);
                 }
             }
         }
+        // sibling groups (same shape, a leaf in common, neither reading the other) become
+        // one kernel with two stores, emitted at the later root
+        sibling_fusion(
+            g,
+            &group,
+            &members,
+            &users,
+            &fused_into,
+            &mut stores_of,
+            &mut absorbed,
+        );
         let mut p = Planner {
             g,
             group,
             members,
             fused_into,
+            stores_of,
+            absorbed,
             val: vec![None; len],
             mat: vec![None; len],
             consts: vec![],
@@ -1094,7 +1211,7 @@ impl Program {
             let mut inplace = None;
             if let StepKind::Fused(f) = &self.steps[si].kind {
                 scratch = scratch.max(f.regs_len());
-                if let (Sink::Store, true) = (&f.sink, f.n > 0) {
+                if let (Sink::Store, true) = (&f.sink, f.n > 0 && f.stores.is_empty()) {
                     let full = |l: &Leaf| {
                         l.offset == 0
                             && ((l.shape.len() == 1 && l.strides[0] == 1 && l.shape[0] == f.n)
@@ -1116,45 +1233,49 @@ impl Program {
                 // the operand is read in place: the result goes through a register first
                 f.direct_store = false;
             }
-            let (reads, w) = self.steps[si].locs_mut();
-            let Loc::Slot(wv) = *w else {
-                unreachable!("kernels write slots")
-            };
-            let wv = wv as usize;
-            let need = virt_sizes[wv];
-            let p = match inplace {
-                Some(s) => {
-                    self.in_place += 1;
-                    phys[s]
-                }
-                None => {
-                    // best fit among the free slots, else grow the largest, else a new one
-                    let fit = free
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, &p)| sizes[p] >= need)
-                        .min_by_key(|(_, &p)| sizes[p])
-                        .map(|(k, _)| k);
-                    let pick = fit.or_else(|| {
-                        free.iter()
+            let (reads, writes) = self.steps[si].locs_mut();
+            let mut written: Vec<(usize, usize)> = vec![]; // (virtual, physical)
+            for (k, w) in writes.iter().enumerate() {
+                let Loc::Slot(wv) = **w else {
+                    unreachable!("kernels write slots")
+                };
+                let wv = wv as usize;
+                let need = virt_sizes[wv];
+                let p = match inplace {
+                    Some(s) if k == 0 => {
+                        self.in_place += 1;
+                        phys[s]
+                    }
+                    _ => {
+                        // best fit among the free slots, else grow the largest, else a new one
+                        let fit = free
+                            .iter()
                             .enumerate()
-                            .max_by_key(|(_, &p)| sizes[p])
-                            .map(|(k, _)| k)
-                    });
-                    match pick {
-                        Some(k) => {
-                            let p = free.swap_remove(k);
-                            sizes[p] = sizes[p].max(need);
-                            p
-                        }
-                        None => {
-                            sizes.push(need);
-                            sizes.len() - 1
+                            .filter(|(_, &p)| sizes[p] >= need)
+                            .min_by_key(|(_, &p)| sizes[p])
+                            .map(|(k, _)| k);
+                        let pick = fit.or_else(|| {
+                            free.iter()
+                                .enumerate()
+                                .max_by_key(|(_, &p)| sizes[p])
+                                .map(|(k, _)| k)
+                        });
+                        match pick {
+                            Some(k) => {
+                                let p = free.swap_remove(k);
+                                sizes[p] = sizes[p].max(need);
+                                p
+                            }
+                            None => {
+                                sizes.push(need);
+                                sizes.len() - 1
+                            }
                         }
                     }
-                }
-            };
-            phys[wv] = p;
+                };
+                phys[wv] = p;
+                written.push((wv, p));
+            }
             let mut dying = vec![];
             for r in reads {
                 if let Loc::Slot(s) = *r {
@@ -1166,11 +1287,13 @@ impl Program {
                     *r = Loc::Slot(phys[s] as u32);
                 }
             }
-            *w = Loc::Slot(p as u32);
-            free.extend(dying.iter().map(|&s| phys[s]));
-            if last[wv].is_none() && !keep[wv] {
-                free.push(p);
+            for (w, &(wv, p)) in writes.into_iter().zip(&written) {
+                *w = Loc::Slot(p as u32);
+                if last[wv].is_none() && !keep[wv] {
+                    free.push(p);
+                }
             }
+            free.extend(dying.iter().map(|&s| phys[s]));
         }
         for o in &mut self.outputs {
             if let Loc::Slot(s) = o.loc {
