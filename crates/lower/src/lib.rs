@@ -8,7 +8,8 @@
 //!   slices and reshapes of contiguous data are free (never materialized unless a
 //!   non-fused kernel or an output needs them); scalar constants become immediates; a
 //!   cheap node (one arithmetic op on leaves) read by several kernels is recomputed in
-//!   each instead of stored by a kernel of its own;
+//!   each instead of stored by a kernel of its own; a kernel may store several values (a
+//!   value both needed and reduced; sibling groups of one shape reading a common leaf);
 //! - fuses a trailing `Reduce` into the kernel producing its operand (one pass, nothing
 //!   materialized) when the reduced axes form one contiguous block (all axes, trailing
 //!   axes, leading axes, ...); other axis sets are reduced block by block, like the
