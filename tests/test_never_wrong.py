@@ -393,3 +393,20 @@ def test_bool_products_and_abs_follow_numpy(f):
         got, want = F(b), f(b)
         assert np.asarray(got).dtype == np.asarray(want).dtype
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda r: r.sum(),
+        lambda r: 1.0 / r.sum(),
+        lambda r: 1.0 / np.sum(r.reshape(0, 3), axis=0),
+        lambda r: 1.0 / np.dot(r, r),
+    ],
+)
+def test_the_sum_of_nothing_is_plus_zero(f):
+    # regression: empty sums were -0.0 (Rust's fold start), so 1/sum gave -inf, NumPy inf
+    x = np.zeros(0)
+    got, want = autodiff.Function(f)(x), f(x)
+    np.testing.assert_array_equal(got, want)
+    assert np.all(np.signbit(got) == np.signbit(want))

@@ -4,7 +4,7 @@ import autodiff
 import numpy as np
 import pytest
 
-pytest.importorskip("scipy")
+optimize = pytest.importorskip("scipy.optimize")
 
 
 def rosen(x):
@@ -45,3 +45,19 @@ def test_minimize_mirrors_scipy(method):
 def test_non_scalar_objective_is_a_clear_error():
     with pytest.raises(autodiff.NotScalarError):
         autodiff.fmin_l_bfgs_b(lambda x: x**2, [np.zeros(3)])
+
+
+@pytest.mark.parametrize("method", ["TNC", "Nelder-Mead", "Powell", "trust-exact", "dogleg"])
+def test_scipy_methods_that_pass_a_bare_point_or_need_the_hessian(method):
+    # regressions: TNC hands the callback an ndarray (AttributeError: no .x); the
+    # derivative-free methods got a jac (SciPy warned); trust-exact and dogleg got no
+    # Hessian (SciPy refused)
+    import warnings
+
+    f = lambda x: np.sum((x - np.array([1.0, -2.0, 0.5])) ** 2) + 0.1 * np.sum(x**4)
+    x0 = np.zeros(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = autodiff.minimize(f, [x0], method=method, options={"maxiter": 20000} if method == "Nelder-Mead" else None)
+    want = optimize.minimize(lambda x: f(x), x0, method="BFGS").x
+    np.testing.assert_allclose(res.x[0], want, atol=2e-3)

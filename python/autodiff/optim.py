@@ -303,6 +303,9 @@ def _scipy_minimize(p, method, bounds, callback, verbose, options, kw):
     def cb(intermediate_result):
         nit[0] += 1
         _, f, g = p.last
+        if isinstance(intermediate_result, np.ndarray):
+            # methods that pass the point alone (TNC): the latest evaluation's value
+            intermediate_result = OptimizeResult(x=intermediate_result, fun=f)
         xk = intermediate_result.x
         pg = g.copy()
         neg, pos = pg < 0, pg >= 0
@@ -315,11 +318,23 @@ def _scipy_minimize(p, method, bounds, callback, verbose, options, kw):
         if prog.report(nit[0], float(intermediate_result.fun), gn, 0.0, extra):
             raise StopIteration
 
-    kw = dict(kw, jac=True, bounds=_flat_bounds(bounds, p.init), options=options)
+    kw = dict(kw, bounds=_flat_bounds(bounds, p.init), options=options)
+    fun = p.value_and_grad
+    if method.lower() in ("nelder-mead", "powell", "cobyla", "cobyqa"):
+        fun = p.value  # derivative-free: a jac would only draw SciPy's warning
+    else:
+        kw["jac"] = True
     if method.lower() in ("newton-cg", "trust-ncg", "trust-krylov", "trust-constr"):
         kw["hessp"] = p.hessp
+    elif method.lower() in ("trust-exact", "dogleg"):
+        # these need the dense Hessian: one Hessian-vector product per column
+        def hess(x):
+            eye = np.eye(x.size)
+            return np.column_stack([p.hessp(x, e) for e in eye])
+
+        kw["hess"] = hess
     try:
-        sres = opt.minimize(p.value_and_grad, x0, method=method, callback=cb, **kw)
+        sres = opt.minimize(fun, x0, method=method, callback=cb, **kw)
     finally:
         prog.close()
     return _scipy_result(p, sres, hist)

@@ -385,6 +385,9 @@ fn reduce(r: ReduceOp, x: &ArrayD<f64>, axes: &[usize]) -> Res<ArrayD<f64>> {
             return fail(format!("{} of an empty axis (no identity)", r.name()));
         }
         v = v.map_axis(Axis(ax), |lane| match r {
+            // NumPy: the sum of nothing is +0; otherwise it starts from the first term
+            // (Rust's `sum` starts from -0, which keeps sum([-0.0]) == -0.0)
+            ReduceOp::Sum if lane.is_empty() => 0.0,
             ReduceOp::Sum => lane.iter().sum(),
             ReduceOp::Prod => lane.iter().product(),
             ReduceOp::Max => lane

@@ -540,7 +540,13 @@ impl Fused {
             }
         };
         if r == 0 || self.n == 0 {
-            std::slice::from_raw_parts_mut(out.0, p * q).fill(reduce_init(spec.op));
+            // the value of an empty reduction: +0 for a sum, as NumPy (the fold's -0 start
+            // only keeps sum([-0.0]) == -0.0)
+            let empty = match spec.op {
+                ReduceOp::Sum => 0.0,
+                op => reduce_init(op),
+            };
+            std::slice::from_raw_parts_mut(out.0, p * q).fill(empty);
             round(out.0, p * q);
             return Ok(());
         }
