@@ -133,6 +133,18 @@ def test_numpy_source_export_recomputes_the_gradient(name, rng):
         np.testing.assert_allclose(o, w, rtol=1e-12, atol=1e-12)
 
 
+def test_exported_source_says_it_is_specialized_to_the_traced_branch():
+    # an export runs the traced path only: it must say so (a user called it where the
+    # function takes the other branch and got a wrong gradient without a word)
+    g = autodiff.Gradient(lambda x: (x**2).sum() if x.sum() > 0 else -x.sum())
+    g(np.ones(3))
+    src = g.to_source()
+    assert src.startswith("# Specialized to the traced path") and "branch on a traced value" in src
+    compile(src, "<export>", "exec")  # still valid Python
+    # no guard, no note
+    assert not autodiff.Gradient(lambda x: (x**2).sum(), [np.ones(3)]).to_source().startswith("#")
+
+
 def test_function_prints_and_latex_and_dot():
     F = autodiff.Function(lambda x: np.sum(np.tanh(x) ** 2), [v3])
     assert "tanh" in str(F)

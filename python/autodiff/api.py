@@ -78,7 +78,7 @@ class _Traced:
         """Runnable source of the compiled computation: `target="numpy"` (no autodiff
         needed to run it), `"numba"` (compiles with `numba.njit`) or `"jax"` (`jax.numpy`)."""
         tr, _ = self._latest()
-        return tr.to_source(name or _ident(self._fn), target)
+        return _specialized_note(tr) + tr.to_source(name or _ident(self._fn), target)
 
     def to_numba(self, name: str | None = None) -> Callable[..., Any]:
         """`numba.njit` of `to_source(target="numba")` (needs numba). It takes the arrays of
@@ -285,7 +285,7 @@ class Gradient(_Traced):
             if isinstance(k, int) and tr.input_dtypes()[k] == "bool":
                 raise TypeError(f"cannot differentiate with respect to the boolean argument '{tr.input_names[k]}'")
         if scalar:
-            return tr.grad(wrt, 0, self._with_value)
+            return _for_derivative(tr).grad(wrt, 0, self._with_value)
         # scalar code (a gradient first called on 0-d inputs) called on arrays:
         # `Gradient(lambda x: (x + 1)**2, [np.zeros(())])(np.arange(3.0))` is [2, 4, 6], as the
         # seed thread expects, when the function is elementwise at these shapes
@@ -424,6 +424,30 @@ def _directions(xs, symmetric=False):
     return vs
 
 
+def _specialized_note(tr):
+    """A comment heading exported source: it is the traced path only (the branches taken
+    and the trip counts of data-dependent loops at the traced inputs), where the compiled
+    function checks guards and re-traces."""
+    guards = tr.guards
+    if not guards:
+        return ""
+    lines = "".join(f"#   - {g}\n" for g in guards[:10])
+    more = f"#   ... and {len(guards) - 10} more\n" if len(guards) > 10 else ""
+    return (
+        "# Specialized to the traced path: this code takes the branches and loop trip counts\n"
+        "# the traced call took, and checks none of them (the compiled function re-traces\n"
+        "# when one changes). Recorded at:\n" + lines + more
+    )
+
+
+def _for_derivative(tr):
+    """The trace to differentiate: a trace with rolled loops is simplified first, so the
+    rows of a loop's stacked results read back one by one (`ys.append(h)` then
+    `np.stack(ys)`) are the stacked value again before reverse mode sees them (else each
+    row's cotangent is padded to the whole stack: O(N²) per call)."""
+    return tr.simplified() if tr.rolled_loops else tr
+
+
 def _symmetric(v):
     """Whether `v` is not a square matrix (last two axes), or is a symmetric one."""
     return v.ndim < 2 or v.shape[-1] != v.shape[-2] or np.array_equal(v, np.swapaxes(v, -1, -2))
@@ -538,7 +562,7 @@ class HessianVector(_Traced):
 
     def _transform(self, tr, sig):
         self._grad._transform(tr, sig)  # checks the scalar output and bool inputs
-        return tr.hvp(self._grad._leaf_wrt(sig, tr))
+        return _for_derivative(tr).hvp(self._grad._leaf_wrt(sig, tr))
 
     def _check(self, tr, compiled, sig, values, outs=None, base=None):
         """Self-check of a fresh Hessian-vector product: w·Hv against finite differences of

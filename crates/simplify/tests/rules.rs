@@ -87,6 +87,7 @@ const CASES: &[(&str, Phase, &str, &str, &str)] = &[
     ("slice-slice", C, "(input x float64 (8 3))", "(slice ((1 1 2) (0 1 3)) (slice ((7 -2 4) (0 1 3)) x))", "(slice ((5 -2 2) (0 1 3)) x)"),
     ("slice-empty", C, "(input x float64 (3))", "(slice ((1 1 0)) x)", "(broadcast (0) 0.0)"),
     ("slice-concat", C, "(input x float64 (3)) (input y float64 (2))", "(slice ((4 1 1)) (concat 0 x y))", "(slice ((1 1 1)) y)"),
+    ("concat-slices", C, "(input x float64 (5 2))", "(concat 0 (slice ((0 1 2) (0 1 2)) x) (slice ((2 1 1) (0 1 2)) x) (slice ((3 1 2) (0 1 2)) x))", "x"),
     ("slice-uniform", C, "(input v float64 (0))", "(add v (slice ((0 1 0)) (const float64 (1) 2)))", "(add v (broadcast (0) 2.0))"),
     ("reduce-uniform", C, "(input x float64 ())", "(mul x (sum (0) (broadcast (3) 2.0)))", "(mul x 6.0)"),
     ("reduce-reduce", C, "(input A float64 (2 3))", "(sum (0) (sum (1) A))", "(sum (0 1) A)"),

@@ -449,6 +449,9 @@ pub(crate) const RULES: &[Rule] = &[
     }),
     // concat(…, p, …)[s] = p[s − p's offset] when s reads within p along the axis
     rule("slice-concat", On::Slice, slice_concat),
+    // concat(…, y[a:b], y[b:c], …) = concat(…, y[a:c], …) along the axis (the rows of a
+    // loop's stacked results appended one by one come back to the stacked value)
+    rule("concat-slices", On::Concat, concat_slices),
     // c[s] = c of the slice's shape (uniform c)
     rule("slice-uniform", On::Slice, |rw, op, x| {
         let Op::Slice(dims) = op else { return None };
@@ -700,6 +703,51 @@ fn slice_concat(rw: &mut Rewriter, op: &Op, x: &[NodeId]) -> R {
         off += e;
     }
     None
+}
+
+/// `concat` whose adjacent operands are contiguous unit-step slices of one value along the
+/// axis (the same on every other axis): each run becomes one slice, and a concat left with
+/// one operand is that operand.
+fn concat_slices(rw: &mut Rewriter, op: &Op, x: &[NodeId]) -> R {
+    let Op::Concat(axis) = *op else { return None };
+    // a unit-step slice along the axis: (its source, its dims)
+    type Piece = (NodeId, Vec<SliceDim>);
+    let piece = |rw: &Rewriter, p: NodeId| -> Option<Piece> {
+        let n = rw.node(p);
+        match &n.op {
+            Op::Slice(d) if d[axis].step == 1 => Some((n.inputs[0], d.clone())),
+            _ => None,
+        }
+    };
+    // runs: (first operand, merged slice, operands in the run)
+    let mut runs: Vec<(NodeId, Option<Piece>, usize)> = vec![];
+    for &p in x {
+        let cur = piece(rw, p);
+        if let (Some((_, Some((y, dims)), k)), Some((y2, d2))) = (runs.last_mut(), &cur) {
+            let other_axes_equal = (0..dims.len()).all(|a| a == axis || dims[a] == d2[a]);
+            if *y == *y2 && other_axes_equal && dims[axis].start + dims[axis].len == d2[axis].start
+            {
+                dims[axis].len += d2[axis].len;
+                *k += 1;
+                continue;
+            }
+        }
+        runs.push((p, cur, 1));
+    }
+    if runs.len() == x.len() {
+        return None;
+    }
+    let mut out = vec![];
+    for (p, merged, k) in runs {
+        out.push(match merged {
+            Some((y, dims)) if k > 1 => rw.mk(Op::Slice(dims), vec![y]),
+            _ => p,
+        });
+    }
+    if out.len() == 1 {
+        return Some(out[0]);
+    }
+    Some(rw.mk(Op::Concat(axis), out))
 }
 
 fn slice_broadcast(rw: &mut Rewriter, op: &Op, x: &[NodeId]) -> R {

@@ -50,6 +50,7 @@ pub(crate) enum On {
     Reduce,
     Slice,
     Contract,
+    Concat,
     Loop,
 }
 
@@ -70,6 +71,7 @@ impl On {
             On::Reduce => matches!(op, Op::Reduce(..)),
             On::Slice => matches!(op, Op::Slice(_)),
             On::Contract => matches!(op, Op::Contract(_)),
+            On::Concat => matches!(op, Op::Concat(_)),
             On::Loop => matches!(op, Op::Loop(_)),
         }
     }
@@ -112,7 +114,7 @@ pub(crate) const fn rule_for(goal: Goal, name: &'static str, on: On, apply: Appl
 pub(crate) type PhaseRules = &'static [&'static [Rule]];
 
 /// Ops that rules can look at, numbered: unary ops, binary ops, then the other heads.
-const KINDS: usize = U::ALL.len() + B::ALL.len() + 9;
+const KINDS: usize = U::ALL.len() + B::ALL.len() + 10;
 
 /// The kind number of `op`, or `None` for ops no rule looks at.
 fn kind(op: &Op) -> Option<usize> {
@@ -129,6 +131,7 @@ fn kind(op: &Op) -> Option<usize> {
         Op::Slice(_) => nu + nb + 6,
         Op::Contract(_) => nu + nb + 7,
         Op::Loop(_) => nu + nb + 8,
+        Op::Concat(_) => nu + nb + 9,
         Op::Input(_)
         | Op::Const(_)
         | Op::ArgMax(..)
@@ -138,7 +141,6 @@ fn kind(op: &Op) -> Option<usize> {
         | Op::Scatter(_)
         | Op::TakeAlong(_)
         | Op::ScatterAlongAdd(_)
-        | Op::Concat(_)
         | Op::Cumsum(_)
         | Op::Cumprod(_)
         | Op::ArgSort(_)
@@ -173,9 +175,10 @@ fn op_of_kind(k: usize) -> Op {
             b: vec![],
             out: vec![],
         }),
-        _ => Op::Loop(std::sync::Arc::new(
+        8 => Op::Loop(std::sync::Arc::new(
             LoopSpec::new(Graph::new(), 0, 0, 0, false).expect("the empty loop is valid"),
         )),
+        _ => Op::Concat(0),
     }
 }
 
