@@ -410,3 +410,11 @@ def test_the_sum_of_nothing_is_plus_zero(f):
     got, want = autodiff.Function(f)(x), f(x)
     np.testing.assert_array_equal(got, want)
     assert np.all(np.signbit(got) == np.signbit(want))
+
+
+def test_vmap_over_an_empty_batch_gives_an_empty_result():
+    # regression: IndexError (the example element was a[0])
+    f = autodiff.vmap(lambda r: np.sum(r**2) + np.tanh(r[0]))
+    out = f(np.zeros((0, 5)))
+    assert out.shape == (0,)
+    np.testing.assert_allclose(f(np.ones((2, 5))), [5 + np.tanh(1.0)] * 2)

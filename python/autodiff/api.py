@@ -814,7 +814,10 @@ class _VMap(_Traced):
         key = tuple((np.shape(a), np.asarray(a).dtype.str, ax) for a, ax in zip(arrs, axes))
         batched = self._cache.get(key)
         if batched is None:
-            example = [a[0] if ax is not None else a for a, ax in zip(arrs, axes)]
+            # an empty batch is traced on an example of ones (only shapes matter then)
+            example = [
+                (a[0] if n else np.ones(a.shape[1:], a.dtype)) if ax is not None else a for a, ax in zip(arrs, axes)
+            ]
             _, (sig, structure), tr = self._spec.lookup(tuple(example), {})
             flags = []
             for a, ax in zip(example, axes):
@@ -827,6 +830,11 @@ class _VMap(_Traced):
             outs, bad = bt.run(leaves)
             if outs is not None:
                 return _tree.rebuild(structure, outs)
+        if n == 0:
+            raise ValueError(
+                f"vmap of {_fname(self._fn)} over an empty batch: its trace has no batching rule, and "
+                "with no element there is nothing to map one by one"
+            )
         return self._loop(*args)
 
 
