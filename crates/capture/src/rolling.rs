@@ -48,6 +48,10 @@ pub fn enabled() -> bool {
     std::env::var("AUTODIFF_ROLL_LOOPS").map_or(true, |v| v.trim() != "0")
 }
 
+/// The most iterations rolled at once in a `while` loop that reads a Python scalar it
+/// changes (see `trip_bound`).
+const WHILE_SCALAR_CHUNK: usize = 4096;
+
 /// The most iterations one rolled loop runs at trace time (`AUTODIFF_MAX_LOOP_TRIPS`):
 /// a `while` loop whose exit never comes stops with an error naming it.
 pub fn max_trips() -> usize {
@@ -650,9 +654,13 @@ impl<'py> Tracer<'py> {
             };
             most = most.min(room.max(0) as usize);
         }
-        if !is_for && most == max_trips() && !plan.scalars.is_empty() {
-            // a Python scalar steering a while loop: leave it to the interpreter
-            return Ok(None);
+        if !is_for && most == max_trips() && !plan.scalars.is_empty() && plan.verify {
+            // A Python scalar the loop reads (an iteration counter in `while ... and it <
+            // n`) may end it where no guard can see: roll a chunk at a time, so that the
+            // interpreter evaluates the Python condition between chunks (a chunk that ran
+            // past it is caught by the plain run that `verify` asks for, and the function
+            // traced again unrolled).
+            most = most.min(WHILE_SCALAR_CHUNK);
         }
         Ok((most >= 2).then_some(most))
     }
