@@ -1100,7 +1100,9 @@ impl Program {
                 }
                 if !is_out[x] && users[x] == [i] {
                     fused_into[x] = i;
-                } else if users[x].iter().all(|&u| u >= i) {
+                } else if users[x].iter().all(|&u| u >= i) && g.nodes()[x].size() > 0 {
+                    // (not when empty: a max over an empty axis is a failing kernel that
+                    // would leave x unstored)
                     fused_into[x] = i;
                     stores_of.entry(x).or_default().push(x);
                 }

@@ -464,3 +464,17 @@ fn stats_describe_the_program() {
         "{st}"
     );
 }
+
+#[test]
+fn a_value_stored_and_max_reduced_over_an_empty_axis_fails_cleanly() {
+    // the max of nothing is an error at run time; the value itself must still be planned
+    let mut g = Graph::new();
+    let x = g.add_input("x", vec![0, 3], DType::F64);
+    let e = g.unary(UnaryOp::Exp, x).unwrap();
+    let m = g.reduce(ReduceOp::Max, e, &[0]).unwrap();
+    let p = Program::compile(&g, &[e, m]).unwrap();
+    let err = p
+        .run(&[Tensor::new(DType::F64, vec![0, 3], vec![])])
+        .unwrap_err();
+    assert!(err.to_string().contains("empty axis"), "{err}");
+}
