@@ -418,3 +418,37 @@ def test_vmap_over_an_empty_batch_gives_an_empty_result():
     out = f(np.zeros((0, 5)))
     assert out.shape == (0,)
     np.testing.assert_allclose(f(np.ones((2, 5))), [5 + np.tanh(1.0)] * 2)
+
+
+@pytest.mark.parametrize("hyp", [np.hypot, lambda a, b: __import__("math").hypot(a, b)])
+def test_hypot_neither_overflows_nor_underflows(hyp):
+    # regression: hypot was sqrt(x² + y²): inf at 1e200, 0 at 1e-200, zero gradients
+    F = autodiff.Function(lambda x: hyp(x[0], x[1]))
+    G = autodiff.Gradient(lambda x: hyp(x[0], x[1]))
+    F(np.array([3.0, 4.0]))
+    G(np.array([3.0, 4.0]))
+    for s in (1e200, 1e-200, 1.0):
+        v = np.array([3.0, -4.0]) * s
+        np.testing.assert_allclose(F(v), 5.0 * s, rtol=1e-15)
+        np.testing.assert_allclose(G(v)[0], [0.6, -0.8], rtol=1e-15)
+    if hyp is np.hypot:
+        assert F(np.array([np.inf, np.nan])) == np.inf
+    assert F(np.zeros(2)) == 0.0
+
+
+def test_logsumexp_with_weights_shifts_by_the_weighted_entries_only():
+    # regression: the shift was the max over every entry, so a huge entry of weight 0 gave
+    # -inf (exp underflow of the others) and nan gradients
+    sp = pytest.importorskip("scipy.special")
+    b = np.array([1.0, 0.0, 2.0])
+    f = lambda x: sp.logsumexp(x, b=b)
+    F, G = autodiff.Function(f), autodiff.Gradient(f)
+    F(np.array([1.0, 2.0, 3.0]))
+    G(np.array([1.0, 2.0, 3.0]))
+    for x in (np.array([1.0, 2000.0, 3.0]), np.array([1.0, np.inf, 3.0]), np.array([0.5, -1.0, 0.25])):
+        np.testing.assert_allclose(F(x), f(x), rtol=1e-14)
+        w = b * np.exp(x - 3.0) * (b != 0)
+        w = np.where(b != 0, w, 0.0)
+        np.testing.assert_allclose(G(x)[0], w / w.sum(), rtol=1e-12, atol=1e-300)
+    two = lambda x: sp.logsumexp(x, b=np.array([0.0, 1.0]))
+    assert autodiff.Function(two)(np.array([np.inf, 1.0])) == pytest.approx(1.0)

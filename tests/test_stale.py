@@ -587,3 +587,66 @@ def test_library_bookkeeping_writes_are_allowed():
 
     F, G = traced(f)
     agrees(f, F, G)
+
+
+# --- callables held in variables and attributes (regressions: all four went stale) ---
+
+_ACT = np.tanh
+
+
+def _uses_global_act(x):
+    return np.sum(_ACT(x))
+
+
+def test_a_global_rebound_to_another_library_function_retraces():
+    global _ACT
+    x = np.arange(3.0)
+    F = autodiff.Function(_uses_global_act)
+    try:
+        np.testing.assert_allclose(F(x), np.sum(np.tanh(x)))
+        _ACT = np.sin
+        np.testing.assert_allclose(F(x), np.sum(np.sin(x)))
+    finally:
+        _ACT = np.tanh
+
+
+def test_an_activation_stored_on_the_model_is_read_on_every_call():
+    class Model:
+        def __init__(self):
+            self.activation = np.tanh
+
+        def f(self, x):
+            return np.sum(self.activation(x))
+
+    x = np.arange(3.0)
+    m = Model()
+    F = autodiff.Function(m.f)
+    np.testing.assert_allclose(F(x), np.sum(np.tanh(x)))
+    m.activation = np.sin
+    np.testing.assert_allclose(F(x), np.sum(np.sin(x)))
+    g = autodiff.Gradient(m.f)
+    np.testing.assert_allclose(g(x)[0], np.cos(x))
+
+
+def test_a_method_patched_on_the_class_or_the_instance_retraces():
+    class Net:
+        def act(self, z):
+            return np.tanh(z)
+
+        def f(self, x):
+            return np.sum(self.act(x))
+
+    x = np.arange(3.0)
+    n = Net()
+    F = autodiff.Function(n.f)
+    np.testing.assert_allclose(F(x), np.sum(np.tanh(x)))
+    Net.act = lambda self, z: np.sin(z)
+    np.testing.assert_allclose(F(x), np.sum(np.sin(x)))
+    n.act = lambda z: z**2
+    np.testing.assert_allclose(F(x), np.sum(x**2))
+    # and an unchanged method is not a reason to trace again
+    n2 = Net()
+    G = autodiff.Gradient(n2.f)
+    for _ in range(3):
+        G(x)
+    assert G.trace_count == 1

@@ -294,6 +294,39 @@ impl<'py> Tracer<'py> {
     }
 
     /// `np.broadcast_arrays(*args)`: a tuple of broadcasts.
+    /// hypot(x, y) = m·√(1 + (n/m)²) with m = max(|x|, |y|), n = min(|x|, |y|): no
+    /// overflow or underflow where x² + y² would (1e200, 1e-200), 0 at (0, 0), inf where
+    /// either is ±inf (a NaN in the other included, as NumPy). d/dx = x / hypot.
+    pub(super) fn hypot(&mut self, x: NodeId, y: NodeId) -> Res<NodeId> {
+        let (a, b) = (
+            self.g.unary(UnaryOp::Abs, x)?,
+            self.g.unary(UnaryOp::Abs, y)?,
+        );
+        let m = self.g.binary(BinaryOp::Maximum, a, b)?;
+        let n = self.g.binary(BinaryOp::Minimum, a, b)?;
+        let dt = self.g.dtype(m);
+        let shape = self.g.shape(m).clone();
+        let c = |t: &mut Self, v: f64| -> Res<NodeId> {
+            let s = t.g.scalar(v, dt);
+            Ok(t.g.broadcast(s, &shape)?)
+        };
+        let (zero, one, inf) = (c(self, 0.0)?, c(self, 1.0)?, c(self, f64::INFINITY)?);
+        let is_zero = self.g.binary(BinaryOp::Eq, m, zero)?;
+        let safe = self.g.select(is_zero, one, m)?;
+        let q = self.g.div(n, safe)?;
+        let q2 = self.g.unary(UnaryOp::Square, q)?;
+        let s = self.g.add_(one, q2)?;
+        let s = self.g.unary(UnaryOp::Sqrt, s)?;
+        let r = self.g.mul(m, s)?;
+        let r = self.g.select(is_zero, zero, r)?;
+        let (ai, bi) = (
+            self.g.binary(BinaryOp::Eq, a, inf)?,
+            self.g.binary(BinaryOp::Eq, b, inf)?,
+        );
+        let either = self.g.binary(BinaryOp::Or, ai, bi)?;
+        Ok(self.g.select(either, inf, r)?)
+    }
+
     pub(super) fn broadcast_arrays(&mut self, c: &Call<'py>) -> Res<Val<'py>> {
         let res = c.real()?;
         let mut outs = vec![];
@@ -712,9 +745,26 @@ impl<'py> Tracer<'py> {
     /// `scipy.special.logsumexp(a, axis, b, keepdims, return_sign)`.
     pub(super) fn logsumexp(&mut self, c: &Call<'py>) -> Res<Val<'py>> {
         let res = c.real()?;
-        let n = self.f64_node(&c.args[0])?;
+        let mut n = self.f64_node(&c.args[0])?;
         let shape = self.g.shape(n).clone();
         let axes = axes_of(c.opt(1, "axis").as_ref(), shape.len())?;
+        let b = match c.arg(2, "b").filter(|v| !v.obj().is_none()).cloned() {
+            Some(b) => {
+                let b = self.f64_node(&b)?;
+                if self.g.shape(b).len() > shape.len() {
+                    return unsupported("scipy.special.logsumexp with b= broadcasting a");
+                }
+                let b = self.g.broadcast(b, &shape)?;
+                // as SciPy: entries weighted 0 take no part (nor in the shift: a huge or
+                // infinite entry of weight 0 changes nothing)
+                let zero = self.g.scalar(0.0, DType::F64);
+                let zero = self.g.broadcast(zero, &shape)?;
+                let used = self.g.binary(BinaryOp::Ne, b, zero)?;
+                n = self.fill_where(used, n, f64::NEG_INFINITY)?;
+                Some(b)
+            }
+            None => None,
+        };
         let m = self.g.reduce(ReduceOp::Max, n, &axes)?;
         // A non-finite max (all -inf) would give NaN in x - max: shift by 0 there.
         let finite = {
@@ -727,13 +777,8 @@ impl<'py> Tracer<'py> {
         let mb = self.g.broadcast(mk, &shape)?;
         let d = self.g.sub(n, mb)?;
         let mut e = self.g.unary(UnaryOp::Exp, d)?;
-        if let Some(b) = c.arg(2, "b").filter(|v| !v.obj().is_none()).cloned() {
-            let b = self.f64_node(&b)?;
+        if let Some(b) = b {
             e = self.g.mul(e, b)?;
-            let sh = self.g.shape(e).clone();
-            if sh != shape {
-                return unsupported("scipy.special.logsumexp with b= broadcasting a");
-            }
         }
         let s = self.g.sum(e, &axes)?;
         let sign = c

@@ -707,13 +707,8 @@ impl<'py> Tracer<'py> {
                     "pow" => self.binary_op(8, &c.args[0], &c.args[1]),
                     "hypot" => {
                         let (a, b) = (self.node(&c.args[0])?, self.node(&c.args[1])?);
-                        let (a2, b2) = (
-                            self.g.unary(UnaryOp::Square, a)?,
-                            self.g.unary(UnaryOp::Square, b)?,
-                        );
-                        let s = self.g.add_(a2, b2)?;
-                        let s = self.g.cast(s, DType::F64)?;
-                        let out = self.g.unary(UnaryOp::Sqrt, s)?;
+                        let (a, b) = (self.g.cast(a, DType::F64)?, self.g.cast(b, DType::F64)?);
+                        let out = self.hypot(a, b)?;
                         self.track(res, out)
                     }
                     _ => self.math_or_ufunc(short, &c, res),

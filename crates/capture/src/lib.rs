@@ -900,16 +900,34 @@ impl<'py> Tracer<'py> {
             && !library_object(v);
         let user_obj = plain_dict(&self.r, v).is_some() && !library_object(v);
         match kind {
-            // A global or a closure variable rebound to another function or object.
+            // A global or a closure variable rebound to another function or object (a
+            // library function too: `act = np.tanh`, later `act = np.sin`).
             "global" | "cell" => Ok(user_fn
                 || user_obj
                 || v.is_instance(&self.r.method_type)?
-                || type_name(v) == "partial"),
-            // An object stored in an attribute (not made afresh by each access).
-            _ => Ok(user_obj
-                && plain_dict(&self.r, container)
-                    .and_then(|d| d.get_item(key).ok().flatten())
-                    .is_some_and(|x| x.is(v))),
+                || type_name(v) == "partial"
+                || v.is_callable()),
+            // An object stored in an attribute (not made afresh by each access), or a
+            // callable stored in an object's or a class's own namespace (`self.activation
+            // = np.tanh`, a method patched on the class): checked by identity.
+            _ => {
+                let stored = |c: &Bound<'py, PyAny>| {
+                    c.getattr("__dict__")
+                        .ok()
+                        .and_then(|d| d.get_item(key).ok())
+                        .is_some_and(|x| x.is(v))
+                };
+                Ok((user_obj
+                    && plain_dict(&self.r, container)
+                        .and_then(|d| d.get_item(key).ok().flatten())
+                        .is_some_and(|x| x.is(v)))
+                    || (v.is_callable() && !library_module(container) && stored(container))
+                    // a method bound to the object: an instance attribute set later would
+                    // hide it (`m.act = lambda z: ...`); compared by function and object
+                    || (v.is_instance(&self.r.method_type)?
+                        && v.getattr("__self__").is_ok_and(|s| s.is(container))
+                        && !library_object(v)))
+            }
         }
     }
 

@@ -541,6 +541,19 @@ impl<'py> Tracer<'py> {
         }
         let v = obj.getattr(name)?;
         if !obj.is_instance(&self.r.ndarray)? && self.sym(o).is_none() {
+            // a method bound to `obj` from its class: the class's function is what a
+            // patch (`M.act = ...`) would replace, so that is the source
+            if v.is_instance(&self.r.method_type)?
+                && v.getattr("__self__").is_ok_and(|s| s.is(obj))
+                && !obj.is_instance_of::<PyModule>()
+            {
+                let t = obj.get_type().into_any();
+                if let Ok(func) = t.getattr(name) {
+                    if !crate::library_object(&func) {
+                        self.note_source("attr", &t, name, &func)?;
+                    }
+                }
+            }
             if self.is_foreign(obj) {
                 self.note_source("attr", obj, name, &v)?;
             } else if !obj.is_instance(&self.r.generic)? && self.sym_obj(&v).is_none() {
@@ -1094,12 +1107,12 @@ impl<'py> Tracer<'py> {
                     }
                     _ => {
                         let y = self.arr_node(&c.args[1])?;
-                        let (x2, y2) = (
-                            self.g.unary(UnaryOp::Square, x)?,
-                            self.g.unary(UnaryOp::Square, y)?,
-                        );
-                        let s = self.g.binary(BinaryOp::Add, x2, y2)?;
-                        self.g.unary(UnaryOp::Sqrt, s)?
+                        let y = self.g.cast(y, self.g.dtype(x).max(self.g.dtype(y)))?;
+                        let x = self.g.cast(x, self.g.dtype(y))?;
+                        let (sx, sy) = (self.g.shape(x).clone(), self.g.shape(y).clone());
+                        let shape = autodiff_ir::graph::broadcast_shapes(&sx, &sy)?;
+                        let (x, y) = (self.g.broadcast(x, &shape)?, self.g.broadcast(y, &shape)?);
+                        self.hypot(x, y)?
                     }
                 };
                 return self.track(res, out);
