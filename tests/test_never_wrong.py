@@ -452,3 +452,22 @@ def test_logsumexp_with_weights_shifts_by_the_weighted_entries_only():
         np.testing.assert_allclose(G(x)[0], w / w.sum(), rtol=1e-12, atol=1e-300)
     two = lambda x: sp.logsumexp(x, b=np.array([0.0, 1.0]))
     assert autodiff.Function(two)(np.array([np.inf, 1.0])) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x: np.var(x, ddof=3),
+        lambda x: np.std(x, ddof=5),
+        lambda x: np.nanvar(x, ddof=3),
+        lambda x: np.var(x, ddof=2),
+    ],
+)
+def test_var_with_ddof_past_the_count_is_inf_as_numpy(f):
+    # regression: the divisor n - ddof went negative (a negative variance, or the
+    # self-check's internal error); NumPy divides by max(n - ddof, 0)
+    x = np.array([1.0, 2.0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = f(x)
+        got = autodiff.Function(f)(x)
+    np.testing.assert_array_equal(got, want)

@@ -173,7 +173,18 @@ impl<'py> Tracer<'py> {
                 let ss = self.g.sum(d2, &axes)?;
                 let dd = self.g.scalar(ddof, DType::F64);
                 let den = self.g.sub(n, dd)?;
+                // as NumPy: var divides by max(n - ddof, 0); nanvar is nan where n ≤ ddof
+                let dshape = self.g.shape(den).clone();
+                let zero = self.g.scalar(0.0, DType::F64);
+                let zero = self.g.broadcast(zero, &dshape)?;
+                let pos = self.g.binary(BinaryOp::Gt, den, zero)?;
+                let den = self.g.binary(BinaryOp::Maximum, den, zero)?;
                 let v = self.g.div(ss, den)?;
+                let v = if nan {
+                    self.fill_where(pos, v, f64::NAN)?
+                } else {
+                    v
+                };
                 if op == "std" {
                     self.g.unary(UnaryOp::Sqrt, v)?
                 } else {

@@ -242,7 +242,8 @@ impl<'py> Tracer<'py> {
         let d = self.g.sub(x, m)?;
         let d2 = self.g.unary(UnaryOp::Square, d)?;
         let s = self.g.sum(d2, axes)?;
-        Ok(self.g.scale(s, 1.0 / (count as f64 - ddof))?)
+        // NumPy divides by max(n - ddof, 0): ddof ≥ n gives inf (or nan), never a sign flip
+        Ok(self.g.scale(s, 1.0 / (count as f64 - ddof).max(0.0))?)
     }
 
     /// Concatenation of array-likes along `axis` after reshaping each to `shape_of(item)`.
