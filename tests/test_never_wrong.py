@@ -471,3 +471,16 @@ def test_var_with_ddof_past_the_count_is_inf_as_numpy(f):
         want = f(x)
         got = autodiff.Function(f)(x)
     np.testing.assert_array_equal(got, want)
+
+
+def test_array_to_the_power_one_half_is_numpys_sqrt():
+    # NumPy's `a ** 0.5` is np.sqrt: -0.0 stays -0.0 and -inf is nan (pow gave +0.0, inf)
+    f = lambda x: x**0.5
+    F = autodiff.Function(f)
+    F(np.array([1.0, 4.0]))
+    x = np.array([-0.0, -np.inf, 4.0, 2.0])
+    with np.errstate(invalid="ignore"):
+        got, want = F(x), f(x)
+    np.testing.assert_array_equal(got, want)
+    assert np.signbit(got[0])
+    np.testing.assert_allclose(autodiff.Gradient(lambda x: np.sum(x**0.5))(np.array([4.0, 9.0]))[0], [0.25, 1 / 6])

@@ -393,6 +393,21 @@ impl<'py> Tracer<'py> {
             let out = self.matmul(na, nb)?;
             return self.track(res, out);
         }
+        if arg == 8
+            && self.sym(a).is_some()
+            && self.sym(b).is_none()
+            && a.obj().is_instance(&self.r.ndarray)?
+            && !b.obj().is_instance_of::<pyo3::types::PyBool>()
+            && b.obj().extract::<f64>().is_ok_and(|e| e == 0.5)
+        {
+            // NumPy's `array ** 0.5` is np.sqrt (its fast path for that exponent): -0.0
+            // stays -0.0 and -inf is nan, where pow gives +0.0 and inf
+            let (_, dt) = convert::shape_dtype(&res)?.unwrap_or((vec![], DType::F64));
+            let na = self.node(a)?;
+            let na = self.g.cast(na, dt)?;
+            let out = self.g.unary(UnaryOp::Sqrt, na)?;
+            return self.track(res, out);
+        }
         if let Some(op) = binop_of(arg) {
             return self.ew_binary(op, a, b, res);
         }
