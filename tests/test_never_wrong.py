@@ -484,3 +484,14 @@ def test_array_to_the_power_one_half_is_numpys_sqrt():
     np.testing.assert_array_equal(got, want)
     assert np.signbit(got[0])
     np.testing.assert_allclose(autodiff.Gradient(lambda x: np.sum(x**0.5))(np.array([4.0, 9.0]))[0], [0.25, 1 / 6])
+
+
+@pytest.mark.parametrize("dt", [np.int32, np.uint8, np.int16])
+def test_array_results_keep_their_integer_dtype(dt):
+    # regression: every int array result came back as int64
+    f = lambda x: (x * 3).astype(dt)
+    F = autodiff.Function(f)
+    for x in (np.arange(4.0), np.array([7.0, 1.0, 2.0, 0.0])):
+        got = F(x)
+        assert got.dtype == np.dtype(dt)
+        np.testing.assert_array_equal(got, f(x))

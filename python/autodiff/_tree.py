@@ -143,9 +143,14 @@ def out_structure(result):
     return ("tree", treedef, [_kind(x) for x in leaves])
 
 
+# the dtypes the engine computes in; other array results (int32, uint8, float16 inputs
+# cast back...) are cast to their traced dtype on the way out
+_ENGINE_DTYPES = frozenset(np.dtype(t) for t in (np.float64, np.float32, np.int64, np.bool_))
+
+
 def _kind(x):
     if isinstance(x, np.ndarray):
-        return None
+        return None if x.dtype in _ENGINE_DTYPES else x.dtype
     if isinstance(x, np.generic):
         return x.dtype.type
     return type(x) if isinstance(x, (float, int, bool)) else None
@@ -154,6 +159,8 @@ def _kind(x):
 def _restore(a, kind):
     if kind is None:
         return a
+    if isinstance(kind, np.dtype):
+        return np.asarray(a).astype(kind, copy=False)
     if isinstance(kind, type) and issubclass(kind, np.generic):
         return kind(a)
     return kind(a.item()) if kind is not float else np.float64(a)
