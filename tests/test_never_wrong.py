@@ -495,3 +495,21 @@ def test_array_results_keep_their_integer_dtype(dt):
         got = F(x)
         assert got.dtype == np.dtype(dt)
         np.testing.assert_array_equal(got, f(x))
+
+
+@pytest.mark.parametrize(
+    "f, x",
+    [
+        (np.std, np.array([2.0, 2.0])),  # sqrt of a zero variance
+        (lambda x: np.arctan2(x[0], x[1]), np.zeros(2)),  # the origin
+    ],
+)
+def test_a_nan_gradient_at_a_kink_is_returned_not_an_internal_error(f, x):
+    # regression: the NaN slope hid the kink from the finite-difference check, which then
+    # asked the user to report an internal error; the derivative does not exist there,
+    # and NaN is what JAX returns too
+    (g,) = autodiff.Gradient(f)(x)
+    assert np.all(np.isnan(g))
+    # a smooth point nearby is checked and right
+    y = x + np.array([0.3, 0.7])
+    np.testing.assert_allclose(autodiff.Gradient(f)(y)[0], central_grad(f, y), rtol=1e-6, atol=1e-9)

@@ -350,7 +350,9 @@ def directional_check(fn, f_at, value, slope, x, v, what="gradient", f_pair=None
         central = (fp - fm) / (2 * h)
         fwd, bwd = (fp - f0) / h, (f0 - fm) / h
         noise = 64 * np.finfo(np.float64).eps * (abs(fp) + abs(fm) + abs(f0)) / h
-        size = abs(central) + abs(slope)
+        # (a NaN slope at a kink — sqrt of 0 inside std, arctan2 at the origin — must not
+        # hide the kink: it gets no verdict, while a NaN slope where f is smooth is refused)
+        size = abs(central) + (abs(slope) if np.isfinite(slope) else 0.0)
         if abs(fwd - bwd) > 1e-2 * size + 4 * noise:
             return None  # a kink or strong curvature at this step: no verdict
         # (absolute floor 1e-10: a saturated tanh leaves gradients of 1e-13 made of rounding
