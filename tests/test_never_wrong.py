@@ -513,3 +513,18 @@ def test_a_nan_gradient_at_a_kink_is_returned_not_an_internal_error(f, x):
     # a smooth point nearby is checked and right
     y = x + np.array([0.3, 0.7])
     np.testing.assert_allclose(autodiff.Gradient(f)(y)[0], central_grad(f, y), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "f, x",
+    [
+        (np.exp, np.arange(3, dtype=np.uint8)),  # NumPy's exp of uint8 is float16
+        (lambda x: np.sum(np.sin(x)), np.linspace(0, 1, 5).astype(np.float16)),
+    ],
+)
+def test_float16_results_are_float16_and_close_to_numpy(f, x):
+    # regression: the self-check compared our float64 values with NumPy's float16 at
+    # 1e-7 and raised its "internal, please report" error
+    got, want = autodiff.Function(f)(x), f(x)
+    assert np.asarray(got).dtype == np.float16
+    np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(want, np.float64), rtol=2e-3)
