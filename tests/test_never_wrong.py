@@ -528,3 +528,23 @@ def test_float16_results_are_float16_and_close_to_numpy(f, x):
     got, want = autodiff.Function(f)(x), f(x)
     assert np.asarray(got).dtype == np.float16
     np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(want, np.float64), rtol=2e-3)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x: np.median(x),
+        lambda x: np.median(x.reshape(3, 0), axis=1),
+        lambda x: __import__("scipy.special", fromlist=["logsumexp"]).logsumexp(x),
+    ],
+)
+def test_reductions_of_nothing_follow_numpy_and_scipy(f):
+    # regression: "evaluation failed: node 4 (gather): index -1 out of range" (median) and
+    # "node 1 (max)" (logsumexp) where NumPy gives nan and SciPy -inf
+    pytest.importorskip("scipy.special")
+    x = np.zeros(0)
+    with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore")
+        want = f(x)
+        got = autodiff.Function(f)(x)
+    np.testing.assert_array_equal(got, want)

@@ -550,6 +550,10 @@ impl<'py> Tracer<'py> {
                 return unsupported(format!("{} over several axes on traced arrays", c.name))
             }
         };
+        if self.g.shape(x)[ax] == 0 {
+            // no element to order: NumPy's result (nan for a median) depends on no value
+            return Ok(Val::new(res));
+        }
         let r = self.g.shape(x).len();
         let mut perm: Vec<usize> = (0..r).filter(|&i| i != ax).collect();
         perm.push(ax);
@@ -759,6 +763,10 @@ impl<'py> Tracer<'py> {
         let mut n = self.f64_node(&c.args[0])?;
         let shape = self.g.shape(n).clone();
         let axes = axes_of(c.opt(1, "axis").as_ref(), shape.len())?;
+        if axes.iter().any(|&a| shape[a] == 0) {
+            // the log of an empty sum: -inf (SciPy), whatever the (absent) values
+            return Ok(Val::new(res));
+        }
         let b = match c.arg(2, "b").filter(|v| !v.obj().is_none()).cloned() {
             Some(b) => {
                 let b = self.f64_node(&b)?;
