@@ -278,12 +278,7 @@ class Gradient(_Traced):
         return [k for p in pos for k in ranges[p]]
 
     def _transform(self, tr, sig):
-        shapes = tr.output_shapes()
-        scalar = len(shapes) == 1 and shapes[0] == [] and tr.output_dtypes()[0] in ("float64", "float32")
-        wrt = self._leaf_wrt(sig, tr) if scalar or len(shapes) == 1 else []
-        for k in wrt:
-            if isinstance(k, int) and tr.input_dtypes()[k] == "bool":
-                raise TypeError(f"cannot differentiate with respect to the boolean argument '{tr.input_names[k]}'")
+        scalar, wrt = self._targets_of(tr, sig)
         if scalar:
             return _for_derivative(tr).grad(wrt, 0, self._with_value)
         # scalar code (a gradient first called on 0-d inputs) called on arrays:
@@ -292,6 +287,10 @@ class Gradient(_Traced):
         elementwise = tr.elementwise_grad(wrt, self._with_value) if wrt and self._scalar_code() else None
         if elementwise is not None:
             return elementwise
+        self._not_scalar(tr)
+
+    def _not_scalar(self, tr):
+        shapes = tr.output_shapes()
         found = (
             "several outputs" if len(shapes) != 1 else f"an output of shape {tuple(shapes[0])} and dtype {tr.output_dtypes()[0]}"
         )
@@ -300,6 +299,17 @@ class Gradient(_Traced):
             "use autodiff.jacobian for vector outputs, or reduce it (e.g. .sum()). (A gradient first called on "
             "0-d inputs applies elementwise to arrays when the function is elementwise.)"
         )
+
+    def _targets_of(self, tr, sig):
+        """Whether the trace's output is one float scalar, and the leaves to differentiate
+        (checked: no bool argument among them)."""
+        shapes = tr.output_shapes()
+        scalar = len(shapes) == 1 and shapes[0] == [] and tr.output_dtypes()[0] in ("float64", "float32")
+        wrt = self._leaf_wrt(sig, tr) if scalar or len(shapes) == 1 else []
+        for k in wrt:
+            if isinstance(k, int) and tr.input_dtypes()[k] == "bool":
+                raise TypeError(f"cannot differentiate with respect to the boolean argument '{tr.input_names[k]}'")
+        return scalar, wrt
 
     def _scalar_code(self):
         """Whether this gradient was called on 0-d inputs only (its function is scalar code)."""
@@ -561,8 +571,10 @@ class HessianVector(_Traced):
             self(*example_args, vectors=vectors)
 
     def _transform(self, tr, sig):
-        self._grad._transform(tr, sig)  # checks the scalar output and bool inputs
-        return _for_derivative(tr).hvp(self._grad._leaf_wrt(sig, tr))
+        scalar, wrt = self._grad._targets_of(tr, sig)
+        if not scalar:
+            self._grad._not_scalar(tr)
+        return _for_derivative(tr).hvp(wrt)
 
     def _check(self, tr, compiled, sig, values, outs=None, base=None):
         """Self-check of a fresh Hessian-vector product: w·Hv against finite differences of
