@@ -85,6 +85,14 @@ fn main() {
     let p = Program::compile(&g, &[out]).unwrap();
     println!("{}", p.stats());
     let slices = [data.as_slice()];
+    if let Ok(reps) = std::env::var("ONLY") {
+        // profile the gradient program alone: `ONLY=reps perf record ...`
+        let reps: usize = reps.parse().unwrap_or(1000);
+        for _ in 0..reps {
+            p.run_f64(&slices).unwrap();
+        }
+        return;
+    }
     let t = best(20, || {
         p.run_f64(&slices).unwrap();
     });
