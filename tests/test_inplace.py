@@ -201,3 +201,32 @@ def test_matmul_inplace():
         return np.sum(A**2)
 
     check(f, X, others=[(X2,)])
+
+
+def test_views_still_reachable_see_later_writes():
+    """Views the code can no longer reach are forgotten after a write (so `y[i] =
+    f(y[i-1])` traces in linear time); views it still holds, in locals or in a list, keep
+    seeing every write."""
+
+    def f(x):
+        y = np.zeros(8)
+        v = y[1:3]
+        w = y[5:]
+        for i in range(8):
+            y[i] = x[i] * 2 + y[i - 1]
+        return np.sum(v * x[:2]) + np.sum(w) + np.sum(y)
+
+    def g(x):
+        y = np.zeros((30, 2))
+        rows = []
+        y[0] = x[:2]
+        for i in range(1, 30):
+            r = y[i - 1]
+            rows.append(r)
+            y[i] = np.cos(r) * x[2]
+        y[3] += 1.0  # written after the loop: every kept row view sees it
+        return sum(np.sum(r * r) for r in rows)
+
+    x = np.linspace(0.1, 1.0, 8)
+    check(f, x, others=[(x**2,), (-x,)])
+    check(g, np.array([0.2, 0.4, 0.9]), others=[(np.array([1.0, -0.3, 0.5]),)])

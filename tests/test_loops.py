@@ -427,3 +427,107 @@ def test_a_while_loop_with_an_iteration_counter(limit):
         eps = 1e-6
         want = [(f(b + eps * e) - f(b - eps * e)) / (2 * eps) for e in np.eye(2)]
         np.testing.assert_allclose(g(b)[0], want, rtol=1e-5)
+
+
+# ------------------------------------------- recurrences through a preallocated array
+
+
+def rows_recurrence(y0, k):
+    """`y[i] = f(y[i-1])`: the most common way to write time stepping."""
+    n = 400
+    y = np.zeros((n, y0.shape[0]))
+    y[0] = y0
+    for i in range(1, n):
+        y[i] = y[i - 1] + 0.01 * (-k * y[i - 1] + np.sin(y[i - 1]))
+    return np.sum(y**2)
+
+
+def scalar_recurrence(u, a):
+    """A 1-d series: `x[t+1] = a·x[t] + u[t]` (rows of length one)."""
+    x = np.zeros(u.shape[0] + 1)
+    for t in range(u.shape[0]):
+        x[t + 1] = a * x[t] + np.tanh(u[t])
+    return np.sum(x * x)
+
+
+def leapfrog(q0, w):
+    """Two steps of history: `q[i+1] = 2q[i] - q[i-1] - h²·w·sin(q[i])`."""
+    n = 300
+    q = np.zeros((n, q0.shape[0]))
+    q[0] = q0
+    q[1] = q0 * 1.001
+    for i in range(1, n - 1):
+        q[i + 1] = 2 * q[i] - q[i - 1] - 1e-4 * w * np.sin(q[i])
+    return np.sum(q[-1] ** 2) + np.sum(q[:, 0])
+
+
+def columns_backwards(x, c):
+    """Along axis 1, from the last column to the first."""
+    n = 200
+    out = np.zeros((x.shape[0], n))
+    out[:, n - 1] = x
+    for j in range(n - 2, -1, -1):
+        out[:, j] = np.cos(out[:, j + 1]) * c
+    return np.sum(out * np.linspace(0.0, 1.0, n))
+
+
+RECURRENCES = [
+    (rows_recurrence, [np.linspace(0.1, 1.0, 5), np.float64(0.5)], [np.linspace(-1.0, 0.4, 5), np.float64(1.3)]),
+    (scalar_recurrence, [np.sin(np.arange(300.0)), np.float64(0.9)], [np.cos(np.arange(300.0)), np.float64(-0.7)]),
+    (leapfrog, [np.array([0.3, -0.2, 1.0]), np.float64(1.0)], [np.array([-0.5, 0.1, 0.2]), np.float64(2.0)]),
+    (columns_backwards, [np.array([0.1, 0.5, 2.0]), np.float64(0.9)], [np.array([1.0, -1.0, 0.0]), np.float64(1.1)]),
+]
+
+
+@pytest.mark.parametrize("f,at,other", RECURRENCES, ids=[c[0].__name__ for c in RECURRENCES])
+def test_recurrences_through_a_preallocated_array_roll(monkeypatch, f, at, other):
+    _, tr = traced(f, *at)
+    assert tr.rolled_loops == 1
+    assert tr.node_count() < 300  # one loop node, not one copy of the body per step
+    F = autodiff.Function(f, at)
+    g = autodiff.Gradient(f, at)
+    gu = unrolled(monkeypatch, lambda: autodiff.Gradient(f))
+    for args in (at, other):
+        np.testing.assert_allclose(F(*args), f(*args), rtol=1e-12)
+        got, want = g(*args), gu(*args)
+        for k, (a, b) in enumerate(zip(got, want)):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(a, central(f, args, k), rtol=1e-5, atol=1e-6)
+
+
+def test_other_reads_of_a_written_array_stay_unrolled_and_right():
+    def f(x):
+        y = np.zeros((60, 2))
+        y[0] = x
+        for i in range(1, 60):
+            y[i] = np.sin(y[i - 1]) + 0.1 * y[0]  # y[0]: not the previous row
+        return np.sum(y)
+
+    x = np.array([0.3, -1.2])
+    tr = agrees(f, (x,), [(x * 2,)])
+    assert tr.rolled_loops == 0
+    g = autodiff.grad(f)(x * 2)
+    np.testing.assert_allclose(g, central(f, [x * 2], 0), rtol=1e-6)
+
+
+def test_tracing_a_long_unrolled_recurrence_is_linear(monkeypatch):
+    """Unrolled (rolling off), `y[i] = f(y[i-1])` used to refresh every earlier view `y[i-1]`
+    after each write: a trace of n steps recorded O(n²) nodes."""
+    monkeypatch.setenv("AUTODIFF_ROLL_LOOPS", "0")
+
+    def make(n):
+        def f(y0):
+            y = np.zeros((n, 2))
+            y[0] = y0
+            for i in range(1, n):
+                y[i] = np.cos(y[i - 1])
+            return np.sum(y)
+
+        return f
+
+    recorded = []
+    for n in (100, 400):
+        f = make(n)
+        _, tr = traced(f, np.array([0.1, 0.2]))
+        recorded.append(tr.node_count())
+    assert recorded[1] < 5 * recorded[0]

@@ -136,6 +136,7 @@ pub struct Guard {
 
 /// How a tracked array relates to its base, for writes through views.
 struct ViewOf<'py> {
+    view: Bound<'py, PyAny>,
     base: Bound<'py, PyAny>,
     dims: Vec<SliceDim>,
 }
@@ -217,7 +218,15 @@ pub struct Tracer<'py> {
     pub g: Graph,
     ids: HashMap<usize, NodeId>,
     keep: Vec<Bound<'py, PyAny>>,
+    /// How many strong references the tracer itself holds to each object (in `keep`,
+    /// `views`, `view_like`): an object whose reference count is no more than that is
+    /// unreachable from the traced code (see `prune_dead_views`).
+    held: HashMap<usize, usize>,
+    /// Basic-slice views of tracked arrays (keyed by the view's address).
     views: HashMap<usize, ViewOf<'py>>,
+    /// Tracked arrays that view another's memory (a `.base`): the only ones an in-place
+    /// write can make stale besides the written array's memory root.
+    view_like: Vec<Bound<'py, PyAny>>,
     /// Memory roots (outermost `.base`) of arrays updated in place: an untracked array on
     /// one of them may hold stale values and is refused as a constant.
     written_roots: std::collections::HashSet<usize>,
@@ -349,7 +358,9 @@ impl<'py> Tracer<'py> {
             g: Graph::new(),
             ids: HashMap::new(),
             keep: vec![],
+            held: HashMap::new(),
             views: HashMap::new(),
+            view_like: vec![],
             written_roots: Default::default(),
             guards: vec![],
             r,
@@ -421,7 +432,7 @@ impl<'py> Tracer<'py> {
         let id = self.g.add_input(name, shape, dtype);
         self.input_objs.push(obj.clone());
         self.ids.insert(obj.as_ptr() as usize, id);
-        self.keep.push(obj.clone());
+        self.hold(obj);
         Ok(id)
     }
 
@@ -580,7 +591,7 @@ impl<'py> Tracer<'py> {
                 return Ok(Val::new(obj));
             }
             self.ids.insert(key, node);
-            self.keep.push(obj.clone());
+            self.hold(&obj);
             Ok(Val::new(obj))
         } else {
             Ok(Val {
@@ -617,10 +628,11 @@ impl<'py> Tracer<'py> {
         let node = self.wrap_narrow(obj, node)?;
         let key = obj.as_ptr() as usize;
         self.update_log.push(key);
+        self.prune_dead_views();
         let fresh = !self.ids.contains_key(&key);
         self.ids.insert(key, node);
         if fresh {
-            self.keep.push(obj.clone());
+            self.hold(obj);
         }
         let mroot = mem_root(obj)?;
         // Propagate into the base of a view, then refresh the other views of that base.
@@ -638,17 +650,18 @@ impl<'py> Tracer<'py> {
                 .g
                 .add(autodiff_ir::Op::SetSlice(dims), vec![bnode, val])?;
             if self.sym_obj(&base).is_none() {
-                self.keep.push(base.clone());
+                self.hold(&base);
             }
             self.ids.insert(base.as_ptr() as usize, root_node);
             root = base;
         }
         self.written_roots.insert(mroot.as_ptr() as usize);
-        self.keep.push(mroot.clone());
+        self.hold(&mroot);
         self.refresh_views(&root, obj)?;
         // Any other tracked array sharing memory with the root is now stale.
         let shares = self.r.np.getattr("shares_memory")?;
-        for k in &self.keep {
+        // (only a view, or the root of the written memory, can share it)
+        for k in self.view_like.iter().chain(std::iter::once(&mroot)) {
             if k.is(&root) || k.is(obj) || !k.is_instance(&self.r.ndarray)? {
                 continue;
             }
@@ -670,31 +683,17 @@ impl<'py> Tracer<'py> {
     }
 
     fn refresh_views(&mut self, root: &Bound<'py, PyAny>, skip: &Bound<'py, PyAny>) -> Res<()> {
-        let children: Vec<(Bound<'py, PyAny>, Vec<SliceDim>)> = self
-            .views
-            .values()
-            .filter(|v| v.base.is(root))
-            .map(|v| (v.base.clone(), v.dims.clone()))
-            .collect();
-        let keys: Vec<usize> = self
+        let children: Vec<(usize, Bound<'py, PyAny>, Vec<SliceDim>)> = self
             .views
             .iter()
             .filter(|(_, v)| v.base.is(root))
-            .map(|(k, _)| *k)
+            .map(|(k, v)| (*k, v.view.clone(), v.dims.clone()))
             .collect();
         let rnode = self.const_node(root)?;
-        for (key, (_, dims)) in keys.into_iter().zip(children) {
+        for (key, obj, dims) in children {
             if key == skip.as_ptr() as usize {
                 continue;
             }
-            let Some(obj) = self
-                .keep
-                .iter()
-                .find(|k| k.as_ptr() as usize == key)
-                .cloned()
-            else {
-                continue;
-            };
             let s = self.g.add(autodiff_ir::Op::Slice(dims), vec![rnode])?;
             let shape: Shape = obj.getattr("shape")?.extract()?;
             let s = self.g.reshape(s, &shape)?;
@@ -718,15 +717,88 @@ impl<'py> Tracer<'py> {
                 return;
             }
             // Kept alive so the address is never reused while the record exists.
-            self.keep.push(view.clone());
+            self.hold(view);
         }
-        self.views.insert(
+        *self.held.entry(view.as_ptr() as usize).or_default() += 1;
+        *self.held.entry(base.as_ptr() as usize).or_default() += 1;
+        let old = self.views.insert(
             view.as_ptr() as usize,
             ViewOf {
+                view: view.clone(),
                 base: base.clone(),
                 dims,
             },
         );
+        if let Some(old) = old {
+            self.release(&old);
+        }
+    }
+
+    /// Keeps `obj` alive for the whole trace (so that its address, a key of `ids`, is never
+    /// reused), counted in `held`; an array viewing another's memory is also noted in
+    /// `view_like`.
+    fn hold(&mut self, obj: &Bound<'py, PyAny>) {
+        let key = obj.as_ptr() as usize;
+        self.keep.push(obj.clone());
+        *self.held.entry(key).or_default() += 1;
+        let is_view = obj.is_instance(&self.r.ndarray).unwrap_or(false)
+            && obj
+                .getattr(pyo3::intern!(self.py, "base"))
+                .is_ok_and(|b| !b.is_none());
+        if is_view {
+            self.view_like.push(obj.clone());
+            *self.held.entry(key).or_default() += 1;
+        }
+    }
+
+    /// The references a dropped `views` record held.
+    fn release(&mut self, v: &ViewOf<'py>) {
+        for o in [&v.view, &v.base] {
+            if let Some(c) = self.held.get_mut(&(o.as_ptr() as usize)) {
+                *c = c.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Whether nothing but the tracer references `obj` (`obj` must be one of the references
+    /// counted in `held`, not a new handle): the traced code can never reach it again.
+    /// References the tracer holds but does not count only make this answer no.
+    fn unreachable(&self, obj: &Bound<'py, PyAny>) -> bool {
+        let ours = self
+            .held
+            .get(&(obj.as_ptr() as usize))
+            .copied()
+            .unwrap_or(0);
+        ours > 0 && obj.get_refcnt() as usize <= ours
+    }
+
+    /// Forgets the views (and view-like arrays) the traced code can no longer reach: an
+    /// in-place write needs not refresh them nor check them for staleness. (Without this,
+    /// `y[i] = f(y[i-1])` refreshed every earlier `y[i-1]` after each write: quadratic.)
+    /// The objects stay in `keep`, so their addresses are not reused.
+    fn prune_dead_views(&mut self) {
+        let dead: Vec<usize> = self
+            .views
+            .iter()
+            .filter(|(_, v)| self.unreachable(&v.view))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in dead {
+            if let Some(v) = self.views.remove(&k) {
+                self.ids.remove(&k);
+                self.release(&v);
+            }
+        }
+        let like = std::mem::take(&mut self.view_like);
+        let (dead, live): (Vec<_>, Vec<_>) = like
+            .into_iter()
+            .partition(|o| !self.views.contains_key(&(o.as_ptr() as usize)) && self.unreachable(o));
+        self.view_like = live;
+        for o in dead {
+            if let Some(c) = self.held.get_mut(&(o.as_ptr() as usize)) {
+                *c = c.saturating_sub(1);
+            }
+        }
     }
 
     /// Integers narrower than int64 (held as int64 in the graph) wrap around as NumPy's do:
@@ -852,7 +924,7 @@ impl<'py> Tracer<'py> {
         if !self.source_keys.insert(k) {
             return Ok(());
         }
-        self.keep.push(container.clone());
+        self.hold(container);
         self.sources.push((
             kind.to_string(),
             container.clone(),
@@ -942,7 +1014,7 @@ impl<'py> Tracer<'py> {
             return;
         }
         if self.foreign.insert(v.as_ptr() as usize) {
-            self.keep.push(v.clone());
+            self.hold(v);
         }
     }
 
@@ -1026,7 +1098,7 @@ impl<'py> Tracer<'py> {
     /// Records that a cell or function was made during the trace.
     pub fn note_owned(&mut self, o: &Bound<'py, PyAny>) {
         if self.owned.insert(o.as_ptr() as usize) {
-            self.keep.push(o.clone());
+            self.hold(o);
         }
     }
 
@@ -1037,7 +1109,7 @@ impl<'py> Tracer<'py> {
     /// Marks a string made from a traced value.
     pub fn taint(&mut self, s: &Bound<'py, PyAny>) {
         if s.is_instance_of::<pyo3::types::PyString>() && self.tainted.insert(s.as_ptr() as usize) {
-            self.keep.push(s.clone());
+            self.hold(s);
         }
     }
 
@@ -1069,7 +1141,7 @@ impl<'py> Tracer<'py> {
         c.check_layout()?;
         let c = Rc::new(c);
         self.codes.insert(key, c.clone());
-        self.keep.push(code.clone());
+        self.hold(code);
         Ok(c)
     }
 }

@@ -126,6 +126,12 @@ enum Kind {
         axis: usize,
         step: i64,
     },
+    /// `y[i-1]` while `y[i] = v` is written (the same slot, axis and step; the read `m`
+    /// steps behind the write): the value written `m` iterations before, carried
+    /// implicitly as `prev` (the written value for `m = 1`, else the read one step closer).
+    Recur {
+        prev: usize,
+    },
     /// `out[i] = v`: a write into the array of slot `slot` (read nowhere else in the
     /// iteration) at a start on `axis` growing by `step`. The loop's ys stack the values;
     /// one write after the loop puts them in place.
@@ -157,6 +163,53 @@ fn moving_axis(a: &[SliceDim], b: &[SliceDim], c: &[SliceDim]) -> Option<(usize,
     ];
     let step = linear(&starts)?;
     (step != 0.0).then_some((axis, step as i64))
+}
+
+/// Turns the reads of written arrays (`y[i-1]` in a loop that writes `y[i]`; positions,
+/// slots, slices, axes and steps of the last observed iteration) into [`Kind::Recur`]: each
+/// must read the same array as one write, along the same axis with the same step, the same
+/// region elsewhere, `m ≥ 1` steps behind it, where the write's value is computed in the
+/// iteration (so the previous iteration's value is a position) and, for `m > 1`, a read
+/// `m - 1` steps behind exists. `None` for any other read of a written array.
+fn resolve_recurrences(
+    kinds: &mut [Kind],
+    refs: &[Vec<Ref>],
+    reads: &[(usize, usize, Vec<SliceDim>, usize, i64)],
+) -> Option<()> {
+    // (read position, write position, m)
+    let mut found: Vec<(usize, usize, i64)> = vec![];
+    for (p, slot, dims, axis, step) in reads {
+        let w = kinds
+            .iter()
+            .position(|k| matches!(k, Kind::Write { slot: s, .. } if s == slot))?;
+        let Kind::Write {
+            dims: wd,
+            axis: wa,
+            step: ws,
+            ..
+        } = &kinds[w]
+        else {
+            unreachable!("a write")
+        };
+        let same_elsewhere = (0..dims.len()).all(|d| d == *axis || dims[d] == wd[d]);
+        let behind = wd[*axis].start as i64 - dims[*axis].start as i64;
+        if wa != axis || ws != step || !same_elsewhere || behind % step != 0 || behind / step < 1 {
+            return None;
+        }
+        found.push((*p, w, behind / step));
+    }
+    for &(p, w, m) in &found {
+        let prev = if m == 1 {
+            match refs[w].get(1) {
+                Some(Ref::Internal(q)) => *q,
+                _ => return None,
+            }
+        } else {
+            found.iter().find(|&&(_, w2, m2)| w2 == w && m2 == m - 1)?.0
+        };
+        kinds[p] = Kind::Recur { prev };
+    }
+    Some(())
 }
 
 /// A Python scalar slot that grows linearly.
@@ -344,6 +397,7 @@ impl<'py> Tracer<'py> {
         let nodes = self.g.nodes();
         let mut kinds = Vec::with_capacity(len);
         let mut refs = Vec::with_capacity(len);
+        let mut recur_reads: Vec<(usize, usize, Vec<SliceDim>, usize, i64)> = vec![];
         for p in 0..len {
             let t = [
                 &nodes[s[0].nodes + p],
@@ -374,6 +428,19 @@ impl<'py> Tracer<'py> {
                         last: (**c).clone(),
                         step,
                     }
+                }
+                (Op::Slice(a), Op::Slice(b), Op::Slice(c))
+                    if a != c && matches!(r.first(), Some(Ref::Carry(_))) =>
+                {
+                    // a read of an array written in the loop: resolved below, once the
+                    // writes are known
+                    let (axis, step) = moving_axis(a, b, c)?;
+                    let Some(Ref::Carry(slot)) = r.first().copied() else {
+                        unreachable!("matched above")
+                    };
+                    recur_reads.push((p, slot, c.clone(), axis, step));
+                    verify = true;
+                    Kind::Plain
                 }
                 (Op::Slice(a), Op::Slice(b), Op::Slice(c)) if a != c => {
                     let Some(Ref::Inv(src)) = r.first().copied() else {
@@ -409,6 +476,7 @@ impl<'py> Tracer<'py> {
             kinds.push(kind);
             refs.push(r);
         }
+        resolve_recurrences(&mut kinds, &refs, &recur_reads)?;
         // Next carries: what each carried slot holds at the end of an iteration.
         let next: Vec<Ref> = carries
             .iter()
@@ -430,7 +498,10 @@ impl<'py> Tracer<'py> {
                 let ci = carries.iter().position(|c| c == slot)?;
                 let read_elsewhere = refs.iter().enumerate().any(|(q, rs)| {
                     rs.iter().enumerate().any(|(j, r)| {
-                        *r == Ref::Internal(p) || (*r == Ref::Carry(*slot) && !(q == p && j == 0))
+                        *r == Ref::Internal(p)
+                            || (*r == Ref::Carry(*slot)
+                                && !(q == p && j == 0)
+                                && !matches!(kinds[q], Kind::Recur { .. }))
                     })
                 }) || next
                     .iter()
@@ -478,6 +549,10 @@ impl<'py> Tracer<'py> {
                     Ref::Prev(p) => Some(*p),
                     _ => None,
                 })
+                .chain(kinds.iter().filter_map(|k| match k {
+                    Kind::Recur { prev } => Some(*prev),
+                    _ => None,
+                }))
                 .collect();
             prev.sort_unstable();
             prev.dedup();
@@ -643,7 +718,7 @@ impl<'py> Tracer<'py> {
                     Slot::Node(n) => (n, dims, *axis, *step),
                     _ => return Ok(None),
                 },
-                Kind::Plain | Kind::Const { .. } => continue,
+                Kind::Plain | Kind::Const { .. } | Kind::Recur { .. } => continue,
             };
             let extent = self.g.shape(array)[axis] as i64;
             let start = dims[axis].start as i64;
@@ -745,6 +820,8 @@ impl<'py> Tracer<'py> {
                 }
                 // (nothing in the iteration reads a write)
                 Kind::Write { .. } => resolve(&map, &plan.refs[p][1]),
+                // the value written `m` iterations before (the write's value when m = 1)
+                Kind::Recur { prev } => resolve(&map, &Ref::Prev(*prev)),
             };
             if let Some(name) = self.g.names.get(&NodeId((base + p) as u32)) {
                 body.names.entry(id).or_insert_with(|| name.clone());
@@ -1296,7 +1373,7 @@ fn stacked_xs(t: &mut Tracer<'_>, kinds: &[Kind], trips: usize) -> Res<Vec<NodeI
     let mut xs = vec![];
     for k in kinds {
         match k {
-            Kind::Plain | Kind::Write { .. } => {}
+            Kind::Plain | Kind::Write { .. } | Kind::Recur { .. } => {}
             Kind::Const { last, step } => {
                 let row = last.data.len();
                 let mut data = Vec::with_capacity(row * trips);
