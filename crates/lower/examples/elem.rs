@@ -123,6 +123,12 @@ fn main() {
         let t = best(20, || vmath::apply(f, &mut o, &data));
         println!("vmath {f:?}: {:.2} ns/elem", t * 1e9 / n as f64);
     }
+    let d32: Vec<f32> = data.iter().map(|&v| v as f32).collect();
+    let mut o32 = vec![0.0f32; n];
+    for f in autodiff_lower::vmath32::Func32::ALL {
+        let t = best(20, || autodiff_lower::vmath32::apply(f, &mut o32, &d32));
+        println!("vmath32 {f:?}: {:.2} ns/elem", t * 1e9 / n as f64);
+    }
     let t = best(20, || {
         let v = vec![0.0f64; n];
         std::hint::black_box(&v);

@@ -119,6 +119,9 @@ pub(crate) struct Fused {
     /// Other values of the group stored too (register, slot), chunk by chunk: a
     /// multi-output kernel (a value both stored and reduced, sibling groups).
     pub stores: Vec<(Reg, Loc)>,
+    /// Every value is a float32 or a bool, every leaf too, and no operand is `DIRECT`:
+    /// the kernel runs on float32 registers (`fused32`).
+    pub f32: bool,
 }
 
 /// Operand bit: a contiguous leaf read in place at the chunk's position (no load).
@@ -281,6 +284,9 @@ unsafe impl Sync for SendPtr {}
 impl Fused {
     /// Scratch (registers) the kernel needs on one thread.
     pub fn regs_len(&self) -> usize {
+        if self.f32 {
+            return self.regs_len32();
+        }
         self.n_regs.max(1) * CHUNK
     }
 
@@ -455,6 +461,28 @@ impl Fused {
         // a chunk reads at most this many elements of a register (a tiny kernel, run once
         // per iteration of a loop, fills 10 elements, not 256)
         let width = (hi - lo).min(CHUNK);
+        if self.f32 {
+            let (base, _) = self.split32(regs);
+            for &(r, v) in &self.imms {
+                std::slice::from_raw_parts_mut(base.add(r as usize * CHUNK), width).fill(v as f32);
+            }
+            // the result widened straight into `out`, else into the last f64 temporary
+            let spare = self.regs_len32() - CHUNK;
+            let mut s = lo;
+            while s < hi {
+                let len = (hi - s).min(CHUNK);
+                let v = self.eval_chunk32(env, s, len, regs)?;
+                let dst = if out.is_null() {
+                    regs.as_mut_ptr().add(spare)
+                } else {
+                    out.add(s)
+                };
+                self.finish_chunk32(env, regs.as_ptr() as *const f32, v, s, len, dst);
+                sink(s, std::slice::from_raw_parts(dst, len));
+                s += len;
+            }
+            return Ok(());
+        }
         for &(r, v) in &self.imms {
             regs[r as usize * CHUNK..r as usize * CHUNK + width].fill(v);
         }

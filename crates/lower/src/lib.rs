@@ -47,11 +47,13 @@
 
 mod contract;
 mod fused;
+mod fused32;
 mod kernels;
 mod loops;
 mod matmul;
 mod view;
 pub mod vmath;
+pub mod vmath32;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -485,6 +487,9 @@ impl<'g> Planner<'g> {
         };
         // SSA instructions: (kind with SSA operands, rounding)
         let mut ssa: Vec<(InsKind, DType)> = vec![];
+        // each SSA value's dtype (a leaf's, an immediate's, a node's): all float32 or bool
+        // makes a float32 kernel
+        let mut dtypes: Vec<DType> = vec![];
         let mut leaves: Vec<Leaf> = vec![];
         let mut value_of: HashMap<usize, fused::Reg> = HashMap::new();
         let mut nodes = vec![];
@@ -497,6 +502,7 @@ impl<'g> Planner<'g> {
             }
             leaves.push(leaf);
             ssa.push((InsKind::Load(0), DType::F64));
+            dtypes.push(DType::F64); // (a reduction of a leaf: memory-bound, kept in f64)
             0
         } else {
             let mut members = self.members.get(&root).cloned().unwrap_or_default();
@@ -533,6 +539,7 @@ impl<'g> Planner<'g> {
                         }
                     };
                     ssa.push((kind, DType::F64));
+                    dtypes.push(self.g.nodes()[xi].dtype);
                     let id = fused::reg(ssa.len() - 1);
                     value_of.insert(xi, id);
                     ops.push(id);
@@ -572,11 +579,16 @@ impl<'g> Planner<'g> {
                     node.dtype
                 };
                 ssa.push((kind, round));
+                dtypes.push(node.dtype);
                 value_of.insert(m, fused::reg(ssa.len() - 1));
                 nodes.push(m);
             }
             value_of[&root]
         };
+        let f32 = dtypes.iter().all(|&d| fused32::fits(d)) && dtypes.contains(&DType::F32);
+        if f32 {
+            direct.clear(); // float32 registers load (and narrow) every leaf
+        }
         // register allocation: linear scan over SSA values
         let operands = |k: &InsKind| -> Vec<fused::Reg> {
             match *k {
@@ -673,6 +685,7 @@ impl<'g> Planner<'g> {
             self.val[r] = Some(View::contiguous(slot, &shape));
         }
         let f = Fused {
+            f32,
             stores,
             direct_store,
             n,
@@ -1326,7 +1339,7 @@ impl Program {
 
     fn make_stats(&self) -> String {
         let (mut fused, mut fused_nodes, mut fused_red, mut gemm, mut direct) = (0, 0, 0, 0, 0);
-        let mut par = 0;
+        let (mut par, mut f32) = (0, 0);
         let mut kernels: Vec<(&str, usize)> = vec![];
         for s in &self.steps {
             match &s.kind {
@@ -1334,6 +1347,7 @@ impl Program {
                     fused += 1;
                     fused_nodes += f.nodes.len();
                     par += (f.n >= PAR_MIN) as usize;
+                    f32 += f.f32 as usize;
                     if let Sink::Reduce(_) = f.sink {
                         fused_red += 1;
                     }
@@ -1359,7 +1373,7 @@ impl Program {
         let ks: Vec<String> = kernels.iter().map(|(n, c)| format!("{n}: {c}")).collect();
         let mut s = format!(
             "kernels: {} (fused: {fused} covering {fused_nodes} nodes, {fused_red} with a \
-             reduction, {par} multithreaded; gemm: {gemm}; direct contractions: {direct}; other: {{{}}}); \
+             reduction, {par} multithreaded, {f32} float32; gemm: {gemm}; direct contractions: {direct}; other: {{{}}}); \
              buffers: {} slots, {bytes} bytes, {} kernels in place; constants: {cbytes} bytes",
             self.steps.len(),
             ks.join(", "),
