@@ -394,88 +394,7 @@ impl<'py> Tracer<'py> {
         let (carries, scalars, live) = self.slot_plan(s, f, code, header, from)?;
         verify |= live;
         // Nodes.
-        let nodes = self.g.nodes();
-        let mut kinds = Vec::with_capacity(len);
-        let mut refs = Vec::with_capacity(len);
-        let mut recur_reads: Vec<(usize, usize, Vec<SliceDim>, usize, i64)> = vec![];
-        for p in 0..len {
-            let t = [
-                &nodes[s[0].nodes + p],
-                &nodes[s[1].nodes + p],
-                &nodes[s[2].nodes + p],
-            ];
-            if t.iter()
-                .any(|x| x.shape != t[2].shape || x.dtype != t[2].dtype)
-                || t.iter().any(|x| x.inputs.len() != t[2].inputs.len())
-            {
-                return None;
-            }
-            let r: Vec<Ref> = (0..t[2].inputs.len())
-                .map(|j| self.classify(s, [t[0].inputs[j], t[1].inputs[j], t[2].inputs[j]]))
-                .collect::<Option<_>>()?;
-            let kind = match (&t[0].op, &t[1].op, &t[2].op) {
-                (Op::Const(a), Op::Const(b), Op::Const(c)) => {
-                    let cs = self.g.consts();
-                    let (a, b, c) = (&cs[*a as usize], &cs[*b as usize], &cs[*c as usize]);
-                    if !t[2].dtype.is_float() && t[2].dtype != DType::I64 {
-                        return None;
-                    }
-                    let step = (0..c.data.len())
-                        .map(|i| linear(&[a.data[i], b.data[i], c.data[i]]))
-                        .collect::<Option<Vec<f64>>>()?;
-                    verify = true;
-                    Kind::Const {
-                        last: (**c).clone(),
-                        step,
-                    }
-                }
-                (Op::Slice(a), Op::Slice(b), Op::Slice(c))
-                    if a != c && matches!(r.first(), Some(Ref::Carry(_))) =>
-                {
-                    // a read of an array written in the loop: resolved below, once the
-                    // writes are known
-                    let (axis, step) = moving_axis(a, b, c)?;
-                    let Some(Ref::Carry(slot)) = r.first().copied() else {
-                        unreachable!("matched above")
-                    };
-                    recur_reads.push((p, slot, c.clone(), axis, step));
-                    verify = true;
-                    Kind::Plain
-                }
-                (Op::Slice(a), Op::Slice(b), Op::Slice(c)) if a != c => {
-                    let Some(Ref::Inv(src)) = r.first().copied() else {
-                        return None;
-                    };
-                    let (axis, step) = moving_axis(a, b, c)?;
-                    verify = true;
-                    Kind::Slice {
-                        src,
-                        dims: c.clone(),
-                        axis,
-                        step,
-                    }
-                }
-                (Op::SetSlice(a), Op::SetSlice(b), Op::SetSlice(c)) if a != c => {
-                    let Some(Ref::Carry(slot)) = r.first().copied() else {
-                        return None;
-                    };
-                    let (axis, step) = moving_axis(a, b, c)?;
-                    verify = true;
-                    Kind::Write {
-                        slot,
-                        dims: c.clone(),
-                        axis,
-                        step,
-                    }
-                }
-                (a, b, c) if a == c && b == c && !matches!(c, Op::Input(_) | Op::Const(_)) => {
-                    Kind::Plain
-                }
-                _ => return None,
-            };
-            kinds.push(kind);
-            refs.push(r);
-        }
+        let (mut kinds, refs, recur_reads) = self.node_plan(s, len, &mut verify)?;
         resolve_recurrences(&mut kinds, &refs, &recur_reads)?;
         // Next carries: what each carried slot holds at the end of an iteration.
         let next: Vec<Ref> = carries
@@ -570,6 +489,105 @@ impl<'py> Tracer<'py> {
             scalars,
             verify,
         })
+    }
+
+    /// How each position of the iteration varies ([`Kind`]) and how its operands are
+    /// reached ([`Ref`]), plus the reads of written arrays to resolve once the writes are
+    /// known; `None` when the three iterations differ in anything rolling cannot express.
+    #[allow(clippy::type_complexity)]
+    fn node_plan(
+        &self,
+        s: &[Snap],
+        len: usize,
+        verify: &mut bool,
+    ) -> Option<(
+        Vec<Kind>,
+        Vec<Vec<Ref>>,
+        Vec<(usize, usize, Vec<SliceDim>, usize, i64)>,
+    )> {
+        let nodes = self.g.nodes();
+        let mut kinds = Vec::with_capacity(len);
+        let mut refs = Vec::with_capacity(len);
+        let mut recur_reads: Vec<(usize, usize, Vec<SliceDim>, usize, i64)> = vec![];
+        for p in 0..len {
+            let t = [
+                &nodes[s[0].nodes + p],
+                &nodes[s[1].nodes + p],
+                &nodes[s[2].nodes + p],
+            ];
+            if t.iter()
+                .any(|x| x.shape != t[2].shape || x.dtype != t[2].dtype)
+                || t.iter().any(|x| x.inputs.len() != t[2].inputs.len())
+            {
+                return None;
+            }
+            let r: Vec<Ref> = (0..t[2].inputs.len())
+                .map(|j| self.classify(s, [t[0].inputs[j], t[1].inputs[j], t[2].inputs[j]]))
+                .collect::<Option<_>>()?;
+            let kind = match (&t[0].op, &t[1].op, &t[2].op) {
+                (Op::Const(a), Op::Const(b), Op::Const(c)) => {
+                    let cs = self.g.consts();
+                    let (a, b, c) = (&cs[*a as usize], &cs[*b as usize], &cs[*c as usize]);
+                    if !t[2].dtype.is_float() && t[2].dtype != DType::I64 {
+                        return None;
+                    }
+                    let step = (0..c.data.len())
+                        .map(|i| linear(&[a.data[i], b.data[i], c.data[i]]))
+                        .collect::<Option<Vec<f64>>>()?;
+                    *verify = true;
+                    Kind::Const {
+                        last: (**c).clone(),
+                        step,
+                    }
+                }
+                (Op::Slice(a), Op::Slice(b), Op::Slice(c))
+                    if a != c && matches!(r.first(), Some(Ref::Carry(_))) =>
+                {
+                    // a read of an array written in the loop: resolved below, once the
+                    // writes are known
+                    let (axis, step) = moving_axis(a, b, c)?;
+                    let Some(Ref::Carry(slot)) = r.first().copied() else {
+                        unreachable!("matched above")
+                    };
+                    recur_reads.push((p, slot, c.clone(), axis, step));
+                    *verify = true;
+                    Kind::Plain
+                }
+                (Op::Slice(a), Op::Slice(b), Op::Slice(c)) if a != c => {
+                    let Some(Ref::Inv(src)) = r.first().copied() else {
+                        return None;
+                    };
+                    let (axis, step) = moving_axis(a, b, c)?;
+                    *verify = true;
+                    Kind::Slice {
+                        src,
+                        dims: c.clone(),
+                        axis,
+                        step,
+                    }
+                }
+                (Op::SetSlice(a), Op::SetSlice(b), Op::SetSlice(c)) if a != c => {
+                    let Some(Ref::Carry(slot)) = r.first().copied() else {
+                        return None;
+                    };
+                    let (axis, step) = moving_axis(a, b, c)?;
+                    *verify = true;
+                    Kind::Write {
+                        slot,
+                        dims: c.clone(),
+                        axis,
+                        step,
+                    }
+                }
+                (a, b, c) if a == c && b == c && !matches!(c, Op::Input(_) | Op::Const(_)) => {
+                    Kind::Plain
+                }
+                _ => return None,
+            };
+            kinds.push(kind);
+            refs.push(r);
+        }
+        Some((kinds, refs, recur_reads))
     }
 
     /// The slots: nodes (carried when they change), Python scalars (growing linearly; the

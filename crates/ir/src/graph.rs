@@ -1,6 +1,8 @@
 //! The arena graph with hash-consing and provenance.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use crate::infer::infer;
@@ -37,7 +39,12 @@ impl Node {
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
     nodes: Vec<Node>,
-    memo: HashMap<(Op, Vec<NodeId>), NodeId>,
+    /// Hash-consing: the node with each hash of (op, inputs), compared with `nodes` on a
+    /// hit (no key is stored or cloned: every simplification pass re-interns every node);
+    /// nodes whose hash is taken already go to `memo_more`. (FxHash: SipHash's DoS
+    /// resistance buys nothing for keys built from the user's own program.)
+    memo: FxHashMap<u64, NodeId>,
+    memo_more: FxHashMap<u64, Vec<NodeId>>,
     /// Shared between the graphs derived from one another (simplify rebuilds a graph many
     /// times: a large constant is never copied).
     consts: Vec<Arc<Tensor>>,
@@ -45,7 +52,7 @@ pub struct Graph {
     const_hash: Vec<u64>,
     /// Constants by (dtype, shape, hash of their bits): the candidates, compared bit by bit
     /// (a large constant is hashed once per insertion, never copied into a key).
-    const_memo: HashMap<(DType, Shape, u64), Vec<u32>>,
+    const_memo: FxHashMap<(DType, Shape, u64), Vec<u32>>,
     /// The input nodes, in argument order.
     pub inputs: Vec<NodeId>,
     /// The user's name for each input (`x`, `W`, ...).
@@ -218,13 +225,32 @@ impl Graph {
     }
 
     fn intern(&mut self, op: Op, inputs: Vec<NodeId>, shape: Shape, dtype: DType) -> NodeId {
-        let key = (op, inputs);
-        if let Some(&id) = self.memo.get(&key) {
-            return id;
+        let h = {
+            use std::hash::{Hash, Hasher};
+            let mut st = rustc_hash::FxHasher::default();
+            op.hash(&mut st);
+            inputs.hash(&mut st);
+            st.finish()
+        };
+        let same = |n: &Node| n.op == op && n.inputs == inputs;
+        let first = self.memo.get(&h).copied();
+        if let Some(id) = first {
+            if same(&self.nodes[id.index()]) {
+                return id;
+            }
+            if let Some(more) = self.memo_more.get(&h) {
+                if let Some(&id) = more.iter().find(|id| same(&self.nodes[id.index()])) {
+                    return id;
+                }
+            }
         }
-        let (op, inputs) = key.clone();
         let id = self.push(op, inputs, shape, dtype);
-        self.memo.insert(key, id);
+        match first {
+            None => {
+                self.memo.insert(h, id);
+            }
+            Some(_) => self.memo_more.entry(h).or_default().push(id),
+        }
         id
     }
 

@@ -166,9 +166,15 @@ fn run_phase(
 ) -> (Graph, Vec<NodeId>) {
     let spec = &PHASES[k];
     for _ in 0..spec.passes {
-        let mut names = fired.as_ref().map(|_| vec![]);
+        let mut names = Some(vec![]);
         let (g1, o1) = rebuild(&g, &outs, Some(index(k)), goal, &mut names);
-        if let (Some(all), Some(names)) = (fired.as_mut(), names) {
+        let names = names.unwrap_or_default();
+        // no rule fired and the copy is the same graph: the fixed point, without the
+        // compacting rebuild (each pass re-interns every node)
+        if names.is_empty() && o1 == outs && same_graph(&g, &g1) {
+            break;
+        }
+        if let Some(all) = fired.as_mut() {
             all.extend(names.into_iter().map(|n| (spec.phase, n)));
         }
         let (g2, o2) = rebuild(&g1, &o1, None, goal, &mut None);
