@@ -230,3 +230,45 @@ def test_views_still_reachable_see_later_writes():
     x = np.linspace(0.1, 1.0, 8)
     check(f, x, others=[(x**2,), (-x,)])
     check(g, np.array([0.2, 0.4, 0.9]), others=[(np.array([1.0, -0.3, 0.5]),)])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda y: map(np.sum, y),
+        lambda y: map(lambda r, s: np.sum(r * s), y, y),
+        lambda y: filter(lambda v: True, map(np.sum, y)),
+        lambda y: __import__("itertools").starmap(lambda r: np.sum(r * r), ((r,) for r in [y[0], y[2]])),
+        lambda y: __import__("itertools").accumulate(map(np.sum, y)),
+    ],
+    ids=["map", "map2", "filter", "starmap", "accumulate"],
+)
+def test_lazy_iterators_made_before_a_write_see_it(make):
+    """`map`, `filter`, `itertools.starmap`/`accumulate` are lazy in Python: items are
+    computed when consumed, from the array as it is then. (They were computed when made:
+    rows written later were read as zeros, with zero gradients.)"""
+
+    def f(y0):
+        y = np.zeros((3, 2))
+        y[0] = y0
+        it = make(y)
+        y[1] = 2 * y[0]
+        y[2] = np.sin(y[1])
+        return sum(it)
+
+    check(f, np.array([1.0, 2.0]), others=[(np.array([-0.5, 0.3]),)])
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x: sum(__import__("itertools").accumulate(x * 2.0)),
+        lambda x: sum(__import__("itertools").accumulate(x, initial=1.0)),
+        lambda x: np.sum(list(__import__("itertools").accumulate([x, x * 2, np.sin(x)], lambda a, b: a * b))),
+        lambda x: sum(__import__("itertools").starmap(lambda a, b: a * b, zip(x, x[::-1]))),
+        lambda x: sum(map(lambda a: a * a, filter(lambda a: True, x))),
+    ],
+    ids=["accumulate", "accumulate-initial", "accumulate-func", "starmap", "map-filter"],
+)
+def test_lazy_iterator_stand_ins_follow_python(f):
+    check(f, np.array([0.5, -1.0, 2.0]), others=[(np.array([1.5, 0.25, -0.75]),)])

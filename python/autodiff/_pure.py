@@ -187,25 +187,25 @@ def _chain(*iterables):
 
 
 def _accumulate(iterable, func=None, *, initial=None):
-    out = []
-    items = list(iterable)
+    # a generator: each total is computed when consumed (see `_lazy_map`)
+    items = iter(iterable)
     if initial is not None:
         total = initial
-        out.append(total)
-    elif items:
-        total = items[0]
-        out.append(total)
-        items = items[1:]
     else:
-        return iter(out)
+        empty = object()
+        total = next(items, empty)
+        if total is empty:
+            return
+    yield total
     for v in items:
         total = total + v if func is None else func(total, v)
-        out.append(total)
-    return iter(out)
+        yield total
 
 
 def _starmap(function, iterable):
-    return iter([function(*args) for args in iterable])
+    # a generator: each item is computed when consumed (see `_lazy_map`)
+    for args in iterable:
+        yield function(*args)
 
 
 def _islice(iterable, *args):
@@ -292,6 +292,22 @@ def _copy_deepcopy(x, memo=None):
 
 
 # --- builtins --------------------------------------------------------------------------
+
+
+def _lazy_map(function, *iterables):
+    """`map` as the engine runs it when traced values are involved: lazy like Python's, so
+    an item is computed when it is consumed, from the values its arrays hold then (an
+    array written in place between `map(...)` and its use gives the new values)."""
+    for args in zip(*iterables):
+        yield function(*args)
+
+
+def _lazy_filter(function, iterable):
+    """`filter`, lazy like Python's (see `_lazy_map`)."""
+    for v in iterable:
+        if v if function is None else function(v):
+            yield v
+
 
 
 def _set(iterable=()):

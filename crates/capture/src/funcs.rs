@@ -379,12 +379,33 @@ impl<'py> Tracer<'py> {
         {
             return Ok(Val::new(c.real()?));
         }
+        // `map`/`filter` are always the engine's lazy ones, even when nothing is traced
+        // yet: an array they iterate may be written with traced values before the items
+        // are consumed, and Python's would then compute them natively, out of the trace's
+        // sight (constants of the trace, stale on other inputs). Their iterables are not
+        // drained here either (a lazy one stays lazy).
+        let lazy = matches!(name, "builtins.map" | "builtins.filter");
+        if lazy {
+            let f = c.args.first().map(|f| f.obj().clone());
+            if let (Some(f), Some(g)) = (
+                f,
+                self.pure_fn(if name == "builtins.map" {
+                    "_lazy_map"
+                } else {
+                    "_lazy_filter"
+                }),
+            ) {
+                if c.kwargs.is_empty() && (f.is_none() || f.is_callable()) && c.args.len() >= 2 {
+                    return self.call_pure(&g, c.args, vec![]);
+                }
+            }
+        }
         for a in c.args.iter_mut() {
             *a = self.materialize(a.clone())?;
         }
         let any_sym = c.args.iter().any(|a| self.deep_sym(a))
             || c.kwargs.iter().any(|(_, v)| self.deep_sym(v));
-        if !any_sym && !name.starts_with("autodiff.") {
+        if !any_sym && !lazy && !name.starts_with("autodiff.") {
             return Ok(Val::new(c.real()?));
         }
         // Arguments are bound to the entry's parameter list (sig.rs): unknown or
@@ -650,6 +671,11 @@ impl<'py> Tracer<'py> {
                     // Python's error when the lazy map is consumed ("not callable").
                     f.obj().call0()?;
                 }
+                // lazy, as Python's: each item computed when consumed (an array written in
+                // place in between gives its new values), by an interpreted generator
+                if let Some(g) = self.pure_fn("_lazy_map") {
+                    return self.call_pure(&g, c.args, c.kwargs);
+                }
                 let mut its = vec![];
                 for a in &c.args[1..] {
                     its.push(self.unpack(a.clone())?);
@@ -667,6 +693,9 @@ impl<'py> Tracer<'py> {
                 let f = c.args[0].clone();
                 if !f.obj().is_none() && !f.obj().is_callable() {
                     f.obj().call0()?;
+                }
+                if let Some(g) = self.pure_fn("_lazy_filter") {
+                    return self.call_pure(&g, c.args, c.kwargs);
                 }
                 let out = PyList::empty(py);
                 for it in self.unpack(c.args[1].clone())? {

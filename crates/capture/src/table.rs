@@ -730,6 +730,14 @@ impl<'py> Tracer<'py> {
             .map(|f| f.bind(self.py).clone())
         {
             if !self.table.active.contains(&(f.as_ptr() as usize)) {
+                // (the lazy stand-ins of itertools run even when nothing is traced yet, and
+                // their iterables are not drained: see `builtins.map` in `funcs.rs`)
+                let lazy = f
+                    .getattr("__name__")
+                    .is_ok_and(|n| n.to_string() == "_starmap" || n.to_string() == "_accumulate");
+                if lazy {
+                    return self.call_pure(&f, args, kwargs);
+                }
                 let mut args = args;
                 for a in args.iter_mut() {
                     *a = self.materialize(a.clone())?;
