@@ -248,3 +248,25 @@ def test_hvp_keeps_the_structure_of_a_list_argument(rng):
     minus = g([p - eps * v for p, v in zip(params, vs)], x)
     for k in range(2):
         np.testing.assert_allclose(hv[k], (plus[k] - minus[k]) / (2 * eps), rtol=1e-5, atol=1e-7)
+
+
+def _stores_its_argument(q):
+    y = np.zeros((5, q.shape[0]))
+    y[0] = q
+    for i in range(1, 5):
+        y[i] = y[i - 1] + 0.1 * np.sin(y[i - 1])
+    return np.sum(y**2) + np.sum(np.stack([q, 2 * q]) ** 2)
+
+
+def test_nested_derivatives_see_an_argument_stored_as_it_is():
+    """`y[0] = q` and `np.stack([q])` reshape `q` itself: the inner derivative's stand-in for
+    `q` (an identity reshape) was folded into them, so grad(grad), vmap(grad) and
+    jacobian(grad) lost that use of `q` (an internal error, zeros with the check off)."""
+    f = _stores_its_argument
+    x = np.array([0.1, -0.2, 0.3])
+    H = fd_hessian(f, x)
+    np.testing.assert_allclose(autodiff.jacobian(autodiff.grad(f))(x), H, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(autodiff.grad(lambda q: autodiff.grad(f)(q).sum())(x), H.sum(axis=0), rtol=1e-5, atol=1e-6)
+    xs = np.stack([x, -2 * x])
+    np.testing.assert_allclose(autodiff.vmap(autodiff.grad(f))(xs), [autodiff.grad(f)(v) for v in xs], rtol=1e-12)
+    np.testing.assert_allclose(autodiff.grad(f)(x), numeric_grad(f, [x], 0), rtol=1e-6)

@@ -548,3 +548,25 @@ def test_reductions_of_nothing_follow_numpy_and_scipy(f):
         want = f(x)
         got = autodiff.Function(f)(x)
     np.testing.assert_array_equal(got, want)
+
+
+def test_a_where_chattering_in_a_long_loop_is_no_self_check_failure(monkeypatch):
+    """The state crosses a `where`'s discontinuity every few steps: finite differences over
+    any practical step cross many jumps and agree with each other, yet measure no
+    derivative. The self-check used to call that an internal error; the gradient is the
+    derivative of the branches taken (as in JAX), the one the unchecked run gives."""
+
+    def f(y0, h):
+        y = np.zeros((3000, 3))
+        y[0] = y0
+        for i in range(1, 3000):
+            y[i] = np.where(y[i - 1] > 0.5, y[i - 1] * 0.999 - h, y[i - 1] + h * np.cos(y[i - 1]))
+        return np.sum(y)
+
+    a = np.random.default_rng(7).normal(size=3) * 0.3
+    got = autodiff.grad(f, argnums=(0, 1))(a, 0.001)
+    monkeypatch.setenv("AUTODIFF_SELF_CHECK", "0")
+    want = autodiff.grad(f, argnums=(0, 1))(a, 0.001)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+        assert np.all(np.isfinite(g))

@@ -334,7 +334,7 @@ def _check_fast_path(fn, compiled, values, fast, seconds):
             )
 
 
-def directional_check(fn, f_at, value, slope, x, v, what="gradient", f_pair=None):
+def directional_check(fn, f_at, value, slope, x, v, what="gradient", f_pair=None, jumps=False):
     """Checks a directional derivative `slope` (= grad·v, or a Hessian-vector product's
     projection) of the scalar function `f_at(t) = f(x + t v)` (t a float; None where a guard
     fails) against central differences. Raises TraceError when the two disagree at two step
@@ -342,7 +342,11 @@ def directional_check(fn, f_at, value, slope, x, v, what="gradient", f_pair=None
     kinks (relu at 0, abs, where) never raise. Returns the finite difference checked, or None
     when the check did not apply. `x` and `v` are arrays or lists of arrays (the pieces of
     one long vector). The second, smaller step is evaluated only when the first one
-    disagrees. `f_pair(t)`, when given, returns `(f_at(t), f_at(-t))` in one evaluation."""
+    disagrees. `f_pair(t)`, when given, returns `(f_at(t), f_at(-t))` in one evaluation.
+    `jumps`: the function has values that jump (comparisons, floor, ...; `Trace.has_jumps`):
+    differences that agree with each other but not with `slope` are then no verdict either
+    (jumps denser than the steps, as a `where` chattering in a long loop, move every
+    difference alike while the derivative is that of the pieces)."""
     scale = max(1.0, _max_abs(x))
     vmax = max(1.0, _max_abs(v))
     seen = []
@@ -366,6 +370,13 @@ def directional_check(fn, f_at, value, slope, x, v, what="gradient", f_pair=None
         if np.isfinite(slope) and abs(central - slope) <= 1e-4 * size + 4 * noise + 1e-10:
             return central
         seen.append(central)
+    if abs(seen[0] - seen[1]) > 1e-2 * (abs(seen[0]) + abs(seen[1])):
+        # the differences themselves change with the step (a jump crossed, as a `where`
+        # whose branches do not meet, or many kinks within one step): they measure no
+        # derivative, so they refute none
+        return None
+    if jumps:
+        return None
     raise TraceError(
         f"internal: the {what} of {getattr(fn, '__qualname__', fn)} fails the finite-difference self-check at "
         f"the traced inputs (directional derivative {slope!r}, finite differences {seen!r}). Please report "

@@ -362,7 +362,14 @@ class Gradient(_Traced):
 
         # (the sum: an elementwise derivative is the gradient of the output's sum)
         directional_check(
-            self._fn, f_at, float(np.sum(base[0])), slope, xs, vs, f_pair=f_pair if pair is not None else None
+            self._fn,
+            f_at,
+            float(np.sum(base[0])),
+            slope,
+            xs,
+            vs,
+            f_pair=f_pair if pair is not None else None,
+            jumps=tr.has_jumps(),
         )
 
     def _leaf_wrt(self, sig, tr):
@@ -608,7 +615,7 @@ class HessianVector(_Traced):
             return None if out is None else float(sum(_dot(g, w) for g, w in zip(out, ws)))
 
         base = float(sum(_dot(g, w) for g, w in zip(gbase, ws)))
-        directional_check(self._fn, g_at, base, slope, xs, vs, "Hessian-vector product")
+        directional_check(self._fn, g_at, base, slope, xs, vs, "Hessian-vector product", jumps=tr.has_jumps())
 
     def _out_plan(self, args):
         return _plan(args, self._grad._targets(args)[0])

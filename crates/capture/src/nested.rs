@@ -66,9 +66,11 @@ impl<'py> Tracer<'py> {
                 DType::F64
             };
             let n = self.g.cast(n, dt)?;
-            let shape = self.g.shape(n).clone();
-            // A fresh variable standing for this argument inside `func`.
-            let w = self.g.add(Op::Reshape(shape), vec![n])?;
+            // A fresh variable standing for this argument inside `func`: an identity cast,
+            // which no builder looks through (an identity reshape was folded away by the
+            // reshape of a reshape that `np.stack([q])` or `y[0] = q` makes, so the
+            // derivative did not see that use of `q`).
+            let w = self.g.add(Op::Cast(dt), vec![n])?;
             let copy = self.r.np.call_method1("array", (v.obj(), dt.name()))?;
             let copy = if self.g.shape(w).is_empty() {
                 copy.call_method0("__getitem__")

@@ -378,6 +378,26 @@ impl PyTrace {
             .any(|n| matches!(n.op, autodiff_ir::Op::Cholesky))
     }
 
+    /// Whether any value jumps somewhere (comparisons — a `where`'s condition, a branch's
+    /// guard —, floor/ceil/rint/sign, modulo, integer division, casts to int or bool), loop
+    /// bodies included: with jumps (dense ones, say, in a long loop whose branch chatters)
+    /// finite differences can agree with each other and still not measure the derivative
+    /// the chain rule gives, that of the pieces.
+    fn has_jumps(&self) -> bool {
+        fn jumps(g: &Graph) -> bool {
+            use autodiff_ir::{BinaryOp as B, Op, UnaryOp as U};
+            g.nodes().iter().any(|n| match &n.op {
+                Op::Binary(B::Lt | B::Le | B::Gt | B::Ge | B::Eq | B::Ne)
+                | Op::Binary(B::Mod | B::FloorDiv)
+                | Op::Unary(U::Floor | U::Ceil | U::Round | U::Sign) => true,
+                Op::Cast(d) => !d.is_float(),
+                Op::Loop(spec) => jumps(&spec.body),
+                _ => false,
+            })
+        }
+        jumps(&self.inner.graph)
+    }
+
     /// Whether the graph holds a `stop_gradient` (`autodiff.constant`): its derivative is
     /// not that of its values, so finite differences of the values cannot check it.
     fn stops_gradient(&self) -> bool {
