@@ -272,3 +272,27 @@ def test_lazy_iterators_made_before_a_write_see_it(make):
 )
 def test_lazy_iterator_stand_ins_follow_python(f):
     check(f, np.array([0.5, -1.0, 2.0]), others=[(np.array([1.5, 0.25, -0.75]),)])
+
+
+def test_rows_filled_through_the_loop_variable():
+    """`for r in y: r[:] = v` writes into `y` (the rows are views the engine knows)."""
+
+    def f(a):
+        y = np.zeros((4, 3))
+        for r in y:
+            r[:] = a
+            a = 2 * np.sin(a)
+        return np.sum(y * y)
+
+    check(f, np.array([1.0, 2.0, 3.0]), others=[(np.array([-0.5, 0.1, 0.7]),)])
+
+
+def test_a_view_of_a_view_sees_writes_to_the_base():
+    def f(a):
+        y = np.zeros((5, 3))
+        v = y[1:4][1:3]  # the temporary y[1:4] dies; v stays linked to y through it
+        y[2] = a
+        y[3] = a * a
+        return np.sum(v * np.arange(1.0, 4.0))
+
+    check(f, np.array([1.0, 2.0, 3.0]), others=[(np.array([-0.5, 0.1, 0.7]),)])

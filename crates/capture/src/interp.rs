@@ -95,6 +95,16 @@ impl<'py> Tracer<'py> {
         }
     }
 
+    /// Whether iterating `o` gives views the engine must know: an untraced array of two
+    /// or more axes made by the traced code (not one read from outside), writable.
+    fn rows_are_views(&self, o: &Bound<'py, PyAny>) -> Res<bool> {
+        if !o.is_exact_instance(&self.r.ndarray) || self.is_foreign(o) {
+            return Ok(false);
+        }
+        let ndim: usize = o.getattr("ndim")?.extract()?;
+        Ok(ndim >= 2 && o.getattr("flags")?.getattr("writeable")?.is_truthy()?)
+    }
+
     /// Runs traced generators in `v` to completion, giving a list, and drains the finite
     /// builtin iterators (`map`, `zip`, `enumerate`, `filter`, `reversed`, list/tuple/dict
     /// iterators) into lists, so the traced values they carry are visible to the table.
@@ -1055,8 +1065,15 @@ impl<'py> Tracer<'py> {
                 let v = Self::pop(f)?;
                 let it = if v.obj().downcast::<TracedGen>().is_ok() {
                     v
-                } else if self.sym(&v).is_some() {
-                    let rows = self.unpack(v)?;
+                } else if self.sym(&v).is_some() || self.rows_are_views(v.obj())? {
+                    // rows through `getitem`: each a (noted) view, so `for r in y: r[:] = v`
+                    // writes into `y`, and a row read later sees later writes
+                    let n: usize = v.obj().len()?;
+                    let mut rows = vec![];
+                    for k in 0..n {
+                        let key = self.obj(k.into_pyobject(py)?.into_any());
+                        rows.push(self.getitem(&v, &key)?);
+                    }
                     let l = PyList::new(py, rows.iter().map(|r| r.obj().clone()))?;
                     self.obj(l.try_iter()?.into_any())
                 } else {

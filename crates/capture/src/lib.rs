@@ -777,10 +777,17 @@ impl<'py> Tracer<'py> {
     /// `y[i] = f(y[i-1])` refreshed every earlier `y[i-1]` after each write: quadratic.)
     /// The objects stay in `keep`, so their addresses are not reused.
     fn prune_dead_views(&mut self) {
+        // (a view that is the base of another view's record stays: `y[1:4][1:3]` keeps
+        // the record of `y[1:4]` that links it to `y`)
+        let bases: std::collections::HashSet<usize> = self
+            .views
+            .values()
+            .map(|v| v.base.as_ptr() as usize)
+            .collect();
         let dead: Vec<usize> = self
             .views
             .iter()
-            .filter(|(_, v)| self.unreachable(&v.view))
+            .filter(|(k, v)| !bases.contains(k) && self.unreachable(&v.view))
             .map(|(k, _)| *k)
             .collect();
         for k in dead {
