@@ -471,11 +471,25 @@ def columns_backwards(x, c):
     return np.sum(out * np.linspace(0.0, 1.0, n))
 
 
+def symplectic(p0, q0):
+    """Two arrays, each row read after it is written (`p[i]` in `q[i] = ...`) and before
+    (`q[i-1]`)."""
+    n = 300
+    p = np.zeros((n, p0.shape[0]))
+    q = np.zeros((n, p0.shape[0]))
+    p[0], q[0] = p0, q0
+    for i in range(1, n):
+        p[i] = p[i - 1] - 0.01 * np.sin(q[i - 1])
+        q[i] = q[i - 1] + 0.01 * p[i]
+    return np.sum(q[-1] ** 2) + 1e-3 * np.sum(p * p)
+
+
 RECURRENCES = [
     (rows_recurrence, [np.linspace(0.1, 1.0, 5), np.float64(0.5)], [np.linspace(-1.0, 0.4, 5), np.float64(1.3)]),
     (scalar_recurrence, [np.sin(np.arange(300.0)), np.float64(0.9)], [np.cos(np.arange(300.0)), np.float64(-0.7)]),
     (leapfrog, [np.array([0.3, -0.2, 1.0]), np.float64(1.0)], [np.array([-0.5, 0.1, 0.2]), np.float64(2.0)]),
     (columns_backwards, [np.array([0.1, 0.5, 2.0]), np.float64(0.9)], [np.array([1.0, -1.0, 0.0]), np.float64(1.1)]),
+    (symplectic, [np.array([0.1, -0.3]), np.array([0.5, 1.0])], [np.array([-0.4, 0.2]), np.array([1.5, -0.2])]),
 ]
 
 
@@ -503,8 +517,17 @@ def test_other_reads_of_a_written_array_stay_unrolled_and_right():
             y[i] = np.sin(y[i - 1]) + 0.1 * y[0]  # y[0]: not the previous row
         return np.sum(y)
 
+    def g(x):
+        y = np.ones((60, 2))
+        y[0] = x
+        for i in range(1, 60):
+            y[i] = np.sin(y[i - 1]) + 0.5 * y[i]  # y[i] before the write: its old contents
+        return np.sum(y)
+
     x = np.array([0.3, -1.2])
     tr = agrees(f, (x,), [(x * 2,)])
+    assert tr.rolled_loops == 0
+    tr = agrees(g, (x,), [(x * 2,)])
     assert tr.rolled_loops == 0
     g = autodiff.grad(f)(x * 2)
     np.testing.assert_allclose(g, central(f, [x * 2], 0), rtol=1e-6)

@@ -132,6 +132,11 @@ enum Kind {
     Recur {
         prev: usize,
     },
+    /// `p[i]` read right after `p[i] = v` in the same iteration (symplectic Euler's
+    /// `q[i] = q[i-1] + h·p[i]`): the value written, position `of`.
+    Same {
+        of: usize,
+    },
     /// `out[i] = v`: a write into the array of slot `slot` (read nowhere else in the
     /// iteration) at a start on `axis` growing by `step`. The loop's ys stack the values;
     /// one write after the loop puts them in place.
@@ -165,12 +170,27 @@ fn moving_axis(a: &[SliceDim], b: &[SliceDim], c: &[SliceDim]) -> Option<(usize,
     (step != 0.0).then_some((axis, step as i64))
 }
 
+/// The slot of the array an operand reads when it is an array written in the loop: the
+/// value a slot held when the iteration began (a write's target is checked later), or the
+/// result of this iteration's write into the slot's array.
+fn written_slot(kinds: &[Kind], r: Option<&Ref>) -> Option<usize> {
+    match r? {
+        Ref::Carry(slot) => Some(*slot),
+        Ref::Internal(q) => match kinds.get(*q)? {
+            Kind::Write { slot, .. } => Some(*slot),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Turns the reads of written arrays (`y[i-1]` in a loop that writes `y[i]`; positions,
 /// slots, slices, axes and steps of the last observed iteration) into [`Kind::Recur`]: each
 /// must read the same array as one write, along the same axis with the same step, the same
-/// region elsewhere, `m ≥ 1` steps behind it, where the write's value is computed in the
-/// iteration (so the previous iteration's value is a position) and, for `m > 1`, a read
-/// `m - 1` steps behind exists. `None` for any other read of a written array.
+/// region elsewhere, `m ≥ 1` steps behind it (or `m = 0`, the row just written, read after
+/// the write: [`Kind::Same`]), where the write's value is computed in the iteration (so the
+/// previous iteration's value is a position) and, for `m > 1`, a read `m - 1` steps behind
+/// exists. `None` for any other read of a written array.
 fn resolve_recurrences(
     kinds: &mut [Kind],
     refs: &[Vec<Ref>],
@@ -193,12 +213,27 @@ fn resolve_recurrences(
         };
         let same_elsewhere = (0..dims.len()).all(|d| d == *axis || dims[d] == wd[d]);
         let behind = wd[*axis].start as i64 - dims[*axis].start as i64;
-        if wa != axis || ws != step || !same_elsewhere || behind % step != 0 || behind / step < 1 {
+        // the row just written is read only after the write (before it, the old contents)
+        let after = refs[*p].first() == Some(&Ref::Internal(w));
+        let least = if after { 0 } else { 1 };
+        if wa != axis
+            || ws != step
+            || !same_elsewhere
+            || behind % step != 0
+            || behind / step < least
+        {
             return None;
         }
         found.push((*p, w, behind / step));
     }
     for &(p, w, m) in &found {
+        if m == 0 {
+            let Some(Ref::Internal(q)) = refs[w].get(1) else {
+                return None;
+            };
+            kinds[p] = Kind::Same { of: *q };
+            continue;
+        }
         let prev = if m == 1 {
             match refs[w].get(1) {
                 Some(Ref::Internal(q)) => *q,
@@ -417,10 +452,9 @@ impl<'py> Tracer<'py> {
                 let ci = carries.iter().position(|c| c == slot)?;
                 let read_elsewhere = refs.iter().enumerate().any(|(q, rs)| {
                     rs.iter().enumerate().any(|(j, r)| {
-                        *r == Ref::Internal(p)
-                            || (*r == Ref::Carry(*slot)
-                                && !(q == p && j == 0)
-                                && !matches!(kinds[q], Kind::Recur { .. }))
+                        let recur = matches!(kinds[q], Kind::Recur { .. } | Kind::Same { .. });
+                        (*r == Ref::Internal(p) && !recur)
+                            || (*r == Ref::Carry(*slot) && !(q == p && j == 0) && !recur)
                     })
                 }) || next
                     .iter()
@@ -541,14 +575,13 @@ impl<'py> Tracer<'py> {
                     }
                 }
                 (Op::Slice(a), Op::Slice(b), Op::Slice(c))
-                    if a != c && matches!(r.first(), Some(Ref::Carry(_))) =>
+                    if a != c && written_slot(&kinds, r.first()).is_some() =>
                 {
-                    // a read of an array written in the loop: resolved below, once the
-                    // writes are known
+                    // a read of an array written in the loop (before this iteration's write,
+                    // or after it: `q[i] = g(p[i-1])` once `p[i]` is written): resolved
+                    // below, once the writes are known
                     let (axis, step) = moving_axis(a, b, c)?;
-                    let Some(Ref::Carry(slot)) = r.first().copied() else {
-                        unreachable!("matched above")
-                    };
+                    let slot = written_slot(&kinds, r.first()).expect("matched above");
                     recur_reads.push((p, slot, c.clone(), axis, step));
                     *verify = true;
                     Kind::Plain
@@ -736,7 +769,9 @@ impl<'py> Tracer<'py> {
                     Slot::Node(n) => (n, dims, *axis, *step),
                     _ => return Ok(None),
                 },
-                Kind::Plain | Kind::Const { .. } | Kind::Recur { .. } => continue,
+                Kind::Plain | Kind::Const { .. } | Kind::Recur { .. } | Kind::Same { .. } => {
+                    continue
+                }
             };
             let extent = self.g.shape(array)[axis] as i64;
             let start = dims[axis].start as i64;
@@ -840,6 +875,7 @@ impl<'py> Tracer<'py> {
                 Kind::Write { .. } => resolve(&map, &plan.refs[p][1]),
                 // the value written `m` iterations before (the write's value when m = 1)
                 Kind::Recur { prev } => resolve(&map, &Ref::Prev(*prev)),
+                Kind::Same { of } => map[*of],
             };
             if let Some(name) = self.g.names.get(&NodeId((base + p) as u32)) {
                 body.names.entry(id).or_insert_with(|| name.clone());
@@ -1391,7 +1427,7 @@ fn stacked_xs(t: &mut Tracer<'_>, kinds: &[Kind], trips: usize) -> Res<Vec<NodeI
     let mut xs = vec![];
     for k in kinds {
         match k {
-            Kind::Plain | Kind::Write { .. } | Kind::Recur { .. } => {}
+            Kind::Plain | Kind::Write { .. } | Kind::Recur { .. } | Kind::Same { .. } => {}
             Kind::Const { last, step } => {
                 let row = last.data.len();
                 let mut data = Vec::with_capacity(row * trips);
