@@ -554,3 +554,71 @@ def test_tracing_a_long_unrolled_recurrence_is_linear(monkeypatch):
         _, tr = traced(f, np.array([0.1, 0.2]))
         recorded.append(tr.node_count())
     assert recorded[1] < 5 * recorded[0]
+
+
+# --------------------------------------------------- while loops ended by int counters
+
+
+def while_up(y, k):
+    i = 0
+    while i < 900:
+        y = y + 0.001 * (-k * y + np.cos(y))
+        i += 1
+    return np.sum(y)
+
+
+def while_down_by_two(y, k):
+    i = 1001
+    while i > 2:
+        y = y + 0.001 * (-k * y + np.sin(y))
+        i = i - 2
+    return np.sum(y * y)
+
+
+def while_fills(y0, k):
+    n = 700
+    y = np.zeros((n, y0.shape[0]))
+    y[0] = y0
+    i = 1
+    while i != n:
+        y[i] = y[i - 1] - 0.01 * k * np.tanh(y[i - 1])
+        i += 1
+    return np.sum(y**2)
+
+
+WHILES = [
+    (while_up, [np.array([0.2, -0.4]), np.float64(0.5)], [np.array([1.0, 0.3]), np.float64(1.5)]),
+    (while_down_by_two, [np.array([0.2, -0.4]), np.float64(0.5)], [np.array([1.0, 0.3]), np.float64(1.5)]),
+    (while_fills, [np.array([0.2, -0.4]), np.float64(0.5)], [np.array([1.0, 0.3]), np.float64(1.5)]),
+]
+
+
+@pytest.mark.parametrize("f,at,other", WHILES, ids=[c[0].__name__ for c in WHILES])
+def test_while_loops_ended_by_an_int_counter_roll(monkeypatch, f, at, other):
+    """`while i < n: ...; i += 1` has no guard to end it: its trip count comes from the
+    comparison of the counters (values and gradients as unrolled, at other inputs too)."""
+    _, tr = traced(f, *at)
+    assert tr.rolled_loops == 1
+    F = autodiff.Function(f, at)
+    g = autodiff.Gradient(f, at)
+    gu = unrolled(monkeypatch, lambda: autodiff.Gradient(f))
+    for args in (at, other):
+        np.testing.assert_allclose(F(*args), f(*args), rtol=1e-12)
+        for k, (a, b) in enumerate(zip(g(*args), gu(*args))):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(a, central(f, args, k), rtol=1e-5, atol=1e-6)
+
+
+def test_a_counter_that_jumps_later_is_caught_by_the_plain_run():
+    """The first iterations step the counter by one, a later one by more: the trip count
+    told from the first ones is wrong, and the plain NumPy run sends the loop unrolled."""
+
+    def f(y):
+        i = 0
+        while i < 500:
+            y = np.sin(y) + 0.1
+            i += 1 if i < 300 else 7
+        return np.sum(y)
+
+    y = np.array([0.3, -0.2])
+    agrees(f, (y,), [(y * 3,)])

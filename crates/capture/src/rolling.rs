@@ -184,6 +184,116 @@ fn written_slot(kinds: &[Kind], r: Option<&Ref>) -> Option<usize> {
     }
 }
 
+/// A comparison operand of a `while` condition.
+enum Operand {
+    Slot(usize),
+    Const(i64),
+}
+
+/// The iterations a guardless `while` loop has left, the one starting now included, when
+/// its condition is one comparison of Python ints — counters growing by a fixed int step
+/// (`scalars`) or values fixed in the loop (locals, constants) — placed as CPython 3.11–3.13
+/// compile `while a < b:` (the test repeated at the bottom: the back edge is taken with the
+/// condition true for the current values). `None` for any other loop.
+fn counter_trips(
+    f: &Frame<'_>,
+    code: &Code<'_>,
+    header: usize,
+    from: usize,
+    scalars: &[PyScalar],
+) -> Option<usize> {
+    let ins = &code.instrs;
+    let cmp = match ins.get(from)?.op {
+        // 3.11: POP_JUMP_BACKWARD_IF_TRUE to the header
+        Opc::PopJumpIfTrue if ins[from].target == header => from.checked_sub(1)?,
+        // 3.12+: POP_JUMP_IF_FALSE out of the loop, then JUMP_BACKWARD
+        Opc::Jump
+            if from >= 2
+                && ins[from - 1].op == Opc::PopJumpIfFalse
+                && ins[from - 1].target > from =>
+        {
+            from - 2
+        }
+        _ => return None,
+    };
+    if ins.get(cmp)?.op != Opc::CompareOp {
+        return None;
+    }
+    let op: String = ins[cmp].argval.extract().ok()?;
+    let op = op
+        .trim_start_matches("bool(")
+        .trim_end_matches(')')
+        .to_string();
+    let load = |i: usize| -> Option<Operand> {
+        let x = ins.get(i)?;
+        match x.op {
+            Opc::LoadFast | Opc::LoadFastCheck => Some(Operand::Slot(x.arg as usize)),
+            Opc::LoadConst => {
+                let v = &x.argval;
+                (v.is_exact_instance_of::<PyInt>())
+                    .then(|| v.extract::<i64>().ok())
+                    .flatten()
+                    .map(Operand::Const)
+            }
+            _ => None,
+        }
+    };
+    let (a, b) = if ins.get(cmp.checked_sub(1)?)?.op == Opc::LoadFastLoadFast {
+        let arg = ins[cmp - 1].arg as usize;
+        (Operand::Slot(arg >> 4), Operand::Slot(arg & 15))
+    } else {
+        (load(cmp.checked_sub(2)?)?, load(cmp - 1)?)
+    };
+    // the value of an operand after `j` more iterations
+    let value = |o: &Operand| -> Option<Box<dyn Fn(i64) -> i64>> {
+        match o {
+            Operand::Const(c) => {
+                let c = *c;
+                Some(Box::new(move |_| c))
+            }
+            Operand::Slot(k) => {
+                if let Some(sc) = scalars.iter().find(|sc| sc.slot == *k) {
+                    let Slot::Int(last) = sc.last else {
+                        return None;
+                    };
+                    let step = sc.step;
+                    if step.fract() != 0.0 {
+                        return None;
+                    }
+                    let step = step as i64;
+                    return Some(Box::new(move |j| last + step * j));
+                }
+                let v = f.locals.get(*k)?.as_ref()?.obj.as_ref()?;
+                if !v.is_exact_instance_of::<PyInt>() {
+                    return None;
+                }
+                let c: i64 = v.extract().ok()?;
+                Some(Box::new(move |_| c))
+            }
+        }
+    };
+    let (va, vb) = (value(&a)?, value(&b)?);
+    let holds = |x: i64, y: i64| -> Option<bool> {
+        Some(match op.as_str() {
+            "<" => x < y,
+            "<=" => x <= y,
+            ">" => x > y,
+            ">=" => x >= y,
+            "!=" => x != y,
+            _ => return None,
+        })
+    };
+    let limit = max_trips() as i64;
+    let mut j = 1i64;
+    while j <= limit {
+        if !holds(va(j), vb(j))? {
+            return Some(j as usize);
+        }
+        j += 1;
+    }
+    None
+}
+
 /// Turns the reads of written arrays (`y[i-1]` in a loop that writes `y[i]`; positions,
 /// slots, slices, axes and steps of the last observed iteration) into [`Kind::Recur`]: each
 /// must read the same array as one write, along the same axis with the same step, the same
@@ -269,6 +379,9 @@ struct Plan {
     prev: Vec<usize>,
     scalars: Vec<PyScalar>,
     verify: bool,
+    /// A `while` loop without a guard whose condition compares Python int counters (`while
+    /// i < n`): the iterations left, the one starting now included (see `counter_trips`).
+    counter_left: Option<usize>,
 }
 
 impl<'py> Tracer<'py> {
@@ -486,11 +599,14 @@ impl<'py> Tracer<'py> {
             .map(|x| *x.0)
             .collect();
         let (guards, appends) = self.io_plan(s)?;
-        // A loop that is not a `for` over a range needs a guard to end it.
+        // A loop that is not a `for` over a range needs a guard to end it, or a condition
+        // on Python int counters whose trip count the engine can tell.
         let is_for = code.instrs[header].op == Opc::ForIter;
-        if !is_for && guards.is_empty() {
-            return None;
-        }
+        let counter_left = if !is_for && guards.is_empty() {
+            Some(counter_trips(f, code, header, from, &scalars)?)
+        } else {
+            None
+        };
         let prev: Vec<usize> = {
             let mut prev: Vec<usize> = refs
                 .iter()
@@ -522,6 +638,7 @@ impl<'py> Tracer<'py> {
             prev,
             scalars,
             verify,
+            counter_left,
         })
     }
 
@@ -745,6 +862,10 @@ impl<'py> Tracer<'py> {
         plan: &Plan,
     ) -> Res<Option<usize>> {
         let mut most = max_trips();
+        if let Some(left) = plan.counter_left {
+            // the last iteration is interpreted (its condition ends the loop)
+            most = left.saturating_sub(1);
+        }
         if is_for {
             let Some(left) = range_left(f)? else {
                 return Ok(None);
