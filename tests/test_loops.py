@@ -622,3 +622,46 @@ def test_a_counter_that_jumps_later_is_caught_by_the_plain_run():
 
     y = np.array([0.3, -0.2])
     agrees(f, (y,), [(y * 3,)])
+
+
+# ------------------------------------------- time-varying terms of a float accumulator
+
+
+def forced(y, k):
+    """`t += dt` read by `np.sin(t)`: a constant per iteration that grows non-linearly."""
+    dt, t = 0.01, 0.0
+    for _i in range(2000):
+        y = y + dt * (-k * y + np.sin(3.0 * t) * np.cos(y))
+        t += dt
+    return np.sum(y**2) * t
+
+
+def forced_while(y, k):
+    t, i = 0.0, 0
+    while i < 1500:
+        y = y + 0.01 * (-k * y + np.exp(-t) * y)
+        t = t + 0.01
+        i += 1
+    return np.sum(y) + t
+
+
+FORCED = [
+    (forced, [np.array([0.2, -0.4]), np.float64(0.5)], [np.array([1.0, 0.3]), np.float64(1.5)]),
+    (forced_while, [np.array([0.2, -0.4]), np.float64(0.5)], [np.array([1.0, 0.3]), np.float64(1.5)]),
+]
+
+
+@pytest.mark.parametrize("f,at,other", FORCED, ids=[c[0].__name__ for c in FORCED])
+def test_loops_forced_by_a_float_accumulator_roll(monkeypatch, f, at, other):
+    """The accumulator becomes a traced float64 scalar (a carry) once the loop fails to roll
+    with it as a Python float; values and gradients as unrolled and as NumPy."""
+    _, tr = traced(f, *at)
+    assert tr.rolled_loops == 1
+    F = autodiff.Function(f, at)
+    g = autodiff.Gradient(f, at)
+    gu = unrolled(monkeypatch, lambda: autodiff.Gradient(f))
+    for args in (at, other):
+        np.testing.assert_allclose(F(*args), f(*args), rtol=1e-12)
+        for k, (a, b) in enumerate(zip(g(*args), gu(*args))):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(a, central(f, args, k), rtol=1e-5, atol=1e-6)

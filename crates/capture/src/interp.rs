@@ -31,6 +31,9 @@ pub struct Frame<'py> {
     line: u32,
     /// Snapshots at each loop header (by instruction index), for loop rolling.
     pub watches: super::Watches,
+    /// Loop headers whose Python float accumulators were made traced values (rolling's
+    /// `promote_floats`, tried once per loop).
+    pub promoted: std::collections::HashSet<usize>,
 }
 
 /// Instructions between two checks of pending signals and of the trace's size.
@@ -258,6 +261,7 @@ impl<'py> Tracer<'py> {
             exc_info: vec![],
             line: 0,
             watches: Default::default(),
+            promoted: Default::default(),
         })
     }
 

@@ -455,12 +455,62 @@ impl<'py> Tracer<'py> {
         }
         let rolled = match self.plan(&snaps, f, code, header, from) {
             Some(plan) => self.roll_loop(f, code, header, &snaps, plan)?,
-            None => false,
+            None => {
+                if self.promote_floats(f, code, header, from, &snaps)? {
+                    // the next iterations are observed afresh, with traced accumulators
+                    f.watches.insert(header, Some(vec![]));
+                    return Ok(false);
+                }
+                false
+            }
         };
         if !rolled {
             f.watches.insert(header, Some(snaps));
         }
         Ok(rolled)
+    }
+
+    /// A loop that could not be rolled and carries Python floats that change linearly and
+    /// that it reads (`t += dt` read by `np.sin(t)`: each iteration records another
+    /// constant, so no two iterations match): once per loop, those floats become traced
+    /// float64 scalars (a constant node holding the value now), so `t + dt` and `sin(t)`
+    /// are nodes of the iteration and `t` a carry. The values are the same (a float64
+    /// scalar computes as a Python float); only where Python needs a plain number (`int(t)`,
+    /// `range`) is the traced value made concrete under a guard, as for any traced scalar.
+    /// Returns whether any was promoted.
+    fn promote_floats(
+        &mut self,
+        f: &mut Frame<'py>,
+        code: &Code<'py>,
+        header: usize,
+        from: usize,
+        s: &[Snap],
+    ) -> Res<bool> {
+        if !f.promoted.insert(header) || s[0].effects != s[3].effects {
+            return Ok(false);
+        }
+        let floats: Vec<usize> = (0..f.locals.len())
+            .filter(|&k| {
+                let v: Vec<&Slot> = s.iter().map(|x| &x.slots[k]).collect();
+                v.iter().all(|x| matches!(x, Slot::Float(_)))
+                    && v.iter().any(|x| *x != v[0])
+                    && reads_local(code, header, from, k)
+            })
+            .collect();
+        for &k in &floats {
+            let Some(obj) = get_slot(f, k).and_then(|v| v.obj) else {
+                continue;
+            };
+            if !obj.is_exact_instance_of::<PyFloat>() {
+                continue;
+            }
+            let x: f64 = obj.extract()?;
+            let node = self.g.scalar(x, DType::F64);
+            let scalar = self.r.np.getattr("float64")?.call1((x,))?;
+            let v = self.track(scalar, node)?;
+            set_slot(f, k, v);
+        }
+        Ok(!floats.is_empty())
     }
 
     /// A `for` loop over a range whose remaining iterations would add fewer nodes than
