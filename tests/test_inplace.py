@@ -296,3 +296,65 @@ def test_a_view_of_a_view_sees_writes_to_the_base():
         return np.sum(v * np.arange(1.0, 4.0))
 
     check(f, np.array([1.0, 2.0, 3.0]), others=[(np.array([-0.5, 0.1, 0.7]),)])
+
+
+def test_lazy_map_takes_one_item_per_item_and_raises_as_python():
+    import itertools
+
+    x = np.array([0.5, -2.0, 3.0])
+
+    def shared(x):
+        it = iter([x[0], x[1], x[2]])
+        m = map(lambda v: v * v, it)
+        a = next(m)
+        b = next(it)  # the map used one item only
+        return a + 10 * b + sum(m)
+
+    def header(x):
+        lines = iter(["a", "b", "c"])
+        next(map(str.upper, lines))
+        return x.sum() * len(list(lines))
+
+    for f in (shared, header):
+        np.testing.assert_allclose(autodiff.Function(f)(x), f(x))
+    bad = [
+        lambda x: sum(map(np.sin)) + x.sum(),
+        lambda x: sum(map(None, x)),
+        lambda x: sum(filter(None, x, x)),
+        lambda x: sum(itertools.starmap(5, [(x[0],)])),
+        lambda x: sum(itertools.accumulate(x, 5)),
+    ]
+    for f in bad:
+        with pytest.raises(TypeError):
+            f(x)
+        with pytest.raises(TypeError):
+            autodiff.Function(f)(x)
+
+
+def test_an_exception_raised_in_a_traced_generator_passes_unchanged():
+    """CPython 3.12+ wraps a generator's body in a handler that turns StopIteration into
+    RuntimeError (PEP 479); the engine turned every exception into that RuntimeError."""
+
+    def gen(x):
+        for v in x:
+            if v > 1:
+                raise ValueError("too big")
+            yield v
+
+    def f(x):
+        return sum(gen(x))
+
+    with pytest.raises(ValueError, match="too big"):
+        autodiff.Function(f)(np.array([0.5, 2.0]))
+
+    def stops(x):
+        def g():
+            yield x[0]
+            raise StopIteration
+
+        return sum(g())
+
+    with pytest.raises(RuntimeError):
+        stops(np.array([0.5]))
+    with pytest.raises(RuntimeError):
+        autodiff.Function(stops)(np.array([0.5]))

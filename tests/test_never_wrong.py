@@ -570,3 +570,40 @@ def test_a_where_chattering_in_a_long_loop_is_no_self_check_failure(monkeypatch)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-12)
         assert np.all(np.isfinite(g))
+
+
+def test_float32_compared_with_a_python_float_compares_in_float32():
+    """NumPy 2 casts the Python float to float32 first (NEP 50): float32(0.1) > 0.1 is
+    False. The trace compared in float64: wrong masks, gradients and branches."""
+    x = np.array([0.0, 0.5], np.float32)
+    xs = np.array([0.1, 0.5], np.float32)
+    f = lambda x: np.where(x > 0.1, x, 0.0).sum()
+    assert autodiff.Function(f, [x])(xs) == f(xs)
+    g = autodiff.grad(lambda x: np.where(x > 0.1, x**2, 0.0).sum())
+    g(x)
+    np.testing.assert_allclose(g(xs), np.where(xs > 0.1, 2 * xs, 0))
+    h = lambda x: x * 2 if x[0] > 0.1 else x * 3
+    np.testing.assert_allclose(autodiff.Function(h, [np.array([0.5, 1.0], np.float32)])(xs), h(xs))
+    np.testing.assert_allclose(autodiff.Function(h)(xs), h(xs))
+    e = lambda x: np.sum(np.greater_equal(x, 0.1) * x) + np.sum((x == 0.1) * 1.0)
+    np.testing.assert_allclose(autodiff.Function(e, [x])(xs), e(xs))
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x: x.sum() * sum(map(lambda v: v > 1.0, x)),
+        lambda x: x.sum() * (2.0 if list(map(lambda v: v > 1.0, x))[1] else 1.0),
+        lambda x: x.sum() * (2.0 if any(map(lambda v: v > 1.0, x)) else 1.0),
+        lambda x: x.sum() * (2.0 if any(v > 1.0 for v in x) else 1.0),
+        lambda x: x.sum() * sum(v > 1.0 for v in x),
+    ],
+    ids=["sum-map", "list-map", "any-map", "any-genexpr", "sum-genexpr"],
+)
+def test_traced_bools_from_generators_keep_their_guards(f):
+    """A comparison yielded by a generator (or the lazy `map`) and collected by sum/list/any
+    kept its value but not its node: later calls reused the traced outcome silently."""
+    a, b = np.array([0.5, -2.0, 0.3]), np.array([0.5, 3.0, -2.0])
+    F = autodiff.Function(f, [a])
+    np.testing.assert_allclose(F(b), f(b))
+    np.testing.assert_allclose(F(a), f(a))

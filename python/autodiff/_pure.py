@@ -198,6 +198,8 @@ def _accumulate(iterable, func=None, *, initial=None):
             return
     yield total
     for v in items:
+        if func is not None and not callable(func):
+            raise _not_callable(func)
         total = total + v if func is None else func(total, v)
         yield total
 
@@ -205,6 +207,8 @@ def _accumulate(iterable, func=None, *, initial=None):
 def _starmap(function, iterable):
     # a generator: each item is computed when consumed (see `_lazy_map`)
     for args in iterable:
+        if not callable(function):
+            raise _not_callable(function)
         yield function(*args)
 
 
@@ -294,17 +298,36 @@ def _copy_deepcopy(x, memo=None):
 # --- builtins --------------------------------------------------------------------------
 
 
+_END = object()
+
+
+def _not_callable(f):
+    return TypeError(f"'{type(f).__name__}' object is not callable")
+
+
 def _lazy_map(function, *iterables):
-    """`map` as the engine runs it when traced values are involved: lazy like Python's, so
-    an item is computed when it is consumed, from the values its arrays hold then (an
-    array written in place between `map(...)` and its use gives the new values)."""
-    for args in zip(*iterables):
+    """`map` as the engine runs it: lazy like Python's, so an item is computed when it is
+    consumed, from the values its arrays hold then (an array written in place between
+    `map(...)` and its use gives the new values), and each iterable gives one item per item
+    (an iterator shared with other code is not used up)."""
+    its = [iter(x) for x in iterables]
+    while True:
+        args = []
+        for it in its:
+            v = next(it, _END)
+            if v is _END:
+                return
+            args.append(v)
+        if not callable(function):
+            raise _not_callable(function)
         yield function(*args)
 
 
 def _lazy_filter(function, iterable):
     """`filter`, lazy like Python's (see `_lazy_map`)."""
     for v in iterable:
+        if function is not None and not callable(function):
+            raise _not_callable(function)
         if v if function is None else function(v):
             yield v
 

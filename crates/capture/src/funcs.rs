@@ -386,18 +386,17 @@ impl<'py> Tracer<'py> {
         // drained here either (a lazy one stays lazy).
         let lazy = matches!(name, "builtins.map" | "builtins.filter");
         if lazy {
-            let f = c.args.first().map(|f| f.obj().clone());
-            if let (Some(f), Some(g)) = (
-                f,
-                self.pure_fn(if name == "builtins.map" {
-                    "_lazy_map"
-                } else {
-                    "_lazy_filter"
-                }),
-            ) {
-                if c.kwargs.is_empty() && (f.is_none() || f.is_callable()) && c.args.len() >= 2 {
-                    return self.call_pure(&g, c.args, vec![]);
-                }
+            let (stand_in, arity_ok) = if name == "builtins.map" {
+                ("_lazy_map", c.args.len() >= 2)
+            } else {
+                ("_lazy_filter", c.args.len() == 2)
+            };
+            if !arity_ok || !c.kwargs.is_empty() {
+                // Python's own TypeError (`map(f)`, `filter(f, a, b)`, keywords)
+                return Ok(Val::new(c.real()?));
+            }
+            if let Some(g) = self.pure_fn(stand_in) {
+                return self.call_pure(&g, c.args, vec![]);
             }
         }
         for a in c.args.iter_mut() {

@@ -72,6 +72,15 @@ impl<'py> Tracer<'py> {
         self.depth += 1;
         let out = self.run(&mut frame);
         self.depth -= 1;
+        // PEP 479: a StopIteration leaving a generator is a RuntimeError (3.12+ compile that
+        // into the generator's code; 3.11 does it in the generator object)
+        if let Err(super::Err::Py(e)) = &out {
+            if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(self.py) {
+                let r = PyRuntimeError::new_err("generator raised StopIteration");
+                r.set_cause(self.py, Some(e.clone_ref(self.py)));
+                return Err(r.into());
+            }
+        }
         match out? {
             Outcome::Return(v) => Ok(v),
             Outcome::Yield(_) => unsupported("yield outside a generator"),
@@ -141,7 +150,8 @@ impl<'py> Tracer<'py> {
         };
         let list = PyList::empty(self.py);
         while let Some(x) = self.resume(idx)? {
-            list.append(x.obj())?;
+            // (a traced bool is tracked by its stack slot: boxed, it keeps its node)
+            list.append(self.escape(&x)?)?;
         }
         Ok(Val::new(list.into_any()))
     }
@@ -773,9 +783,17 @@ impl<'py> Tracer<'py> {
                         PyTuple::new(py, v.obj().try_iter()?.collect::<PyResult<Vec<_>>>()?)?
                             .into_any(),
                     ),
-                    3 => {
+                    // INTRINSIC_STOPITERATION_ERROR: a StopIteration leaving a generator
+                    // becomes a RuntimeError (PEP 479); any other exception passes unchanged
+                    // (it was made a RuntimeError too: a generator raising ValueError on
+                    // 3.12+ raised "generator raised StopIteration")
+                    3 if v
+                        .obj()
+                        .is_instance_of::<pyo3::exceptions::PyStopIteration>() =>
+                    {
                         return Err(PyRuntimeError::new_err("generator raised StopIteration").into())
                     }
+                    3 => v,
                     1 => v,
                     _ => return unsupported(format!("intrinsic function {arg} is not supported")),
                 };

@@ -309,7 +309,21 @@ impl<'py> Tracer<'py> {
         b: &Val<'py>,
         res: Bound<'py, PyAny>,
     ) -> Res<Val<'py>> {
-        let (na, nb) = (self.arr_node(a)?, self.arr_node(b)?);
+        let (mut na, mut nb) = (self.arr_node(a)?, self.arr_node(b)?);
+        if op.is_predicate() {
+            // NumPy compares in the operands' common dtype, where a Python number is weak
+            // (NEP 50): a float32 array against 0.1 compares with float32(0.1)
+            let common = self
+                .r
+                .np
+                .call_method1("result_type", (a.obj(), b.obj()))
+                .ok()
+                .and_then(|d| convert::dtype_of(&d).ok().flatten());
+            if common == Some(DType::F32) {
+                na = self.g.cast(na, DType::F32)?;
+                nb = self.g.cast(nb, DType::F32)?;
+            }
+        }
         let out = self.bin_nodes(op, na, nb, &res)?;
         self.track(res, out)
     }
