@@ -270,3 +270,17 @@ def test_nested_derivatives_see_an_argument_stored_as_it_is():
     xs = np.stack([x, -2 * x])
     np.testing.assert_allclose(autodiff.vmap(autodiff.grad(f))(xs), [autodiff.grad(f)(v) for v in xs], rtol=1e-12)
     np.testing.assert_allclose(autodiff.grad(f)(x), numeric_grad(f, [x], 0), rtol=1e-6)
+
+
+def test_saturated_slopes_keep_their_digits():
+    """sigmoid' = s(x)·s(-x) and expm1' = exp(x): the textbook s(1 - s) and expm1 + 1 round
+    to 0 where the slope is tiny but representable (float32 at 20 and -20)."""
+    import scipy.special as sp
+
+    x = np.array([20.0, -20.0, 0.5], np.float32)
+    want = np.exp(-20.0) / (1 + np.exp(-20.0)) ** 2
+    g = autodiff.grad(lambda x: sp.expit(x).sum())(x)
+    np.testing.assert_allclose(g[:2], [want, want], rtol=1e-6)
+    g = autodiff.grad(lambda x: np.expm1(x).sum())(x)
+    np.testing.assert_allclose(g[1], np.exp(-20.0), rtol=1e-6)
+    assert g[0] > 0 and np.isfinite(g[0])

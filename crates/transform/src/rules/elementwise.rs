@@ -139,8 +139,8 @@ fn unary_d(g: &mut Graph, u: UnaryOp, x: NodeId, y: NodeId) -> R<D> {
         StopGradient => D::Zero,
         // d/dx e^x = e^x
         Exp => D::Mul(y),
-        // d/dx (e^x - 1) = e^x = y + 1
-        Expm1 => D::Mul(g.add_(y, one)?),
+        // d/dx (e^x - 1) = e^x (not y + 1: that rounds to 0 where e^x is tiny)
+        Expm1 => D::Mul(g.unary(Exp, x)?),
         // d/dx log x = 1/x
         Log => D::Div(x),
         // d/dx log(1 + x) = 1/(1 + x)
@@ -208,9 +208,11 @@ fn unary_d(g: &mut Graph, u: UnaryOp, x: NodeId, y: NodeId) -> R<D> {
             let x2 = g.unary(Square, x)?;
             D::Div(g.sub(one, x2)?)
         }
-        // d/dx s(x) = s(x) (1 - s(x))
+        // d/dx s(x) = s(x) (1 - s(x)) = s(x) s(-x)  (1 - s(x) rounds to 0 for large x, s(-x)
+        // keeps its digits: the slope at 20 in float32 is 2.1e-9, not 0)
         Sigmoid => {
-            let c = g.sub(one, y)?;
+            let nx = g.neg(x)?;
+            let c = g.unary(Sigmoid, nx)?;
             D::Mul(g.mul(y, c)?)
         }
         // d/dx erf x = 2/sqrt(pi) exp(-x^2)
