@@ -358,3 +358,28 @@ def test_an_exception_raised_in_a_traced_generator_passes_unchanged():
         stops(np.array([0.5]))
     with pytest.raises(RuntimeError):
         autodiff.Function(stops)(np.array([0.5]))
+
+
+def _fill_enumerate(y, x):
+    for i, r in enumerate(y):
+        r[:] = x * (i + 1)
+
+
+def _fill_list(y, x):
+    for r in list(y):
+        r[:] = x
+
+
+def _fill_zip(y, x):
+    for r, k in zip(y, [1.0, 2.0]):
+        r[:] = x * k
+
+
+@pytest.mark.parametrize("fill", [_fill_enumerate, _fill_list, _fill_zip], ids=["enumerate", "list", "zip"])
+def test_rows_from_enumerate_list_zip_are_views(fill):
+    def f(x):
+        y = np.zeros((2, 3))
+        fill(y, x)
+        return np.sum(y * y)
+
+    check(f, np.array([1.0, 2.0, 3.0]), others=[(np.array([-0.5, 0.1, 0.7]),)])

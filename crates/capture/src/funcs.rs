@@ -404,7 +404,21 @@ impl<'py> Tracer<'py> {
         }
         let any_sym = c.args.iter().any(|a| self.deep_sym(a))
             || c.kwargs.iter().any(|(_, v)| self.deep_sym(v));
-        if !any_sym && !lazy && !name.starts_with("autodiff.") {
+        // (iterating a 2-d array made in the trace gives rows the engine must know: a
+        // write through one updates the array, as in `for i, r in enumerate(y): r[:] = v`)
+        let rows = matches!(
+            name,
+            "builtins.list"
+                | "builtins.tuple"
+                | "builtins.zip"
+                | "builtins.enumerate"
+                | "builtins.reversed"
+                | "builtins.iter"
+        ) && c
+            .args
+            .iter()
+            .any(|a| self.rows_are_views(a.obj()).unwrap_or(false));
+        if !any_sym && !lazy && !rows && !name.starts_with("autodiff.") {
             return Ok(Val::new(c.real()?));
         }
         // Arguments are bound to the entry's parameter list (sig.rs): unknown or
@@ -653,9 +667,12 @@ impl<'py> Tracer<'py> {
         match name {
             "builtins.list" | "builtins.tuple" | "builtins.zip" | "builtins.enumerate"
             | "builtins.reversed" | "builtins.iter" | "builtins.next" => {
-                // Traced arrays iterate as traced rows.
+                // Traced arrays iterate as traced rows (and arrays made in the trace as
+                // rows the engine knows: views a write goes through).
                 for a in c.args.iter_mut() {
-                    if self.sym(a).is_some() && a.obj().is_instance(&self.r.ndarray)? {
+                    if (self.sym(a).is_some() && a.obj().is_instance(&self.r.ndarray)?)
+                        || self.rows_are_views(a.obj())?
+                    {
                         let rows = self.unpack(a.clone())?;
                         *a = Val::new(
                             PyList::new(py, rows.iter().map(|r| r.obj().clone()))?.into_any(),

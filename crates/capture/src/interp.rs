@@ -109,7 +109,7 @@ impl<'py> Tracer<'py> {
 
     /// Whether iterating `o` gives views the engine must know: an untraced array of two
     /// or more axes made by the traced code (not one read from outside), writable.
-    fn rows_are_views(&self, o: &Bound<'py, PyAny>) -> Res<bool> {
+    pub(crate) fn rows_are_views(&self, o: &Bound<'py, PyAny>) -> Res<bool> {
         if !o.is_exact_instance(&self.r.ndarray) || self.is_foreign(o) {
             return Ok(false);
         }
@@ -1362,7 +1362,7 @@ impl<'py> Tracer<'py> {
 
     /// The items of a sequence for unpacking or iteration; rows of a traced array are traced.
     pub fn unpack(&mut self, seq: Val<'py>) -> Res<Vec<Val<'py>>> {
-        if self.sym(&seq).is_some() {
+        if self.sym(&seq).is_some() || self.rows_are_views(seq.obj())? {
             let n: usize = seq.obj().len()?;
             let mut rows = vec![];
             for k in 0..n {
