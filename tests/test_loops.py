@@ -254,6 +254,21 @@ def central(f, args, k, h=1e-6):
     return g
 
 
+def rolls_and_agrees(monkeypatch, f, at, other):
+    """`f` rolls one loop; its value equals NumPy's and its gradient the unrolled trace's
+    and central differences, at the traced arguments and at `other`."""
+    _, tr = traced(f, *at)
+    assert tr.rolled_loops == 1
+    F = autodiff.Function(f, at)
+    g = autodiff.Gradient(f, at)
+    gu = unrolled(monkeypatch, lambda: autodiff.Gradient(f))
+    for args in (at, other):
+        np.testing.assert_allclose(F(*args), f(*args), rtol=1e-12)
+        for k, (a, b) in enumerate(zip(g(*args), gu(*args))):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(a, central(f, args, k), rtol=1e-5, atol=1e-6)
+
+
 def writes_then_sum(x, w):
     out = np.zeros(x.shape[0])
     s = w
@@ -597,16 +612,7 @@ WHILES = [
 def test_while_loops_ended_by_an_int_counter_roll(monkeypatch, f, at, other):
     """`while i < n: ...; i += 1` has no guard to end it: its trip count comes from the
     comparison of the counters (values and gradients as unrolled, at other inputs too)."""
-    _, tr = traced(f, *at)
-    assert tr.rolled_loops == 1
-    F = autodiff.Function(f, at)
-    g = autodiff.Gradient(f, at)
-    gu = unrolled(monkeypatch, lambda: autodiff.Gradient(f))
-    for args in (at, other):
-        np.testing.assert_allclose(F(*args), f(*args), rtol=1e-12)
-        for k, (a, b) in enumerate(zip(g(*args), gu(*args))):
-            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
-            np.testing.assert_allclose(a, central(f, args, k), rtol=1e-5, atol=1e-6)
+    rolls_and_agrees(monkeypatch, f, at, other)
 
 
 def test_a_counter_that_jumps_later_is_caught_by_the_plain_run():
@@ -655,13 +661,4 @@ FORCED = [
 def test_loops_forced_by_a_float_accumulator_roll(monkeypatch, f, at, other):
     """The accumulator becomes a traced float64 scalar (a carry) once the loop fails to roll
     with it as a Python float; values and gradients as unrolled and as NumPy."""
-    _, tr = traced(f, *at)
-    assert tr.rolled_loops == 1
-    F = autodiff.Function(f, at)
-    g = autodiff.Gradient(f, at)
-    gu = unrolled(monkeypatch, lambda: autodiff.Gradient(f))
-    for args in (at, other):
-        np.testing.assert_allclose(F(*args), f(*args), rtol=1e-12)
-        for k, (a, b) in enumerate(zip(g(*args), gu(*args))):
-            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
-            np.testing.assert_allclose(a, central(f, args, k), rtol=1e-5, atol=1e-6)
+    rolls_and_agrees(monkeypatch, f, at, other)

@@ -708,6 +708,9 @@ macro_rules! map2 {
     }};
 }
 
+// (the float32 kernels map their chunks the same way)
+pub(crate) use {map1, map2};
+
 /// `d = u(a)` elementwise: the IR's scalar definition ([`UnaryOp::eval_f64`]) except the
 /// transcendental functions taken from [`vmath`] (within 2 ulp of the correctly rounded
 /// result, special values exact, not bit-equal to libm; `tests/op_facts.rs` checks both).

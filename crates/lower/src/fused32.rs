@@ -19,7 +19,7 @@
 
 use autodiff_ir::{BinaryOp, DType, UnaryOp};
 
-use crate::fused::{binary, unary, Fused, InsKind, Leaf, Reg, CHUNK};
+use crate::fused::{binary, map1, map2, unary, Fused, InsKind, Leaf, Reg, CHUNK};
 use crate::view::gather_strided;
 use crate::vmath::Isa;
 use crate::vmath32::{self, Func32};
@@ -65,24 +65,6 @@ fn native_binary(b: BinaryOp) -> bool {
         b,
         Add | Sub | Mul | Div | Maximum | Minimum | Lt | Le | Gt | Ge | Eq | Ne | And | Or | Xor
     )
-}
-
-macro_rules! map1 {
-    ($d:expr, $a:expr, $f:expr) => {{
-        let f = $f;
-        for (o, &x) in $d.iter_mut().zip($a.iter()) {
-            *o = f(x);
-        }
-    }};
-}
-
-macro_rules! map2 {
-    ($d:expr, $a:expr, $b:expr, $f:expr) => {{
-        let f = $f;
-        for ((o, &x), &y) in $d.iter_mut().zip($a.iter()).zip($b.iter()) {
-            *o = f(x, y);
-        }
-    }};
 }
 
 /// `d = u(a)` for a [`native_unary`] op.
