@@ -244,12 +244,12 @@ fn counter_trips(
     } else {
         (load(cmp.checked_sub(2)?)?, load(cmp - 1)?)
     };
-    // the value of an operand after `j` more iterations
-    let value = |o: &Operand| -> Option<Box<dyn Fn(i64) -> i64>> {
+    // the value of an operand after `j` more iterations (`None` past i64)
+    let value = |o: &Operand| -> Option<Box<dyn Fn(i64) -> Option<i64>>> {
         match o {
             Operand::Const(c) => {
                 let c = *c;
-                Some(Box::new(move |_| c))
+                Some(Box::new(move |_| Some(c)))
             }
             Operand::Slot(k) => {
                 if let Some(sc) = scalars.iter().find(|sc| sc.slot == *k) {
@@ -261,14 +261,14 @@ fn counter_trips(
                         return None;
                     }
                     let step = step as i64;
-                    return Some(Box::new(move |j| last + step * j));
+                    return Some(Box::new(move |j| last.checked_add(step.checked_mul(j)?)));
                 }
                 let v = f.locals.get(*k)?.as_ref()?.obj.as_ref()?;
                 if !v.is_exact_instance_of::<PyInt>() {
                     return None;
                 }
                 let c: i64 = v.extract().ok()?;
-                Some(Box::new(move |_| c))
+                Some(Box::new(move |_| Some(c)))
             }
         }
     };
@@ -286,7 +286,7 @@ fn counter_trips(
     let limit = max_trips() as i64;
     let mut j = 1i64;
     while j <= limit {
-        if !holds(va(j), vb(j))? {
+        if !holds(va(j)?, vb(j)?)? {
             return Some(j as usize);
         }
         j += 1;

@@ -329,8 +329,9 @@ fn pow2i(k: i64) -> f64 {
 #[inline(always)]
 fn scale(p: f64, k: i64) -> f64 {
     // floor(k/2) by a logical shift (AVX2 has no 64-bit arithmetic shift)
-    let k1 = (((k + 4096) as u64) >> 1) as i64 - 2048;
-    p * pow2i(k1) * pow2i(k - k1)
+    // (wrapping: a NaN's exponent is garbage, whose result the callers' selects replace)
+    let k1 = ((k.wrapping_add(4096) as u64) >> 1) as i64 - 2048;
+    p * pow2i(k1) * pow2i(k.wrapping_sub(k1))
 }
 
 /// Horner with `Mla`.
