@@ -687,11 +687,8 @@ impl<'py> Tracer<'py> {
                     // Python's error when the lazy map is consumed ("not callable").
                     f.obj().call0()?;
                 }
-                // lazy, as Python's: each item computed when consumed (an array written in
-                // place in between gives its new values), by an interpreted generator
-                if let Some(g) = self.pure_fn("_lazy_map") {
-                    return self.call_pure(&g, c.args, c.kwargs);
-                }
+                // (reached only inside `_lazy_map` itself, a map in the mapped function:
+                // `call_known` hands every other map to that lazy stand-in)
                 let mut its = vec![];
                 for a in &c.args[1..] {
                     its.push(self.unpack(a.clone())?);
@@ -709,9 +706,6 @@ impl<'py> Tracer<'py> {
                 let f = c.args[0].clone();
                 if !f.obj().is_none() && !f.obj().is_callable() {
                     f.obj().call0()?;
-                }
-                if let Some(g) = self.pure_fn("_lazy_filter") {
-                    return self.call_pure(&g, c.args, c.kwargs);
                 }
                 let out = PyList::empty(py);
                 for it in self.unpack(c.args[1].clone())? {

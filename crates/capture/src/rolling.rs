@@ -184,12 +184,6 @@ fn written_slot(kinds: &[Kind], r: Option<&Ref>) -> Option<usize> {
     }
 }
 
-/// A comparison operand of a `while` condition.
-enum Operand {
-    Slot(usize),
-    Const(i64),
-}
-
 /// The iterations a guardless `while` loop has left, the one starting now included, when
 /// its condition is one comparison of Python ints — counters growing by a fixed int step
 /// (`scalars`) or values fixed in the loop (locals, constants) — placed as CPython 3.11–3.13
@@ -224,55 +218,38 @@ fn counter_trips(
         .trim_start_matches("bool(")
         .trim_end_matches(')')
         .to_string();
-    let load = |i: usize| -> Option<Operand> {
+    // each operand as `base + step·j` after `j` more iterations: a counter (an int slot
+    // growing by an int step), an int local the loop leaves alone, an int constant
+    let slot = |k: usize| -> Option<(i64, i64)> {
+        if let Some(sc) = scalars.iter().find(|sc| sc.slot == k) {
+            let Slot::Int(last) = sc.last else {
+                return None;
+            };
+            return (sc.step.fract() == 0.0).then_some((last, sc.step as i64));
+        }
+        let v = f.locals.get(k)?.as_ref()?.obj.as_ref()?;
+        v.is_exact_instance_of::<PyInt>()
+            .then(|| v.extract::<i64>().ok().map(|c| (c, 0)))
+            .flatten()
+    };
+    let load = |i: usize| -> Option<(i64, i64)> {
         let x = ins.get(i)?;
         match x.op {
-            Opc::LoadFast | Opc::LoadFastCheck => Some(Operand::Slot(x.arg as usize)),
-            Opc::LoadConst => {
-                let v = &x.argval;
-                (v.is_exact_instance_of::<PyInt>())
-                    .then(|| v.extract::<i64>().ok())
-                    .flatten()
-                    .map(Operand::Const)
+            Opc::LoadFast | Opc::LoadFastCheck => slot(x.arg as usize),
+            Opc::LoadConst if x.argval.is_exact_instance_of::<PyInt>() => {
+                Some((x.argval.extract::<i64>().ok()?, 0))
             }
             _ => None,
         }
     };
     let (a, b) = if ins.get(cmp.checked_sub(1)?)?.op == Opc::LoadFastLoadFast {
         let arg = ins[cmp - 1].arg as usize;
-        (Operand::Slot(arg >> 4), Operand::Slot(arg & 15))
+        (slot(arg >> 4)?, slot(arg & 15)?)
     } else {
         (load(cmp.checked_sub(2)?)?, load(cmp - 1)?)
     };
-    // the value of an operand after `j` more iterations (`None` past i64)
-    let value = |o: &Operand| -> Option<Box<dyn Fn(i64) -> Option<i64>>> {
-        match o {
-            Operand::Const(c) => {
-                let c = *c;
-                Some(Box::new(move |_| Some(c)))
-            }
-            Operand::Slot(k) => {
-                if let Some(sc) = scalars.iter().find(|sc| sc.slot == *k) {
-                    let Slot::Int(last) = sc.last else {
-                        return None;
-                    };
-                    let step = sc.step;
-                    if step.fract() != 0.0 {
-                        return None;
-                    }
-                    let step = step as i64;
-                    return Some(Box::new(move |j| last.checked_add(step.checked_mul(j)?)));
-                }
-                let v = f.locals.get(*k)?.as_ref()?.obj.as_ref()?;
-                if !v.is_exact_instance_of::<PyInt>() {
-                    return None;
-                }
-                let c: i64 = v.extract().ok()?;
-                Some(Box::new(move |_| Some(c)))
-            }
-        }
-    };
-    let (va, vb) = (value(&a)?, value(&b)?);
+    // (`None` past i64)
+    let at = |(base, step): (i64, i64), j: i64| base.checked_add(step.checked_mul(j)?);
     let holds = |x: i64, y: i64| -> Option<bool> {
         Some(match op.as_str() {
             "<" => x < y,
@@ -286,7 +263,7 @@ fn counter_trips(
     let limit = max_trips() as i64;
     let mut j = 1i64;
     while j <= limit {
-        if !holds(va(j)?, vb(j)?)? {
+        if !holds(at(a, j)?, at(b, j)?)? {
             return Some(j as usize);
         }
         j += 1;

@@ -251,9 +251,7 @@ impl Fused {
             match ins.kind {
                 InsKind::Load(l) => load32(&self.leaves[l as usize], env, start, d, t0),
                 InsKind::Imm(v) => d.fill(v as f32),
-                InsKind::Mov(a) if fits(ins.round) && ins.round != DType::Bool => {
-                    d.copy_from_slice(reg(a))
-                }
+                InsKind::Mov(a) if ins.round == DType::F32 => d.copy_from_slice(reg(a)),
                 InsKind::Unary(u, a) if native_unary(u) => unary32(u, d, reg(a)),
                 InsKind::Binary(b, x, y, false) if native_binary(b) => {
                     binary32(b, d, reg(x), reg(y))
@@ -270,22 +268,19 @@ impl Fused {
                     ins.round.round_all(t3);
                     narrow(d, t3);
                 }
-                InsKind::Unary(u, a) if Func32::of(u).is_some() => {
-                    let f = Func32::of(u).expect("checked");
-                    vmath32::apply_unchecked(isa, f, d, reg(a));
-                }
-                InsKind::Unary(u, a) => {
-                    widen(t0, reg(a));
-                    unary(isa, u, t3, t0);
-                    ins.round.round_all(t3);
-                    narrow(d, t3);
-                }
-                InsKind::Binary(b, x, y, int_pow) => {
+                InsKind::Unary(u, a) => match Func32::of(u) {
+                    Some(f) => vmath32::apply_unchecked(isa, f, d, reg(a)),
+                    None => {
+                        widen(t0, reg(a));
+                        unary(isa, u, t3, t0);
+                        ins.round.round_all(t3);
+                        narrow(d, t3);
+                    }
+                },
+                // (an int64 `pow`, which checks its exponents, never reaches a float32 kernel)
+                InsKind::Binary(b, x, y, _) => {
                     widen(t0, reg(x));
                     widen(t1, reg(y));
-                    if int_pow && t1.iter().any(|&e| e < 0.0) {
-                        return Err("integers to negative integer powers are not allowed".into());
-                    }
                     binary(b, t2, t0, t1);
                     ins.round.round_all(t2);
                     narrow(d, t2);
