@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
+import io
 import os
 import signal
 import threading
 import time
 import types
+import warnings
 from collections import OrderedDict, deque
 
 import numpy as np
@@ -228,6 +230,8 @@ def _trace(fn, args, kwargs, promote=()):
                 fn, list(cargs), dict(ckwargs), inputs, _markers(), _tree.leaves_of, roll=False
             )
     got = _self_check(fn, tr, values, result) if self_check_enabled() else None
+    if self_check_enabled() and not tr.rolled_loops:
+        _nearby_check(fn, tr, leaves, treedef, promote, values)
     checks = tuple((kind, container, key, _freeze(obj)) for kind, container, key, obj in sources)
     return result, tr, sig, checks, got
 
@@ -267,6 +271,72 @@ def _self_check(fn, tr, values, result):
                 "AUTODIFF_SELF_CHECK=0 to skip the check."
             )
     return got
+
+
+def _nearby_check(fn, tr, leaves, treedef, promote, values):
+    """The trace must follow `fn` at an input near the traced one, not only reproduce it
+    there: each float input moved by about 1e-3 of its size, `fn` run by NumPy on copies and
+    the trace evaluated (where its guards hold) must agree. A value the engine cannot see
+    being read (a native iterator, `.flat`, `np.nditer`, `memoryview` made over an array
+    before traced values were written into it) is a constant of the trace, right at the
+    traced input only: an error here, never a stale result. No verdict where a guard fails
+    or `fn` raises at the moved input. (Rolled loops are checked by their own plain run.)"""
+    rng = np.random.default_rng(0)
+    moved_values = list(values)
+    moved_leaves = [_fresh(leaf, i in promote) for i, leaf in enumerate(leaves)]
+    any_moved = False
+    for i, v in enumerate(values):
+        a = np.asarray(v)
+        if a.dtype.kind != "f" or a.size == 0 or not np.isfinite(a).all():
+            continue
+        scale = float(np.max(np.abs(a))) or 1.0
+        m = np.asarray(a + 1e-3 * (np.abs(a) + scale) * rng.uniform(-1.0, 1.0, a.shape), dtype=a.dtype)
+        moved_values[i] = m
+        leaf = moved_leaves[i]
+        moved_leaves[i] = m.copy() if isinstance(leaf, np.ndarray) else leaf.dtype.type(m)
+        any_moved = True
+    if not any_moved:
+        return
+    got, _ = tr.run(moved_values)
+    if got is None:  # another branch there: the trace does not claim that input
+        return
+    want = _quiet_plain_run(fn, treedef, moved_leaves)
+    if want is None or len(want) != len(got):
+        return
+    for k, (g, w) in enumerate(zip(got, want)):
+        w = np.asarray(w)
+        if g.shape != w.shape or w.dtype.kind not in "fcbiu":
+            continue
+        if _agree(g, w) or _agree_up_to_cancellation(tr, moved_values, k, g, w):
+            continue
+        # A function that does not reproduce itself (it returns what `np.empty` held) gets
+        # no verdict: run again at the traced inputs, it must give the traced result.
+        again = _quiet_plain_run(fn, treedef, [_fresh(leaf, i in promote) for i, leaf in enumerate(leaves)])
+        base, _ = tr.run(values)
+        if again is None or base is None or not all(_agree(b, np.asarray(a)) for b, a in zip(base, again)):
+            return
+        raise TraceError(
+            f"the trace of {getattr(fn, '__qualname__', fn)} reproduces it at the traced inputs but not at "
+            f"nearby ones (output {k}: traced {g!r} vs real {w!r}): the function reads values the engine "
+            "cannot follow, which became constants of the trace. The usual cause is a reader made over an "
+            "array before values computed from the inputs are written into it (an iterator, `zip`, "
+            "`enumerate`, `.flat`, `np.nditer`, `memoryview`): make the reader after the writes, or index "
+            "the array. Set AUTODIFF_SELF_CHECK=0 to skip the check."
+        )
+
+
+def _quiet_plain_run(fn, treedef, leaves):
+    """The result leaves of `fn` run by NumPy on `leaves` (copies), its prints and warnings
+    silenced (the trace's own run showed them); None when it raises."""
+    pargs, pkwargs = _tree.unflatten(treedef, leaves)
+    quiet = io.StringIO()
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
+            warnings.simplefilter("ignore")
+            with contextlib.redirect_stderr(quiet):
+                return _tree.leaves_of(fn(*pargs, **pkwargs))
+    except Exception:  # no verdict: the function itself fails there
+        return None
 
 
 def _agree(g, w):

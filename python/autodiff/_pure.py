@@ -323,6 +323,30 @@ def _lazy_map(function, *iterables):
         yield function(*args)
 
 
+def _lazy_zip(*iterables):
+    """`zip` of iterators, lazy like Python's: `zip(it, it)` pairs consecutive items, and
+    the first iterable that ends stops it (the others are not read further)."""
+    its = [iter(x) for x in iterables]
+    if not its:
+        return
+    while True:
+        items = []
+        for it in its:
+            v = next(it, _END)
+            if v is _END:
+                return
+            items.append(v)
+        yield tuple(items)
+
+
+def _lazy_enumerate(iterable, start=0):
+    """`enumerate` of an iterator, lazy like Python's (a `break` leaves the rest unread)."""
+    n = start
+    for v in iterable:
+        yield n, v
+        n += 1
+
+
 def _lazy_filter(function, iterable):
     """`filter`, lazy like Python's (see `_lazy_map`)."""
     for v in iterable:

@@ -404,13 +404,18 @@ class Gradient(_Traced):
         pos, _ = self._targets(args)
         if not all(type(a) is np.ndarray for a in args):
             args = _promote_ints(args, pos)
-        outs, (sig, _), tr = self._spec.lookup(args, kwargs)
+        outs, (sig, structure), tr = self._spec.lookup(args, kwargs)
         # With wrt fixed by position, every argument a float64 array or a float (the only
         # calls the native path takes), `pos` and the result's grouping are the same for
         # every call: the result is the output list (regrouped per leaf: the same items).
         self._direct = self._wrt is None or _by_position(self._wrt)
         if self._with_value:
             value, outs = outs[0], outs[1:]
+            if structure[0] == "single" and _is_float16(structure[1]) or (
+                structure[0] == "tree" and len(structure[2]) == 1 and _is_float16(structure[2][0])
+            ):
+                value = np.asarray(value).astype(np.float16)  # a float16 result stays float16
+        outs = _in_leaf_dtypes(args, pos, outs)
         if len(outs) == len(pos) and all(type(args[p]) is np.ndarray for p in pos):
             return (value, outs) if self._with_value else outs
         grads = _group(args, pos, outs)
@@ -640,6 +645,25 @@ class HessianVector(_Traced):
 
     def _text_labels(self, tr, sig):
         return None, "H·v ="
+
+
+def _is_float16(kind):
+    try:
+        return kind is not None and np.dtype(kind) == np.float16
+    except TypeError:  # a Python type (float, int)
+        return False
+
+
+def _in_leaf_dtypes(args, pos, outs):
+    """Gradients of float16 leaves as float16 (the engine computes them in float64, as
+    it computes float16 values): a gradient has the dtype of what it differentiates."""
+    leaves = [leaf for p in pos for leaf in _tree.flatten(args[p])[0]]
+    if len(leaves) != len(outs) or not any(getattr(leaf, "dtype", None) == np.float16 for leaf in leaves):
+        return outs
+    return [
+        np.asarray(o).astype(np.float16) if getattr(leaf, "dtype", None) == np.float16 else o
+        for leaf, o in zip(leaves, outs)
+    ]
 
 
 def grad(fn: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:

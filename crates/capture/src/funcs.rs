@@ -399,6 +399,23 @@ impl<'py> Tracer<'py> {
                 return self.call_pure(&g, c.args, vec![]);
             }
         }
+        // `zip`/`enumerate` of iterators stay lazy too: draining each argument first would
+        // pair `zip(it, it)` wrongly and use up an iterator a `break` leaves half read.
+        if matches!(name, "builtins.zip" | "builtins.enumerate")
+            && c.kwargs.iter().all(|(k, _)| k == "start")
+            && c.args
+                .iter()
+                .any(|a| a.obj().hasattr("__next__").unwrap_or(false))
+        {
+            let stand_in = if name == "builtins.zip" {
+                "_lazy_zip"
+            } else {
+                "_lazy_enumerate"
+            };
+            if let Some(g) = self.pure_fn(stand_in) {
+                return self.call_pure(&g, c.args, c.kwargs);
+            }
+        }
         for a in c.args.iter_mut() {
             *a = self.materialize(a.clone())?;
         }

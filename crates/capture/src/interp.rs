@@ -119,10 +119,11 @@ impl<'py> Tracer<'py> {
 
     /// Runs traced generators in `v` to completion, giving a list, and drains the finite
     /// builtin iterators (`map`, `zip`, `enumerate`, `filter`, `reversed`, list/tuple/dict
-    /// iterators) into lists, so the traced values they carry are visible to the table.
+    /// iterators) and dicts' value views (`d.values()`) into lists, so the traced values they carry are visible to the table.
     /// Other values pass unchanged.
     pub fn materialize(&mut self, v: Val<'py>) -> Res<Val<'py>> {
-        const FINITE: [&str; 10] = [
+        const FINITE: [&str; 11] = [
+            "dict_values",
             "map",
             "zip",
             "enumerate",
@@ -1305,9 +1306,13 @@ impl<'py> Tracer<'py> {
 
     /// `a in b`: a decision on the values of both, guarded (continuous values refused).
     pub fn contains(&mut self, a: &Val<'py>, b: &Val<'py>) -> Res<bool> {
-        if self.deep_sym(a) || self.sym(b).is_some() {
-            self.concretize(a, "`in` on a traced value")?;
-            self.concretize(b, "`in` on a traced value")?;
+        // (a dict is searched by its keys, which are hashable: its values decide nothing)
+        let by_items = self.sym(b).is_some() || b.obj().downcast::<PyDict>().is_err();
+        if self.deep_sym(a) || (by_items && self.deep_sym(b)) {
+            self.concretize_deep(a, "`in` on a traced value")?;
+            if by_items {
+                self.concretize_deep(b, "`in` on a traced value")?;
+            }
         }
         Ok(b.obj().contains(a.obj())?)
     }

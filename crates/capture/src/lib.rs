@@ -484,6 +484,12 @@ impl<'py> Tracer<'py> {
         } else if let Some(d) = plain_dict(&self.r, o) {
             // a plain object holding traced arrays in its attributes (a model, a layer)
             d.values().iter().collect()
+        } else if tn == "dict_values" {
+            // a live view of a dict's values (`sum(d.values())`)
+            match o.try_iter() {
+                Ok(it) => it.filter_map(Result::ok).collect(),
+                Err(_) => return,
+            }
         } else {
             return;
         };
@@ -900,6 +906,17 @@ impl<'py> Tracer<'py> {
             ));
         }
         self.guard(n, v.obj(), what)
+    }
+
+    /// `concretize` for every traced value `v` holds (in lists, tuples and dicts too):
+    /// Python decides on all of them at once (`[x > 1] == [False]`, `a in [x[0], 2]`).
+    pub fn concretize_deep(&mut self, v: &Val<'py>, what: &str) -> Res<()> {
+        let mut found = vec![];
+        self.sym_leaves(v.clone(), 0, &mut found);
+        for leaf in found {
+            self.concretize(&leaf, what)?;
+        }
+        Ok(())
     }
 
     /// Remembers a value read from outside the function (a global, a closure cell, an

@@ -495,6 +495,12 @@ impl<'py> Tracer<'py> {
         };
         let res = self.r.operator.getattr(pyop)?.call1((a.obj(), b.obj()))?;
         if self.sym(a).is_none() && self.sym(b).is_none() {
+            // lists or tuples holding traced values compare item by item: each item
+            // decides the outcome, so each is guarded
+            if self.deep_sym(a) || self.deep_sym(b) {
+                self.concretize_deep(a, "comparing containers of traced values")?;
+                self.concretize_deep(b, "comparing containers of traced values")?;
+            }
             self.check_vals_not_stale([a, b])?;
             return Ok(self.val(res));
         }
