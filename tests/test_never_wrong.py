@@ -719,3 +719,73 @@ def test_float16_gradients_and_values_are_float16():
     assert np.asarray(v).dtype == np.float16 and g.dtype == np.float16
     np.testing.assert_allclose(g, 2 * x)
     assert autodiff.grad(f)(x).dtype == np.float16
+
+
+# --- integers computed from data that decide structure are guarded ----------------------
+
+_A = np.array([3.0, -1, 2, 5, 0.5, -2])  # argmax 3
+_B = np.array([-1.0, 4, 2, 1, 0.5, 6])  # argmax 5
+_C = np.array([1.0, 2, 3, -4, -5, -6])  # argmax 2
+_D = {i: float(i * i) for i in range(6)}
+_L = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+
+
+def _store_slice(x):
+    y = x.copy()
+    y[: np.argmax(x)] = 0.0
+    return y.sum()
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x: x[np.argmax(x) : np.argmax(x) + 2].sum(),  # BINARY_SLICE on 3.12+
+        _store_slice,  # STORE_SLICE on 3.12+
+        lambda x: sum(_L[: np.argmax(x)]) * x[0],
+        lambda x: _D.get(np.argmax(x)) * x[0],
+        lambda x: list(_L).pop(np.argmax(x)) * x[0],
+        lambda x: (lambda ls: (ls.insert(np.argmax(x), 99.0), ls[3])[1])(list(_L)) * x[0],
+        lambda x: {np.argmax(x): 2.0}.get(3, 7.0) * x[0],
+        lambda x: {True: 2.0, False: 5.0}.get(x[0] > 0) * x[1],
+        lambda x: sum(i * v for i, v in enumerate(_L, start=np.argmax(x))) * x[0],
+        lambda x: np.full(np.argmax(x), 1.0).sum() * x[0],
+        lambda x: np.ones_like(x, shape=np.argmax(x)).sum() * x[0],
+        lambda x: np.diff(x, n=np.argmax(x)).sum(),
+        lambda x: x.reshape(np.argmax(x) % 3 + 1, -1)[0].sum(),
+        lambda x: x.reshape(2, 3).sum(axis=np.argmax(x) % 2)[0],
+        lambda x: np.swapaxes(x.reshape(2, 3), 0, np.argmax(x) % 2)[0].sum(),
+        lambda x: np.round(x[1] * 1.23456, np.argmax(x)),
+        lambda x: np.split(x, [np.argmax(x)])[0].sum(),
+    ],
+)
+def test_integers_from_data_that_decide_structure_are_guarded(f):
+    """Found by a user sweep: an integer computed from the data (`np.argmax(x)`) used as a
+    slice bound (3.12's BINARY_SLICE), a dict key or list index, an axis, a shape or a
+    count was read once and frozen: later calls answered with the first call's structure."""
+    F = autodiff.Function(f)
+    for x in (_A, _B, _C, _A):
+        np.testing.assert_allclose(F(x), f(x), rtol=1e-12)
+
+
+def test_segments_from_an_int_array_argument_follow_it():
+    def seg(x, bnd):
+        return np.array([x[bnd[i] : bnd[i + 1]].sum() for i in range(len(bnd) - 1)])
+
+    F = autodiff.Function(seg)
+    x = np.arange(1.0, 11.0)
+    for bnd in (np.array([0, 3, 10]), np.array([0, 5, 7]), np.array([2, 4, 6])):
+        np.testing.assert_allclose(F(x, bnd), seg(x, bnd))
+
+
+@pytest.mark.parametrize("red", [np.max, np.min])
+def test_max_min_of_nothing_with_initial_is_initial(red):
+    f = lambda x: red(x[:0], initial=-1.5) + red(x.reshape(2, 3)[:, :0], axis=1, initial=0.5).sum() + x.sum()
+    x = np.array([1.0, 2, 3, 4, 5, 6])
+    np.testing.assert_allclose(autodiff.Function(f)(x), f(x))
+    np.testing.assert_allclose(autodiff.grad(f)(x), np.ones(6))
+
+
+def test_float16_computed_from_a_mask_is_explained_not_internal():
+    with pytest.raises(autodiff.TraceError, match="float16") as e:
+        autodiff.Function(lambda x: np.exp(x > 2).sum() + x[0])(np.array([1.1, 2.2, 3.3]))
+    assert "internal:" not in str(e.value)

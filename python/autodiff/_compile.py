@@ -265,6 +265,13 @@ def _self_check(fn, tr, values, result):
                 "overflow; use float64, or keep such integers out of the traced computation"
             )
         if g.shape != w.shape or not (_agree(g, w) or _agree_up_to_cancellation(tr, values, k, g, w)):
+            if tr.half_values:
+                raise TraceError(
+                    f"{getattr(fn, '__qualname__', fn)}: NumPy computes part of it in float16 (a ufunc such as "
+                    "np.exp or np.sin of a bool, int8 or uint8 array), which the tracer computes in float64, "
+                    f"so its result differs from NumPy's (output {k}: traced {g!r} vs real {w!r}). Cast the "
+                    "array first (np.exp(m.astype(float)))."
+                )
             raise TraceError(
                 f"internal: the traced graph of {getattr(fn, '__qualname__', fn)} does not reproduce "
                 f"its result (output {k}: traced {g!r} vs real {w!r}). Please report this; set "

@@ -57,6 +57,9 @@ class Trace:
     def needs_plain_check(self) -> bool:
         """A rolled loop's result must be compared with a plain NumPy run."""
     @property
+    def half_values(self) -> bool:
+        """NumPy computed some value in float16 from bool or small-integer arrays."""
+    @property
     def n_inputs(self) -> int: ...
     @property
     def n_outputs(self) -> int: ...

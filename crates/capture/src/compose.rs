@@ -132,9 +132,20 @@ impl<'py> Tracer<'py> {
                 } else {
                     (f64::INFINITY, ReduceOp::Min, BinaryOp::Minimum)
                 };
-                let xm = masked(self, fill)?;
-                let mut r = self.g.reduce(rop, xm, &axes)?;
-                if let Some(i) = c.arg(99, "initial").filter(|v| !v.obj().is_none()).cloned() {
+                let initial = c.arg(99, "initial").filter(|v| !v.obj().is_none()).cloned();
+                let empty = axes.iter().any(|&a| shape[a] == 0);
+                let mut r = if empty && initial.is_some() {
+                    // nothing to reduce: the identity of max/min, which `initial` replaces
+                    let out: Shape = (0..shape.len())
+                        .filter(|i| !axes.contains(i))
+                        .map(|i| shape[i])
+                        .collect();
+                    self.g.full(fill, &out, self.g.dtype(x))
+                } else {
+                    let xm = masked(self, fill)?;
+                    self.g.reduce(rop, xm, &axes)?
+                };
+                if let Some(i) = initial {
                     let i = self.arr_node(&i)?;
                     r = self.g.binary(bop, r, i)?;
                 }

@@ -30,6 +30,8 @@ pub struct Captured<'py> {
     pub rolled_loops: usize,
     /// A rolled loop needs the result compared with a plain run of the function.
     pub needs_plain_check: bool,
+    /// See `Tracer::half_values`.
+    pub half_values: bool,
 }
 
 /// Why a trace stopped.
@@ -191,6 +193,7 @@ impl<'py> Tracer<'py> {
             sources,
             rolled_loops: self.rolled_loops,
             needs_plain_check: self.needs_plain_check,
+            half_values: self.half_values,
         }
     }
 }

@@ -421,6 +421,16 @@ impl<'py> Tracer<'py> {
         }
         let any_sym = c.args.iter().any(|a| self.deep_sym(a))
             || c.kwargs.iter().any(|(_, v)| self.deep_sym(v));
+        if name == "builtins.enumerate" && c.args.len() + c.kwargs.len() == 2 {
+            // the count's start is structure, not data: a traced one is guarded
+            if let Some(s) = c
+                .args
+                .get(1)
+                .or_else(|| c.kwargs.iter().find(|(k, _)| k == "start").map(|(_, v)| v))
+            {
+                self.concretize_deep(&s.clone(), "the start of `enumerate`")?;
+            }
+        }
         // (iterating a 2-d array made in the trace gives rows the engine must know: a
         // write through one updates the array, as in `for i, r in enumerate(y): r[:] = v`)
         let rows = matches!(

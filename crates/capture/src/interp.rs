@@ -878,6 +878,10 @@ impl<'py> Tracer<'py> {
                 let end = Self::pop(f)?;
                 let start = Self::pop(f)?;
                 let c = Self::pop(f)?;
+                // (3.12+: `x[a:b]` without BUILD_SLICE; its bounds decide as BUILD_SLICE's do)
+                for v in [&start, &end] {
+                    self.concretize(v, "a slice bound")?;
+                }
                 let slice = self
                     .r
                     .builtins
@@ -906,6 +910,8 @@ impl<'py> Tracer<'py> {
                 let items = Self::popn(f, 2 * arg)?;
                 let d = PyDict::new(py);
                 for kv in items.chunks(2) {
+                    // (a key is hashed: a traced one decides where its value goes)
+                    self.concretize_deep(&kv[0], "a dict key")?;
                     d.set_item(kv[0].obj(), self.escape(&kv[1])?)?;
                 }
                 f.stack.push(self.obj(d.into_any()));
@@ -1026,6 +1032,7 @@ impl<'py> Tracer<'py> {
             Opc::MapAdd => {
                 let v = Self::pop(f)?;
                 let k = Self::pop(f)?;
+                self.concretize_deep(&k, "a dict key")?;
                 f.stack[f.stack.len() - arg]
                     .obj()
                     .set_item(k.obj(), self.escape(&v)?)?;

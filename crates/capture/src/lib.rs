@@ -287,6 +287,9 @@ pub struct Tracer<'py> {
     /// A rolled loop's Python-level values may differ from what was observed: the caller
     /// re-runs the function with NumPy and compares.
     pub needs_plain_check: bool,
+    /// NumPy computed a value in float16 from bool or small-integer arrays (`np.exp` of a
+    /// mask), which the engine holds in float64: a mismatch is explained, not "internal".
+    pub half_values: bool,
 }
 
 /// Is this object safe to track by identity (never a shared singleton)?
@@ -389,6 +392,7 @@ impl<'py> Tracer<'py> {
             roll: rolling::enabled(),
             rolled_loops: 0,
             needs_plain_check: false,
+            half_values: false,
         })
     }
 

@@ -25,6 +25,36 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::{unsupported, Res, Tracer, Val};
 
+/// Parameter names that give a result's structure rather than data (see `bind`).
+const STRUCTURAL: &[&str] = &[
+    "axis",
+    "axes",
+    "axis1",
+    "axis2",
+    "source",
+    "destination",
+    "shape",
+    "newshape",
+    "n",
+    "k",
+    "N",
+    "M",
+    "num",
+    "decimals",
+    "ndmin",
+    "reps",
+    "repeats",
+    "shift",
+    "indices_or_sections",
+    "deg",
+    "size",
+    "start",
+    "stop",
+    "step",
+    "kth",
+    "minlength",
+];
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
     Read,
@@ -307,6 +337,24 @@ impl<'py> Tracer<'py> {
             }
         }
         c.sig = Some(spec);
+        // Parameters that give structure (an axis, a shape, a count, a precision), not data:
+        // a traced integer there decides the result's form, so it is guarded (its real
+        // value is what the entry reads).
+        for (j, p) in params.iter().enumerate() {
+            if !STRUCTURAL.contains(&p.name) {
+                continue;
+            }
+            let vals: Vec<Val<'py>> = if p.varargs {
+                // (the positional arguments from the varargs' place on)
+                let i = params[..j].iter().filter(|q| q.pos.is_some()).count();
+                c.args.get(i..).map(|v| v.to_vec()).unwrap_or_default()
+            } else {
+                c.arg(usize::MAX, p.name).cloned().into_iter().collect()
+            };
+            for v in vals {
+                self.concretize_deep(&v, &format!("the `{}` of `{}`", p.name, c.name))?;
+            }
+        }
         let mut out = None;
         // `out` last: every other argument is checked before the call is changed.
         let order = params

@@ -872,8 +872,23 @@ impl<'py> Tracer<'py> {
                 if CONTAINER_METHODS.contains(&c.getattr("__name__")?.extract::<String>()?.as_str())
                     && (slf.downcast::<PyList>().is_ok() || slf.downcast::<PyDict>().is_ok())
                 {
-                    // Moving values in and out of lists and dicts never looks at them.
-                    let args = self.escape_all(&args)?;
+                    // Moving values in and out of lists and dicts never looks at them; a
+                    // key or an index (`d.get(k)`, `l.pop(i)`, `l.insert(i, v)`) decides
+                    // which, so a traced one is guarded.
+                    let mname: String = c.getattr("__name__")?.extract()?;
+                    let keyed = matches!(mname.as_str(), "get" | "pop" | "insert" | "setdefault");
+                    if keyed {
+                        if let Some(k) = args.first() {
+                            self.concretize_deep(k, &format!("the key or index of `.{mname}`"))?;
+                        }
+                    }
+                    let orig_key = args.first().map(|v| v.obj().clone());
+                    let mut args = self.escape_all(&args)?;
+                    if keyed && !args.is_empty() {
+                        // the key itself (guarded above), not a tracked box of it: a
+                        // traced bool stays hashable
+                        args[0] = orig_key.clone().unwrap_or_else(|| args[0].clone());
+                    }
                     let kw = PyDict::new(self.py);
                     for (k, v) in &kwargs {
                         kw.set_item(k, self.escape(v)?)?;
@@ -1088,6 +1103,28 @@ impl<'py> Tracer<'py> {
 
     fn call_ufunc_bound(&mut self, name: &str, c: Call<'py>) -> Res<Val<'py>> {
         let res = c.real()?;
+        // NumPy computes `exp`/`sin`/`sqrt`... of bool, int8 and uint8 arrays in float16;
+        // the engine holds float16 as float64 (rounded only where a result leaves): noted,
+        // so that a self-check mismatch that this explains says so.
+        let kind = |o: &Bound<'py, PyAny>| -> String {
+            o.getattr("dtype")
+                .and_then(|d| d.getattr("kind"))
+                .and_then(|k| k.extract())
+                .unwrap_or_default()
+        };
+        let half = res
+            .getattr("dtype")
+            .and_then(|d| d.getattr("itemsize"))
+            .and_then(|s| s.extract::<usize>())
+            .is_ok_and(|s| s == 2)
+            && kind(&res) == "f";
+        if half
+            && c.args
+                .iter()
+                .all(|a| matches!(kind(a.obj()).as_str(), "b" | "i" | "u" | ""))
+        {
+            self.half_values = true;
+        }
         if let Some(v) = self.composed_ufunc(name, &c, &res)? {
             return Ok(v);
         }

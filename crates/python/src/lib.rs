@@ -51,6 +51,7 @@ fn trace<'py>(
             rolled: traced::Rolled {
                 loops: c.rolled_loops,
                 needs_plain_check: c.needs_plain_check,
+                half_values: c.half_values,
             },
         };
         Ok((c.result, PyTrace::new(data), c.sources))

@@ -25,6 +25,8 @@ pub struct TraceData {
 pub struct Rolled {
     pub loops: usize,
     pub needs_plain_check: bool,
+    /// NumPy computed some value in float16 from bool/small-int arrays (see capture).
+    pub half_values: bool,
 }
 
 #[pyclass(name = "Trace", module = "autodiff._core", frozen)]
@@ -322,6 +324,12 @@ impl PyTrace {
     #[getter]
     fn needs_plain_check(&self) -> bool {
         self.inner.rolled.needs_plain_check
+    }
+
+    /// NumPy computed some value of the trace in float16 from bool or small-integer arrays.
+    #[getter]
+    fn half_values(&self) -> bool {
+        self.inner.rolled.half_values
     }
 
     #[getter]
