@@ -650,3 +650,21 @@ def test_a_method_patched_on_the_class_or_the_instance_retraces():
     for _ in range(3):
         G(x)
     assert G.trace_count == 1
+
+
+class _Holder:
+    pass
+
+
+def test_attributes_found_absent_on_outside_objects_are_checked():
+    """Found by a user sweep: `getattr(obj, name, default)` and `hasattr` on an object from
+    outside the function saw the attribute absent once; adding it later was ignored."""
+    q, r = _Holder(), _Holder()
+    F = autodiff.Function(lambda x: x.sum() * getattr(q, "scale", 1.0))
+    G = autodiff.Function(lambda x: x.sum() * (2.0 if hasattr(r, "c") else 1.0))
+    x = np.ones(3)
+    assert F(x) == 3.0 and G(x) == 3.0
+    q.scale, r.c = 4.0, 1
+    assert F(x) == 12.0 and G(x) == 6.0
+    del r.c
+    assert G(x) == 3.0

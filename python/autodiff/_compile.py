@@ -37,7 +37,9 @@ def _markers():
         "constant": constant,
         "escape": escape,
         "tag": tag,
-        "_sentinel": object(),
+        # also what `stale` reads for an absent attribute: a check that an attribute is
+        # still absent is one whose value is this sentinel
+        "_sentinel": _MISSING,
     }
 
 

@@ -445,6 +445,21 @@ impl<'py> Tracer<'py> {
             .args
             .iter()
             .any(|a| self.rows_are_views(a.obj()).unwrap_or(false));
+        if (name == "builtins.getattr" && c.args.len() == 3)
+            || (name == "builtins.hasattr" && c.args.len() == 2)
+        {
+            // an attribute found absent on an outside object is a fact of the trace too
+            if let Ok(n) = c.args[1].obj().extract::<String>() {
+                let o = c.args[0].obj();
+                if !o.hasattr(n.as_str())? {
+                    self.note_missing(o, &n)?;
+                } else if name == "builtins.hasattr" && self.is_foreign(o) {
+                    // present: its value is read like `o.n` (a deletion is then seen)
+                    let v = self.getattr(&c.args[0], &n)?;
+                    drop(v);
+                }
+            }
+        }
         if !any_sym && !lazy && !rows && !name.starts_with("autodiff.") {
             return Ok(Val::new(c.real()?));
         }
@@ -642,7 +657,10 @@ impl<'py> Tracer<'py> {
                 match self.getattr(&c.args[0], &name) {
                     Ok(v) => Ok(v),
                     Err(e) => match c.args.get(2) {
-                        Some(d) => Ok(d.clone()),
+                        Some(d) => {
+                            self.note_missing(c.args[0].obj(), &name)?;
+                            Ok(d.clone())
+                        }
                         None => Err(e),
                     },
                 }
@@ -654,6 +672,15 @@ impl<'py> Tracer<'py> {
                 self.call_native(c)
             }
             "builtins.round" => self.run_selection(name, c),
+            "builtins.hasattr" => {
+                let r = c.real()?;
+                if c.args.len() == 2 && !r.is_truthy()? {
+                    if let Ok(n) = c.args[1].obj().extract::<String>() {
+                        self.note_missing(c.args[0].obj(), &n)?;
+                    }
+                }
+                Ok(Val::new(r))
+            }
             _ => self.call_native(c),
         }
     }
@@ -679,7 +706,6 @@ impl<'py> Tracer<'py> {
             | "builtins.repr"
             | "builtins.str"
             | "builtins.format"
-            | "builtins.hasattr"
             | "builtins.setattr"
             | "builtins.callable"
             | "builtins.dict"

@@ -923,6 +923,18 @@ impl<'py> Tracer<'py> {
         Ok(())
     }
 
+    /// Remembers that an object from outside the function lacks attribute `key`
+    /// (`getattr(obj, key, default)`, `hasattr`): each call checks it is still absent.
+    pub fn note_missing(&mut self, o: &Bound<'py, PyAny>, key: &str) -> Res<()> {
+        if !self.is_foreign(o) || o.is_instance_of::<PyModule>() {
+            return Ok(());
+        }
+        if let Some(s) = self.r.markers.get_item("_sentinel")? {
+            self.note_source("attr", o, key, &s)?;
+        }
+        Ok(())
+    }
+
     /// Remembers a value read from outside the function (a global, a closure cell, an
     /// attribute of an object that is not an argument, a default argument): it is a
     /// constant of the trace, so each call checks that it still holds (arrays: same
@@ -970,6 +982,14 @@ impl<'py> Tracer<'py> {
         key: &str,
         v: &Bound<'py, PyAny>,
     ) -> PyResult<bool> {
+        if self
+            .r
+            .markers
+            .get_item("_sentinel")
+            .is_ok_and(|s| s.is_some_and(|s| s.is(v)))
+        {
+            return Ok(true); // an absent attribute (`note_missing`)
+        }
         if v.is_none()
             || v.is_instance(&self.r.ndarray)?
             || v.is_instance(&self.r.generic)?

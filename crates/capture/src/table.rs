@@ -729,6 +729,8 @@ impl<'py> Tracer<'py> {
                     if args.len() == 3
                         && e.is_instance_of::<pyo3::exceptions::PyAttributeError>(self.py) =>
                 {
+                    // (absent on an outside object: checked on each call)
+                    self.note_missing(args[0].obj(), &name)?;
                     Ok(args[2].clone())
                 }
                 r => r,
