@@ -310,14 +310,7 @@ def _lazy_map(function, *iterables):
     consumed, from the values its arrays hold then (an array written in place between
     `map(...)` and its use gives the new values), and each iterable gives one item per item
     (an iterator shared with other code is not used up)."""
-    its = [iter(x) for x in iterables]
-    while True:
-        args = []
-        for it in its:
-            v = next(it, _END)
-            if v is _END:
-                return
-            args.append(v)
+    for args in _lazy_zip(*iterables):
         if not callable(function):
             raise _not_callable(function)
         yield function(*args)
