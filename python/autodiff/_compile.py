@@ -232,7 +232,7 @@ def _trace(fn, args, kwargs, promote=()):
                 fn, list(cargs), dict(ckwargs), inputs, _markers(), _tree.leaves_of, roll=False
             )
     got = _self_check(fn, tr, values, result) if self_check_enabled() else None
-    if self_check_enabled() and not tr.rolled_loops:
+    if self_check_enabled() and not tr.rolled_loops and not tr.uninit_values:
         _nearby_check(fn, tr, leaves, treedef, promote, values)
     checks = tuple((kind, container, key, _freeze(obj)) for kind, container, key, obj in sources)
     return result, tr, sig, checks, got

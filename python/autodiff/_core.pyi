@@ -60,6 +60,9 @@ class Trace:
     def half_values(self) -> bool:
         """NumPy computed some value in float16 from bool or small-integer arrays."""
     @property
+    def uninit_values(self) -> bool:
+        """`np.empty`/`np.empty_like` was called while tracing."""
+    @property
     def n_inputs(self) -> int: ...
     @property
     def n_outputs(self) -> int: ...

@@ -32,6 +32,8 @@ pub struct Captured<'py> {
     pub needs_plain_check: bool,
     /// See `Tracer::half_values`.
     pub half_values: bool,
+    /// See `Tracer::uninit_values`.
+    pub uninit_values: bool,
 }
 
 /// Why a trace stopped.
@@ -194,6 +196,7 @@ impl<'py> Tracer<'py> {
             rolled_loops: self.rolled_loops,
             needs_plain_check: self.needs_plain_check,
             half_values: self.half_values,
+            uninit_values: self.uninit_values,
         }
     }
 }

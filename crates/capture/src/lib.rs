@@ -290,6 +290,9 @@ pub struct Tracer<'py> {
     /// NumPy computed a value in float16 from bool or small-integer arrays (`np.exp` of a
     /// mask), which the engine holds in float64: a mismatch is explained, not "internal".
     pub half_values: bool,
+    /// `np.empty`/`np.empty_like` was called: values read from uninitialized memory are
+    /// constants of the trace that no other run reproduces (the nearby check skips it).
+    pub uninit_values: bool,
 }
 
 /// Is this object safe to track by identity (never a shared singleton)?
@@ -393,6 +396,7 @@ impl<'py> Tracer<'py> {
             rolled_loops: 0,
             needs_plain_check: false,
             half_values: false,
+            uninit_values: false,
         })
     }
 

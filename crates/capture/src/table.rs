@@ -619,6 +619,15 @@ impl<'py> Tracer<'py> {
     ) -> Res<Val<'py>> {
         let c = callee.obj().clone();
         self.note_exit_call(&c);
+        if !self.uninit_values
+            && c.getattr(pyo3::intern!(self.py, "__name__"))
+                .is_ok_and(|n| matches!(n.to_string().as_str(), "empty" | "empty_like"))
+            && c.getattr(pyo3::intern!(self.py, "__module__"))
+                .is_ok_and(|m| m.to_string().starts_with("numpy"))
+        {
+            // uninitialized memory: what it holds is no fact of the function
+            self.uninit_values = true;
+        }
         let traced =
             args.iter().any(|a| self.deep_sym(a)) || kwargs.iter().any(|(_, v)| self.deep_sym(v));
         let str_self = c

@@ -52,6 +52,7 @@ fn trace<'py>(
                 loops: c.rolled_loops,
                 needs_plain_check: c.needs_plain_check,
                 half_values: c.half_values,
+                uninit_values: c.uninit_values,
             },
         };
         Ok((c.result, PyTrace::new(data), c.sources))

@@ -27,6 +27,8 @@ pub struct Rolled {
     pub needs_plain_check: bool,
     /// NumPy computed some value in float16 from bool/small-int arrays (see capture).
     pub half_values: bool,
+    /// `np.empty` was called while tracing (see capture).
+    pub uninit_values: bool,
 }
 
 #[pyclass(name = "Trace", module = "autodiff._core", frozen)]
@@ -330,6 +332,12 @@ impl PyTrace {
     #[getter]
     fn half_values(&self) -> bool {
         self.inner.rolled.half_values
+    }
+
+    /// `np.empty`/`np.empty_like` was called while tracing (uninitialized values).
+    #[getter]
+    fn uninit_values(&self) -> bool {
+        self.inner.rolled.uninit_values
     }
 
     #[getter]
