@@ -668,3 +668,15 @@ def test_attributes_found_absent_on_outside_objects_are_checked():
     assert F(x) == 12.0 and G(x) == 6.0
     del r.c
     assert G(x) == 3.0
+
+
+def test_environment_variables_read_are_checked(monkeypatch):
+    """Found by a user sweep: `os.environ` read by the function was a constant of the trace."""
+    import os
+
+    monkeypatch.setenv("AUTODIFF_TEST_SCALE", "1")
+    F = autodiff.Function(lambda x: x.sum() * float(os.environ.get("AUTODIFF_TEST_SCALE", "1")))
+    assert F(np.ones(3)) == 3.0
+    monkeypatch.setenv("AUTODIFF_TEST_SCALE", "3")
+    assert F(np.ones(3)) == 9.0
+    assert "os.environ" in F.explain()

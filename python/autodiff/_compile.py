@@ -709,7 +709,7 @@ def _fast_leaves(args):
 
 
 # Snapshots of values read from outside the traced function (see `_freeze`), by tag.
-_ARR, _VAL, _SEQ, _MAP, _SET, _ID, _METH = range(7)
+_ARR, _VAL, _SEQ, _MAP, _SET, _ID, _METH, _ENV = range(8)
 _MISSING = object()
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
 # Arrays up to this many bytes are compared as bytes (fast; NaN equals an identical NaN).
@@ -732,6 +732,8 @@ def _freeze(v, depth=0):
         return (_MAP, v, t, [(k, _freeze(e, depth + 1)) for k, e in v.items()])
     if isinstance(v, (set, frozenset)):
         return (_SET, v, t, frozenset(v))
+    if v is os.environ:
+        return (_ENV, v, dict(v))
     if t is types.MethodType:
         # made afresh by each attribute access: the same function bound to the same object
         return (_METH, v, v.__func__, v.__self__)
@@ -769,6 +771,8 @@ def _same(cur, fz):
         return True
     if tag is _SET:
         return type(cur) is fz[2] and cur == fz[3]
+    if tag is _ENV:
+        return cur is fz[1] and dict(cur) == fz[2]
     if tag is _METH:
         return type(cur) is types.MethodType and cur.__func__ is fz[2] and cur.__self__ is fz[3]
     return cur is fz[1]

@@ -994,6 +994,9 @@ impl<'py> Tracer<'py> {
         {
             return Ok(true); // an absent attribute (`note_missing`)
         }
+        if type_name(v) == "_Environ" {
+            return Ok(true); // `os.environ`: read by the function, changed by the process
+        }
         if v.is_none()
             || v.is_instance(&self.r.ndarray)?
             || v.is_instance(&self.r.generic)?
