@@ -212,6 +212,11 @@ pub fn max_trace_nodes() -> usize {
         .unwrap_or(DEFAULT_MAX_TRACE_NODES)
 }
 
+/// `release_dead_buffers` runs after this many bytes of arrays were tracked...
+const RELEASE_EVERY_BYTES: usize = 64 << 20;
+/// ...and frees arrays of at least this size.
+const RELEASE_MIN_BYTES: usize = 1 << 20;
+
 /// The state of one trace.
 pub struct Tracer<'py> {
     pub py: Python<'py>,
@@ -227,6 +232,10 @@ pub struct Tracer<'py> {
     /// Tracked arrays that view another's memory (a `.base`): the only ones an in-place
     /// write can make stale besides the written array's memory root.
     view_like: Vec<Bound<'py, PyAny>>,
+    /// Bytes of arrays tracked since the last `release_dead_buffers`.
+    fresh_bytes: usize,
+    /// Arrays whose buffers were released (see `release_dead_buffers`).
+    released: std::collections::HashSet<usize>,
     /// Memory roots (outermost `.base`) of arrays updated in place: an untracked array on
     /// one of them may hold stale values and is refused as a constant.
     written_roots: std::collections::HashSet<usize>,
@@ -367,6 +376,8 @@ impl<'py> Tracer<'py> {
             held: HashMap::new(),
             views: HashMap::new(),
             view_like: vec![],
+            fresh_bytes: 0,
+            released: Default::default(),
             written_roots: Default::default(),
             guards: vec![],
             r,
@@ -606,6 +617,13 @@ impl<'py> Tracer<'py> {
             }
             self.ids.insert(key, node);
             self.hold(&obj);
+            if let Ok(n) = obj.getattr(pyo3::intern!(self.py, "nbytes")) {
+                self.fresh_bytes += n.extract::<usize>().unwrap_or(0);
+                if self.fresh_bytes > RELEASE_EVERY_BYTES {
+                    self.fresh_bytes = 0;
+                    self.release_dead_buffers()?;
+                }
+            }
             Ok(Val::new(obj))
         } else {
             Ok(Val {
@@ -784,6 +802,56 @@ impl<'py> Tracer<'py> {
             .copied()
             .unwrap_or(0);
         ours > 0 && obj.get_refcnt() as usize <= ours
+    }
+
+    /// Frees the data of large arrays the traced code can no longer reach (only the
+    /// tracer's own references are left, by reference count): their values are in the
+    /// graph, and NumPy can reuse the memory for the next results. A trace over arrays of
+    /// 10^6 elements and more otherwise held every intermediate (memory growing with the
+    /// number of operations, and a third of the time spent by the kernel zeroing fresh
+    /// pages). The objects themselves stay in `keep`, shrunk to no elements, so their
+    /// addresses (keys of `ids` and of the other tables) are never reused while tracing.
+    fn release_dead_buffers(&mut self) -> Res<()> {
+        let mut seen = std::collections::HashSet::new();
+        let dead: Vec<Bound<'py, PyAny>> = self
+            .keep
+            .iter()
+            .filter(|o| {
+                let key = o.as_ptr() as usize;
+                seen.insert(key)
+                    && !self.released.contains(&key)
+                    && !self.views.contains_key(&key)
+                    && o.is_exact_instance(&self.r.ndarray)
+                    && self.unreachable(o)
+            })
+            .cloned()
+            .collect();
+        let py = self.py;
+        for o in dead {
+            let big = o
+                .getattr(pyo3::intern!(py, "nbytes"))
+                .and_then(|n| n.extract::<usize>())
+                .is_ok_and(|n| n >= RELEASE_MIN_BYTES);
+            let flags = o.getattr(pyo3::intern!(py, "flags"))?;
+            let owns = flags.getattr(pyo3::intern!(py, "owndata"))?.is_truthy()?
+                && flags.getattr(pyo3::intern!(py, "writeable"))?.is_truthy()?
+                && o.getattr(pyo3::intern!(py, "base"))?.is_none();
+            if big && owns {
+                // `__setstate__` frees the whole buffer (a `resize` to 0 would shrink it
+                // in place, leaving holes just too small for the next array of its size)
+                let state = (
+                    1,
+                    (0,),
+                    o.getattr(pyo3::intern!(py, "dtype"))?,
+                    false,
+                    pyo3::types::PyBytes::new(py, b""),
+                );
+                if o.call_method1("__setstate__", (state,)).is_ok() {
+                    self.released.insert(o.as_ptr() as usize);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Forgets the views (and view-like arrays) the traced code can no longer reach: an
