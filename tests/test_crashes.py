@@ -215,6 +215,9 @@ def test_data_dependent_while_loop_stops_with_a_trace_error_naming_the_loop():
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("TraceError"), r.stdout
-    assert "AUTODIFF_MAX_TRACE_NODES" in r.stdout
+    # rolled, the loop runs to the trip limit (its counter `i += 1` steers nothing); in
+    # chunks, the trace grows to its size limit: either limit is named, with the loop
+    assert "AUTODIFF_MAX_LOOP_TRIPS" in r.stdout or (
+        "AUTODIFF_MAX_TRACE_NODES" in r.stdout and "Vectorize" in r.stdout
+    ), r.stdout
     assert "the loop at <string>:5" in r.stdout, r.stdout
-    assert "Vectorize" in r.stdout

@@ -1638,18 +1638,28 @@ fn linear(v: &[f64]) -> Option<f64> {
 /// Does the loop's code (instructions `header..=from`) read local `k`?
 fn reads_local(code: &Code<'_>, header: usize, from: usize, k: usize) -> bool {
     let (lo, hi) = (header.min(from), header.max(from));
-    code.instrs[lo..=hi.min(code.instrs.len() - 1)]
-        .iter()
-        .any(|ins| {
-            let a = ins.arg as usize;
-            match ins.op {
-                Opc::LoadFast | Opc::LoadFastCheck | Opc::LoadFastAndClear | Opc::DeleteFast => {
-                    a == k
-                }
-                Opc::LoadFastLoadFast => a >> 4 == k || a & 15 == k,
-                Opc::StoreFastLoadFast => a & 15 == k,
-                Opc::LoadClosure | Opc::MakeCell | Opc::LoadDeref => a == k,
-                _ => false,
-            }
-        })
+    let body = &code.instrs[lo..=hi.min(code.instrs.len() - 1)];
+    // `k += c` (or `-=`) reads k only to count it on: nothing else sees the value
+    let counts_itself = |j: usize| {
+        matches!(
+            (body.get(j + 1), body.get(j + 2), body.get(j + 3)),
+            (Some(c), Some(b), Some(s))
+                if c.op == Opc::LoadConst
+                    && b.op == Opc::BinaryOp
+                    && matches!(b.arg, 13 | 23) // +=, -=
+                    && s.op == Opc::StoreFast
+                    && s.arg as usize == k
+        )
+    };
+    body.iter().enumerate().any(|(j, ins)| {
+        let a = ins.arg as usize;
+        match ins.op {
+            Opc::LoadFast | Opc::LoadFastCheck => a == k && !counts_itself(j),
+            Opc::LoadFastAndClear | Opc::DeleteFast => a == k,
+            Opc::LoadFastLoadFast => a >> 4 == k || a & 15 == k,
+            Opc::StoreFastLoadFast => a & 15 == k,
+            Opc::LoadClosure | Opc::MakeCell | Opc::LoadDeref => a == k,
+            _ => false,
+        }
+    })
 }
