@@ -789,3 +789,35 @@ def test_float16_computed_from_a_mask_is_explained_not_internal():
     with pytest.raises(autodiff.TraceError, match="float16") as e:
         autodiff.Function(lambda x: np.exp(x > 2).sum() + x[0])(np.array([1.1, 2.2, 3.3]))
     assert "internal:" not in str(e.value)
+
+
+@pytest.mark.parametrize("f", [lambda x: np.sum(x**2) * x, lambda x: np.sum(x**2) * x[0]])
+def test_vmap_exports_the_batched_computation(f):
+    """Found by a user sweep: printing and exporting a `vmap` showed the one-example trace;
+    its exported function, called on the batch, returned other numbers."""
+    T = autodiff.vmap(f)
+    x = np.arange(6.0).reshape(3, 2)
+    want = np.stack([f(r) for r in x])
+    np.testing.assert_allclose(T(x), want)
+    np.testing.assert_allclose(T.to_python()(x), want)
+    assert "axis=1" in T.to_source()
+
+
+def test_upper_cholesky_reads_the_upper_triangle():
+    """Found by a user sweep: the upper factor was the lower factor transposed, which reads
+    the other triangle than LAPACK's 'U' (and the nearby-input check refused it)."""
+    sl = pytest.importorskip("scipy.linalg")
+    A = np.random.default_rng(17).normal(size=(3, 3))
+    K = A @ A.T + 3 * np.eye(3)
+    N = K + np.triu(np.ones((3, 3)), 1) * 0.3  # the lower triangle is K's
+    F = autodiff.Function(lambda K: np.linalg.cholesky(K, upper=True))
+    for M in (K, N):
+        np.testing.assert_allclose(F(M), np.linalg.cholesky(M, upper=True), rtol=1e-12)
+    W = np.arange(9.0).reshape(3, 3)
+    f = lambda K: np.sum(sl.cholesky(K) * W)
+    V = np.random.default_rng(1).normal(size=(3, 3))
+    V = V + V.T  # the derivative is that of the symmetric part
+    e = 1e-6
+    np.testing.assert_allclose(
+        np.sum(autodiff.grad(f)(K) * V), (f(K + e * V) - f(K - e * V)) / (2 * e), rtol=1e-6
+    )

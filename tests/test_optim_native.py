@@ -148,8 +148,10 @@ def test_nan_mid_run_is_reported_with_the_last_finite_point():
         return np.sum((x - 3.0) ** 2) + np.sqrt(2.0 - x[0])
 
     res = autodiff.minimize(f, [np.zeros(2)])
-    assert not res.success and res.status == 3
-    assert "not finite" in res.message
+    # steps into the NaN region are backed off (as SciPy's driver does); the search then
+    # ends against the region's edge, short of the minimum, and says so
+    assert not res.success and res.status in (2, 3)
+    assert ("not finite" if res.status == 3 else "line search") in res.message
     assert np.isfinite(res.fun) and np.all(np.isfinite(res.x[0])) and res.x[0][0] < 2.0
     assert res.fun == pytest.approx(float(f(res.x[0])))
     assert np.all(np.isfinite(res.history["loss"]))
@@ -236,3 +238,11 @@ def test_verbose_uses_tqdm_when_installed(capsys):
     res = autodiff.minimize(rosen, [np.zeros(3)], verbose=True)
     err = capsys.readouterr().err
     assert res.success and "loss=" in err and "grad=" in err
+
+
+def test_a_step_outside_the_domain_is_backed_off_and_the_minimum_reached():
+    """Found by a user sweep: `x - log(x)` from 5 stopped at 2.11 (the first full step
+    lands at x < 0 and the native driver stopped at the NaN); SciPy reaches 1."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        (x,) = autodiff.fmin_l_bfgs_b(lambda x: np.sum(x - np.log(x)), [np.full(3, 5.0)])
+    np.testing.assert_allclose(x, 1.0, atol=1e-5)

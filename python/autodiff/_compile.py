@@ -299,7 +299,12 @@ def _nearby_check(fn, tr, leaves, treedef, promote, values):
         if a.dtype.kind != "f" or a.size == 0 or not np.isfinite(a).all():
             continue
         scale = float(np.max(np.abs(a))) or 1.0
-        m = np.asarray(a + 1e-3 * (np.abs(a) + scale) * rng.uniform(-1.0, 1.0, a.shape), dtype=a.dtype)
+        u = rng.uniform(-1.0, 1.0, a.shape)
+        if a.ndim >= 2 and a.shape[-1] == a.shape[-2] and np.array_equal(a, np.swapaxes(a, -1, -2)):
+            # a symmetric matrix stays symmetric (a covariance passed to cholesky/eigh,
+            # which read one triangle: a non-symmetric input is outside their contract)
+            u = (u + np.swapaxes(u, -1, -2)) / 2
+        m = np.asarray(a + 1e-3 * (np.abs(a) + scale) * u, dtype=a.dtype)
         moved_values[i] = m
         leaf = moved_leaves[i]
         moved_leaves[i] = m.copy() if isinstance(leaf, np.ndarray) else leaf.dtype.type(m)

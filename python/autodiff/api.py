@@ -832,6 +832,14 @@ class _VMap(_Traced):
         self._spec = Specializer(fn)
         self._cache: dict = {}
         self._loop = Function(self._unrolled)
+        # the trace that computed the last call (batched, or the unrolled loop's): what
+        # printing and the exports show, never the one-example trace it was made from
+        self._last: tuple | None = None
+
+    def _latest(self):
+        if self._last is not None:
+            return self._last
+        return self._loop._latest()
 
     def _axes(self, args):
         axes = list(self._in_axes) if isinstance(self._in_axes, (list, tuple)) else [self._in_axes] * len(args)
@@ -872,12 +880,14 @@ class _VMap(_Traced):
             leaves = _tree.flatten((tuple(arrs), {}), "args")[0]
             outs, bad = bt.run(leaves)
             if outs is not None:
+                self._last = (bt, None)
                 return _tree.rebuild(structure, outs)
         if n == 0:
             raise ValueError(
                 f"vmap of {_fname(self._fn)} over an empty batch: its trace has no batching rule, and "
                 "with no element there is nothing to map one by one"
             )
+        self._last = None
         return self._loop(*args)
 
 

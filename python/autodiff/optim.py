@@ -14,8 +14,10 @@ arrays and returns arrays of the same shapes (the original PyAutoDiff's conventi
 compatible dict when SciPy is missing): `x` (the arrays, shaped like `init_args`),
 `kwargs` (keyword arrays by name, when `init_kwargs` is given), `x_flat`, `fun`, `jac`
 (flat), `nit`, `nfev`, `success`, `status`, `message`, and `history` (`loss` and
-`grad_norm` per iteration). A NaN or infinite loss stops L-BFGS-B: the message says so and
-`x` is the last point where the loss was finite.
+`grad_norm` per iteration). A line-search step where the loss or its gradient is NaN or
+infinite (outside the function's domain) is halved and the search started again from there,
+as SciPy's driver does; only when the step cannot shrink further does L-BFGS-B stop, the
+message says so and `x` is the last point where the loss was finite.
 """
 
 from __future__ import annotations

@@ -1590,19 +1590,24 @@ impl<'py> Tracer<'py> {
                 let out = match name {
                     "np.linalg.inv" => self.g.add(Op::Inv, vec![a])?,
                     "np.linalg.det" => self.g.add(Op::Det, vec![a])?,
+                    // The upper factor reads the upper triangle, as LAPACK's 'U' does:
+                    // U = L(Aᵀ)ᵀ (the lower factor of the transpose reads A's upper
+                    // triangle; the same as L(A)ᵀ when A is symmetric).
                     "np.linalg.cholesky" => {
-                        let l = self.g.add(Op::Cholesky, vec![a])?;
                         if self.kw_bool(&c, 99, "upper")? {
+                            let at = self.g.transpose(a, &[1, 0])?;
+                            let l = self.g.add(Op::Cholesky, vec![at])?;
                             self.g.transpose(l, &[1, 0])?
                         } else {
-                            l
+                            self.g.add(Op::Cholesky, vec![a])?
                         }
                     }
                     _ => {
-                        let l = self.g.add(Op::Cholesky, vec![a])?;
                         if self.kw_bool(&c, 1, "lower")? {
-                            l
+                            self.g.add(Op::Cholesky, vec![a])?
                         } else {
+                            let at = self.g.transpose(a, &[1, 0])?;
+                            let l = self.g.add(Op::Cholesky, vec![at])?;
                             self.g.transpose(l, &[1, 0])?
                         }
                     }

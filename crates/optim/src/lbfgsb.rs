@@ -703,7 +703,15 @@ pub fn lbfgsb<E>(
                 ft = fg(&xt, &mut gt)?;
                 nfev += 1;
                 if !finite(ft, &gt) {
-                    finish!(Status::NonFinite, nit);
+                    // outside the objective's domain (log of a negative, an overflow):
+                    // back off toward x and start the line search again from there, as
+                    // SciPy's driver does; only a step that cannot shrink further stops
+                    stp *= 0.5;
+                    if stp < 1e-20 {
+                        finish!(Status::NonFinite, nit);
+                    }
+                    ls = MoreThuente::new(params, f, gd, stp);
+                    continue;
                 }
                 match ls.next(&mut stp, ft, dot(&gt, &d)) {
                     Verdict::Evaluate => {}
@@ -847,8 +855,34 @@ mod tests {
             |_| Ok(false),
         )
         .unwrap();
-        assert_eq!(r.status, Status::NonFinite);
+        // backs off the NaN region, then cannot go on toward the minimum beyond it
+        assert!(!r.status.success(), "{:?}", r.status);
         assert!(r.x[0] <= 1.0 && r.f.is_finite());
+        assert!(r.x[0] > 0.99, "{:?}", r.x); // it went as far as the domain allows
+    }
+
+    #[test]
+    fn a_step_outside_the_domain_is_backed_off_not_a_stop() {
+        // Σ x − log x from 5: the first full step lands at x < 0 (log undefined); SciPy's
+        // driver backs off and reaches the minimum at 1
+        let r = lbfgsb(
+            |x: &[f64], g: &mut [f64]| -> Result<f64, ()> {
+                let mut f = 0.0;
+                for i in 0..x.len() {
+                    g[i] = 1.0 - 1.0 / x[i];
+                    f += x[i] - x[i].ln();
+                }
+                Ok(f)
+            },
+            &[5.0; 3],
+            &[f64::NEG_INFINITY; 3],
+            &[f64::INFINITY; 3],
+            &Options::default(),
+            |_| Ok(false),
+        )
+        .unwrap();
+        assert!(r.status.success(), "{:?}", r.status);
+        assert!(r.x.iter().all(|v| (v - 1.0).abs() < 1e-5), "{:?}", r.x);
     }
 
     #[test]
