@@ -292,22 +292,21 @@ def _nearby_check(fn, tr, leaves, treedef, promote, values):
     or `fn` raises at the moved input. (Rolled loops are checked by their own plain run.)"""
     rng = np.random.default_rng(0)
     moved_values = list(values)
-    moved_leaves = [_fresh(leaf, i in promote) for i, leaf in enumerate(leaves)]
+    moved_leaves = list(leaves)
     any_moved = False
     for i, v in enumerate(values):
         a = np.asarray(v)
-        if a.dtype.kind != "f" or a.size == 0 or not np.isfinite(a).all():
+        if a.dtype.kind != "f" or a.size == 0:
+            moved_leaves[i] = _fresh(leaves[i], i in promote)
             continue
-        scale = float(np.max(np.abs(a))) or 1.0
-        u = rng.uniform(-1.0, 1.0, a.shape)
-        if a.ndim >= 2 and a.shape[-1] == a.shape[-2] and np.array_equal(a, np.swapaxes(a, -1, -2)):
-            # a symmetric matrix stays symmetric (a covariance passed to cholesky/eigh,
-            # which read one triangle: a non-symmetric input is outside their contract)
-            u = (u + np.swapaxes(u, -1, -2)) / 2
-        m = np.asarray(a + 1e-3 * (np.abs(a) + scale) * u, dtype=a.dtype)
+        m = _moved(a, rng)
+        if m is None:
+            moved_leaves[i] = _fresh(leaves[i], i in promote)
+            continue
         moved_values[i] = m
-        leaf = moved_leaves[i]
-        moved_leaves[i] = m.copy() if isinstance(leaf, np.ndarray) else leaf.dtype.type(m)
+        # (the trace runs on `m` before the function, which may write into its argument)
+        leaf = leaves[i]
+        moved_leaves[i] = m if isinstance(leaf, np.ndarray) else np.dtype(a.dtype).type(m)
         any_moved = True
     if not any_moved:
         return
@@ -337,6 +336,32 @@ def _nearby_check(fn, tr, leaves, treedef, promote, values):
             "`enumerate`, `.flat`, `np.nditer`, `memoryview`): make the reader after the writes, or index "
             "the array. Set AUTODIFF_SELF_CHECK=0 to skip the check."
         )
+
+
+# Arrays up to this many elements are moved everywhere by the nearby check; larger ones
+# at this many random places and their first elements (the check then costs one copy).
+_MOVE_ALL = 1 << 16
+
+
+def _moved(a, rng):
+    """`a` moved by about 1e-3 of its size (None: not finite, left alone). A symmetric
+    matrix stays symmetric: a covariance passed to cholesky/eigh, which read one triangle
+    (a non-symmetric input is outside their contract)."""
+    scale = float(np.max(np.abs(a)))
+    if not np.isfinite(scale):
+        return None
+    scale = scale or 1.0
+    square = a.ndim >= 2 and a.shape[-1] == a.shape[-2]
+    if a.size <= _MOVE_ALL or (square and np.array_equal(a, np.swapaxes(a, -1, -2))):
+        u = rng.uniform(-1.0, 1.0, a.shape)
+        if square and np.array_equal(a, np.swapaxes(a, -1, -2)):
+            u = (u + np.swapaxes(u, -1, -2)) / 2
+        return np.asarray(a + 1e-3 * (np.abs(a) + scale) * u, dtype=a.dtype)
+    m = np.array(a, dtype=a.dtype, copy=True)
+    flat = m.reshape(-1)
+    at = np.concatenate([np.arange(256), rng.integers(0, a.size, _MOVE_ALL)])
+    flat[at] += (1e-3 * (np.abs(flat[at]) + scale) * rng.uniform(-1.0, 1.0, at.size)).astype(a.dtype)
+    return m
 
 
 def _quiet_plain_run(fn, treedef, leaves):
