@@ -290,6 +290,8 @@ def _nearby_check(fn, tr, leaves, treedef, promote, values):
     before traced values were written into it) is a constant of the trace, right at the
     traced input only: an error here, never a stale result. No verdict where a guard fails
     or `fn` raises at the moved input. (Rolled loops are checked by their own plain run.)"""
+    if sum(int(np.size(v)) for v in values) > _NEARBY_MAX_ELEMENTS and not check_every_call_enabled():
+        return  # its cost (one NumPy run, one of the trace) is left to small and medium inputs
     rng = np.random.default_rng(0)
     moved_values = list(values)
     moved_leaves = list(leaves)
@@ -338,6 +340,10 @@ def _nearby_check(fn, tr, leaves, treedef, promote, values):
         )
 
 
+# The nearby check runs when the inputs hold at most this many elements in all: past it,
+# a NumPy run of the function and an evaluation of the trace would add a third or more
+# to a first call that is dominated by them (AUTODIFF_CHECK_EVERY_CALL=1 checks any size).
+_NEARBY_MAX_ELEMENTS = 1 << 20
 # Arrays up to this many elements are moved everywhere by the nearby check; larger ones
 # at this many random places and their first elements (the check then costs one copy).
 _MOVE_ALL = 1 << 16
