@@ -343,7 +343,7 @@ def _nearby_check(fn, tr, leaves, treedef, promote, values):
 # The nearby check runs when the inputs hold at most this many elements in all: past it,
 # a NumPy run of the function and an evaluation of the trace would add a third or more
 # to a first call that is dominated by them (AUTODIFF_CHECK_EVERY_CALL=1 checks any size).
-_NEARBY_MAX_ELEMENTS = 1 << 20
+_NEARBY_MAX_ELEMENTS = 1 << 17
 # Arrays up to this many elements are moved everywhere by the nearby check; larger ones
 # at this many random places and their first elements (the check then costs one copy).
 _MOVE_ALL = 1 << 16
