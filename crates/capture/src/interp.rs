@@ -824,9 +824,8 @@ impl<'py> Tracer<'py> {
             }
             Opc::ToBool => {
                 let v = Self::pop(f)?;
-                let b = self.truth(&v)?;
-                f.stack
-                    .push(self.obj(PyBool::new(py, b).to_owned().into_any()));
+                let out = self.to_bool(&v)?;
+                f.stack.push(out);
             }
             Opc::CompareOp => {
                 let b = Self::pop(f)?;
@@ -834,8 +833,7 @@ impl<'py> Tracer<'py> {
                 let op: String = ins.argval.extract()?;
                 let mut out = self.compare(&op, &a, &b)?;
                 if v13 && arg & 16 != 0 {
-                    let t = self.truth(&out)?;
-                    out = self.obj(PyBool::new(py, t).to_owned().into_any());
+                    out = self.to_bool(&out)?;
                 }
                 f.stack.push(out);
             }
@@ -1309,6 +1307,30 @@ impl<'py> Tracer<'py> {
             }
         }
         Ok(None)
+    }
+
+    /// `bool(v)` as 3.13's TO_BOOL (and COMPARE_OP's bool form) computes it, guarded when
+    /// symbolic. The bool of a traced value keeps its node, so the jump that follows is the
+    /// guarded branch it is, not a branch on a Python value (which loop rolling would have
+    /// to verify with a plain run of the function).
+    fn to_bool(&mut self, v: &Val<'py>) -> Res<Val<'py>> {
+        let b = self.truth(v)?;
+        let out = PyBool::new(self.py, b).to_owned().into_any();
+        let node = match self.sym(v) {
+            Some(n) => {
+                let nb = self.g.cast(n, autodiff_ir::DType::Bool)?;
+                Some(if self.g.shape(nb).is_empty() {
+                    nb
+                } else {
+                    self.g.reshape(nb, &[])?
+                })
+            }
+            None => None,
+        };
+        Ok(Val {
+            obj: Some(out),
+            node,
+        })
     }
 
     /// `a in b`: a decision on the values of both, guarded (continuous values refused).
