@@ -824,7 +824,7 @@ impl<'py> Tracer<'py> {
             }
             Opc::ToBool => {
                 let v = Self::pop(f)?;
-                let out = self.to_bool(&v)?;
+                let out = self.bool_of(&v)?;
                 f.stack.push(out);
             }
             Opc::CompareOp => {
@@ -833,7 +833,7 @@ impl<'py> Tracer<'py> {
                 let op: String = ins.argval.extract()?;
                 let mut out = self.compare(&op, &a, &b)?;
                 if v13 && arg & 16 != 0 {
-                    out = self.to_bool(&out)?;
+                    out = self.bool_of(&out)?;
                 }
                 f.stack.push(out);
             }
@@ -1313,7 +1313,7 @@ impl<'py> Tracer<'py> {
     /// symbolic. The bool of a traced value keeps its node, so the jump that follows is the
     /// guarded branch it is, not a branch on a Python value (which loop rolling would have
     /// to verify with a plain run of the function).
-    fn to_bool(&mut self, v: &Val<'py>) -> Res<Val<'py>> {
+    fn bool_of(&mut self, v: &Val<'py>) -> Res<Val<'py>> {
         let b = self.truth(v)?;
         let out = PyBool::new(self.py, b).to_owned().into_any();
         let node = match self.sym(v) {
