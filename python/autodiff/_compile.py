@@ -241,13 +241,10 @@ def _trace(fn, args, kwargs, promote=()):
 def _plain_run_agrees(fn, leaves, treedef, promote, result):
     """Runs `fn` by NumPy on copies of the arguments and compares with the traced result
     (a rolled loop whose iterations may differ from the ones observed is checked so)."""
-    fresh = [_fresh(leaf, i in promote) for i, leaf in enumerate(leaves)]
-    pargs, pkwargs = _tree.unflatten(treedef, fresh)
-    try:
-        plain = fn(*pargs, **pkwargs)
-    except Exception:  # the traced run did not raise: the trace is not to be trusted
+    want = _quiet_plain_run(fn, treedef, [_fresh(leaf, i in promote) for i, leaf in enumerate(leaves)])
+    if want is None:  # the traced run did not raise: the trace is not to be trusted
         return False
-    got, want = _tree.leaves_of(result), _tree.leaves_of(plain)
+    got = _tree.leaves_of(result)
     return len(got) == len(want) and all(_agree(g, w) for g, w in zip(got, want))
 
 

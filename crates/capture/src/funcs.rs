@@ -445,18 +445,16 @@ impl<'py> Tracer<'py> {
             .args
             .iter()
             .any(|a| self.rows_are_views(a.obj()).unwrap_or(false));
-        if (name == "builtins.getattr" && c.args.len() == 3)
-            || (name == "builtins.hasattr" && c.args.len() == 2)
-        {
-            // an attribute found absent on an outside object is a fact of the trace too
+        if name == "builtins.hasattr" && c.args.len() == 2 {
+            // what `hasattr` finds on an outside object is a fact of the trace too: an
+            // absent attribute is checked to stay absent, a present one is read like `o.n`
+            // (`getattr(o, n, default)` is read so in `table.rs`)
             if let Ok(n) = c.args[1].obj().extract::<String>() {
                 let o = c.args[0].obj();
                 if !o.hasattr(n.as_str())? {
                     self.note_missing(o, &n)?;
-                } else if name == "builtins.hasattr" && self.is_foreign(o) {
-                    // present: its value is read like `o.n` (a deletion is then seen)
-                    let v = self.getattr(&c.args[0], &n)?;
-                    drop(v);
+                } else if self.is_foreign(o) {
+                    self.getattr(&c.args[0], &n)?;
                 }
             }
         }
@@ -657,10 +655,7 @@ impl<'py> Tracer<'py> {
                 match self.getattr(&c.args[0], &name) {
                     Ok(v) => Ok(v),
                     Err(e) => match c.args.get(2) {
-                        Some(d) => {
-                            self.note_missing(c.args[0].obj(), &name)?;
-                            Ok(d.clone())
-                        }
+                        Some(d) => Ok(d.clone()),
                         None => Err(e),
                     },
                 }
@@ -672,15 +667,6 @@ impl<'py> Tracer<'py> {
                 self.call_native(c)
             }
             "builtins.round" => self.run_selection(name, c),
-            "builtins.hasattr" => {
-                let r = c.real()?;
-                if c.args.len() == 2 && !r.is_truthy()? {
-                    if let Ok(n) = c.args[1].obj().extract::<String>() {
-                        self.note_missing(c.args[0].obj(), &n)?;
-                    }
-                }
-                Ok(Val::new(r))
-            }
             _ => self.call_native(c),
         }
     }
@@ -706,6 +692,7 @@ impl<'py> Tracer<'py> {
             | "builtins.repr"
             | "builtins.str"
             | "builtins.format"
+            | "builtins.hasattr"
             | "builtins.setattr"
             | "builtins.callable"
             | "builtins.dict"

@@ -1317,14 +1317,7 @@ impl<'py> Tracer<'py> {
         let b = self.truth(v)?;
         let out = PyBool::new(self.py, b).to_owned().into_any();
         let node = match self.sym(v) {
-            Some(n) => {
-                let nb = self.g.cast(n, autodiff_ir::DType::Bool)?;
-                Some(if self.g.shape(nb).is_empty() {
-                    nb
-                } else {
-                    self.g.reshape(nb, &[])?
-                })
-            }
+            Some(n) => Some(self.bool_scalar(n)?),
             None => None,
         };
         Ok(Val {

@@ -953,16 +953,21 @@ impl<'py> Tracer<'py> {
         Ok(())
     }
 
+    /// The 0-d bool node of a one-element value `n` (what `bool(v)` decides on).
+    pub fn bool_scalar(&mut self, n: NodeId) -> Res<NodeId> {
+        let nb = self.g.cast(n, DType::Bool)?;
+        Ok(if self.g.shape(nb).is_empty() {
+            nb
+        } else {
+            self.g.reshape(nb, &[])?
+        })
+    }
+
     /// The truth value of `v`, guarded when symbolic.
     pub fn truth(&mut self, v: &Val<'py>) -> Res<bool> {
         let b = v.obj().is_truthy()?;
         if let Some(n) = self.sym(v) {
-            let nb = self.g.cast(n, DType::Bool)?;
-            let nb = if self.g.shape(nb).is_empty() {
-                nb
-            } else {
-                self.g.reshape(nb, &[])?
-            };
+            let nb = self.bool_scalar(n)?;
             let exp = pyo3::types::PyBool::new(self.py, b).to_owned().into_any();
             self.guard(nb, &exp, "a branch on a traced value")?;
         } else {
